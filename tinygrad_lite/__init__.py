@@ -1,0 +1,47 @@
+"""tinygrad_lite: a small NumPy reverse-mode autograd engine.
+
+>>> import tinygrad_lite as tl
+>>> x = tl.Tensor([1.0, 2.0, 3.0], requires_grad=True)
+>>> (x * x).sum().backward()
+>>> x.grad
+Tensor([2., 4., 6.])
+
+Reading order: autograd.py -> tensor.py -> ops/ -> backends/numpy_backend.py -> kernels/cpu ->
+nn/ -> optim/ -> models.py.
+"""
+
+from . import ops  # noqa: F401  (registers every op)
+from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
+from .errors import (BackendUnavailableError, DeviceError, DTypeError, GraphError,
+                     ModelFormatError, ShapeError, TinygradLiteError)
+from .functions import (broadcast_to, cat, concatenate, matmul, maximum, minimum, split, stack,
+                        where)
+from .tensor import (Tensor, arange, default_generator, eye, full, manual_seed, ones, ones_like,
+                     rand, randn, tensor, zeros, zeros_like)
+
+float32 = "float32"
+float64 = "float64"
+__version__ = "0.1.0"
+
+
+def set_num_threads(n):
+    """Threads used by our CPU kernels (the Cython backend)."""
+    from .backends import threads
+
+    threads.set_num_threads(n)
+
+
+def get_num_threads():
+    from .backends import threads
+
+    return threads.get_num_threads()
+
+
+__all__ = [
+    "Tensor", "tensor", "zeros", "ones", "full", "arange", "eye", "randn", "rand", "zeros_like",
+    "ones_like", "manual_seed", "default_generator", "no_grad", "enable_grad", "set_grad_enabled",
+    "is_grad_enabled", "grad", "cat", "concatenate", "stack", "where", "maximum", "minimum",
+    "matmul", "broadcast_to", "split", "set_num_threads", "get_num_threads",
+    "TinygradLiteError", "ShapeError", "DTypeError", "DeviceError", "ModelFormatError",
+    "BackendUnavailableError", "GraphError",
+]

@@ -1,0 +1,454 @@
+"""Tensor methods and operators, each a one-liner over a Function or a short composition.
+
+Kept apart from tensor.py so the Tensor class itself (data, grad, backward) reads in one sitting.
+Composite methods (mean, var, logsumexp, ...) need no backward of their own: autograd
+differentiates the ops they are made of.
+"""
+
+import numpy as np
+
+from .errors import ShapeError
+from .ops import elementwise as E
+from .ops import movement as M
+from .ops import nn as N
+from .ops import reduce as R
+from .tensor import Tensor
+
+
+def _lift(other, like):
+    """Turn a Python scalar or array into a Tensor; Python scalars take ``like``'s dtype."""
+    if isinstance(other, Tensor):
+        return other
+    if isinstance(other, (bool, int, float)) and not isinstance(other, np.generic):
+        if like.dtype.kind == "f" or isinstance(other, bool) or (
+                isinstance(other, int) and like.dtype.kind in "iu"):
+            return Tensor._wrap(like.xp.asarray(other, dtype=like.dtype), False)
+        return Tensor._wrap(like.xp.asarray(other, dtype=np.float32), False)
+    if like.xp is not np:
+        return Tensor._wrap(like.xp.asarray(other), False)
+    return Tensor._wrap(np.asarray(other), False)
+
+
+def _binary(fn, swap=False):
+    def method(self, other):
+        other = _lift(other, self)
+        return fn.apply(other, self) if swap else fn.apply(self, other)
+
+    return method
+
+
+def _method(name):
+    def deco(f):
+        setattr(Tensor, name, f)
+        return f
+
+    return deco
+
+
+# ------------------------------------------------------------------ arithmetic ---
+
+for _name, _fn in (("add", E.Add), ("sub", E.Sub), ("mul", E.Mul), ("truediv", E.Div),
+                   ("pow", E.Pow)):
+    setattr(Tensor, f"__{_name}__", _binary(_fn))
+    setattr(Tensor, f"__r{_name}__", _binary(_fn, swap=True))
+Tensor.add, Tensor.sub, Tensor.mul = Tensor.__add__, Tensor.__sub__, Tensor.__mul__
+Tensor.div = Tensor.__truediv__
+Tensor.maximum = _binary(E.Maximum)
+Tensor.minimum = _binary(E.Minimum)
+
+
+@_method("pow")
+def pow(self, exponent):
+    return self.__pow__(exponent)
+
+
+@_method("__neg__")
+def neg(self):
+    return E.Neg.apply(self)
+
+
+Tensor.neg = neg
+
+
+@_method("__matmul__")
+def matmul(self, other):
+    """A @ B with NumPy semantics: 1-D operands are promoted to a matrix and the added axis is
+    dropped from the result; leading axes broadcast."""
+    other = _lift(other, self)
+    if self.ndim == 0 or other.ndim == 0:
+        raise ShapeError(f"matmul: both operands need at least 1 dimension, got shapes "
+                         f"{self.shape} and {other.shape}; use * for scalars")
+    a = self.reshape(1, -1) if self.ndim == 1 else self
+    b = other.reshape(-1, 1) if other.ndim == 1 else other
+    if a.shape[-1] != b.shape[-2]:
+        raise ShapeError(f"matmul: inner dimensions differ, got a.shape={self.shape} and "
+                         f"b.shape={other.shape} ({a.shape[-1]} != {b.shape[-2]})")
+    try:
+        np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ShapeError(f"matmul: batch dimensions do not broadcast, got a.shape={self.shape} "
+                         f"and b.shape={other.shape}") from None
+    y = N.MatMul.apply(a, b)
+    if self.ndim == 1:
+        y = y.squeeze(-2)
+    if other.ndim == 1:
+        y = y.squeeze(-1)
+    return y
+
+
+Tensor.matmul = matmul
+Tensor.__rmatmul__ = lambda self, other: _lift(other, self).__matmul__(self)
+Tensor.dot = matmul
+
+# ------------------------------------------------------------------ comparisons (no grad) ---
+
+
+def _compare(ufunc):
+    def method(self, other):
+        other = _lift(other, self)
+        return Tensor._wrap(ufunc(self.data, other.data), False)
+
+    return method
+
+
+for _name, _uf in (("eq", np.equal), ("ne", np.not_equal), ("lt", np.less),
+                   ("le", np.less_equal), ("gt", np.greater), ("ge", np.greater_equal)):
+    setattr(Tensor, f"__{_name}__", _compare(_uf))
+    setattr(Tensor, _name, _compare(_uf))
+Tensor.__hash__ = lambda self: id(self)
+
+
+@_method("sign")
+def sign(self):
+    """sign(x) in {-1, 0, 1}; piecewise constant, so it carries no gradient."""
+    return Tensor._wrap(self.xp.sign(self.data), False)
+
+
+@_method("argmax")
+def argmax(self, axis=None, keepdims=False, dim=None, keepdim=None):
+    axis, keepdims = _axis_args(axis, keepdims, dim, keepdim)
+    return Tensor._wrap(self.xp.argmax(self.data, axis=axis, keepdims=keepdims), False)
+
+
+@_method("argmin")
+def argmin(self, axis=None, keepdims=False, dim=None, keepdim=None):
+    axis, keepdims = _axis_args(axis, keepdims, dim, keepdim)
+    return Tensor._wrap(self.xp.argmin(self.data, axis=axis, keepdims=keepdims), False)
+
+
+@_method("any")
+def any_(self, axis=None, keepdims=False):
+    return Tensor._wrap(self.data.any(axis=axis, keepdims=keepdims), False)
+
+
+@_method("all")
+def all_(self, axis=None, keepdims=False):
+    return Tensor._wrap(self.data.all(axis=axis, keepdims=keepdims), False)
+
+
+# ------------------------------------------------------------------ unary ---
+
+for _name, _fn in (("exp", E.Exp), ("log", E.Log), ("sqrt", E.Sqrt), ("abs", E.Abs),
+                   ("relu", E.ReLU), ("sigmoid", E.Sigmoid), ("tanh", E.Tanh),
+                   ("softplus", E.Softplus), ("erf", E.Erf)):
+    setattr(Tensor, _name, (lambda fn: lambda self: fn.apply(self))(_fn))
+Tensor.__abs__ = Tensor.abs
+
+
+@_method("leaky_relu")
+def leaky_relu(self, negative_slope=0.01):
+    return E.LeakyReLU.apply(self, negative_slope=negative_slope)
+
+
+@_method("elu")
+def elu(self, alpha=1.0):
+    return E.ELU.apply(self, alpha=alpha)
+
+
+@_method("gelu")
+def gelu(self, approximate="none"):
+    """GELU(x) = x * Phi(x) = x/2 (1 + erf(x / sqrt 2)); ``approximate='tanh'`` uses
+    x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    if approximate == "tanh":
+        return 0.5 * self * (1 + (0.7978845608028654 * (self + 0.044715 * self ** 3)).tanh())
+    if approximate != "none":
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return 0.5 * self * (1 + (self * 0.7071067811865476).erf())
+
+
+@_method("clip")
+def clip(self, min=None, max=None):
+    if min is None and max is None:
+        raise ValueError("clip: at least one of min and max must be given, got neither")
+    return E.Clip.apply(self, lo=min, hi=max)
+
+
+Tensor.clamp = clip
+
+
+@_method("where")
+def where(self, a, b):
+    """``cond.where(a, b)``: elementwise a where self is true, else b (see ``tinygrad_lite.where``)."""
+    like = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else None
+    if like is None:
+        like = Tensor._wrap(np.zeros((), dtype=np.float32), False)
+    return E.Where.apply(self, _lift(a, like), _lift(b, like))
+
+
+@_method("square")
+def square(self):
+    return self * self
+
+
+@_method("reciprocal")
+def reciprocal(self):
+    return 1 / self
+
+
+# ------------------------------------------------------------------ reductions ---
+
+
+def _axis_args(axis, keepdims, dim, keepdim):
+    return (dim if axis is None else axis), (keepdim if keepdim is not None else keepdims)
+
+
+def _reduce(fn):
+    def method(self, axis=None, keepdims=False, dim=None, keepdim=None):
+        axis, keepdims = _axis_args(axis, keepdims, dim, keepdim)
+        axes = R.normalize_axis(axis, self.ndim, fn.op_name)
+        return fn.apply(self, axis=axes, keepdims=keepdims)
+
+    method.__doc__ = fn.__doc__
+    return method
+
+
+Tensor.sum = _reduce(R.Sum)
+Tensor.prod = _reduce(R.Prod)
+Tensor.max = _reduce(R.Max)
+Tensor.min = _reduce(R.Min)
+
+
+def _count(t, axis):
+    axes = R.normalize_axis(axis, t.ndim, "mean")
+    return int(np.prod([t.shape[a] for a in axes])) if axes else 1
+
+
+@_method("mean")
+def mean(self, axis=None, keepdims=False, dim=None, keepdim=None):
+    """mean = sum / n;  d mean / dx_i = 1/n."""
+    axis, keepdims = _axis_args(axis, keepdims, dim, keepdim)
+    return self.sum(axis=axis, keepdims=keepdims) * (1.0 / max(_count(self, axis), 1))
+
+
+@_method("var")
+def var(self, axis=None, keepdims=False, ddof=0, dim=None, keepdim=None, correction=None):
+    """var = sum (x - mean)^2 / (n - ddof). NumPy's default ddof=0 (PyTorch's is 1: pass ddof=1)."""
+    axis, keepdims = _axis_args(axis, keepdims, dim, keepdim)
+    ddof = ddof if correction is None else correction
+    n = _count(self, axis)
+    centered = self - self.mean(axis=axis, keepdims=True)
+    return (centered * centered).sum(axis=axis, keepdims=keepdims) * (1.0 / max(n - ddof, 1))
+
+
+@_method("std")
+def std(self, axis=None, keepdims=False, ddof=0, dim=None, keepdim=None, correction=None):
+    return self.var(axis, keepdims, ddof, dim, keepdim, correction).sqrt()
+
+
+@_method("logsumexp")
+def logsumexp(self, axis=None, keepdims=False, dim=None, keepdim=None):
+    """log sum_i e^(x_i) = m + log sum_i e^(x_i - m) with m = max x held constant (stable)."""
+    axis, keepdims = _axis_args(axis, keepdims, dim, keepdim)
+    m = self.detach().max(axis=axis, keepdims=True)
+    out = (self - m).exp().sum(axis=axis, keepdims=True).log() + m
+    if not keepdims:
+        axes = R.normalize_axis(axis, self.ndim, "logsumexp")
+        out = out.reshape([s for i, s in enumerate(out.shape) if i not in axes])
+    return out
+
+
+@_method("softmax")
+def softmax(self, axis=-1, dim=None):
+    return N.Softmax.apply(self, axis=dim if dim is not None else axis)
+
+
+@_method("log_softmax")
+def log_softmax(self, axis=-1, dim=None):
+    return N.LogSoftmax.apply(self, axis=dim if dim is not None else axis)
+
+
+# ------------------------------------------------------------------ movement ---
+
+
+@_method("reshape")
+def reshape(self, *shape):
+    shape = tuple(shape[0]) if len(shape) == 1 and not isinstance(shape[0], int) else shape
+    try:
+        new = np.empty(self.shape, dtype=bool).reshape(shape).shape  # resolves -1, checks size
+    except ValueError:
+        raise ShapeError(f"reshape: cannot reshape, got shape {self.shape} ({self.size} elements)"
+                         f" into {shape}") from None
+    if new == self.shape:
+        return self
+    return M.Reshape.apply(self, shape=new)
+
+
+Tensor.view = reshape
+
+
+@_method("flatten")
+def flatten(self, start_dim=0, end_dim=-1):
+    if self.ndim == 0:
+        return self.reshape(1)
+    s, e = start_dim % self.ndim, end_dim % self.ndim
+    return self.reshape(self.shape[:s] + (-1,) + self.shape[e + 1:])
+
+
+@_method("permute")
+def permute(self, *axes):
+    axes = tuple(axes[0]) if len(axes) == 1 and not isinstance(axes[0], int) else axes
+    if sorted(a % max(self.ndim, 1) for a in axes) != list(range(self.ndim)):
+        raise ShapeError(f"permute: axes must be a permutation of 0..{self.ndim - 1}, got {axes}")
+    axes = tuple(a % self.ndim for a in axes)
+    if axes == tuple(range(self.ndim)):
+        return self
+    return M.Permute.apply(self, axes=axes)
+
+
+@_method("transpose")
+def transpose(self, *axes):
+    """``transpose()`` reverses the axes (NumPy); ``transpose(a, b)`` swaps two (PyTorch)."""
+    if len(axes) == 2 and all(isinstance(a, int) for a in axes):
+        return self.swapaxes(*axes)
+    if not axes:
+        return self.T
+    return self.permute(*axes)
+
+
+@_method("swapaxes")
+def swapaxes(self, a, b):
+    order = list(range(self.ndim))
+    a, b = a % self.ndim, b % self.ndim
+    order[a], order[b] = order[b], order[a]
+    return self.permute(order)
+
+
+@_method("expand")
+def expand(self, *shape):
+    shape = tuple(shape[0]) if len(shape) == 1 and not isinstance(shape[0], int) else shape
+    shape = tuple(self.shape[i - (len(shape) - self.ndim)] if s == -1 else s
+                  for i, s in enumerate(shape))
+    try:
+        np.broadcast_shapes(self.shape, shape)
+        if np.broadcast_shapes(self.shape, shape) != shape:
+            raise ValueError
+    except ValueError:
+        raise ShapeError(f"expand: cannot broadcast, got shape {self.shape} to {shape}") from None
+    if shape == self.shape:
+        return self
+    return M.Expand.apply(self, shape=shape)
+
+
+Tensor.broadcast_to = expand
+
+
+@_method("squeeze")
+def squeeze(self, axis=None, dim=None):
+    axis = dim if axis is None else axis
+    if axis is None:
+        return self.reshape([s for s in self.shape if s != 1])
+    axes = R.normalize_axis(axis, self.ndim, "squeeze")
+    return self.reshape([s for i, s in enumerate(self.shape) if not (i in axes and s == 1)])
+
+
+@_method("unsqueeze")
+def unsqueeze(self, axis):
+    axis = axis % (self.ndim + 1)
+    return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
+
+
+Tensor.expand_dims = unsqueeze
+
+
+def _index_arg(i):
+    if isinstance(i, Tensor):
+        return i.data
+    if isinstance(i, list):
+        return np.asarray(i)
+    return i
+
+
+@_method("__getitem__")
+def getitem(self, index):
+    index = tuple(_index_arg(i) for i in index) if isinstance(index, tuple) else _index_arg(index)
+    try:
+        np.empty(self.shape, dtype=bool)[index]
+    except IndexError as e:
+        raise ShapeError(f"getitem: bad index for shape {self.shape}, got {e}") from None
+    return M.GetItem.apply(self, index=index)
+
+
+@_method("__setitem__")
+def setitem(self, index, value):
+    if self.requires_grad or self._node is not None:
+        raise RuntimeError("setitem: in-place assignment into a tensor that is part of the "
+                           "graph would corrupt its gradient; use where() or cat() instead")
+    index = tuple(_index_arg(i) for i in index) if isinstance(index, tuple) else _index_arg(index)
+    self.data[index] = value.data if isinstance(value, Tensor) else value
+
+
+@_method("pad")
+def pad(self, pad_width, value=0.0):
+    """Constant padding with NumPy's ``pad_width`` (an int, a pair, or one pair per axis)."""
+    pw = np.broadcast_to(np.asarray(pad_width, dtype=int), (self.ndim, 2))
+    if (pw < 0).any():
+        raise ShapeError(f"pad: pad widths must be >= 0, got {pad_width!r}")
+    return M.Pad.apply(self, pad_width=tuple(map(tuple, pw.tolist())), value=value)
+
+
+@_method("tile")
+def tile(self, *reps):
+    """Repeat the whole tensor ``reps`` times along each axis (np.tile / torch.repeat):
+    written as reshape -> expand -> reshape, so its gradient is a sum over the copies."""
+    reps = tuple(reps[0]) if len(reps) == 1 and not isinstance(reps[0], int) else reps
+    nd = max(len(reps), self.ndim)
+    reps = (1,) * (nd - len(reps)) + tuple(reps)
+    x = self.reshape((1,) * (nd - self.ndim) + self.shape)
+    inter = sum(((1, s) for s in x.shape), ())
+    big = sum(((r, s) for r, s in zip(reps, x.shape)), ())
+    return x.reshape(inter).expand(big).reshape(tuple(r * s for r, s in zip(reps, x.shape)))
+
+
+Tensor.repeat = tile
+
+
+@_method("split")
+def split(self, split_size_or_sections, axis=0, dim=None):
+    """PyTorch semantics: an int gives chunks of that size; a list gives the chunk sizes."""
+    axis = (dim if dim is not None else axis) % self.ndim
+    n = self.shape[axis]
+    if isinstance(split_size_or_sections, int):
+        sizes = [split_size_or_sections] * (n // split_size_or_sections)
+        if n % split_size_or_sections:
+            sizes.append(n % split_size_or_sections)
+    else:
+        sizes = list(split_size_or_sections)
+        if sum(sizes) != n:
+            raise ShapeError(f"split: sizes must add up to the axis length, got {sizes} for "
+                             f"length {n}")
+    out, start = [], 0
+    for s in sizes:
+        out.append(self[(slice(None),) * axis + (slice(start, start + s),)])
+        start += s
+    return tuple(out)
+
+
+@_method("chunk")
+def chunk(self, chunks, axis=0):
+    n = self.shape[axis]
+    return self.split(-(-n // chunks), axis=axis)
+
+
+@_method("type_as")
+def type_as(self, other):
+    return self.astype(other.dtype)

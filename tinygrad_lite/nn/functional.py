@@ -1,0 +1,192 @@
+"""Functional forms of the neural-network ops (PyTorch's ``torch.nn.functional``).
+
+Each validates its arguments, names the op and the shapes when they are wrong, and then applies
+the registered Functions of ``ops/``.
+"""
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..ops import nn as N
+from ..tensor import Tensor, default_generator
+
+
+def _tensor(x):
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+# ------------------------------------------------------------------ activations ---
+
+def relu(x):
+    return _tensor(x).relu()
+
+
+def leaky_relu(x, negative_slope=0.01):
+    return _tensor(x).leaky_relu(negative_slope)
+
+
+def elu(x, alpha=1.0):
+    return _tensor(x).elu(alpha)
+
+
+def gelu(x, approximate="none"):
+    return _tensor(x).gelu(approximate)
+
+
+def sigmoid(x):
+    return _tensor(x).sigmoid()
+
+
+def tanh(x):
+    return _tensor(x).tanh()
+
+
+def softplus(x):
+    return _tensor(x).softplus()
+
+
+def softmax(x, axis=-1, dim=None):
+    return _tensor(x).softmax(axis=dim if dim is not None else axis)
+
+
+def log_softmax(x, axis=-1, dim=None):
+    return _tensor(x).log_softmax(axis=dim if dim is not None else axis)
+
+
+# ------------------------------------------------------------------ dense ---
+
+def linear(x, weight, bias=None):
+    """y = x W^T + b with W of shape (out_features, in_features), as PyTorch."""
+    x = _tensor(x)
+    if x.shape[-1] != weight.shape[-1]:
+        raise ShapeError(f"linear: input features differ from the weight, got x.shape={x.shape} "
+                         f"and weight.shape={weight.shape} ({x.shape[-1]} != {weight.shape[-1]})")
+    y = x @ weight.T
+    return y if bias is None else y + bias
+
+
+def dropout(x, p=0.5, training=True, generator=None):
+    """Inverted dropout: zero each element with probability p and scale the rest by 1/(1-p), so
+    the expected value is unchanged and evaluation needs no rescaling. Identity when not training."""
+    x = _tensor(x)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1], got p={p}")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return x * 0.0
+    rng = generator or default_generator()
+    keep = rng.random(x.shape) >= p
+    mask = keep.astype(x.dtype) * (1.0 / (1.0 - p))
+    return x * Tensor._wrap(x.xp.asarray(mask), False)
+
+
+def one_hot(labels, num_classes=-1, dtype=np.float32):
+    """Rows of the identity picked by integer labels; no gradient."""
+    lab = np.asarray(labels.numpy() if isinstance(labels, Tensor) else labels)
+    if lab.dtype.kind not in "iu":
+        if lab.size and not np.all(np.mod(lab, 1) == 0):
+            raise ShapeError(f"one_hot: labels must be integers, got dtype {lab.dtype}")
+        lab = lab.astype(np.int64)
+    n = int(lab.max()) + 1 if num_classes == -1 and lab.size else num_classes
+    if lab.size and (lab.min() < 0 or lab.max() >= n):
+        bad = lab[(lab < 0) | (lab >= n)]
+        raise ShapeError(f"one_hot: labels must be in [0, {n}), got {bad[:5].tolist()}")
+    return Tensor(np.eye(n, dtype=dtype)[lab])
+
+
+def embedding(indices, weight):
+    """Rows of ``weight`` picked by integer ``indices``; repeated indices accumulate gradient."""
+    idx = indices.data if isinstance(indices, Tensor) else np.asarray(indices)
+    if idx.dtype.kind not in "iu":
+        raise ShapeError(f"embedding: indices must be integers, got dtype {idx.dtype}")
+    if idx.size and (idx.min() < 0 or idx.max() >= weight.shape[0]):
+        raise ShapeError(f"embedding: indices must be in [0, {weight.shape[0]}), got min "
+                         f"{int(idx.min())}, max {int(idx.max())}")
+    return weight[idx]
+
+
+# ------------------------------------------------------------------ convolution ---
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D convolution over NCHW input with weight (out, in/groups, kh, kw) (cross-correlation,
+    as every framework). ``padding='same'`` keeps H and W for stride 1."""
+    x = _tensor(x)
+    N.check_float("conv2d", x, weight)
+    if isinstance(padding, str):
+        padding = _same_padding(padding, weight.shape, dilation, stride)
+    geom, _ = N.conv_geometry("conv2d", x.shape, weight.shape, stride, padding, dilation, groups)
+    y = N.Conv2d.apply(x, weight, geom=geom)
+    return y if bias is None else y + bias.reshape(1, -1, 1, 1)
+
+
+def _same_padding(padding, w_shape, dilation, stride):
+    if padding == "valid":
+        return 0
+    if padding != "same":
+        raise ValueError(f"conv2d: padding must be an int, a pair, 'same' or 'valid', got "
+                         f"{padding!r}")
+    d = N.pair(dilation, "dilation", "conv2d")
+    if N.pair(stride, "stride", "conv2d") != (1, 1):
+        raise ValueError("conv2d: padding='same' needs stride 1, got stride={stride}")
+    total = [d[a] * (w_shape[2 + a] - 1) for a in range(2)]
+    if any(t % 2 for t in total):
+        raise ValueError(f"conv2d: padding='same' needs an odd effective kernel here, got kernel "
+                         f"{w_shape[2:]} with dilation {d}; pad explicitly with x.pad(...)")
+    return (total[0] // 2, total[1] // 2)
+
+
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    """The transposed convolution (the adjoint of conv2d in its input): weight is
+    (in, out/groups, kh, kw) as PyTorch; H_out = (H-1)s - 2p + d(k-1) + output_padding + 1."""
+    x = _tensor(x)
+    N.check_float("conv_transpose2d", x, weight)
+    s, p, d = (N.pair(stride, "stride", "conv_transpose2d"),
+               N.pair(padding, "padding", "conv_transpose2d"),
+               N.pair(dilation, "dilation", "conv_transpose2d"))
+    op = N.pair(output_padding, "output_padding", "conv_transpose2d")
+    if x.ndim != 4 or weight.ndim != 4 or x.shape[1] != weight.shape[0]:
+        raise ShapeError(f"conv_transpose2d: expected x (N, C, H, W) and weight (C, O/groups, kh, "
+                         f"kw) with matching C, got x.shape={x.shape}, weight.shape={weight.shape}")
+    if any(op[a] >= max(s[a], d[a]) for a in range(2)) or min(op) < 0:
+        raise ShapeError(f"conv_transpose2d: output_padding must be smaller than stride or "
+                         f"dilation, got output_padding={op}, stride={s}, dilation={d}")
+    out_hw = tuple((x.shape[2 + a] - 1) * s[a] - 2 * p[a] + d[a] * (weight.shape[2 + a] - 1)
+                   + op[a] + 1 for a in range(2))
+    if min(out_hw) < 1:
+        raise ShapeError(f"conv_transpose2d: output would be empty, got {out_hw}")
+    out_shape = (x.shape[0], weight.shape[1] * groups) + out_hw
+    geom, _ = N.conv_geometry("conv_transpose2d", out_shape, weight.shape, s, p, d, groups)
+    y = N.Conv2dBackwardInput.apply(x, weight, x_shape=out_shape, geom=geom)
+    return y if bias is None else y + bias.reshape(1, -1, 1, 1)
+
+
+# ------------------------------------------------------------------ pooling ---
+
+def max_pool2d(x, kernel_size, stride=None, padding=0):
+    x = _tensor(x)
+    N.check_float("max_pool2d", x)
+    geom = N.pool_geometry("max_pool2d", x.shape, kernel_size, stride, padding)
+    return N.MaxPool2d.apply(x, geom=geom)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0):
+    x = _tensor(x)
+    N.check_float("avg_pool2d", x)
+    geom = N.pool_geometry("avg_pool2d", x.shape, kernel_size, stride, padding)
+    return N.AvgPool2d.apply(x, geom=geom)
+
+
+def adaptive_avg_pool2d(x, output_size):
+    """Average pooling to a fixed output size; exact when H, W divide by it (global pooling is
+    output_size=1, a mean over H and W)."""
+    x = _tensor(x)
+    oh, ow = N.pair(output_size, "output_size", "adaptive_avg_pool2d")
+    if (oh, ow) == (1, 1):
+        return x.mean(axis=(2, 3), keepdims=True)
+    if x.shape[2] % oh or x.shape[3] % ow:
+        raise ShapeError(f"adaptive_avg_pool2d: input H, W must be divisible by the output size, "
+                         f"got {x.shape[2:]} and {(oh, ow)}")
+    k = (x.shape[2] // oh, x.shape[3] // ow)
+    return avg_pool2d(x, k, k)

@@ -1,0 +1,128 @@
+"""Movement ops: they rearrange, select or copy elements without arithmetic.
+
+Their backward passes move the gradient back the same way in reverse: reshape undoes reshape,
+the inverse permutation undoes a transpose, and a selection (indexing) scatters its gradient
+back into a zero tensor of the input's shape, *adding* where an index was picked twice.
+
+Next: nn.py (softmax, matmul, conv2d, pooling), the ops neural networks are built from.
+"""
+
+import numpy as np
+
+from ..autograd import Function, register
+
+
+@register("reshape")
+class Reshape(Function):
+    """y = x viewed with a new shape (same elements, row-major order);  dx = dy reshaped back."""
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.in_shape = x.shape
+        return x.reshape(shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        return (g.reshape(ctx.in_shape),)
+
+
+@register("permute")
+class Permute(Function):
+    """y = x with axes reordered: y.shape[i] = x.shape[axes[i]];  dx = dy permuted by argsort(axes)."""
+
+    @staticmethod
+    def forward(ctx, x, axes):
+        ctx.inverse = tuple(np.argsort(axes))
+        return x.transpose(axes)
+
+    @staticmethod
+    def backward(ctx, g):
+        return (g.permute(ctx.inverse),)
+
+
+@register("expand")
+class Expand(Function):
+    """y = x broadcast to ``shape``;  dx = dy summed over the broadcast axes (the engine does it)."""
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        return ctx.xp.broadcast_to(x, shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        return (g,)  # autograd.sum_to_shape reduces it to x.shape
+
+
+def _is_basic(index):
+    items = index if isinstance(index, tuple) else (index,)
+    return all(i is None or i is Ellipsis or isinstance(i, (int, slice, np.integer))
+               for i in items)
+
+
+@register("getitem")
+class GetItem(Function):
+    """y = x[index] (NumPy indexing: ints, slices, Ellipsis, None, boolean masks, int arrays);
+    dx = zeros_like(x) with dy added at the selected positions (repeated indices add up)."""
+
+    @staticmethod
+    def forward(ctx, x, index):
+        ctx.index = index
+        ctx.in_shape = x.shape
+        return x[index]
+
+    @staticmethod
+    def backward(ctx, g):
+        return (IndexAdd.apply(g, index=ctx.index, shape=ctx.in_shape),)
+
+
+@register("index_add")
+class IndexAdd(Function):
+    """y = zeros(shape) with y[index] += g  (the adjoint of getitem);  dg = dy[index]."""
+
+    @staticmethod
+    def forward(ctx, g, index, shape):
+        ctx.index = index
+        out = ctx.xp.zeros(shape, dtype=g.dtype)
+        if _is_basic(index):
+            out[index] = g            # a basic index selects each element at most once
+        else:
+            ctx.xp.add.at(out, index, g)
+        return out
+
+    @staticmethod
+    def backward(ctx, gy):
+        return (gy[ctx.index],)
+
+
+@register("cat")
+class Cat(Function):
+    """y = concatenate(xs, axis);  dx_k = dy sliced at x_k's place along axis."""
+
+    @staticmethod
+    def forward(ctx, *xs, axis=0):
+        ctx.axis = axis
+        ctx.sizes = [x.shape[axis] for x in xs]
+        return ctx.xp.concatenate(xs, axis=axis)
+
+    @staticmethod
+    def backward(ctx, g):
+        out, start = [], 0
+        for size, need in zip(ctx.sizes, ctx.needs_input_grad):
+            sl = (slice(None),) * ctx.axis + (slice(start, start + size),)
+            out.append(g[sl] if need else None)
+            start += size
+        return tuple(out)
+
+
+@register("pad")
+class Pad(Function):
+    """y = x with ``pad_width`` constant padding (NumPy's form);  dx = dy with the border cut."""
+
+    @staticmethod
+    def forward(ctx, x, pad_width, value=0.0):
+        ctx.inner = tuple(slice(lo, lo + s) for (lo, _), s in zip(pad_width, x.shape))
+        return ctx.xp.pad(x, pad_width, constant_values=value)
+
+    @staticmethod
+    def backward(ctx, g):
+        return (g[ctx.inner],)

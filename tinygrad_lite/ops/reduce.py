@@ -1,0 +1,96 @@
+"""Reductions: one output element summarizes many input elements along ``axis``.
+
+The backward pass of every reduction first puts the reduced axes back (as size-1 axes, the
+``keepdims`` shape) and then broadcasts the gradient over the elements that fed each output.
+
+Next: movement.py (reshape, transpose, indexing), ops that only move elements around.
+"""
+
+from ..autograd import Function, register
+from ..errors import ShapeError
+
+
+def normalize_axis(axis, ndim, op):
+    """``axis`` (None, int or tuple, negatives allowed) as a sorted tuple of positive ints."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    out = []
+    for a in axes:
+        if not -ndim <= a < max(ndim, 1):
+            raise ShapeError(f"{op}: axis {a} is out of range for a tensor of {ndim} dims, "
+                             f"got axis={axis!r}")
+        out.append(a % ndim if ndim else 0)
+    if len(set(out)) != len(out):
+        raise ShapeError(f"{op}: repeated axis, got axis={axis!r}")
+    return tuple(sorted(out))
+
+
+def keepdims_shape(shape, axes):
+    return tuple(1 if i in axes else s for i, s in enumerate(shape))
+
+
+@register("sum")
+class Sum(Function):
+    """y = sum_{i in axes} x_i;  dy/dx_i = 1: the gradient is broadcast back over the axes."""
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        ctx.in_shape = x.shape
+        ctx.kd_shape = keepdims_shape(x.shape, axis)
+        return x.sum(axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx, g):
+        return (g.reshape(ctx.kd_shape).expand(ctx.in_shape),)
+
+
+@register("prod")
+class Prod(Function):
+    """y = prod_i x_i;  dy/dx_i = prod_{j != i} x_j = y / x_i  (domain: x != 0)."""
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        ctx.kd_shape = keepdims_shape(x.shape, axis)
+        y = x.prod(axis=axis, keepdims=True)
+        ctx.save(x, y)
+        return y if keepdims else y.reshape([s for i, s in enumerate(y.shape) if i not in axis])
+
+    @staticmethod
+    def backward(ctx, g):
+        x, y = ctx.saved_tensors
+        return (g.reshape(ctx.kd_shape) * y / x,)
+
+
+class _Extremum(Function):
+    """y = max_i x_i (or min);  dy/dx_i = [x_i == y] / (number of ties): ties share evenly."""
+
+    reducer = None
+
+    @classmethod
+    def forward(cls, ctx, x, axis=None, keepdims=False):
+        if x.size == 0:
+            raise ShapeError(f"{cls.op_name}: cannot reduce an empty tensor, got shape {x.shape}")
+        y = getattr(x, cls.reducer)(axis=axis, keepdims=True)
+        hits = x == y
+        ctx.share = hits / hits.sum(axis=axis, keepdims=True)
+        ctx.kd_shape = y.shape
+        return y if keepdims else y.reshape([s for i, s in enumerate(y.shape) if i not in axis])
+
+    @staticmethod
+    def backward(ctx, g):
+        from ..tensor import Tensor
+
+        return (g.reshape(ctx.kd_shape) * Tensor._wrap(ctx.share.astype(g.dtype), False),)
+
+
+@register("max")
+class Max(_Extremum):
+    __doc__ = _Extremum.__doc__
+    reducer = "max"
+
+
+@register("min")
+class Min(_Extremum):
+    __doc__ = _Extremum.__doc__.replace("max_i", "min_i").replace("(or min)", "")
+    reducer = "min"

@@ -1,0 +1,361 @@
+"""The Tensor: an array, an optional gradient, and the op that made it.
+
+A Tensor wraps a NumPy (or CuPy) array in ``.data``. If ``requires_grad`` is set, ops applied to
+it record a graph (see autograd.py) and ``backward()`` fills ``.grad`` of every leaf that asked
+for one. Methods are thin: each calls a registered Function from ``ops/`` or composes a few.
+
+Dtypes: float32 by default for Python floats and lists; NumPy arrays keep their dtype (float64
+stays float64, as ``torch.from_numpy``). Python scalars in arithmetic take the tensor's dtype.
+Mixed float32/float64 operands follow NumPy promotion (the result is float64).
+
+Next: ops/elementwise.py, the simplest Functions.
+"""
+
+import numpy as np
+
+from . import autograd
+from .errors import DeviceError, DTypeError, ShapeError
+
+_DEFAULT_FLOAT = np.float32
+
+
+class _Generator:
+    """The library's random generator, reseeded by ``manual_seed``."""
+
+    rng = np.random.default_rng()
+
+
+def manual_seed(seed):
+    """Seed every random draw of the library (factories, init, dropout, shuffling)."""
+    _Generator.rng = np.random.default_rng(seed)
+    return _Generator.rng
+
+
+def default_generator():
+    return _Generator.rng
+
+
+def _xp_of(a):
+    return np if isinstance(a, (np.ndarray, np.generic)) else _cupy_module_of(a)
+
+
+def _cupy_module_of(a):
+    mod = type(a).__module__.split(".")[0]
+    if mod == "cupy":
+        import cupy
+
+        return cupy
+    return np
+
+
+def _to_array(data, dtype, device):
+    if device not in ("cpu", "cuda") and not str(device).startswith("cuda"):
+        raise DeviceError(f"Tensor: unknown device, got {device!r}; use 'cpu' or 'cuda'")
+    if str(device).startswith("cuda"):
+        try:
+            import cupy
+        except ImportError:
+            raise DeviceError("Tensor: device='cuda' needs CuPy, got no cupy module; "
+                              "pip install tinygrad_lite[cuda]") from None
+        arr = cupy.asarray(data, dtype=dtype)
+    elif isinstance(data, np.ndarray):
+        arr = data if dtype is None else data.astype(dtype, copy=False)
+    else:
+        if type(data).__module__.split(".")[0] == "cupy":
+            arr = data.get()
+        else:
+            arr = np.asarray(data)
+        if dtype is not None:
+            arr = arr.astype(dtype, copy=False)
+        elif arr.dtype == np.float64 and not isinstance(data, np.generic):
+            arr = arr.astype(_DEFAULT_FLOAT)
+    if dtype is None and arr.dtype.kind not in "fiub":
+        raise DTypeError(f"Tensor: unsupported dtype, got {arr.dtype}; use a float, int or "
+                         "bool array")
+    return arr
+
+
+class Tensor:
+    """An n-dimensional array that can record the ops applied to it.
+
+    Parameters
+    ----------
+    data : array-like, scalar or Tensor
+    requires_grad : bool, record ops for ``backward()`` (float dtypes only)
+    dtype : NumPy dtype; default float32 for Python floats, the array's own for arrays
+    device : "cpu" or "cuda" (CuPy)
+
+    Examples
+    --------
+    >>> x = Tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    >>> y = (x * x).sum()
+    >>> y.backward()
+    >>> x.grad.numpy()           # d(sum x^2)/dx = 2x
+    array([[2., 4.],
+           [6., 8.]], dtype=float32)
+    """
+
+    __slots__ = ("data", "grad", "_requires_grad", "_node", "_retains_grad", "__weakref__")
+    __array_ufunc__ = None  # ndarray * Tensor -> Tensor.__rmul__, not an object array
+    __array_priority__ = 1000
+
+    def __init__(self, data, requires_grad=False, dtype=None, device="cpu"):
+        if isinstance(data, Tensor):
+            data = data.data
+        self.data = _to_array(data, dtype, device)
+        self.grad = None
+        self._node = None
+        self._retains_grad = False
+        self._requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @classmethod
+    def _wrap(cls, data, requires_grad):
+        t = cls.__new__(cls)
+        t.data = data
+        t.grad = None
+        t._node = None
+        t._retains_grad = False
+        t._requires_grad = requires_grad
+        return t
+
+    # ---- attributes ---------------------------------------------------------------------
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        self.requires_grad_(value)
+
+    def requires_grad_(self, requires_grad=True):
+        if requires_grad and self.data.dtype.kind != "f":
+            raise DTypeError(f"requires_grad: only floating-point tensors can require "
+                             f"gradients, got dtype {self.data.dtype}; convert with .float()")
+        if not requires_grad and self._node is not None:
+            raise autograd.GraphError("requires_grad_: cannot turn off gradients of a non-leaf "
+                                      "tensor; use .detach()")
+        self._requires_grad = bool(requires_grad)
+        return self
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def size(self):
+        return self.data.size
+
+    def numel(self):
+        return self.data.size
+
+    def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    @property
+    def xp(self):
+        return _xp_of(self.data)
+
+    @property
+    def device(self):
+        return "cpu" if self.xp is np else "cuda"
+
+    @property
+    def is_leaf(self):
+        return self._node is None
+
+    @property
+    def grad_fn(self):
+        return None if self._node is None else self._node.fn
+
+    @property
+    def T(self):
+        return self.permute(tuple(range(self.ndim - 1, -1, -1)))
+
+    def numpy(self):
+        """The data as a NumPy array (copied to the host for CUDA tensors)."""
+        return self.data if self.xp is np else self.data.get()
+
+    def item(self):
+        if self.size != 1:
+            raise ShapeError(f"item: only one-element tensors convert to a Python scalar, got "
+                             f"shape {self.shape}")
+        return self.data.reshape(()).item()
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def detach(self):
+        """A new leaf sharing the data, cut from the graph."""
+        return Tensor._wrap(self.data, False)
+
+    def retain_grad(self):
+        """Keep ``.grad`` for this non-leaf tensor during backward."""
+        self._retains_grad = True
+        return self
+
+    def __array__(self, dtype=None, copy=None):
+        a = self.numpy()
+        if dtype is not None:
+            a = a.astype(dtype, copy=False)
+        return a.copy() if copy else a
+
+    def __repr__(self):
+        body = np.array2string(self.numpy(), separator=", ", prefix="Tensor(")
+        extra = ""
+        if self.dtype != _DEFAULT_FLOAT and self.dtype.kind == "f" or self.dtype.kind != "f":
+            extra += f", dtype={self.dtype}"
+        if self.device != "cpu":
+            extra += f", device='{self.device}'"
+        if self._node is not None:
+            extra += f", grad_fn=<{self._node.fn.op_name}>"
+        elif self.requires_grad:
+            extra += ", requires_grad=True"
+        return f"Tensor({body}{extra})"
+
+    def __hash__(self):
+        return id(self)
+
+    def __bool__(self):
+        if self.size != 1:
+            raise ValueError(f"bool: the truth value of a tensor with {self.size} elements is "
+                             "ambiguous; use .any() or .all()")
+        return bool(self.data)
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        if self.dtype.kind not in "iu":
+            raise TypeError("only integer tensors can be used as an index")
+        return int(self.item())
+
+    # ---- backward -----------------------------------------------------------------------
+    def backward(self, gradient=None, retain_graph=False, create_graph=False):
+        """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
+
+        ``gradient`` is the upstream dL/d(self); it may be omitted for a scalar. The graph is
+        freed afterwards unless ``retain_graph``; ``create_graph`` records the backward pass
+        itself for higher-order derivatives.
+        """
+        g = autograd._default_grad(self, gradient, "backward")
+        autograd.run_backward([self], [g], retain_graph or create_graph, create_graph)
+
+    def _accumulate_grad(self, g, create_graph):
+        # The first gradient is copied: backward rules may hand the same array to several
+        # inputs (add) or a read-only broadcast view, and optimizers/clipping edit .grad in place.
+        if create_graph:
+            self.grad = g if self.grad is None else self.grad + g
+        elif self.grad is None:
+            self.grad = Tensor._wrap(g.xp.array(g.data, copy=True), False)
+        else:
+            self.grad.data = self.grad.data + g.data
+
+    def zero_(self):
+        self.data[...] = 0
+        return self
+
+    # ---- conversion ---------------------------------------------------------------------
+    def astype(self, dtype):
+        from .ops.elementwise import Cast
+
+        dtype = np.dtype(dtype)
+        if dtype == self.dtype:
+            return self
+        return Cast.apply(self, dtype=dtype)
+
+    def float(self):
+        return self.astype(np.float32)
+
+    def double(self):
+        return self.astype(np.float64)
+
+    def long(self):
+        return self.astype(np.int64)
+
+    def to(self, target):
+        """``to("cpu"|"cuda")`` moves the data (as a new leaf); ``to(dtype)`` casts."""
+        if isinstance(target, str):
+            if target == self.device or (target.startswith("cuda") and self.device == "cuda"):
+                return self
+            t = Tensor(self.numpy() if target == "cpu" else self.data, device=target)
+            t.requires_grad_(self.requires_grad)
+            return t
+        return self.astype(target)
+
+    def clone(self):
+        return self * 1
+
+
+from . import _tensor_methods  # noqa: E402,F401  (attaches the op methods to Tensor)
+
+
+# ------------------------------------------------------------------ factories ---
+
+
+def _factory(array, dtype, requires_grad, device):
+    return Tensor(array, dtype=dtype or _DEFAULT_FLOAT, requires_grad=requires_grad,
+                  device=device)
+
+
+def _shape(shape):
+    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+
+
+def zeros(*shape, dtype=None, requires_grad=False, device="cpu"):
+    return _factory(np.zeros(_shape(shape)), dtype, requires_grad, device)
+
+
+def ones(*shape, dtype=None, requires_grad=False, device="cpu"):
+    return _factory(np.ones(_shape(shape)), dtype, requires_grad, device)
+
+
+def full(shape, fill_value, dtype=None, requires_grad=False, device="cpu"):
+    return _factory(np.full(shape, fill_value), dtype, requires_grad, device)
+
+
+def zeros_like(t, dtype=None, requires_grad=False):
+    return Tensor(t.xp.zeros_like(t.data, dtype=dtype), requires_grad=requires_grad)
+
+
+def ones_like(t, dtype=None, requires_grad=False):
+    return Tensor(t.xp.ones_like(t.data, dtype=dtype), requires_grad=requires_grad)
+
+
+def arange(start, stop=None, step=1, dtype=None, requires_grad=False, device="cpu"):
+    a = np.arange(start, stop, step) if stop is not None else np.arange(start)
+    if dtype is None and a.dtype.kind == "f":
+        dtype = _DEFAULT_FLOAT
+    return Tensor(a, dtype=dtype, requires_grad=requires_grad, device=device)
+
+
+def eye(n, m=None, dtype=None, requires_grad=False, device="cpu"):
+    return _factory(np.eye(n, m), dtype, requires_grad, device)
+
+
+def randn(*shape, dtype=None, requires_grad=False, device="cpu", generator=None):
+    rng = generator or _Generator.rng
+    return _factory(rng.standard_normal(_shape(shape)), dtype, requires_grad, device)
+
+
+def rand(*shape, dtype=None, requires_grad=False, device="cpu", generator=None):
+    rng = generator or _Generator.rng
+    return _factory(rng.random(_shape(shape)), dtype, requires_grad, device)
+
+
+def tensor(data, requires_grad=False, dtype=None, device="cpu"):
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
