@@ -109,6 +109,11 @@ class Optimizer:
                 f"{type(self).__name__}: params must be an iterable of parameters or of dicts, "
                 f"got a single {type(params).__name__}; wrap it in a list"
             )
+        if isinstance(params, (set, frozenset)):
+            raise TypeError(
+                f"{type(self).__name__}: parameters must be an ordered collection, got a set; "
+                "use a list so the order (and the state_dict indices) stay the same between runs"
+            )
         groups = list(params)
         if not groups:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
