@@ -1,0 +1,359 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
+# cython: cdivision=True, nonecheck=False, embedsignature=True
+"""tinygrad_lite._cpu -- the CPU kernels: GEMM, im2col/col2im, conv2d, pooling (float32/float64).
+
+Every kernel here is a ``cdef ... noexcept nogil`` core plus a thin ``def`` wrapper. The wrappers
+trust their caller (``tinygrad_lite/backends/cython_backend.py``) to have checked dtypes, shapes
+and geometry and to have made the arrays C-contiguous; the cores never raise.
+
+Sections: ISA selection and workspace -- GEMM -- im2col / col2im -- conv2d -- pooling.
+The ISA-specific micro-kernels and the packing routines live in gemm_kernels.h.
+"""
+
+import os
+import threading
+import warnings
+
+from cython.parallel cimport prange, threadid
+from libc.stddef cimport ptrdiff_t
+from libc.stdint cimport int64_t
+from libc.string cimport memset, memcpy
+
+ctypedef fused floating:
+    float
+    double
+
+cdef extern from "gemm_kernels.h" nogil:
+    ctypedef void (*tgl_ukr_f32)(int, const float*, const float*, float*, ptrdiff_t,
+                                 int) noexcept nogil
+    ctypedef void (*tgl_ukr_f64)(int, const double*, const double*, double*, ptrdiff_t,
+                                 int) noexcept nogil
+    ctypedef struct tgl_kernel_info:
+        int isa, mr, nr, nr_f64
+        tgl_ukr_f32 ukr_f32
+        tgl_ukr_f64 ukr_f64
+    int TGL_ISA_GENERIC, TGL_ISA_AVX2, TGL_ISA_AVX512
+    int tgl_cpu_best_isa()
+    int tgl_openmp_enabled()
+    void tgl_select_kernel(int isa, tgl_kernel_info* k)
+    void* tgl_aligned_alloc(size_t nbytes)
+    void tgl_aligned_free(void* p)
+    void tgl_pack_a_f32(int mr, int mc, int kc, const float* a, ptrdiff_t rsa, ptrdiff_t csa,
+                        float* dst)
+    void tgl_pack_a_f64(int mr, int mc, int kc, const double* a, ptrdiff_t rsa, ptrdiff_t csa,
+                        double* dst)
+    void tgl_pack_b_f32(int nr, int nc, int kc, const float* b, ptrdiff_t rsb, ptrdiff_t csb,
+                        float* dst, int j0, int j1)
+    void tgl_pack_b_f64(int nr, int nc, int kc, const double* b, ptrdiff_t rsb, ptrdiff_t csb,
+                        double* dst, int j0, int j1)
+    void tgl_macro_kernel_f32(tgl_ukr_f32 ukr, int mr, int nr, int mc, int nc, int kc,
+                              const float* pa, const float* pb, float* c, ptrdiff_t ldc, int beta)
+    void tgl_macro_kernel_f64(tgl_ukr_f64 ukr, int mr, int nr, int mc, int nc, int kc,
+                              const double* pa, const double* pb, double* c, ptrdiff_t ldc,
+                              int beta)
+    void tgl_gemm_naive_f32(int m, int n, int k, const float* a, ptrdiff_t rsa, ptrdiff_t csa,
+                            const float* b, ptrdiff_t rsb, ptrdiff_t csb, float* c, ptrdiff_t ldc,
+                            int beta)
+    void tgl_gemm_naive_f64(int m, int n, int k, const double* a, ptrdiff_t rsa, ptrdiff_t csa,
+                            const double* b, ptrdiff_t rsb, ptrdiff_t csb, double* c,
+                            ptrdiff_t ldc, int beta)
+
+
+# ============================================================ ISA selection and workspace ===
+
+_ISA_NAMES = {TGL_ISA_GENERIC: "generic", TGL_ISA_AVX2: "avx2", TGL_ISA_AVX512: "avx512"}
+_ISA_CODES = {v: k for k, v in _ISA_NAMES.items()}
+cdef int _BEST_ISA = tgl_cpu_best_isa()
+cdef tgl_kernel_info _K
+
+
+def supported_isas():
+    """The ISA variants this CPU can run, best first (always ends with 'generic')."""
+    return [name for code, name in sorted(_ISA_NAMES.items(), reverse=True) if code <= _BEST_ISA]
+
+
+def set_isa(name):
+    """Force an ISA variant ('avx512', 'avx2', 'generic' or 'auto'); returns the previous name.
+
+    A variant the CPU cannot run would crash the process (SIGILL), so it is refused with a
+    ValueError naming what is supported.
+    """
+    previous = isa()
+    code = _BEST_ISA if name in (None, "", "auto") else _ISA_CODES.get(name)
+    if code is None or code > _BEST_ISA:
+        raise ValueError(f"set_isa: unknown or unsupported ISA variant, got {name!r}; "
+                         f"this CPU supports {supported_isas()}")
+    tgl_select_kernel(code, &_K)
+    return previous
+
+
+def isa():
+    """Name of the ISA variant the GEMM micro-kernel uses now."""
+    return _ISA_NAMES[_K.isa]
+
+
+def openmp():
+    """True when the extension was compiled with OpenMP (threads > 1 can run in parallel)."""
+    return bool(tgl_openmp_enabled())
+
+
+def _init_isa():
+    forced = os.environ.get("TINYGRAD_LITE_CPU_ISA", "auto").strip().lower()
+    try:
+        set_isa(forced)
+    except ValueError as e:
+        warnings.warn(f"TINYGRAD_LITE_CPU_ISA: {e}; using {supported_isas()[0]!r}", RuntimeWarning,
+                      stacklevel=2)
+        set_isa("auto")
+
+
+_init_isa()
+
+
+cdef class _Workspace:
+    """A 64-byte aligned scratch buffer that grows on demand and is reused between calls."""
+    cdef char* ptr
+    cdef size_t size
+
+    cdef char* ensure(self, size_t nbytes) except NULL:
+        if nbytes > self.size:
+            tgl_aligned_free(self.ptr)
+            self.ptr = NULL
+            self.size = 0
+            self.ptr = <char*>tgl_aligned_alloc(nbytes)
+            if self.ptr == NULL:
+                raise MemoryError(f"cpu kernels: cannot allocate a {nbytes}-byte workspace")
+            self.size = nbytes
+        return self.ptr
+
+    def __dealloc__(self):
+        tgl_aligned_free(self.ptr)
+
+
+# One shared workspace for the common single-caller case; a concurrent caller (another Python
+# thread inside a kernel with the GIL released) gets a private one instead of waiting.
+_ws_lock = threading.Lock()
+cdef _Workspace _ws_shared = _Workspace()
+
+
+cdef _Workspace _ws_acquire():
+    if _ws_lock.acquire(False):
+        return _ws_shared
+    return _Workspace()
+
+
+cdef void _ws_release(_Workspace ws):
+    if ws is _ws_shared:
+        _ws_lock.release()
+
+
+cdef inline size_t _round64(size_t nbytes) noexcept nogil:
+    return (nbytes + 63) & ~(<size_t>63)
+
+
+# ============================================================================== GEMM ========
+#
+# C (m x n) = op(A) (m x k) . op(B) (k x n)  [+ C when accumulate]
+# with element (i, p) of op(A) at a[i*rsa + p*csa] and (p, j) of op(B) at b[p*rsb + j*csb].
+#
+# The five loops of Goto/BLIS around the micro-kernel (gemm_kernels.h):
+#
+#   for jc in blocks of NC over n:                 # packed B block (kc x nc) lives in L2
+#       for pc in blocks of KC over k:
+#           pack op(B)[pc:pc+kc, jc:jc+nc] into NR-wide k-major panels     (threads split panels)
+#           parallel for ic in blocks of MC over m:  # each thread packs its own A block
+#               pack op(A)[ic:ic+mc, pc:pc+kc] into MR-tall k-major panels
+#               for jr in NR panels: for ir in MR panels:     # the macro-kernel
+#                   C[ic+ir : +MR, jc+jr : +NR] (+)= micro-kernel over kc
+#
+# The first K block writes C (or adds, when accumulate), the later ones add.
+
+cdef struct _Blocking:
+    int mr, nr, kc, nc, mc
+    int tasks_m, tasks_n       # parallel grid: M blocks x N chunks (N chunks only when m is small)
+
+cdef inline int _cdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    return <int>((a + b - 1) // b)
+
+cdef _Blocking _blocking(int dsize, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                         int threads) noexcept nogil:
+    cdef _Blocking bl
+    bl.mr = _K.mr
+    bl.nr = _K.nr if dsize == 4 else _K.nr_f64
+    bl.kc = 256 if dsize == 4 else 192
+    bl.nc = 1024 if dsize == 4 else 512
+    bl.mc = 144 if dsize == 4 else 96
+    if threads < 1:
+        threads = 1
+    # Cap MC near m / threads so a small m still gives every thread an M block.
+    cdef int share = _cdiv(_cdiv(m, threads), bl.mr) * bl.mr
+    if share < bl.mc:
+        bl.mc = share if share > 0 else bl.mr
+    bl.tasks_m = _cdiv(m, bl.mc) if m > 0 else 1
+    bl.tasks_n = 1
+    if bl.tasks_m < threads:
+        bl.tasks_n = threads // bl.tasks_m
+    return bl
+
+cdef size_t gemm_workspace_bytes(int dsize, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                                 int threads) noexcept nogil:
+    """Bytes gemm_core needs: one packed B block plus one packed A block per thread."""
+    cdef _Blocking bl = _blocking(dsize, m, n, k, threads)
+    cdef size_t pb = _round64(<size_t>bl.kc * (_cdiv(bl.nc, bl.nr) * bl.nr) * dsize)
+    cdef size_t pa = _round64(<size_t>bl.kc * (_cdiv(bl.mc, bl.mr) * bl.mr) * dsize)
+    return pb + pa * (threads if threads > 1 else 1)
+
+
+cdef void _gemm_task(int task, _Blocking* bl, int mc_, int nc, int kc, int pc, int jc,
+                     int m, const floating* a, ptrdiff_t rsa, ptrdiff_t csa,
+                     const floating* pb, floating* c, ptrdiff_t ldc, int beta,
+                     floating* pa) noexcept nogil:
+    """One (M block, N chunk) task: pack this thread's A block, run the macro-kernel."""
+    cdef int ib = task // bl.tasks_n
+    cdef int jb = task % bl.tasks_n
+    cdef int ic = ib * bl.mc
+    cdef int mc = m - ic if m - ic < bl.mc else bl.mc
+    # N chunk [j0, j1) of this block, aligned to NR panels
+    cdef int panels = _cdiv(nc, bl.nr)
+    cdef int j0 = (panels * jb // bl.tasks_n) * bl.nr
+    cdef int j1 = (panels * (jb + 1) // bl.tasks_n) * bl.nr
+    if j1 > nc:
+        j1 = nc
+    if mc <= 0 or j1 <= j0:
+        return
+    if floating is float:
+        tgl_pack_a_f32(bl.mr, mc, kc, a + ic * rsa + pc * csa, rsa, csa, pa)
+        tgl_macro_kernel_f32(_K.ukr_f32, bl.mr, bl.nr, mc, j1 - j0, kc, pa, pb + <ptrdiff_t>j0 * kc,
+                             c + ic * ldc + jc + j0, ldc, beta)
+    else:
+        tgl_pack_a_f64(bl.mr, mc, kc, a + ic * rsa + pc * csa, rsa, csa, pa)
+        tgl_macro_kernel_f64(_K.ukr_f64, bl.mr, bl.nr, mc, j1 - j0, kc, pa, pb + <ptrdiff_t>j0 * kc,
+                             c + ic * ldc + jc + j0, ldc, beta)
+
+
+cdef void _pack_b(_Blocking* bl, int nc, int kc, const floating* b, ptrdiff_t rsb,
+                  ptrdiff_t csb, floating* pb, int j0, int j1) noexcept nogil:
+    if floating is float:
+        tgl_pack_b_f32(bl.nr, nc, kc, b, rsb, csb, pb, j0, j1)
+    else:
+        tgl_pack_b_f64(bl.nr, nc, kc, b, rsb, csb, pb, j0, j1)
+
+
+cdef void gemm_core(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                    const floating* a, ptrdiff_t rsa, ptrdiff_t csa,
+                    const floating* b, ptrdiff_t rsb, ptrdiff_t csb,
+                    floating* c, ptrdiff_t ldc, bint accumulate, int threads,
+                    char* ws) noexcept nogil:
+    """The blocked GEMM (loops above). ws: gemm_workspace_bytes(...) bytes, 64-byte aligned."""
+    cdef Py_ssize_t i, jc, pc
+    cdef int nc, kc, t, tid, ntasks, beta, panels, nbj
+    if m <= 0 or n <= 0:
+        return
+    if k <= 0:                                   # an empty sum: C = 0 (or unchanged)
+        if not accumulate:
+            for i in range(m):
+                memset(c + i * ldc, 0, n * sizeof(floating))
+        return
+    if threads < 1:
+        threads = 1
+    cdef _Blocking bl = _blocking(sizeof(floating), m, n, k, threads)
+    cdef floating* pb = <floating*>ws
+    cdef size_t pb_bytes = _round64(<size_t>bl.kc * (_cdiv(bl.nc, bl.nr) * bl.nr) * sizeof(floating))
+    cdef size_t pa_bytes = _round64(<size_t>bl.kc * (_cdiv(bl.mc, bl.mr) * bl.mr) * sizeof(floating))
+    cdef char* pa_base = ws + pb_bytes
+    ntasks = bl.tasks_m * bl.tasks_n
+    if ntasks < threads:
+        threads = ntasks
+
+    for jc in range(_cdiv(n, bl.nc)):
+        nc = <int>(n - jc * bl.nc if n - jc * bl.nc < bl.nc else bl.nc)
+        for pc in range(_cdiv(k, bl.kc)):
+            kc = <int>(k - pc * bl.kc if k - pc * bl.kc < bl.kc else bl.kc)
+            beta = 1 if (accumulate or pc > 0) else 0
+            panels = _cdiv(nc, bl.nr)
+            if threads == 1:
+                _pack_b(&bl, nc, kc, b + pc * bl.kc * rsb + jc * bl.nc * csb, rsb, csb, pb,
+                        0, nc)
+                for t in range(ntasks):
+                    _gemm_task(t, &bl, bl.mc, nc, kc, <int>(pc * bl.kc), <int>(jc * bl.nc),
+                               <int>m, a, rsa, csa, pb, c, ldc, beta, <floating*>pa_base)
+            else:
+                for t in prange(threads, num_threads=threads, schedule="static"):
+                    _pack_b(&bl, nc, kc, b + pc * bl.kc * rsb + jc * bl.nc * csb, rsb, csb, pb,
+                            (panels * t // threads) * bl.nr,
+                            (panels * (t + 1) // threads) * bl.nr)
+                for t in prange(ntasks, num_threads=threads, schedule="static"):
+                    tid = threadid()
+                    _gemm_task(t, &bl, bl.mc, nc, kc, <int>(pc * bl.kc), <int>(jc * bl.nc),
+                               <int>m, a, rsa, csa, pb, c, ldc, beta,
+                               <floating*>(pa_base + tid * pa_bytes))
+
+
+cdef inline void _strides(bint trans, Py_ssize_t ld, ptrdiff_t* rs, ptrdiff_t* cs) noexcept nogil:
+    # A C-contiguous stored matrix with row length ld; op() = transpose swaps the strides.
+    if trans:
+        rs[0] = 1
+        cs[0] = ld
+    else:
+        rs[0] = ld
+        cs[0] = 1
+
+
+def gemm(const floating[:, ::1] A, const floating[:, ::1] B, bint trans_a, bint trans_b,
+         floating[:, ::1] out, bint accumulate=False, int threads=1):
+    """out = op(A) @ op(B)  (out += ... when accumulate), op = transpose when the flag is set.
+
+    A, B, out: C-contiguous, one dtype (float32 or float64); shapes checked by the caller:
+    op(A) is (m, k), op(B) is (k, n), out is (m, n). Runs the packed, blocked GEMM with
+    ``threads`` OpenMP threads and the GIL released.
+    """
+    cdef Py_ssize_t m = out.shape[0], n = out.shape[1]
+    cdef Py_ssize_t k = A.shape[0] if trans_a else A.shape[1]
+    cdef ptrdiff_t rsa, csa, rsb, csb
+    _strides(trans_a, A.shape[1], &rsa, &csa)
+    _strides(trans_b, B.shape[1], &rsb, &csb)
+    if m == 0 or n == 0:
+        return out
+    if k == 0 or m * n * k < 4096:
+        threads = 1        # not worth a parallel region
+    cdef _Workspace ws = _ws_acquire()
+    cdef char* buf
+    try:
+        buf = ws.ensure(gemm_workspace_bytes(sizeof(floating), m, n, k, threads))
+        with nogil:
+            gemm_core(m, n, k, &A[0, 0] if A.shape[0] * A.shape[1] else NULL, rsa, csa,
+                      &B[0, 0] if B.shape[0] * B.shape[1] else NULL, rsb, csb,
+                      &out[0, 0], n, accumulate, threads, buf)
+    finally:
+        _ws_release(ws)
+    return out
+
+
+def gemm_naive(const floating[:, ::1] A, const floating[:, ::1] B, bint trans_a, bint trans_b,
+               floating[:, ::1] out, bint accumulate=False):
+    """The textbook triple loop (no blocking, no SIMD, one thread) -- same contract as gemm.
+
+        for i < m: for j < n:
+            out[i, j] = sum_p op(A)[i, p] * op(B)[p, j]   (+ out[i, j] when accumulate)
+    """
+    cdef Py_ssize_t m = out.shape[0], n = out.shape[1]
+    cdef Py_ssize_t k = A.shape[0] if trans_a else A.shape[1]
+    cdef ptrdiff_t rsa, csa, rsb, csb
+    _strides(trans_a, A.shape[1], &rsa, &csa)
+    _strides(trans_b, B.shape[1], &rsb, &csb)
+    if m == 0 or n == 0:
+        return out
+    cdef const floating* pa = &A[0, 0] if A.shape[0] * A.shape[1] else NULL
+    cdef const floating* pb = &B[0, 0] if B.shape[0] * B.shape[1] else NULL
+    with nogil:
+        if floating is float:
+            tgl_gemm_naive_f32(<int>m, <int>n, <int>k, pa, rsa, csa, pb, rsb, csb, &out[0, 0], n,
+                               accumulate)
+        else:
+            tgl_gemm_naive_f64(<int>m, <int>n, <int>k, pa, rsa, csa, pb, rsb, csb, &out[0, 0], n,
+                               accumulate)
+    return out
+
+
+include "conv.pxi"
+include "pool.pxi"

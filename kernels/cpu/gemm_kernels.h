@@ -1,0 +1,369 @@
+/*
+ * gemm_kernels.h -- register-blocked GEMM micro-kernels and packing routines (float32, float64).
+ *
+ * The blocked driver (the five Goto/BLIS loops and the OpenMP split) lives in gemm.pyx; this header
+ * holds what is ISA-specific or needs a fixed-size register tile:
+ *
+ *   micro-kernel ukr(kc, pa, pb, c, ldc, beta) computes one MR x NR tile of C from packed panels:
+ *
+ *       for i < MR, j < NR:  acc[i][j] = 0
+ *       for p < kc:                                   # one rank-1 update per k
+ *           for i < MR, j < NR:
+ *               acc[i][j] += pa[p*MR + i] * pb[p*NR + j]
+ *       for i < MR, j < NR:
+ *           c[i*ldc + j] = acc[i][j] + (beta ? c[i*ldc + j] : 0)
+ *
+ *   pa is an MR-tall micro-panel of A stored k-major (MR values per k), pb an NR-wide micro-panel
+ *   of B stored k-major (NR values per k); both zero-padded at the matrix edges, so the kernel
+ *   never tests bounds. The accumulator tile stays in registers:
+ *     AVX-512: 12 x 32 floats / 12 x 16 doubles  = 24 zmm accumulators (+2 B vectors, 1 A broadcast)
+ *     AVX2   :  6 x 16 floats /  6 x  8 doubles  = 12 ymm accumulators
+ *     generic:  4 x  8 plain C (the compiler uses SSE2 at baseline x86-64)
+ *
+ * Portability: the file is compiled for baseline x86-64; every ISA kernel carries a
+ * __attribute__((target(...))) so only it may use AVX instructions, and gemm.pyx picks one at
+ * import with __builtin_cpu_supports (or the env var TINYGRAD_LITE_CPU_ISA).
+ *
+ * Assumptions: no aliasing between A, B and C; ldc >= NR for full tiles; callers (gemm.pyx) handle
+ * partial edge tiles by running the kernel into a scratch tile (macro_kernel below).
+ */
+#ifndef TGL_GEMM_KERNELS_H
+#define TGL_GEMM_KERNELS_H
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
+#define TGL_X86 1
+#include <immintrin.h>
+#else
+#define TGL_X86 0
+#endif
+
+#define TGL_ISA_GENERIC 0
+#define TGL_ISA_AVX2 1
+#define TGL_ISA_AVX512 2
+
+/* The largest tile any kernel uses; scratch edge tiles are sized by it. */
+#define TGL_MAX_MR 12
+#define TGL_MAX_NR 32
+
+typedef void (*tgl_ukr_f32)(int kc, const float *pa, const float *pb, float *c, ptrdiff_t ldc,
+                            int beta);
+typedef void (*tgl_ukr_f64)(int kc, const double *pa, const double *pb, double *c, ptrdiff_t ldc,
+                            int beta);
+
+/* ------------------------------------------------------------------------------------------ */
+/* CPU feature detection                                                                       */
+/* ------------------------------------------------------------------------------------------ */
+
+static int tgl_cpu_best_isa(void) {
+#if TGL_X86 && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")) return TGL_ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return TGL_ISA_AVX2;
+#endif
+    return TGL_ISA_GENERIC;
+}
+
+static int tgl_openmp_enabled(void) {
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Aligned workspace                                                                           */
+/* ------------------------------------------------------------------------------------------ */
+
+static void *tgl_aligned_alloc(size_t bytes) {
+    void *p = NULL;
+    if (bytes == 0) bytes = 64;
+    if (posix_memalign(&p, 64, bytes) != 0) return NULL;
+    return p;
+}
+
+static void tgl_aligned_free(void *p) { free(p); }
+
+/* ------------------------------------------------------------------------------------------ */
+/* Generic micro-kernel: 4 x 8, plain C                                                        */
+/* ------------------------------------------------------------------------------------------ */
+
+#define TGL_GENERIC_UKR(NAME, T)                                                              \
+    static void NAME(int kc, const T *pa, const T *pb, T *c, ptrdiff_t ldc, int beta) {       \
+        T acc[4][8];                                                                           \
+        for (int i = 0; i < 4; i++)                                                            \
+            for (int j = 0; j < 8; j++) acc[i][j] = 0;                                         \
+        for (int p = 0; p < kc; p++) {                                                         \
+            const T *a = pa + (ptrdiff_t)p * 4, *b = pb + (ptrdiff_t)p * 8;                    \
+            for (int i = 0; i < 4; i++)                                                        \
+                for (int j = 0; j < 8; j++) acc[i][j] += a[i] * b[j];                          \
+        }                                                                                      \
+        for (int i = 0; i < 4; i++)                                                            \
+            for (int j = 0; j < 8; j++)                                                        \
+                c[i * ldc + j] = beta ? c[i * ldc + j] + acc[i][j] : acc[i][j];                \
+    }
+
+TGL_GENERIC_UKR(tgl_ukr_generic_f32, float)
+TGL_GENERIC_UKR(tgl_ukr_generic_f64, double)
+
+#if TGL_X86 && (defined(__GNUC__) || defined(__clang__))
+
+/* ------------------------------------------------------------------------------------------ */
+/* AVX2 micro-kernels: 6 x (2 ymm)                                                             */
+/* ------------------------------------------------------------------------------------------ */
+/* One macro body serves both dtypes: VT vector type, W lanes, SFX ps/pd, and the ISA prefix.  */
+
+#define TGL_AVX2_UKR(NAME, T, VT, W, LOAD, LOADU, STOREU, BCAST, FMA, ADD, ZERO)               \
+    __attribute__((target("avx2,fma"))) static void NAME(int kc, const T *pa, const T *pb,    \
+                                                          T *c, ptrdiff_t ldc, int beta) {     \
+        VT c00 = ZERO(), c01 = ZERO(), c10 = ZERO(), c11 = ZERO(), c20 = ZERO(), c21 = ZERO(); \
+        VT c30 = ZERO(), c31 = ZERO(), c40 = ZERO(), c41 = ZERO(), c50 = ZERO(), c51 = ZERO(); \
+        for (int i = 0; i < 6; i++) _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);    \
+        for (int p = 0; p < kc; p++) {                                                         \
+            VT b0 = LOAD(pb), b1 = LOAD(pb + W), a;                                           \
+            a = BCAST(pa + 0); c00 = FMA(a, b0, c00); c01 = FMA(a, b1, c01);                   \
+            a = BCAST(pa + 1); c10 = FMA(a, b0, c10); c11 = FMA(a, b1, c11);                   \
+            a = BCAST(pa + 2); c20 = FMA(a, b0, c20); c21 = FMA(a, b1, c21);                   \
+            a = BCAST(pa + 3); c30 = FMA(a, b0, c30); c31 = FMA(a, b1, c31);                   \
+            a = BCAST(pa + 4); c40 = FMA(a, b0, c40); c41 = FMA(a, b1, c41);                   \
+            a = BCAST(pa + 5); c50 = FMA(a, b0, c50); c51 = FMA(a, b1, c51);                   \
+            pa += 6; pb += 2 * W;                                                              \
+        }                                                                                      \
+        if (beta) {                                                                            \
+            c00 = ADD(c00, LOADU(c + 0 * ldc)); c01 = ADD(c01, LOADU(c + 0 * ldc + W));        \
+            c10 = ADD(c10, LOADU(c + 1 * ldc)); c11 = ADD(c11, LOADU(c + 1 * ldc + W));        \
+            c20 = ADD(c20, LOADU(c + 2 * ldc)); c21 = ADD(c21, LOADU(c + 2 * ldc + W));        \
+            c30 = ADD(c30, LOADU(c + 3 * ldc)); c31 = ADD(c31, LOADU(c + 3 * ldc + W));        \
+            c40 = ADD(c40, LOADU(c + 4 * ldc)); c41 = ADD(c41, LOADU(c + 4 * ldc + W));        \
+            c50 = ADD(c50, LOADU(c + 5 * ldc)); c51 = ADD(c51, LOADU(c + 5 * ldc + W));        \
+        }                                                                                      \
+        STOREU(c + 0 * ldc, c00); STOREU(c + 0 * ldc + W, c01);                                \
+        STOREU(c + 1 * ldc, c10); STOREU(c + 1 * ldc + W, c11);                                \
+        STOREU(c + 2 * ldc, c20); STOREU(c + 2 * ldc + W, c21);                                \
+        STOREU(c + 3 * ldc, c30); STOREU(c + 3 * ldc + W, c31);                                \
+        STOREU(c + 4 * ldc, c40); STOREU(c + 4 * ldc + W, c41);                                \
+        STOREU(c + 5 * ldc, c50); STOREU(c + 5 * ldc + W, c51);                                \
+    }
+
+TGL_AVX2_UKR(tgl_ukr_avx2_f32, float, __m256, 8, _mm256_load_ps, _mm256_loadu_ps,
+             _mm256_storeu_ps, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_add_ps,
+             _mm256_setzero_ps)
+TGL_AVX2_UKR(tgl_ukr_avx2_f64, double, __m256d, 4, _mm256_load_pd, _mm256_loadu_pd,
+             _mm256_storeu_pd, _mm256_broadcast_sd, _mm256_fmadd_pd, _mm256_add_pd,
+             _mm256_setzero_pd)
+
+/* ------------------------------------------------------------------------------------------ */
+/* AVX-512 micro-kernels: 12 x (2 zmm)                                                         */
+/* ------------------------------------------------------------------------------------------ */
+
+/* The row macros use Z_* names that are defined just before each instantiation below. */
+#define TGL_Z_FMA_ROW(i)                                                                       \
+    a = Z_BCAST(pa + i); c##i##_0 = Z_FMA(a, b0, c##i##_0); c##i##_1 = Z_FMA(a, b1, c##i##_1);
+#define TGL_Z_ADD_ROW(i)                                                                       \
+    c##i##_0 = Z_ADD(c##i##_0, Z_LOADU(c + i * ldc));                                          \
+    c##i##_1 = Z_ADD(c##i##_1, Z_LOADU(c + i * ldc + Z_W));
+#define TGL_Z_STORE_ROW(i) Z_STOREU(c + i * ldc, c##i##_0); Z_STOREU(c + i * ldc + Z_W, c##i##_1);
+#define TGL_Z_ALL(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8) M(9) M(10) M(11)
+
+#define TGL_AVX512_UKR(NAME, T, VT)                                                            \
+    __attribute__((target("avx512f,fma"))) static void NAME(int kc, const T *pa, const T *pb, \
+                                                             T *c, ptrdiff_t ldc, int beta) {  \
+        VT c0_0 = Z_ZERO(), c0_1 = Z_ZERO(), c1_0 = Z_ZERO(), c1_1 = Z_ZERO();                 \
+        VT c2_0 = Z_ZERO(), c2_1 = Z_ZERO(), c3_0 = Z_ZERO(), c3_1 = Z_ZERO();                 \
+        VT c4_0 = Z_ZERO(), c4_1 = Z_ZERO(), c5_0 = Z_ZERO(), c5_1 = Z_ZERO();                 \
+        VT c6_0 = Z_ZERO(), c6_1 = Z_ZERO(), c7_0 = Z_ZERO(), c7_1 = Z_ZERO();                 \
+        VT c8_0 = Z_ZERO(), c8_1 = Z_ZERO(), c9_0 = Z_ZERO(), c9_1 = Z_ZERO();                 \
+        VT c10_0 = Z_ZERO(), c10_1 = Z_ZERO(), c11_0 = Z_ZERO(), c11_1 = Z_ZERO();             \
+        for (int i = 0; i < 12; i++) {                                                         \
+            _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);                            \
+            _mm_prefetch((const char *)(c + i * ldc + 2 * Z_W - 1), _MM_HINT_T0);              \
+        }                                                                                      \
+        for (int p = 0; p < kc; p++) {                                                         \
+            VT b0 = Z_LOAD(pb), b1 = Z_LOAD(pb + Z_W), a;                                      \
+            TGL_Z_ALL(TGL_Z_FMA_ROW)                                                           \
+            pa += 12; pb += 2 * Z_W;                                                           \
+        }                                                                                      \
+        if (beta) { TGL_Z_ALL(TGL_Z_ADD_ROW) }                                                 \
+        TGL_Z_ALL(TGL_Z_STORE_ROW)                                                             \
+    }
+
+#define Z_W 16
+#define Z_ZERO _mm512_setzero_ps
+#define Z_LOAD _mm512_load_ps
+#define Z_LOADU _mm512_loadu_ps
+#define Z_STOREU _mm512_storeu_ps
+#define Z_BCAST(p) _mm512_set1_ps(*(p))
+#define Z_FMA _mm512_fmadd_ps
+#define Z_ADD _mm512_add_ps
+TGL_AVX512_UKR(tgl_ukr_avx512_f32, float, __m512)
+#undef Z_W
+#undef Z_ZERO
+#undef Z_LOAD
+#undef Z_LOADU
+#undef Z_STOREU
+#undef Z_BCAST
+#undef Z_FMA
+#undef Z_ADD
+
+#define Z_W 8
+#define Z_ZERO _mm512_setzero_pd
+#define Z_LOAD _mm512_load_pd
+#define Z_LOADU _mm512_loadu_pd
+#define Z_STOREU _mm512_storeu_pd
+#define Z_BCAST(p) _mm512_set1_pd(*(p))
+#define Z_FMA _mm512_fmadd_pd
+#define Z_ADD _mm512_add_pd
+TGL_AVX512_UKR(tgl_ukr_avx512_f64, double, __m512d)
+#undef Z_W
+#undef Z_ZERO
+#undef Z_LOAD
+#undef Z_LOADU
+#undef Z_STOREU
+#undef Z_BCAST
+#undef Z_FMA
+#undef Z_ADD
+
+#define TGL_HAVE_SIMD_KERNELS 1
+#else
+#define TGL_HAVE_SIMD_KERNELS 0
+#endif /* TGL_X86 */
+
+/* ------------------------------------------------------------------------------------------ */
+/* Kernel table                                                                                */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct {
+    int isa, mr, nr;
+    tgl_ukr_f32 ukr_f32;
+    tgl_ukr_f64 ukr_f64;
+    int nr_f64; /* double tiles hold half as many lanes per vector */
+} tgl_kernel_info;
+
+static void tgl_select_kernel(int isa, tgl_kernel_info *k) {
+#if TGL_HAVE_SIMD_KERNELS
+    if (isa == TGL_ISA_AVX512) {
+        k->isa = isa; k->mr = 12; k->nr = 32; k->nr_f64 = 16;
+        k->ukr_f32 = tgl_ukr_avx512_f32; k->ukr_f64 = tgl_ukr_avx512_f64;
+        return;
+    }
+    if (isa == TGL_ISA_AVX2) {
+        k->isa = isa; k->mr = 6; k->nr = 16; k->nr_f64 = 8;
+        k->ukr_f32 = tgl_ukr_avx2_f32; k->ukr_f64 = tgl_ukr_avx2_f64;
+        return;
+    }
+#endif
+    k->isa = TGL_ISA_GENERIC; k->mr = 4; k->nr = 8; k->nr_f64 = 8;
+    k->ukr_f32 = tgl_ukr_generic_f32; k->ukr_f64 = tgl_ukr_generic_f64;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Packing and the macro-kernel, written once for both dtypes                                 */
+/* ------------------------------------------------------------------------------------------ */
+/*
+ * Element (i, k) of op(A) is a[i*rsa + k*csa]; element (k, j) of op(B) is b[k*rsb + j*csb].
+ * A transpose flag only swaps the two strides, so the packing absorbs it.
+ *
+ * pack_a(mc, kc):  for each MR-tall panel ip:   for p < kc: for i < MR:
+ *                      dst[ip*kc + p*MR + i] = (ip+i < mc) ? A(ip+i, p) : 0
+ * pack_b(kc, nc):  for each NR-wide panel jp:   for p < kc: for j < NR:
+ *                      dst[jp*kc + p*NR + j] = (jp+j < nc) ? B(p, jp+j) : 0
+ * macro_kernel:    for jp (NR panels of B): for ip (MR panels of A): ukr on tile (ip, jp);
+ *                  edge tiles go through a scratch tile, then are copied / added into C.
+ */
+
+#define TGL_DEFINE_PACK(SFX, T)                                                                \
+    static void tgl_pack_a_##SFX(int mr, int mc, int kc, const T *a, ptrdiff_t rsa,           \
+                                 ptrdiff_t csa, T *dst) {                                      \
+        for (int ip = 0; ip < mc; ip += mr) {                                                  \
+            int m = mc - ip < mr ? mc - ip : mr;                                               \
+            const T *src = a + ip * rsa;                                                       \
+            if (m == mr && csa == 1) {                                                         \
+                for (int p = 0; p < kc; p++) {                                                 \
+                    for (int i = 0; i < mr; i++) dst[i] = src[i * rsa + p];                    \
+                    dst += mr;                                                                 \
+                }                                                                              \
+            } else if (m == mr && rsa == 1) {                                                  \
+                for (int p = 0; p < kc; p++) {                                                 \
+                    const T *s = src + p * csa;                                                \
+                    for (int i = 0; i < mr; i++) dst[i] = s[i];                                \
+                    dst += mr;                                                                 \
+                }                                                                              \
+            } else {                                                                           \
+                for (int p = 0; p < kc; p++) {                                                 \
+                    for (int i = 0; i < m; i++) dst[i] = src[i * rsa + p * csa];              \
+                    for (int i = m; i < mr; i++) dst[i] = 0;                                   \
+                    dst += mr;                                                                 \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }                                                                                          \
+    /* pack the NR-wide panels [j0, j1) of a kc x nc block (lets threads split the work) */    \
+    static void tgl_pack_b_##SFX(int nr, int nc, int kc, const T *b, ptrdiff_t rsb,           \
+                                 ptrdiff_t csb, T *dst, int j0, int j1) {                      \
+        for (int jp = j0; jp < j1 && jp < nc; jp += nr) {                                      \
+            int n = nc - jp < nr ? nc - jp : nr;                                               \
+            const T *src = b + jp * csb;                                                       \
+            T *d = dst + (ptrdiff_t)jp * kc;                                                   \
+            if (n == nr && csb == 1) {                                                         \
+                for (int p = 0; p < kc; p++) {                                                 \
+                    memcpy(d, src + p * rsb, sizeof(T) * nr);                                  \
+                    d += nr;                                                                   \
+                }                                                                              \
+            } else if (n == nr && rsb == 1) {                                                  \
+                for (int p = 0; p < kc; p++) {                                                 \
+                    for (int j = 0; j < nr; j++) d[j] = src[j * csb + p];                      \
+                    d += nr;                                                                   \
+                }                                                                              \
+            } else {                                                                           \
+                for (int p = 0; p < kc; p++) {                                                 \
+                    for (int j = 0; j < n; j++) d[j] = src[p * rsb + j * csb];                 \
+                    for (int j = n; j < nr; j++) d[j] = 0;                                     \
+                    d += nr;                                                                   \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }                                                                                          \
+    static void tgl_macro_kernel_##SFX(tgl_ukr_##SFX ukr, int mr, int nr, int mc, int nc,      \
+                                       int kc, const T *pa, const T *pb, T *c, ptrdiff_t ldc,  \
+                                       int beta) {                                             \
+        T tile[TGL_MAX_MR * TGL_MAX_NR] __attribute__((aligned(64)));                          \
+        for (int jp = 0; jp < nc; jp += nr) {                                                  \
+            int n = nc - jp < nr ? nc - jp : nr;                                               \
+            const T *b = pb + (ptrdiff_t)jp * kc;                                              \
+            for (int ip = 0; ip < mc; ip += mr) {                                              \
+                int m = mc - ip < mr ? mc - ip : mr;                                           \
+                const T *a = pa + (ptrdiff_t)ip * kc;                                          \
+                T *cc = c + ip * ldc + jp;                                                     \
+                if (m == mr && n == nr) {                                                      \
+                    ukr(kc, a, b, cc, ldc, beta);                                              \
+                } else {                                                                       \
+                    ukr(kc, a, b, tile, nr, 0);                                                \
+                    for (int i = 0; i < m; i++)                                                \
+                        for (int j = 0; j < n; j++)                                            \
+                            cc[i * ldc + j] = beta ? cc[i * ldc + j] + tile[i * nr + j]        \
+                                                   : tile[i * nr + j];                         \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }                                                                                          \
+    /* gemm_naive: the textbook triple loop, for learners and as a second oracle.              \
+         for i < m: for j < n: s = sum_p A(i,p) B(p,j);  C[i,j] = s + (beta ? C[i,j] : 0) */   \
+    static void tgl_gemm_naive_##SFX(int m, int n, int k, const T *a, ptrdiff_t rsa,          \
+                                     ptrdiff_t csa, const T *b, ptrdiff_t rsb, ptrdiff_t csb,  \
+                                     T *c, ptrdiff_t ldc, int beta) {                          \
+        for (int i = 0; i < m; i++)                                                            \
+            for (int j = 0; j < n; j++) {                                                      \
+                T s = 0;                                                                       \
+                for (int p = 0; p < k; p++) s += a[i * rsa + p * csa] * b[p * rsb + j * csb];  \
+                c[i * ldc + j] = beta ? c[i * ldc + j] + s : s;                                \
+            }                                                                                  \
+    }
+
+TGL_DEFINE_PACK(f32, float)
+TGL_DEFINE_PACK(f64, double)
+
+#endif /* TGL_GEMM_KERNELS_H */
