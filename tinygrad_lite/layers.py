@@ -1,0 +1,773 @@
+"""Keras-named layers over the core engine, with lazy input shapes.
+
+``Dense(10)`` does not need to know its input width: the first batch (or ``model.build``) fixes
+it. Defaults follow Keras: weights ``glorot_uniform``, biases ``zeros``, ``Conv2D`` and pooling take
+**channels_last** (N, H, W, C) tensors and convert to the core's NCHW at their boundary.
+
+Weight layouts: ``Dense.kernel`` is (in, units) as Keras, so ``y = x @ kernel + bias`` is the
+seed's ``h = xW + b``; ``Conv2D.kernel`` is the core's (filters, in, kh, kw).
+
+Every layer has ``get_config()``; ``from_config`` rebuilds only the classes in ``LAYERS`` (the
+allow-list a model file may name).
+
+>>> from tinygrad_lite.layers import Dense
+>>> layer = Dense(3, activation="relu")
+>>> layer(Tensor(np.ones((2, 4), dtype=np.float32))).shape
+(2, 3)
+"""
+
+import math
+
+import numpy as np
+
+from .errors import ModelFormatError, ShapeError
+from .nn import functional as F
+from .nn.module import Module
+from .nn.parameter import Parameter
+from .tensor import Tensor, default_generator
+
+
+__all__ = ["Layer", "Input", "InputLayer", "Dense", "Activation", "Dropout", "Flatten", "Reshape",
+           "Conv2D", "MaxPooling2D", "AveragePooling2D", "BatchNormalization", "Embedding",
+           "SimpleRNN", "LSTM", "GRU", "LAYERS", "from_config", "get_activation", "L1L2"]
+
+
+# ------------------------------------------------------------------ activations ---
+
+def _linear(x):
+    return x
+
+
+ACTIVATIONS = {
+    None: _linear, "linear": _linear, "relu": lambda x: x.relu(),
+    "sigmoid": lambda x: x.sigmoid(), "tanh": lambda x: x.tanh(),
+    "softmax": lambda x: x.softmax(axis=-1), "log_softmax": lambda x: x.log_softmax(axis=-1),
+    "elu": lambda x: x.elu(), "gelu": lambda x: x.gelu(), "softplus": lambda x: x.softplus(),
+    "leaky_relu": lambda x: x.leaky_relu(0.2),  # Keras' default negative slope
+    "swish": lambda x: x * x.sigmoid(), "silu": lambda x: x * x.sigmoid(),
+}
+
+
+def get_activation(name, op="Activation"):
+    if name not in ACTIVATIONS:
+        raise ValueError(f"{op}: unknown activation, got {name!r}; use one of "
+                         f"{sorted(k for k in ACTIVATIONS if k)}")
+    return ACTIVATIONS[name]
+
+
+# ------------------------------------------------------------------ initializers ---
+
+def _fans(shape):
+    if len(shape) == 2:                      # Dense kernel (in, units)
+        return shape[0], shape[1]
+    if len(shape) == 4:                      # conv kernel (out, in, kh, kw)
+        rf = shape[2] * shape[3]
+        return shape[1] * rf, shape[0] * rf
+    n = int(np.prod(shape)) if shape else 1
+    return n, n
+
+
+def initialize(name, shape, dtype=np.float32, fans=None):
+    """Keras initializers by name. Glorot: U(-l, l) with l = sqrt(6 / (fan_in + fan_out)), so the
+    variance of activations stays about the same forward and backward."""
+    rng = default_generator()
+    fan_in, fan_out = fans or _fans(shape)
+    if name == "zeros":
+        a = np.zeros(shape)
+    elif name == "ones":
+        a = np.ones(shape)
+    elif name in ("glorot_uniform", "he_uniform", "lecun_uniform"):
+        scale = {"glorot_uniform": 6.0 / (fan_in + fan_out), "he_uniform": 6.0 / fan_in,
+                 "lecun_uniform": 3.0 / fan_in}[name]
+        a = rng.uniform(-math.sqrt(scale), math.sqrt(scale), shape)
+    elif name in ("glorot_normal", "he_normal", "lecun_normal"):
+        var = {"glorot_normal": 2.0 / (fan_in + fan_out), "he_normal": 2.0 / fan_in,
+               "lecun_normal": 1.0 / fan_in}[name]
+        a = rng.standard_normal(shape) * math.sqrt(var)  # Keras truncates at 2 sd; close enough
+    elif name in ("uniform", "random_uniform"):
+        a = rng.uniform(-0.05, 0.05, shape)
+    elif name in ("normal", "random_normal"):
+        a = rng.standard_normal(shape) * 0.05
+    elif name == "orthogonal":
+        flat = rng.standard_normal((max(shape[0], int(np.prod(shape[1:]))),
+                                    min(shape[0], int(np.prod(shape[1:])))))
+        q, r = np.linalg.qr(flat)
+        q = q * np.sign(np.diag(r))
+        a = (q if shape[0] >= q.shape[1] and q.shape[0] == shape[0] else q.T).reshape(shape)
+    else:
+        raise ValueError(f"initializer: unknown name, got {name!r}; use glorot_uniform, "
+                         "glorot_normal, he_uniform, he_normal, lecun_uniform, lecun_normal, "
+                         "orthogonal, random_uniform, random_normal, zeros or ones")
+    return Parameter(np.asarray(a, dtype=dtype))
+
+
+# ------------------------------------------------------------------ regularizers ---
+
+class L1L2:
+    """Weight penalty added to the loss: ``l1 * sum|w| + l2 * sum w^2`` (Keras defaults 0.01)."""
+
+    def __init__(self, l1=0.0, l2=0.0):
+        self.l1, self.l2 = float(l1), float(l2)
+
+    def __call__(self, w):
+        out = 0.0
+        if self.l1:
+            out = out + self.l1 * w.abs().sum()
+        if self.l2:
+            out = out + self.l2 * (w * w).sum()
+        return out
+
+    def get_config(self):
+        return {"l1": self.l1, "l2": self.l2}
+
+
+def _regularizer(spec, op):
+    if spec is None or isinstance(spec, L1L2):
+        return spec
+    if spec == "l1":
+        return L1L2(l1=0.01)
+    if spec == "l2":
+        return L1L2(l2=0.01)
+    if spec == "l1_l2":
+        return L1L2(0.01, 0.01)
+    if isinstance(spec, dict) and set(spec) <= {"l1", "l2"}:
+        return L1L2(**spec)
+    raise ValueError(f"{op}: unknown regularizer, got {spec!r}; use 'l1', 'l2', 'l1_l2' or "
+                     "layers.L1L2(l1, l2)")
+
+
+# ------------------------------------------------------------------ base ---
+
+def _shape_tuple(shape, op):
+    if shape is None:
+        return None
+    if isinstance(shape, int):
+        shape = (shape,)
+    try:
+        shape = tuple(None if d is None else int(d) for d in shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"{op}: input_shape must be a tuple of ints, got {shape!r}") from None
+    if any(d is not None and d < 1 for d in shape):
+        raise ValueError(f"{op}: input_shape entries must be >= 1, got {shape}")
+    return shape
+
+
+class Layer(Module):
+    """Base of the Keras-named layers: builds its weights on the first call.
+
+    Subclasses implement ``build(input_shape)`` (shape without the batch axis), ``call(x)`` and
+    ``get_config()``; ``weight_tensors()`` lists what a model file stores.
+    """
+
+    def __init__(self, input_shape=None, name=None):
+        super().__init__()
+        self.built = False
+        self.input_shape = _shape_tuple(input_shape, type(self).__name__)
+        self.name = name
+
+    def build(self, input_shape):
+        self.built = True
+
+    def forward(self, x):
+        if not isinstance(x, Tensor):
+            x = Tensor(np.asarray(x, dtype=np.float32))
+        if not self.built:
+            self.build(tuple(x.shape[1:]))
+            self.built = True
+        return self.call(x)
+
+    def call(self, x):
+        raise NotImplementedError
+
+    def weight_tensors(self):
+        """``[(name, Tensor)]`` of parameters and state (buffers), in a fixed order."""
+        return []
+
+    def regularization_loss(self):
+        return None
+
+    def _base_config(self):
+        cfg = {}
+        if self.input_shape is not None:
+            cfg["input_shape"] = list(self.input_shape)
+        if self.name is not None:
+            cfg["name"] = self.name
+        return cfg
+
+    def get_config(self):
+        return self._base_config()
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class InputLayer(Layer):
+    """Declares the input shape (without the batch axis); identity otherwise."""
+
+    def __init__(self, shape=None, input_shape=None, name=None):
+        super().__init__(input_shape=shape if shape is not None else input_shape, name=name)
+        if self.input_shape is None:
+            raise ValueError("InputLayer: a shape is needed, got none; e.g. Input(shape=(64,))")
+
+    def call(self, x):
+        return x
+
+
+def Input(shape, name=None):
+    """``Input(shape=(64,))``: the first entry of a ``Sequential`` that fixes the input shape."""
+    return InputLayer(shape=shape, name=name)
+
+
+class Activation(Layer):
+    def __init__(self, activation, input_shape=None, name=None):
+        super().__init__(input_shape, name)
+        self.activation = activation
+        self._act = get_activation(activation, "Activation")
+
+    def call(self, x):
+        return self._act(x)
+
+    def get_config(self):
+        return {"activation": self.activation, **self._base_config()}
+
+
+class Dense(Layer):
+    """Fully connected: ``y = activation(x @ kernel + bias)``, kernel (in, units).
+
+    >>> Dense(10, activation="softmax", input_shape=(64,))   # doctest: +ELLIPSIS
+    Dense(units=10, activation='softmax', ...)
+    """
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 input_shape=None, input_dim=None, name=None):
+        if input_shape is None and input_dim is not None:
+            input_shape = (input_dim,)
+        super().__init__(input_shape, name)
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
+            raise ValueError(f"Dense: units must be an int >= 1, got {units!r}")
+        self.units = int(units)
+        self.activation = activation
+        self._act = get_activation(activation, "Dense")
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
+        self.kernel_regularizer = _regularizer(kernel_regularizer, "Dense")
+        self.bias_regularizer = _regularizer(bias_regularizer, "Dense")
+        self._reg_specs = (kernel_regularizer, bias_regularizer)
+        initialize(kernel_initializer, (1, 1))  # validate the names now, not at the first batch
+        self.kernel = None
+        self.bias = None
+
+    def build(self, input_shape):
+        if not input_shape:
+            raise ShapeError(f"Dense: input must have a feature axis, got per-sample shape "
+                             f"{input_shape}; reshape x to (n_samples, n_features)")
+        self.kernel = initialize(self.kernel_initializer, (input_shape[-1], self.units))
+        if self.use_bias:
+            self.bias = initialize(self.bias_initializer, (self.units,))
+        self.built = True
+
+    def logits(self, x):
+        """The pre-activation ``x @ kernel + bias`` (used to fuse softmax into the loss)."""
+        if not isinstance(x, Tensor):
+            x = Tensor(np.asarray(x, dtype=np.float32))
+        if not self.built:
+            self.build(tuple(x.shape[1:]))
+        if x.shape[-1] != self.kernel.shape[0]:
+            raise ShapeError(f"Dense: expected {self.kernel.shape[0]} input features, got input "
+                             f"shape {x.shape}")
+        y = x @ self.kernel
+        return y + self.bias if self.bias is not None else y
+
+    def call(self, x):
+        return self._act(self.logits(x))
+
+    def weight_tensors(self):
+        return [("kernel", self.kernel)] + ([("bias", self.bias)] if self.use_bias else [])
+
+    def regularization_loss(self):
+        out = None
+        for reg, w in ((self.kernel_regularizer, self.kernel), (self.bias_regularizer, self.bias)):
+            if reg is not None and w is not None:
+                r = reg(w)
+                out = r if out is None else out + r
+        return out
+
+    def get_config(self):
+        def reg(spec):
+            return spec.get_config() if isinstance(spec, L1L2) else spec
+
+        return {"units": self.units, "activation": self.activation, "use_bias": self.use_bias,
+                "kernel_initializer": self.kernel_initializer,
+                "bias_initializer": self.bias_initializer,
+                "kernel_regularizer": reg(self._reg_specs[0]),
+                "bias_regularizer": reg(self._reg_specs[1]), **self._base_config()}
+
+
+class Dropout(Layer):
+    """Inverted dropout at rate ``rate`` while training; identity in evaluate/predict."""
+
+    def __init__(self, rate, input_shape=None, name=None, seed=None):
+        super().__init__(input_shape, name)
+        if not 0.0 <= float(rate) < 1.0:
+            raise ValueError(f"Dropout: rate must be in [0, 1), got {rate!r}")
+        self.rate = float(rate)
+        self.seed = seed
+        self._rng = None if seed is None else np.random.default_rng(seed)
+
+    def call(self, x):
+        return F.dropout(x, self.rate, training=self.training, generator=self._rng)
+
+    def get_config(self):
+        return {"rate": self.rate, "seed": self.seed, **self._base_config()}
+
+
+class Flatten(Layer):
+    """(N, d1, d2, ...) -> (N, d1 * d2 * ...), in channels_last order as Keras."""
+
+    def call(self, x):
+        return x.reshape(x.shape[0], -1)
+
+
+class Reshape(Layer):
+    """Reshape each sample to ``target_shape`` (the batch axis is kept), e.g. (64,) -> (8, 8, 1)."""
+
+    def __init__(self, target_shape, input_shape=None, name=None):
+        super().__init__(input_shape, name)
+        self.target_shape = tuple(int(d) for d in target_shape)
+
+    def call(self, x):
+        per = int(np.prod(x.shape[1:]))
+        known = int(np.prod([d for d in self.target_shape if d != -1]))
+        if (-1 not in self.target_shape and per != known) or (known and per % known):
+            raise ShapeError(f"Reshape: cannot reshape samples of shape {x.shape[1:]} to "
+                             f"{self.target_shape}")
+        return x.reshape((x.shape[0],) + self.target_shape)
+
+    def get_config(self):
+        return {"target_shape": list(self.target_shape), **self._base_config()}
+
+
+# ------------------------------------------------------------------ convolution ---
+
+def _pair(v, name, op):
+    if isinstance(v, (int, np.integer)):
+        v = (int(v), int(v))
+    v = tuple(int(a) for a in v)
+    if len(v) != 2 or min(v) < 1:
+        raise ValueError(f"{op}: {name} must be a positive int or a pair, got {v!r}")
+    return v
+
+
+def _same_pads(size, k, s, d):
+    """TensorFlow's 'same': output ceil(size / s); the odd pixel of padding goes bottom/right."""
+    out = -(-size // s)
+    total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def _check_4d(x, op):
+    if x.ndim != 4:
+        hint = (f"; add a channel axis, e.g. x.reshape(-1, {x.shape[1]}, {x.shape[2]}, 1)"
+                if x.ndim == 3 else "")
+        raise ShapeError(f"{op}: expected a 4-D (batch, height, width, channels) input, got shape "
+                         f"{x.shape}{hint}")
+
+
+class _Spatial(Layer):
+    def __init__(self, padding, data_format, input_shape, name):
+        super().__init__(input_shape, name)
+        if padding not in ("valid", "same"):
+            raise ValueError(f"{type(self).__name__}: padding must be 'valid' or 'same', got "
+                             f"{padding!r}")
+        if data_format not in ("channels_last", "channels_first"):
+            raise ValueError(f"{type(self).__name__}: data_format must be 'channels_last' or "
+                             f"'channels_first', got {data_format!r}")
+        self.padding, self.data_format = padding, data_format
+
+    def _to_nchw(self, x):
+        _check_4d(x, type(self).__name__)
+        return x.permute(0, 3, 1, 2) if self.data_format == "channels_last" else x
+
+    def _from_nchw(self, y):
+        return y.permute(0, 2, 3, 1) if self.data_format == "channels_last" else y
+
+    def _pad(self, x, k, s, d=(1, 1), value=0.0):
+        """Explicit padding of an NCHW tensor for 'same' (may be asymmetric, as TensorFlow)."""
+        if self.padding == "valid":
+            return x
+        ph = _same_pads(x.shape[2], k[0], s[0], d[0])
+        pw = _same_pads(x.shape[3], k[1], s[1], d[1])
+        if ph == (0, 0) and pw == (0, 0):
+            return x
+        return x.pad(((0, 0), (0, 0), ph, pw), value=value)
+
+
+class Conv2D(_Spatial):
+    """2-D convolution on channels_last input (N, H, W, C); kernel stored as (filters, C, kh, kw).
+
+    >>> Conv2D(8, 3, activation="relu", input_shape=(8, 8, 1))   # doctest: +ELLIPSIS
+    Conv2D(filters=8, kernel_size=[3, 3], ...)
+    """
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid",
+                 data_format="channels_last", dilation_rate=(1, 1), activation=None,
+                 use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, input_shape=None, name=None):
+        super().__init__(padding, data_format, input_shape, name)
+        if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters < 1:
+            raise ValueError(f"Conv2D: filters must be an int >= 1, got {filters!r}")
+        self.filters = int(filters)
+        self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2D")
+        self.strides = _pair(strides, "strides", "Conv2D")
+        self.dilation_rate = _pair(dilation_rate, "dilation_rate", "Conv2D")
+        self.activation = activation
+        self._act = get_activation(activation, "Conv2D")
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
+        self._reg_spec = kernel_regularizer
+        self.kernel_regularizer = _regularizer(kernel_regularizer, "Conv2D")
+        initialize(kernel_initializer, (1, 1))
+        self.kernel = self.bias = None
+
+    def build(self, input_shape):
+        if len(input_shape) != 3:
+            raise ShapeError(f"Conv2D: expected per-sample shape (height, width, channels), got "
+                             f"{input_shape}; reshape x to (n, h, w, c)")
+        c = input_shape[-1] if self.data_format == "channels_last" else input_shape[0]
+        kh, kw = self.kernel_size
+        self.kernel = initialize(self.kernel_initializer, (self.filters, c, kh, kw))
+        if self.use_bias:
+            self.bias = initialize(self.bias_initializer, (self.filters,))
+        self.built = True
+
+    def call(self, x):
+        x = self._to_nchw(x)
+        if x.shape[1] != self.kernel.shape[1]:
+            raise ShapeError(f"Conv2D: expected {self.kernel.shape[1]} input channels, got input "
+                             f"shape {x.shape} (NCHW)")
+        x = self._pad(x, self.kernel_size, self.strides, self.dilation_rate)
+        y = F.conv2d(x, self.kernel, self.bias, stride=self.strides, padding=0,
+                     dilation=self.dilation_rate)
+        return self._from_nchw(self._act(y))
+
+    def weight_tensors(self):
+        return [("kernel", self.kernel)] + ([("bias", self.bias)] if self.use_bias else [])
+
+    def regularization_loss(self):
+        return None if self.kernel_regularizer is None else self.kernel_regularizer(self.kernel)
+
+    def get_config(self):
+        reg = self._reg_spec.get_config() if isinstance(self._reg_spec, L1L2) else self._reg_spec
+        return {"filters": self.filters, "kernel_size": list(self.kernel_size),
+                "strides": list(self.strides), "padding": self.padding,
+                "data_format": self.data_format, "dilation_rate": list(self.dilation_rate),
+                "activation": self.activation, "use_bias": self.use_bias,
+                "kernel_initializer": self.kernel_initializer,
+                "bias_initializer": self.bias_initializer, "kernel_regularizer": reg,
+                **self._base_config()}
+
+
+class _Pool(_Spatial):
+    _fn = None
+
+    def __init__(self, pool_size=(2, 2), strides=None, padding="valid",
+                 data_format="channels_last", input_shape=None, name=None):
+        super().__init__(padding, data_format, input_shape, name)
+        self.pool_size = _pair(pool_size, "pool_size", type(self).__name__)
+        self.strides = self.pool_size if strides is None else _pair(strides, "strides",
+                                                                    type(self).__name__)
+
+    def call(self, x):
+        x = self._to_nchw(x)
+        if self.padding == "same" and type(self) is AveragePooling2D:
+            # TF averages only over real pixels at the border: divide by a pooled ones-mask
+            ones = Tensor(np.ones((1, 1) + x.shape[2:], dtype=x.dtype))
+            num = F.avg_pool2d(self._pad(x, self.pool_size, self.strides), self.pool_size,
+                               self.strides)
+            den = F.avg_pool2d(self._pad(ones, self.pool_size, self.strides), self.pool_size,
+                               self.strides)
+            return self._from_nchw(num / den)
+        x = self._pad(x, self.pool_size, self.strides, value=-np.inf if self._max else 0.0)
+        y = (F.max_pool2d if self._max else F.avg_pool2d)(x, self.pool_size, self.strides)
+        return self._from_nchw(y)
+
+    def get_config(self):
+        return {"pool_size": list(self.pool_size), "strides": list(self.strides),
+                "padding": self.padding, "data_format": self.data_format, **self._base_config()}
+
+
+class MaxPooling2D(_Pool):
+    """Max over ``pool_size`` windows (stride defaults to the pool size), channels_last."""
+    _max = True
+
+
+class AveragePooling2D(_Pool):
+    """Mean over ``pool_size`` windows (stride defaults to the pool size), channels_last."""
+    _max = False
+
+
+# ------------------------------------------------------------------ normalization ---
+
+class BatchNormalization(Layer):
+    """Normalize each feature (the last axis) by the batch mean and variance while training,
+    by the moving averages otherwise: ``y = gamma (x - mean) / sqrt(var + eps) + beta``.
+    Moving averages follow Keras: ``moving = momentum * moving + (1 - momentum) * batch``."""
+
+    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
+                 input_shape=None, name=None):
+        super().__init__(input_shape, name)
+        if axis != -1:
+            raise ValueError(f"BatchNormalization: only axis=-1 (channels_last) is supported, "
+                             f"got axis={axis!r}")
+        if not 0.0 <= momentum <= 1.0 or epsilon <= 0:
+            raise ValueError(f"BatchNormalization: need 0 <= momentum <= 1 and epsilon > 0, got "
+                             f"momentum={momentum}, epsilon={epsilon}")
+        self.axis, self.momentum, self.epsilon = axis, float(momentum), float(epsilon)
+        self.center, self.scale = bool(center), bool(scale)
+        self.gamma = self.beta = None
+
+    def build(self, input_shape):
+        c = input_shape[-1]
+        self.gamma = Parameter(np.ones(c, np.float32)) if self.scale else None
+        self.beta = Parameter(np.zeros(c, np.float32)) if self.center else None
+        self.register_buffer("moving_mean", Tensor(np.zeros(c, np.float32)))
+        self.register_buffer("moving_variance", Tensor(np.ones(c, np.float32)))
+        self.built = True
+
+    def call(self, x):
+        axes = tuple(range(x.ndim - 1))
+        if self.training:
+            mean = x.mean(axis=axes)
+            var = ((x - mean) * (x - mean)).mean(axis=axes)
+            m = self.momentum
+            self.moving_mean.data[...] = m * self.moving_mean.data + (1 - m) * mean.data
+            self.moving_variance.data[...] = m * self.moving_variance.data + (1 - m) * var.data
+        else:
+            mean, var = self.moving_mean, self.moving_variance
+        y = (x - mean) / (var + self.epsilon).sqrt()
+        if self.gamma is not None:
+            y = y * self.gamma
+        if self.beta is not None:
+            y = y + self.beta
+        return y
+
+    def weight_tensors(self):
+        out = [("gamma", self.gamma)] if self.scale else []
+        out += [("beta", self.beta)] if self.center else []
+        return out + [("moving_mean", self.moving_mean), ("moving_variance", self.moving_variance)]
+
+    def get_config(self):
+        return {"axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,
+                "center": self.center, "scale": self.scale, **self._base_config()}
+
+
+# ------------------------------------------------------------------ embedding ---
+
+class Embedding(Layer):
+    """Integer ids (N, T) -> vectors (N, T, output_dim): row ``i`` of ``embeddings`` for id ``i``."""
+
+    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", input_shape=None,
+                 input_length=None, name=None):
+        if input_shape is None and input_length is not None:
+            input_shape = (input_length,)
+        super().__init__(input_shape, name)
+        if int(input_dim) < 1 or int(output_dim) < 1:
+            raise ValueError(f"Embedding: input_dim and output_dim must be >= 1, got "
+                             f"{input_dim}, {output_dim}")
+        self.input_dim, self.output_dim = int(input_dim), int(output_dim)
+        self.embeddings_initializer = embeddings_initializer
+        self.embeddings = None
+
+    def build(self, input_shape):
+        self.embeddings = initialize(self.embeddings_initializer,
+                                     (self.input_dim, self.output_dim))
+        self.built = True
+
+    def call(self, x):
+        ids = x.data
+        if ids.dtype.kind == "f":
+            if ids.size and not np.all(ids == np.round(ids)):
+                raise ShapeError("Embedding: ids must be whole numbers, got fractional values")
+            ids = ids.astype(np.int64)
+        return F.embedding(ids, self.embeddings)
+
+    def weight_tensors(self):
+        return [("embeddings", self.embeddings)]
+
+    def get_config(self):
+        return {"input_dim": self.input_dim, "output_dim": self.output_dim,
+                "embeddings_initializer": self.embeddings_initializer, **self._base_config()}
+
+
+# ------------------------------------------------------------------ recurrent ---
+
+class _Recurrent(Layer):
+    """Shared loop of SimpleRNN/LSTM/GRU over (N, T, F) input, Keras weight layout:
+    ``kernel`` (F, g*units), ``recurrent_kernel`` (units, g*units), ``bias`` (g*units)."""
+
+    _gates = 1
+
+    def __init__(self, units, activation="tanh", return_sequences=False, use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 bias_initializer="zeros", input_shape=None, name=None):
+        super().__init__(input_shape, name)
+        if int(units) < 1:
+            raise ValueError(f"{type(self).__name__}: units must be >= 1, got {units!r}")
+        self.units, self.activation = int(units), activation
+        self._act = get_activation(activation, type(self).__name__)
+        self.return_sequences, self.use_bias = bool(return_sequences), bool(use_bias)
+        self.kernel_initializer = kernel_initializer
+        self.recurrent_initializer = recurrent_initializer
+        self.bias_initializer = bias_initializer
+        self.kernel = self.recurrent_kernel = self.bias = None
+
+    def _bias_shape(self):
+        return (self._gates * self.units,)
+
+    def build(self, input_shape):
+        if len(input_shape) != 2:
+            raise ShapeError(f"{type(self).__name__}: expected per-sample shape (timesteps, "
+                             f"features), got {input_shape}; reshape x to (n, t, f)")
+        g = self._gates * self.units
+        self.kernel = initialize(self.kernel_initializer, (input_shape[-1], g))
+        self.recurrent_kernel = initialize(self.recurrent_initializer, (self.units, g))
+        if self.use_bias:
+            self.bias = initialize(self.bias_initializer, self._bias_shape())
+        self.built = True
+
+    def call(self, x):
+        if x.ndim != 3:
+            raise ShapeError(f"{type(self).__name__}: expected a 3-D (batch, timesteps, features) "
+                             f"input, got shape {x.shape}")
+        n, t, _ = x.shape
+        xw = x @ self.kernel                      # all timesteps' input projections at once
+        if self.use_bias and self.bias.ndim == 1:
+            xw = xw + self.bias
+        state = self._initial_state(n, x.dtype)
+        outs = []
+        for step in range(t):
+            state = self._step(xw[:, step, :], state)
+            outs.append(state[0])
+        if self.return_sequences:
+            from .functions import stack
+
+            return stack(outs, axis=1)
+        return outs[-1]
+
+    def _initial_state(self, n, dtype):
+        return (Tensor(np.zeros((n, self.units), dtype=dtype)),)
+
+    def weight_tensors(self):
+        out = [("kernel", self.kernel), ("recurrent_kernel", self.recurrent_kernel)]
+        return out + ([("bias", self.bias)] if self.use_bias else [])
+
+    def get_config(self):
+        return {"units": self.units, "activation": self.activation,
+                "return_sequences": self.return_sequences, "use_bias": self.use_bias,
+                "kernel_initializer": self.kernel_initializer,
+                "recurrent_initializer": self.recurrent_initializer,
+                "bias_initializer": self.bias_initializer, **self._base_config()}
+
+
+class SimpleRNN(_Recurrent):
+    """``h_t = activation(x_t W + h_{t-1} U + b)``; returns the last h (or all with
+    ``return_sequences=True``)."""
+
+    def _step(self, xw_t, state):
+        return (self._act(xw_t + state[0] @ self.recurrent_kernel),)
+
+
+class LSTM(_Recurrent):
+    """Long short-term memory, Keras gate order (i, f, c, o):
+    ``i, f, o = sigmoid(.)``, ``c_t = f c_{t-1} + i tanh(.)``, ``h_t = o tanh(c_t)``.
+    The forget-gate bias starts at 1 (Keras' ``unit_forget_bias``)."""
+
+    _gates = 4
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        if self.use_bias:
+            self.bias.data[self.units:2 * self.units] = 1.0
+
+    def _initial_state(self, n, dtype):
+        z = np.zeros((n, self.units), dtype=dtype)
+        return Tensor(z), Tensor(z.copy())
+
+    def _step(self, xw_t, state):
+        h, c = state
+        z = xw_t + h @ self.recurrent_kernel
+        i, f, g, o = z.split(self.units, axis=1)
+        c = f.sigmoid() * c + i.sigmoid() * self._act(g)
+        return o.sigmoid() * self._act(c), c
+
+
+class GRU(_Recurrent):
+    """Gated recurrent unit, Keras ``reset_after=True`` form, gate order (z, r, h):
+    ``z, r = sigmoid(.)``, ``h~ = tanh(x W_h + b_h + r (h U_h + b'_h))``, ``h_t = z h + (1-z) h~``.
+    ``bias`` is (2, 3 units): input bias and recurrent bias."""
+
+    _gates = 3
+
+    def _bias_shape(self):
+        return (2, 3 * self.units)
+
+    def call(self, x):
+        self._xb = self.bias[0] if self.use_bias else None
+        return super().call(x)
+
+    def _step(self, xw_t, state):
+        h = state[0]
+        if self._xb is not None:
+            xw_t = xw_t + self._xb
+        hu = h @ self.recurrent_kernel
+        if self.use_bias:
+            hu = hu + self.bias[1]
+        xz, xr, xh = xw_t.split(self.units, axis=1)
+        hz, hr, hh = hu.split(self.units, axis=1)
+        z = (xz + hz).sigmoid()
+        r = (xr + hr).sigmoid()
+        cand = self._act(xh + r * hh)
+        return (z * h + (1 - z) * cand,)
+
+
+# ------------------------------------------------------------------ allow-list ---
+
+LAYERS = {cls.__name__: cls for cls in (InputLayer, Dense, Activation, Dropout, Flatten, Reshape,
+                                         Conv2D, MaxPooling2D, AveragePooling2D,
+                                         BatchNormalization, Embedding, SimpleRNN, LSTM, GRU)}
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _json_only(v):
+    if isinstance(v, _JSON_SCALARS):
+        return True
+    if isinstance(v, list):
+        return len(v) <= 16 and all(isinstance(a, _JSON_SCALARS) for a in v)
+    if isinstance(v, dict):
+        return set(v) <= {"l1", "l2"} and all(isinstance(a, (int, float)) for a in v.values())
+    return False
+
+
+def from_config(entry):
+    """Rebuild one layer from ``{"class_name": ..., "config": {...}}``; only ``LAYERS`` names and
+    constructor keywords with plain JSON values are accepted."""
+    import inspect
+
+    if not isinstance(entry, dict) or set(entry) != {"class_name", "config"}:
+        raise ModelFormatError(f"from_config: a layer entry must be {{'class_name', 'config'}}, "
+                               f"got {str(entry)[:80]}")
+    name, cfg = entry["class_name"], entry["config"]
+    if name not in LAYERS:
+        raise ModelFormatError(f"from_config: layer class {str(name)[:40]!r} is not in the "
+                               f"allow-list {sorted(LAYERS)}")
+    if not isinstance(cfg, dict):
+        raise ModelFormatError(f"from_config: config of {name} must be an object, got "
+                               f"{type(cfg).__name__}")
+    allowed = set(inspect.signature(LAYERS[name].__init__).parameters) - {"self"}
+    bad = [k for k in cfg if k not in allowed or not _json_only(cfg[k])]
+    if bad:
+        raise ModelFormatError(f"from_config: {name} got unknown or non-plain arguments {bad[:5]}")
+    return LAYERS[name](**cfg)
