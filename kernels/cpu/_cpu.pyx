@@ -313,7 +313,7 @@ def gemm(const floating[:, ::1] A, const floating[:, ::1] B, bint trans_a, bint 
     _strides(trans_a, A.shape[1], &rsa, &csa)
     _strides(trans_b, B.shape[1], &rsb, &csb)
     if m == 0 or n == 0:
-        return out
+        return
     if k == 0 or m * n * k < 4096:
         threads = 1        # not worth a parallel region
     cdef _Workspace ws = _ws_acquire()
@@ -326,7 +326,7 @@ def gemm(const floating[:, ::1] A, const floating[:, ::1] B, bint trans_a, bint 
                       &out[0, 0], n, accumulate, threads, buf)
     finally:
         _ws_release(ws)
-    return out
+    return
 
 
 def gemm_naive(const floating[:, ::1] A, const floating[:, ::1] B, bint trans_a, bint trans_b,
@@ -342,7 +342,7 @@ def gemm_naive(const floating[:, ::1] A, const floating[:, ::1] B, bint trans_a,
     _strides(trans_a, A.shape[1], &rsa, &csa)
     _strides(trans_b, B.shape[1], &rsb, &csb)
     if m == 0 or n == 0:
-        return out
+        return
     cdef const floating* pa = &A[0, 0] if A.shape[0] * A.shape[1] else NULL
     cdef const floating* pb = &B[0, 0] if B.shape[0] * B.shape[1] else NULL
     with nogil:
@@ -352,7 +352,7 @@ def gemm_naive(const floating[:, ::1] A, const floating[:, ::1] B, bint trans_a,
         else:
             tgl_gemm_naive_f64(<int>m, <int>n, <int>k, pa, rsa, csa, pb, rsb, csb, &out[0, 0], n,
                                accumulate)
-    return out
+    return
 
 
 include "conv.pxi"

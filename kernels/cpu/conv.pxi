@@ -122,11 +122,11 @@ def im2col(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols, int kh, int
                          OHW // OW if OW > 0 else 0, OW, 1)
     cdef int t
     if N * C == 0 or g.OHW == 0:
-        return cols
+        return
     with nogil:
         for t in prange(N * C, num_threads=threads if threads > 0 else 1, schedule="static"):
             _im2col_image(&x[t // C, 0, 0, 0], &g, &cols[t // C, 0, 0], t % C, t % C + 1)
-    return cols
+    return
 
 
 def col2im(const floating[:, :, ::1] cols, floating[:, :, :, ::1] x, int kh, int kw, int sh,
@@ -140,13 +140,13 @@ def col2im(const floating[:, :, ::1] cols, floating[:, :, :, ::1] x, int kh, int
                          OHW // OW if OW > 0 else 0, OW, 1)
     cdef int t
     if N * C * H * W == 0:
-        return x
+        return
     with nogil:
         for t in prange(N * C, num_threads=threads if threads > 0 else 1, schedule="static"):
             memset(&x[t // C, t % C, 0, 0], 0, H * W * sizeof(floating))
             if g.OHW > 0:
                 _col2im_image(&cols[t // C, 0, 0], &g, &x[t // C, 0, 0, 0], t % C, t % C + 1)
-    return x
+    return
 
 
 # ---------------------------------------------------------------------------- conv2d ------
@@ -226,10 +226,10 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
                          y.shape[2], y.shape[3], groups)
     cdef int outer, inner, n, tid
     if g.N * g.O * g.OHW == 0:
-        return y
+        return
     if g.K == 0:
         memset(&y[0, 0, 0, 0], 0, <size_t>g.N * g.O * g.OHW * sizeof(floating))
-        return y
+        return
     _split(&g, threads, &outer, &inner)
     cdef size_t per = _conv_thread_bytes(&g, sizeof(floating), inner, not g.pointwise, False)
     cdef size_t colb = 0 if g.pointwise else _round64(<size_t>g.CKK * g.OHW * sizeof(floating))
@@ -251,7 +251,7 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
                                     <floating*>mine, mine + colb, 1)
     finally:
         _ws_release(ws)
-    return y
+    return
 
 
 def conv2d_backward_input(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] w,
@@ -263,10 +263,10 @@ def conv2d_backward_input(const floating[:, :, :, ::1] gy, const floating[:, :, 
                          gy.shape[2], gy.shape[3], groups)
     cdef int outer, inner, n, tid
     if g.N * g.C * g.H * g.W == 0:
-        return gx
+        return
     if g.OHW == 0 or g.O == 0:
         memset(&gx[0, 0, 0, 0], 0, <size_t>g.N * g.C * g.H * g.W * sizeof(floating))
-        return gx
+        return
     _split(&g, threads, &outer, &inner)
     cdef size_t per = _conv_thread_bytes(&g, sizeof(floating), inner, not g.pointwise, False)
     cdef size_t colb = 0 if g.pointwise else _round64(<size_t>g.CKK * g.OHW * sizeof(floating))
@@ -288,7 +288,7 @@ def conv2d_backward_input(const floating[:, :, :, ::1] gy, const floating[:, :, 
                                           <floating*>mine, mine + colb, 1)
     finally:
         _ws_release(ws)
-    return gx
+    return
 
 
 def conv2d_backward_weight(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,
@@ -302,10 +302,10 @@ def conv2d_backward_weight(const floating[:, :, :, ::1] gy, const floating[:, :,
     cdef int outer, inner, n, tid, t
     cdef Py_ssize_t i, gwn = <Py_ssize_t>g.O * g.K
     if gwn == 0:
-        return gw
+        return
     memset(&gw[0, 0, 0, 0], 0, gwn * sizeof(floating))
     if g.N * g.OHW == 0:
-        return gw
+        return
     _split(&g, threads, &outer, &inner)
     cdef size_t colb = 0 if g.pointwise else _round64(<size_t>g.CKK * g.OHW * sizeof(floating))
     cdef size_t per = _conv_thread_bytes(&g, sizeof(floating), inner, not g.pointwise, True)
@@ -336,4 +336,4 @@ def conv2d_backward_weight(const floating[:, :, :, ::1] gy, const floating[:, :,
                         acc[i] += part[i]
     finally:
         _ws_release(ws)
-    return gw
+    return

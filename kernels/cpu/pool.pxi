@@ -44,13 +44,13 @@ def max_pool2d_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
     cdef Py_ssize_t OH = y.shape[2], OW = y.shape[3]
     cdef int t
     if N * C * OH * OW == 0:
-        return y, idx
+        return
     with nogil:
         for t in prange(N * C, num_threads=threads if threads > 0 else 1, schedule="static"):
             _max_pool_plane(&x[t // C, t % C, 0, 0], &y[t // C, t % C, 0, 0],
                             &idx[t // C, t % C, 0, 0], <int>H, <int>W, <int>OH, <int>OW,
                             kh, kw, sh, sw, ph, pw)
-    return y, idx
+    return
 
 
 def max_pool2d_backward(const floating[:, :, :, ::1] gy, const int64_t[:, :, :, ::1] idx,
@@ -66,7 +66,7 @@ def max_pool2d_backward(const floating[:, :, :, ::1] gy, const int64_t[:, :, :, 
     cdef const floating* src
     cdef const int64_t* ix
     if N * C * HW == 0:
-        return gx
+        return
     with nogil:
         for t in prange(N * C, num_threads=threads if threads > 0 else 1, schedule="static"):
             dst = &gx[t // C, t % C, 0, 0]
@@ -78,7 +78,7 @@ def max_pool2d_backward(const floating[:, :, :, ::1] gy, const int64_t[:, :, :, 
                     k = ix[s]
                     if 0 <= k < HW:
                         dst[k] += src[s]
-    return gx
+    return
 
 
 cdef void _avg_pool_plane(const floating* x, floating* y, int H, int W, int OH, int OW, int kh,
@@ -137,12 +137,12 @@ def avg_pool2d_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
     cdef Py_ssize_t OH = y.shape[2], OW = y.shape[3]
     cdef int t
     if N * C * OH * OW == 0:
-        return y
+        return
     with nogil:
         for t in prange(N * C, num_threads=threads if threads > 0 else 1, schedule="static"):
             _avg_pool_plane(&x[t // C, t % C, 0, 0], &y[t // C, t % C, 0, 0], <int>H, <int>W,
                             <int>OH, <int>OW, kh, kw, sh, sw, ph, pw)
-    return y
+    return
 
 
 def avg_pool2d_backward(const floating[:, :, :, ::1] gy, floating[:, :, :, ::1] gx, int kh,
@@ -152,12 +152,12 @@ def avg_pool2d_backward(const floating[:, :, :, ::1] gy, floating[:, :, :, ::1] 
     cdef Py_ssize_t OH = gy.shape[2], OW = gy.shape[3]
     cdef int t
     if N * C * H * W == 0:
-        return gx
+        return
     if OH * OW == 0:
         memset(&gx[0, 0, 0, 0], 0, N * C * H * W * sizeof(floating))
-        return gx
+        return
     with nogil:
         for t in prange(N * C, num_threads=threads if threads > 0 else 1, schedule="static"):
             _avg_pool_plane_backward(&gy[t // C, t % C, 0, 0], &gx[t // C, t % C, 0, 0], <int>H,
                                      <int>W, <int>OH, <int>OW, kh, kw, sh, sw, ph, pw)
-    return gx
+    return

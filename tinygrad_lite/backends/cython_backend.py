@@ -1,0 +1,320 @@
+"""The Cython backend: our own CPU kernels (``tinygrad_lite._cpu``, built from ``kernels/cpu``).
+
+Each method checks and normalizes in Python -- dtype float32/float64 (else ``DTypeError``),
+shapes and geometry (else ``ShapeError``), C-contiguous layout -- and then calls a kernel that
+trusts its inputs and runs with the GIL released. An F-contiguous matrix (a transposed view) is
+passed as its C-contiguous transpose with the transpose flag flipped, so it is never copied.
+
+While these kernels are active OpenBLAS is held at one thread (``threadpoolctl``): our OpenMP
+threads and OpenBLAS's would otherwise fight for the same cores.
+
+Next: kernels/cpu/gemm_kernels.h, the micro-kernel every GEMM here ends in.
+"""
+
+import numpy as np
+
+from ..errors import BackendUnavailableError, DTypeError, ShapeError
+from . import threads as _threads
+from .base import Backend, conv_output_size
+
+try:
+    from .. import _cpu
+except ImportError as e:  # not built: the registry falls back to numpy and says why
+    _cpu = None
+    _IMPORT_ERROR = e
+HAVE_CPU_KERNELS = _cpu is not None
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+# ------------------------------------------------------------------ OpenBLAS thread limit ---
+
+_blas_limiter = None      # None: not tried; False: threadpoolctl missing; else a limiter
+
+
+def limit_blas_threads():
+    """Hold OpenBLAS at one thread (idempotent). Called when the backend becomes active."""
+    global _blas_limiter
+    if _blas_limiter is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _blas_limiter = ThreadpoolController().limit(limits=1, user_api="blas")
+        except Exception:  # threadpoolctl missing or no BLAS found: nothing to limit
+            _blas_limiter = False
+
+
+def restore_blas_threads():
+    """Give OpenBLAS its original thread count back (when another backend takes over)."""
+    global _blas_limiter
+    if _blas_limiter:
+        _blas_limiter.restore_original_limits()
+    _blas_limiter = None
+
+
+# ------------------------------------------------------------------------------ checks ------
+
+def _float(op, *arrays):
+    """Arrays as one float dtype (NumPy promotion for mixed float32/float64)."""
+    dt = arrays[0].dtype
+    for a in arrays:
+        if a.dtype not in _FLOATS:
+            raise DTypeError(f"{op}: the cython backend takes float32 or float64, got {a.dtype}; "
+                             "cast with .astype(np.float32)")
+        if a.dtype != dt:
+            dt = np.dtype(np.float64)
+    return [a if a.dtype == dt else a.astype(dt) for a in arrays]
+
+
+def _c(a):
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+def _pair(op, name, v, minimum):
+    v = tuple(int(t) for t in v)
+    if len(v) != 2 or v[0] < minimum or v[1] < minimum:
+        raise ShapeError(f"{op}: {name} must be two ints >= {minimum}, got {v}")
+    return v
+
+
+def _ndim(op, name, a, n):
+    if a.ndim != n:
+        raise ShapeError(f"{op}: {name} must be {n}-D, got shape {a.shape}")
+
+
+def _geometry(op, x_shape, kernel, stride, padding, dilation):
+    kernel = _pair(op, "kernel", kernel, 1)
+    stride = _pair(op, "stride", stride, 1)
+    padding = _pair(op, "padding", padding, 0)
+    dilation = _pair(op, "dilation", dilation, 1)
+    out = tuple(conv_output_size(x_shape[2 + a], kernel[a], stride[a], padding[a], dilation[a])
+                for a in range(2))
+    if out[0] < 1 or out[1] < 1:
+        raise ShapeError(f"{op}: kernel larger than the padded input, got input {x_shape[2:]}, "
+                         f"kernel {kernel}, padding {padding}, dilation {dilation}; "
+                         "pad more or use a smaller kernel")
+    return kernel, stride, padding, dilation, out
+
+
+def _conv_shapes(op, x_shape, w_shape, groups):
+    if isinstance(groups, bool) or int(groups) != groups or groups < 1:
+        raise ShapeError(f"{op}: groups must be a positive int, got {groups!r}")
+    groups = int(groups)
+    if w_shape[0] % groups or x_shape[1] != w_shape[1] * groups:
+        raise ShapeError(f"{op}: channels do not fit the weight, got x.shape={tuple(x_shape)}, "
+                         f"w.shape={tuple(w_shape)}, groups={groups} (need C == w.shape[1]*groups "
+                         "and O % groups == 0)")
+    return groups
+
+
+def _pool_geometry(op, x_shape, kernel, stride, padding):
+    if len(x_shape) != 4:
+        raise ShapeError(f"{op}: x must be 4-D (N, C, H, W), got shape {tuple(x_shape)}")
+    kernel, stride, padding, _, out = _geometry(op, x_shape, kernel, stride, padding, (1, 1))
+    if padding[0] >= kernel[0] or padding[1] >= kernel[1]:
+        raise ShapeError(f"{op}: padding must be smaller than the kernel, got padding {padding} "
+                         f"and kernel {kernel}")
+    return kernel, stride, padding, out
+
+
+# ----------------------------------------------------------------------------- backend -----
+
+class CythonBackend(Backend):
+    """Our CPU kernels: packed AVX-512/AVX2 GEMM, im2col conv, direct pooling, OpenMP threads."""
+
+    name = "cython"
+    xp = np
+
+    def __init__(self):
+        if not HAVE_CPU_KERNELS:
+            raise BackendUnavailableError(
+                f"cython backend: extension tinygrad_lite._cpu not built, got "
+                f"{type(_IMPORT_ERROR).__name__}: {_IMPORT_ERROR}; build it with `pip install -e .`"
+                " or `python setup.py build_ext --inplace`")
+
+    def activate(self):
+        limit_blas_threads()
+
+    def deactivate(self):
+        restore_blas_threads()
+
+    # ---- matmul -----------------------------------------------------------------------------
+    def matmul(self, a, b, trans_a=False, trans_b=False, out=None, accumulate=False):
+        if _blas_limiter is None:
+            limit_blas_threads()
+        a, b = _float("matmul", a, b)
+        if a.ndim != 2 or b.ndim != 2:
+            raise ShapeError(f"matmul: the cython kernel takes 2-D operands, got a.shape={a.shape} "
+                             f"and b.shape={b.shape}")
+        # Fold transposed views into the flags instead of copying them.
+        if not a.flags.c_contiguous:
+            if a.flags.f_contiguous:
+                a, trans_a = a.T, not trans_a
+            else:
+                a = np.ascontiguousarray(a)
+        if not b.flags.c_contiguous:
+            if b.flags.f_contiguous:
+                b, trans_b = b.T, not trans_b
+            else:
+                b = np.ascontiguousarray(b)
+        m, k = a.shape[::-1] if trans_a else a.shape
+        k2, n = b.shape[::-1] if trans_b else b.shape
+        if k != k2:
+            raise ShapeError(f"matmul: inner dimensions differ, got op(a).shape={(m, k)} and "
+                             f"op(b).shape={(k2, n)} ({k} != {k2})")
+        nt = _threads._num_threads
+        if out is None:
+            out = np.empty((m, n), dtype=a.dtype)
+            _cpu.gemm(a, b, trans_a, trans_b, out, False, nt)
+            return out
+        if out.shape != (m, n) or out.dtype != a.dtype:
+            raise ShapeError(f"matmul: out must have shape {(m, n)} and dtype {a.dtype}, got "
+                             f"{out.shape} and {out.dtype}")
+        if out.flags.c_contiguous and out.flags.writeable:
+            _cpu.gemm(a, b, trans_a, trans_b, out, accumulate, nt)
+            return out
+        tmp = np.empty((m, n), dtype=a.dtype)
+        _cpu.gemm(a, b, trans_a, trans_b, tmp, False, nt)
+        if accumulate:
+            out += tmp
+        else:
+            out[...] = tmp
+        return out
+
+    def batched_matmul(self, a, b):
+        if b.ndim == 2 and a.ndim > 2:        # (..., m, k) @ (k, n): one GEMM over all rows
+            y = self.matmul(a.reshape(-1, a.shape[-1]), b)
+            return y.reshape(a.shape[:-1] + (b.shape[-1],))
+        return super().batched_matmul(a, b)
+
+    # ---- im2col / col2im ----------------------------------------------------------------------
+    def im2col(self, x, kernel, stride, padding, dilation):
+        (x,) = _float("im2col", x)
+        _ndim("im2col", "x", x, 4)
+        kernel, stride, padding, dilation, (oh, ow) = _geometry("im2col", x.shape, kernel, stride,
+                                                                padding, dilation)
+        n, c = x.shape[:2]
+        cols = np.empty((n, c * kernel[0] * kernel[1], oh * ow), dtype=x.dtype)
+        _cpu.im2col(_c(x), cols, *kernel, *stride, *padding, *dilation,
+                    _threads._num_threads)
+        return cols
+
+    def col2im(self, cols, x_shape, kernel, stride, padding, dilation):
+        (cols,) = _float("col2im", cols)
+        x_shape = tuple(int(s) for s in x_shape)
+        if len(x_shape) != 4:
+            raise ShapeError(f"col2im: x_shape must have 4 entries (N, C, H, W), got {x_shape}")
+        kernel, stride, padding, dilation, (oh, ow) = _geometry("col2im", x_shape, kernel, stride,
+                                                                padding, dilation)
+        n, c = x_shape[:2]
+        want = (n, c * kernel[0] * kernel[1], oh * ow)
+        if cols.shape != want:
+            raise ShapeError(f"col2im: cols must have shape {want} for x_shape {x_shape}, got "
+                             f"{cols.shape}")
+        x = np.empty(x_shape, dtype=cols.dtype)
+        _cpu.col2im(_c(cols), x, *kernel, *stride, *padding, *dilation, _threads._num_threads)
+        return x
+
+    # ---- convolution --------------------------------------------------------------------------
+    def conv2d(self, x, w, stride, padding, dilation, groups):
+        if _blas_limiter is None:
+            limit_blas_threads()
+        x, w = _float("conv2d", x, w)
+        _ndim("conv2d", "x", x, 4)
+        _ndim("conv2d", "w", w, 4)
+        groups = _conv_shapes("conv2d", x.shape, w.shape, groups)
+        _, stride, padding, dilation, (oh, ow) = _geometry("conv2d", x.shape, w.shape[2:], stride,
+                                                           padding, dilation)
+        y = np.empty((x.shape[0], w.shape[0], oh, ow), dtype=x.dtype)
+        _cpu.conv2d_forward(_c(x), _c(w), y, *stride, *padding, *dilation, groups,
+                            _threads._num_threads)
+        return y
+
+    def conv2d_backward_input(self, gy, w, x_shape, stride, padding, dilation, groups):
+        gy, w = _float("conv2d_backward_input", gy, w)
+        _ndim("conv2d_backward_input", "gy", gy, 4)
+        _ndim("conv2d_backward_input", "w", w, 4)
+        x_shape = tuple(int(s) for s in x_shape)
+        groups = _conv_shapes("conv2d_backward_input", x_shape, w.shape, groups)
+        _, stride, padding, dilation, out = _geometry("conv2d_backward_input", x_shape,
+                                                      w.shape[2:], stride, padding, dilation)
+        want = (x_shape[0], w.shape[0]) + out
+        if gy.shape != want:
+            raise ShapeError(f"conv2d_backward_input: gy must have shape {want}, got {gy.shape}")
+        gx = np.empty(x_shape, dtype=gy.dtype)
+        _cpu.conv2d_backward_input(_c(gy), _c(w), gx, *stride, *padding, *dilation, groups,
+                                   _threads._num_threads)
+        return gx
+
+    def conv2d_backward_weight(self, gy, x, w_shape, stride, padding, dilation, groups):
+        gy, x = _float("conv2d_backward_weight", gy, x)
+        _ndim("conv2d_backward_weight", "gy", gy, 4)
+        _ndim("conv2d_backward_weight", "x", x, 4)
+        w_shape = tuple(int(s) for s in w_shape)
+        groups = _conv_shapes("conv2d_backward_weight", x.shape, w_shape, groups)
+        _, stride, padding, dilation, out = _geometry("conv2d_backward_weight", x.shape,
+                                                      w_shape[2:], stride, padding, dilation)
+        want = (x.shape[0], w_shape[0]) + out
+        if gy.shape != want:
+            raise ShapeError(f"conv2d_backward_weight: gy must have shape {want}, got {gy.shape}")
+        gw = np.empty(w_shape, dtype=gy.dtype)
+        _cpu.conv2d_backward_weight(_c(gy), _c(x), gw, *stride, *padding, *dilation, groups,
+                                    _threads._num_threads)
+        return gw
+
+    # ---- pooling ------------------------------------------------------------------------------
+    def max_pool2d(self, x, kernel, stride, padding):
+        (x,) = _float("max_pool2d", x)
+        kernel, stride, padding, (oh, ow) = _pool_geometry("max_pool2d", x.shape, kernel, stride,
+                                                           padding)
+        y = np.empty(x.shape[:2] + (oh, ow), dtype=x.dtype)
+        idx = np.empty(x.shape[:2] + (oh, ow), dtype=np.int64)
+        _cpu.max_pool2d_forward(_c(x), y, idx, *kernel, *stride, *padding, _threads._num_threads)
+        return y, idx
+
+    def max_pool2d_backward(self, gy, idx, x_shape, kernel, stride, padding):
+        (gy,) = _float("max_pool2d_backward", gy)
+        x_shape = tuple(int(s) for s in x_shape)
+        if idx.shape != gy.shape or gy.ndim != 4 or len(x_shape) != 4:
+            raise ShapeError(f"max_pool2d_backward: gy and idx must be 4-D of one shape, got "
+                             f"{gy.shape}, {idx.shape} (x_shape {x_shape})")
+        gx = np.empty(x_shape, dtype=gy.dtype)
+        _cpu.max_pool2d_backward(_c(gy), _c(idx.astype(np.int64, copy=False)), gx,
+                                 _threads._num_threads)
+        return gx
+
+    def avg_pool2d(self, x, kernel, stride, padding):
+        (x,) = _float("avg_pool2d", x)
+        kernel, stride, padding, (oh, ow) = _pool_geometry("avg_pool2d", x.shape, kernel, stride,
+                                                           padding)
+        y = np.empty(x.shape[:2] + (oh, ow), dtype=x.dtype)
+        _cpu.avg_pool2d_forward(_c(x), y, *kernel, *stride, *padding, _threads._num_threads)
+        return y
+
+    def avg_pool2d_backward(self, gy, x_shape, kernel, stride, padding):
+        (gy,) = _float("avg_pool2d_backward", gy)
+        x_shape = tuple(int(s) for s in x_shape)
+        kernel, stride, padding, out = _pool_geometry("avg_pool2d_backward", x_shape, kernel,
+                                                      stride, padding)
+        if gy.shape != x_shape[:2] + out:
+            raise ShapeError(f"avg_pool2d_backward: gy must have shape {x_shape[:2] + out}, got "
+                             f"{gy.shape}")
+        gx = np.empty(x_shape, dtype=gy.dtype)
+        _cpu.avg_pool2d_backward(_c(gy), gx, *kernel, *stride, *padding, _threads._num_threads)
+        return gx
+
+    def describe(self):
+        try:
+            from threadpoolctl import threadpool_info
+
+            blas = [p for p in threadpool_info() if p.get("user_api") == "blas"]
+        except ImportError:
+            blas = []
+        return {
+            "name": self.name,
+            "isa": _cpu.isa(),
+            "isa_supported": _cpu.supported_isas(),
+            "openmp": _cpu.openmp(),
+            "threads": _threads.get_num_threads(),
+            "blas_threads": blas[0].get("num_threads") if blas else None,
+            "blas_limited": bool(_blas_limiter),
+        }
