@@ -8,7 +8,7 @@ import pytest
 from tinygrad_lite.nn.utils import clip_grad_norm_, clip_grad_value_
 
 G1 = np.array([[3.0, -4.0], [0.0, 12.0]])  # sum of squares 169
-G2 = np.array([-84.0])                     # sum of squares 7056; total 2-norm sqrt(7225) = 85
+G2 = np.array([-84.0])  # sum of squares 7056; total 2-norm sqrt(7225) = 85
 
 
 @pytest.fixture
@@ -61,7 +61,9 @@ def test_single_parameter_and_no_grads(make_param, set_grad):
 def test_nonfinite_norm(make_param, set_grad):
     p = make_param([0.0, 0.0])
     set_grad(p, [np.inf, 1.0])
-    with pytest.raises(RuntimeError, match=r"clip_grad_norm_: the total norm of order 2.0 .* non-finite, got inf"):
+    with pytest.raises(
+        RuntimeError, match=r"clip_grad_norm_: the total norm of order 2.0 .* non-finite, got inf"
+    ):
         clip_grad_norm_([p], 1.0, error_if_nonfinite=True)
     np.testing.assert_array_equal(p.grad.data, [np.inf, 1.0])  # untouched on error
     total = clip_grad_norm_([p], 1.0)  # default: scale anyway (PyTorch), no warning escapes
@@ -82,11 +84,17 @@ def test_dtype_kept_and_float32_does_not_overflow(dtype, make_param, set_grad):
     np.testing.assert_allclose(g, [0.6, 0.8], rtol=1e-5)
 
 
-@pytest.mark.parametrize("kwargs,msg", [
-    (dict(max_norm=1.0, norm_type=0), "norm_type must be a number > 0 or inf, got norm_type=0"),
-    (dict(max_norm=1.0, norm_type="l2"), "norm_type must be"),
-    (dict(max_norm=float("nan")), "max_norm must be a number"),
-])
+@pytest.mark.parametrize(
+    "kwargs,msg",
+    [
+        (
+            {"max_norm": 1.0, "norm_type": 0},
+            "norm_type must be a number > 0 or inf, got norm_type=0",
+        ),
+        ({"max_norm": 1.0, "norm_type": "l2"}, "norm_type must be"),
+        ({"max_norm": float("nan")}, "max_norm must be a number"),
+    ],
+)
 def test_clip_norm_invalid_arguments(params, kwargs, msg):
     with pytest.raises(ValueError, match=msg):
         clip_grad_norm_(params, **kwargs)

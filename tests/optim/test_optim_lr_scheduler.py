@@ -7,7 +7,13 @@ import pytest
 
 from tinygrad_lite.optim import SGD, Adam
 from tinygrad_lite.optim.lr_scheduler import (
-    CosineAnnealingLR, ExponentialLR, LinearLR, LRScheduler, MultiStepLR, ReduceLROnPlateau, StepLR,
+    CosineAnnealingLR,
+    ExponentialLR,
+    LinearLR,
+    LRScheduler,
+    MultiStepLR,
+    ReduceLROnPlateau,
+    StepLR,
 )
 
 
@@ -115,29 +121,45 @@ def test_resuming_without_initial_lr_raises(opt):
         StepLR(opt, step_size=2, last_epoch=5)
 
 
-@pytest.mark.parametrize("make,msg", [
-    (lambda o: StepLR(o, step_size=0), "StepLR: step_size must be an int >= 1, got step_size=0"),
-    (lambda o: StepLR(o, step_size=2, gamma=-1), "StepLR: gamma must be a finite number > 0"),
-    (lambda o: MultiStepLR(o, milestones=[2, -1]), "MultiStepLR: milestones must be ints >= 0"),
-    (lambda o: ExponentialLR(o, gamma=0), "ExponentialLR: gamma must be a finite number > 0"),
-    (lambda o: CosineAnnealingLR(o, T_max=0), "CosineAnnealingLR: T_max must be an int >= 1"),
-    (lambda o: CosineAnnealingLR(o, T_max=3, eta_min=-1), "eta_min must be a number >= 0"),
-    (lambda o: LinearLR(o, start_factor=0), r"LinearLR: start_factor must lie in \(0, 1\]"),
-    (lambda o: LinearLR(o, end_factor=1.5), r"LinearLR: end_factor must lie in \[0, 1\]"),
-    (lambda o: LinearLR(o, total_iters=0), "LinearLR: total_iters must be an int >= 1"),
-    (lambda o: StepLR(o, step_size=1, last_epoch=-2), "last_epoch must be an int >= -1"),
-    (lambda o: ReduceLROnPlateau(o, mode="best"), "mode must be 'min' or 'max', got mode='best'"),
-    (lambda o: ReduceLROnPlateau(o, factor=1.0), r"factor must lie in \(0, 1\), got factor=1.0"),
-    (lambda o: ReduceLROnPlateau(o, threshold_mode="x"), "threshold_mode must be 'rel' or 'abs'"),
-    (lambda o: ReduceLROnPlateau(o, patience=-1), "patience must be an int >= 0"),
-    (lambda o: ReduceLROnPlateau(o, min_lr=[0, 0]), "expected 1 min_lrs"),
-])
+@pytest.mark.parametrize(
+    "make,msg",
+    [
+        (
+            lambda o: StepLR(o, step_size=0),
+            "StepLR: step_size must be an int >= 1, got step_size=0",
+        ),
+        (lambda o: StepLR(o, step_size=2, gamma=-1), "StepLR: gamma must be a finite number > 0"),
+        (lambda o: MultiStepLR(o, milestones=[2, -1]), "MultiStepLR: milestones must be ints >= 0"),
+        (lambda o: ExponentialLR(o, gamma=0), "ExponentialLR: gamma must be a finite number > 0"),
+        (lambda o: CosineAnnealingLR(o, T_max=0), "CosineAnnealingLR: T_max must be an int >= 1"),
+        (lambda o: CosineAnnealingLR(o, T_max=3, eta_min=-1), "eta_min must be a number >= 0"),
+        (lambda o: LinearLR(o, start_factor=0), r"LinearLR: start_factor must lie in \(0, 1\]"),
+        (lambda o: LinearLR(o, end_factor=1.5), r"LinearLR: end_factor must lie in \[0, 1\]"),
+        (lambda o: LinearLR(o, total_iters=0), "LinearLR: total_iters must be an int >= 1"),
+        (lambda o: StepLR(o, step_size=1, last_epoch=-2), "last_epoch must be an int >= -1"),
+        (
+            lambda o: ReduceLROnPlateau(o, mode="best"),
+            "mode must be 'min' or 'max', got mode='best'",
+        ),
+        (
+            lambda o: ReduceLROnPlateau(o, factor=1.0),
+            r"factor must lie in \(0, 1\), got factor=1.0",
+        ),
+        (
+            lambda o: ReduceLROnPlateau(o, threshold_mode="x"),
+            "threshold_mode must be 'rel' or 'abs'",
+        ),
+        (lambda o: ReduceLROnPlateau(o, patience=-1), "patience must be an int >= 0"),
+        (lambda o: ReduceLROnPlateau(o, min_lr=[0, 0]), "expected 1 min_lrs"),
+    ],
+)
 def test_invalid_scheduler_arguments(opt, make, msg):
     with pytest.raises(ValueError, match=msg):
         make(opt)
 
 
 # --------------------------------------------------------------------- ReduceLROnPlateau ---
+
 
 def plateau_lrs(opt, sched, metrics):
     out = []
@@ -155,8 +177,16 @@ def test_plateau_min_rel_with_patience(opt):
 
 
 def test_plateau_max_abs_cooldown_and_min_lr(opt):
-    s = ReduceLROnPlateau(opt, mode="max", factor=0.1, patience=0, threshold=0.1,
-                          threshold_mode="abs", cooldown=1, min_lr=0.005)
+    s = ReduceLROnPlateau(
+        opt,
+        mode="max",
+        factor=0.1,
+        patience=0,
+        threshold=0.1,
+        threshold_mode="abs",
+        cooldown=1,
+        min_lr=0.005,
+    )
     # improvements must beat best + 0.1. Epoch 2: 0.55 is bad -> cut to 0.1, cooldown 1;
     # epoch 3 bad but in cooldown; epoch 4 bad -> cut to 0.01; epoch 5 in cooldown;
     # epoch 6 bad -> max(0.001, 0.005) = 0.005; epoch 8 -> 0.0005 clamps to 0.005: no change.
@@ -175,13 +205,13 @@ def test_plateau_accepts_a_scalar_array_metric(opt):
 # --------------------------------------------------------------------------- against torch ---
 
 SCHEDULES = [
-    ("StepLR", dict(step_size=3, gamma=0.3)),
-    ("MultiStepLR", dict(milestones=[2, 5, 5, 9], gamma=0.5)),
-    ("ExponentialLR", dict(gamma=0.93)),
-    ("CosineAnnealingLR", dict(T_max=7, eta_min=0.01)),
-    ("CosineAnnealingLR", dict(T_max=10)),
-    ("LinearLR", dict(start_factor=0.25, end_factor=0.9, total_iters=6)),
-    ("LinearLR", dict()),
+    ("StepLR", {"step_size": 3, "gamma": 0.3}),
+    ("MultiStepLR", {"milestones": [2, 5, 5, 9], "gamma": 0.5}),
+    ("ExponentialLR", {"gamma": 0.93}),
+    ("CosineAnnealingLR", {"T_max": 7, "eta_min": 0.01}),
+    ("CosineAnnealingLR", {"T_max": 10}),
+    ("LinearLR", {"start_factor": 0.25, "end_factor": 0.9, "total_iters": 6}),
+    ("LinearLR", {}),
 ]
 
 
@@ -206,8 +236,10 @@ def test_schedules_match_torch(name, kwargs, make_param, torch):
 def test_plateau_matches_torch(make_param, torch):
     rng = np.random.default_rng(0)
     metrics = np.cumsum(rng.normal(0.0, 1.0, 60)) / 5 + 10
-    for kwargs in (dict(factor=0.5, patience=2, cooldown=1),
-                   dict(mode="max", patience=1, threshold=0.05, threshold_mode="abs", min_lr=0.01)):
+    for kwargs in (
+        {"factor": 0.5, "patience": 2, "cooldown": 1},
+        {"mode": "max", "patience": 1, "threshold": 0.05, "threshold_mode": "abs", "min_lr": 0.01},
+    ):
         opt = SGD([make_param([1.0])], lr=1.0)
         s = ReduceLROnPlateau(opt, **kwargs)
         w = torch.zeros(1, requires_grad=True)

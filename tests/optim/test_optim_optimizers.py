@@ -37,8 +37,10 @@ def run(cls, kwargs, make_param, set_grad, steps=STEPS, dtype=np.float64, theta0
 
 # ---------------------------------------------------------------- the update rules, by hand ---
 
-def ref_sgd(lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False,
-            steps=STEPS):
+
+def ref_sgd(
+    lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False, steps=STEPS
+):
     theta, buf, out = THETA0.copy(), None, []
     for _ in range(steps):
         g = quad_grad(theta)
@@ -53,8 +55,16 @@ def ref_sgd(lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, m
     return out
 
 
-def ref_adam(lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, decoupled=False,
-             maximize=False, steps=STEPS):
+def ref_adam(
+    lr,
+    betas=(0.9, 0.999),
+    eps=1e-8,
+    weight_decay=0.0,
+    amsgrad=False,
+    decoupled=False,
+    maximize=False,
+    steps=STEPS,
+):
     b1, b2 = betas
     theta, m, v, vmax, out = THETA0.copy(), 0.0, 0.0, 0.0, []
     for t in range(1, steps + 1):
@@ -75,8 +85,9 @@ def ref_adam(lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, 
     return out
 
 
-def ref_rmsprop(lr, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False,
-                steps=STEPS):
+def ref_rmsprop(
+    lr, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False, steps=STEPS
+):
     theta, v, gbar, buf, out = THETA0.copy(), 0.0, 0.0, 0.0, []
     for _ in range(steps):
         g = quad_grad(theta) + weight_decay * theta
@@ -95,8 +106,9 @@ def ref_rmsprop(lr, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, center
     return out
 
 
-def ref_adagrad(lr, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10,
-                steps=STEPS):
+def ref_adagrad(
+    lr, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10, steps=STEPS
+):
     theta, s, out = THETA0.copy(), initial_accumulator_value, []
     for t in range(1, steps + 1):
         g = quad_grad(theta) + weight_decay * theta
@@ -108,36 +120,79 @@ def ref_adagrad(lr, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.
 
 CASES = [
     # id, class, kwargs, reference trajectory
-    ("sgd-plain", SGD, dict(lr=0.1), lambda: ref_sgd(0.1)),
-    ("sgd-momentum", SGD, dict(lr=0.05, momentum=0.9), lambda: ref_sgd(0.05, 0.9)),
-    ("sgd-dampening", SGD, dict(lr=0.05, momentum=0.9, dampening=0.3),
-     lambda: ref_sgd(0.05, 0.9, dampening=0.3)),
-    ("sgd-nesterov", SGD, dict(lr=0.05, momentum=0.8, nesterov=True),
-     lambda: ref_sgd(0.05, 0.8, nesterov=True)),
-    ("sgd-weight-decay", SGD, dict(lr=0.1, momentum=0.5, weight_decay=0.1),
-     lambda: ref_sgd(0.1, 0.5, weight_decay=0.1)),
-    ("sgd-maximize", SGD, dict(lr=0.01, maximize=True), lambda: ref_sgd(0.01, maximize=True)),
-    ("adam", Adam, dict(lr=0.1), lambda: ref_adam(0.1)),
-    ("adam-betas-l2", Adam, dict(lr=0.05, betas=(0.8, 0.9), eps=1e-6, weight_decay=0.1),
-     lambda: ref_adam(0.05, (0.8, 0.9), 1e-6, 0.1)),
-    ("adam-amsgrad", Adam, dict(lr=0.1, betas=(0.5, 0.6), amsgrad=True),
-     lambda: ref_adam(0.1, (0.5, 0.6), amsgrad=True)),
-    ("adam-maximize", Adam, dict(lr=0.1, maximize=True), lambda: ref_adam(0.1, maximize=True)),
-    ("adamw", AdamW, dict(lr=0.1, weight_decay=0.3), lambda: ref_adam(0.1, weight_decay=0.3,
-                                                                       decoupled=True)),
-    ("adamw-amsgrad", AdamW, dict(lr=0.1, weight_decay=0.3, betas=(0.5, 0.6), amsgrad=True),
-     lambda: ref_adam(0.1, (0.5, 0.6), weight_decay=0.3, amsgrad=True, decoupled=True)),
-    ("rmsprop", RMSprop, dict(lr=0.01), lambda: ref_rmsprop(0.01)),
-    ("rmsprop-momentum", RMSprop, dict(lr=0.01, alpha=0.9, momentum=0.7),
-     lambda: ref_rmsprop(0.01, 0.9, momentum=0.7)),
-    ("rmsprop-centered", RMSprop, dict(lr=0.01, alpha=0.9, centered=True, weight_decay=0.05),
-     lambda: ref_rmsprop(0.01, 0.9, weight_decay=0.05, centered=True)),
-    ("rmsprop-centered-momentum", RMSprop, dict(lr=0.01, momentum=0.5, centered=True),
-     lambda: ref_rmsprop(0.01, momentum=0.5, centered=True)),
-    ("adagrad", Adagrad, dict(lr=0.5), lambda: ref_adagrad(0.5)),
-    ("adagrad-decay-init-wd", Adagrad,
-     dict(lr=0.5, lr_decay=0.1, initial_accumulator_value=0.2, weight_decay=0.05),
-     lambda: ref_adagrad(0.5, 0.1, 0.05, 0.2)),
+    ("sgd-plain", SGD, {"lr": 0.1}, lambda: ref_sgd(0.1)),
+    ("sgd-momentum", SGD, {"lr": 0.05, "momentum": 0.9}, lambda: ref_sgd(0.05, 0.9)),
+    (
+        "sgd-dampening",
+        SGD,
+        {"lr": 0.05, "momentum": 0.9, "dampening": 0.3},
+        lambda: ref_sgd(0.05, 0.9, dampening=0.3),
+    ),
+    (
+        "sgd-nesterov",
+        SGD,
+        {"lr": 0.05, "momentum": 0.8, "nesterov": True},
+        lambda: ref_sgd(0.05, 0.8, nesterov=True),
+    ),
+    (
+        "sgd-weight-decay",
+        SGD,
+        {"lr": 0.1, "momentum": 0.5, "weight_decay": 0.1},
+        lambda: ref_sgd(0.1, 0.5, weight_decay=0.1),
+    ),
+    ("sgd-maximize", SGD, {"lr": 0.01, "maximize": True}, lambda: ref_sgd(0.01, maximize=True)),
+    ("adam", Adam, {"lr": 0.1}, lambda: ref_adam(0.1)),
+    (
+        "adam-betas-l2",
+        Adam,
+        {"lr": 0.05, "betas": (0.8, 0.9), "eps": 1e-6, "weight_decay": 0.1},
+        lambda: ref_adam(0.05, (0.8, 0.9), 1e-6, 0.1),
+    ),
+    (
+        "adam-amsgrad",
+        Adam,
+        {"lr": 0.1, "betas": (0.5, 0.6), "amsgrad": True},
+        lambda: ref_adam(0.1, (0.5, 0.6), amsgrad=True),
+    ),
+    ("adam-maximize", Adam, {"lr": 0.1, "maximize": True}, lambda: ref_adam(0.1, maximize=True)),
+    (
+        "adamw",
+        AdamW,
+        {"lr": 0.1, "weight_decay": 0.3},
+        lambda: ref_adam(0.1, weight_decay=0.3, decoupled=True),
+    ),
+    (
+        "adamw-amsgrad",
+        AdamW,
+        {"lr": 0.1, "weight_decay": 0.3, "betas": (0.5, 0.6), "amsgrad": True},
+        lambda: ref_adam(0.1, (0.5, 0.6), weight_decay=0.3, amsgrad=True, decoupled=True),
+    ),
+    ("rmsprop", RMSprop, {"lr": 0.01}, lambda: ref_rmsprop(0.01)),
+    (
+        "rmsprop-momentum",
+        RMSprop,
+        {"lr": 0.01, "alpha": 0.9, "momentum": 0.7},
+        lambda: ref_rmsprop(0.01, 0.9, momentum=0.7),
+    ),
+    (
+        "rmsprop-centered",
+        RMSprop,
+        {"lr": 0.01, "alpha": 0.9, "centered": True, "weight_decay": 0.05},
+        lambda: ref_rmsprop(0.01, 0.9, weight_decay=0.05, centered=True),
+    ),
+    (
+        "rmsprop-centered-momentum",
+        RMSprop,
+        {"lr": 0.01, "momentum": 0.5, "centered": True},
+        lambda: ref_rmsprop(0.01, momentum=0.5, centered=True),
+    ),
+    ("adagrad", Adagrad, {"lr": 0.5}, lambda: ref_adagrad(0.5)),
+    (
+        "adagrad-decay-init-wd",
+        Adagrad,
+        {"lr": 0.5, "lr_decay": 0.1, "initial_accumulator_value": 0.2, "weight_decay": 0.05},
+        lambda: ref_adagrad(0.5, 0.1, 0.05, 0.2),
+    ),
 ]
 IDS = [c[0] for c in CASES]
 
@@ -224,11 +279,13 @@ def test_adamw_decoupled_decay_differs_from_adam_l2(make_param, set_grad):
     Adam([q], lr=lr, weight_decay=wd).step()
     np.testing.assert_allclose(q.data, [2.0 - lr, -4.0 + lr], rtol=1e-6)
     # On the quadratic the two trajectories differ, and AdamW(wd=0) is plain Adam.
-    t_w = run(AdamW, dict(lr=0.1, weight_decay=0.3), make_param, set_grad)
-    t_l2 = run(Adam, dict(lr=0.1, weight_decay=0.3), make_param, set_grad)
+    t_w = run(AdamW, {"lr": 0.1, "weight_decay": 0.3}, make_param, set_grad)
+    t_l2 = run(Adam, {"lr": 0.1, "weight_decay": 0.3}, make_param, set_grad)
     assert np.abs(t_w[-1] - t_l2[-1]).max() > 1e-3
-    np.testing.assert_array_equal(run(AdamW, dict(lr=0.1, weight_decay=0), make_param, set_grad)[-1],
-                                  run(Adam, dict(lr=0.1), make_param, set_grad)[-1])
+    np.testing.assert_array_equal(
+        run(AdamW, {"lr": 0.1, "weight_decay": 0}, make_param, set_grad)[-1],
+        run(Adam, {"lr": 0.1}, make_param, set_grad)[-1],
+    )
 
 
 def test_amsgrad_changes_the_path_when_v_shrinks(make_param, set_grad):
@@ -240,18 +297,25 @@ def test_amsgrad_changes_the_path_when_v_shrinks(make_param, set_grad):
             set_grad(p, [g])
             opt.step()
         return p.data[0]
+
     assert abs(go(True)) < abs(go(False))
 
 
 @pytest.mark.parametrize("cls", [SGD, Adam, AdamW, RMSprop, Adagrad])
 def test_minimizes_the_quadratic(cls, make_param, set_grad):
-    kwargs = {SGD: dict(lr=0.1, momentum=0.9), Adam: dict(lr=0.05), AdamW: dict(lr=0.05, weight_decay=0),
-              RMSprop: dict(lr=0.01), Adagrad: dict(lr=0.5)}[cls]
+    kwargs = {
+        SGD: {"lr": 0.1, "momentum": 0.9},
+        Adam: {"lr": 0.05},
+        AdamW: {"lr": 0.05, "weight_decay": 0},
+        RMSprop: {"lr": 0.01},
+        Adagrad: {"lr": 0.5},
+    }[cls]
     final = run(cls, kwargs, make_param, set_grad, steps=600)[-1]
     np.testing.assert_allclose(final, np.linalg.solve(A, B), atol=5e-3)
 
 
 # ------------------------------------------------------------------------ dtypes and skips ---
+
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name,cls,kwargs,ref", CASES, ids=IDS)
@@ -314,6 +378,7 @@ def test_wrong_gradient_shape_raises(make_param, set_grad):
 
 
 # ------------------------------------------------------------------------------ param groups ---
+
 
 def test_param_groups_have_their_own_lr(make_param, set_grad):
     p, q = make_param([1.0]), make_param([1.0])
@@ -382,6 +447,7 @@ def test_bad_param_collections(make_param):
 
 # ------------------------------------------------------------------------------ state_dict ---
 
+
 @pytest.mark.parametrize("name,cls,kwargs,ref", CASES, ids=IDS)
 def test_state_dict_round_trip_resumes_identically(name, cls, kwargs, ref, make_param, set_grad):
     def two_groups():
@@ -436,7 +502,9 @@ def test_load_state_dict_mismatch_errors(make_param, set_grad):
         Adam([{"params": [p]}, {"params": [q]}], lr=0.1).load_state_dict(sd)
     with pytest.raises(ValueError, match="param group 0 has a different size, got 2 saved"):
         Adam([p], lr=0.1).load_state_dict(sd)
-    with pytest.raises(ShapeError, match=r"state 'exp_avg' does not fit .*got \(2,\).*shape \(1,\)"):
+    with pytest.raises(
+        ShapeError, match=r"state 'exp_avg' does not fit .*got \(2,\).*shape \(1,\)"
+    ):
         Adam([q, p], lr=0.1).load_state_dict(sd)
 
 
@@ -448,38 +516,46 @@ def test_load_state_dict_casts_to_param_dtype(make_param, set_grad):
     p32 = make_param([1.0, 2.0], np.float32)
     opt32 = RMSprop([p32], lr=0.1, momentum=0.5)
     opt32.load_state_dict(opt.state_dict())
-    assert all(v.dtype == np.float32 for v in opt32.state[p32].values() if isinstance(v, np.ndarray))
+    assert all(
+        v.dtype == np.float32 for v in opt32.state[p32].values() if isinstance(v, np.ndarray)
+    )
     assert opt32.state[p32]["step"] == 1
 
 
 # ------------------------------------------------------------------------------ validation ---
 
 BAD = [
-    (SGD, dict(lr=0.0), "SGD: invalid lr, got lr=0.0"),
-    (SGD, dict(lr=-0.1), "SGD: invalid lr, got lr=-0.1"),
-    (SGD, dict(lr=float("nan")), "SGD: invalid lr, got lr=nan"),
-    (SGD, dict(lr=float("inf")), "SGD: invalid lr, got lr=inf"),
-    (SGD, dict(lr="0.1"), "SGD: invalid lr, got lr='0.1'"),
-    (SGD, dict(lr=0.1, momentum=-0.5), "SGD: invalid momentum, got momentum=-0.5"),
-    (SGD, dict(lr=0.1, weight_decay=-1), "SGD: invalid weight_decay, got weight_decay=-1"),
-    (SGD, dict(lr=0.1, nesterov=True), "SGD: invalid nesterov.*momentum > 0 and dampening = 0"),
-    (SGD, dict(lr=0.1, momentum=0.9, dampening=0.1, nesterov=True), "dampening=0.1"),
-    (Adam, dict(lr=0.1, betas=(1.0, 0.999)), r"Adam: invalid betas\[0\], got betas\[0\]=1.0"),
-    (Adam, dict(lr=0.1, betas=(0.9, -0.1)), r"Adam: invalid betas\[1\], got betas\[1\]=-0.1"),
-    (Adam, dict(lr=0.1, betas=0.9), "Adam: invalid betas"),
-    (Adam, dict(lr=0.1, eps=-1e-8), "Adam: invalid eps, got eps=-1e-08"),
-    (AdamW, dict(lr=0.1, weight_decay=-0.01), "AdamW: invalid weight_decay"),
-    (AdamW, dict(lr=-1.0), "AdamW: invalid lr"),
-    (RMSprop, dict(lr=0.1, alpha=1.5), "RMSprop: invalid alpha, got alpha=1.5"),
-    (RMSprop, dict(lr=0.1, momentum=-1), "RMSprop: invalid momentum"),
-    (RMSprop, dict(lr=0.1, eps=-1), "RMSprop: invalid eps"),
-    (Adagrad, dict(lr=0.1, lr_decay=-1), "Adagrad: invalid lr_decay"),
-    (Adagrad, dict(lr=0.1, initial_accumulator_value=-1), "Adagrad: invalid initial_accumulator_value"),
-    (Adagrad, dict(lr=0.1, eps=-1.0), "Adagrad: invalid eps"),
+    (SGD, {"lr": 0.0}, "SGD: invalid lr, got lr=0.0"),
+    (SGD, {"lr": -0.1}, "SGD: invalid lr, got lr=-0.1"),
+    (SGD, {"lr": float("nan")}, "SGD: invalid lr, got lr=nan"),
+    (SGD, {"lr": float("inf")}, "SGD: invalid lr, got lr=inf"),
+    (SGD, {"lr": "0.1"}, "SGD: invalid lr, got lr='0.1'"),
+    (SGD, {"lr": 0.1, "momentum": -0.5}, "SGD: invalid momentum, got momentum=-0.5"),
+    (SGD, {"lr": 0.1, "weight_decay": -1}, "SGD: invalid weight_decay, got weight_decay=-1"),
+    (SGD, {"lr": 0.1, "nesterov": True}, "SGD: invalid nesterov.*momentum > 0 and dampening = 0"),
+    (SGD, {"lr": 0.1, "momentum": 0.9, "dampening": 0.1, "nesterov": True}, "dampening=0.1"),
+    (Adam, {"lr": 0.1, "betas": (1.0, 0.999)}, r"Adam: invalid betas\[0\], got betas\[0\]=1.0"),
+    (Adam, {"lr": 0.1, "betas": (0.9, -0.1)}, r"Adam: invalid betas\[1\], got betas\[1\]=-0.1"),
+    (Adam, {"lr": 0.1, "betas": 0.9}, "Adam: invalid betas"),
+    (Adam, {"lr": 0.1, "eps": -1e-8}, "Adam: invalid eps, got eps=-1e-08"),
+    (AdamW, {"lr": 0.1, "weight_decay": -0.01}, "AdamW: invalid weight_decay"),
+    (AdamW, {"lr": -1.0}, "AdamW: invalid lr"),
+    (RMSprop, {"lr": 0.1, "alpha": 1.5}, "RMSprop: invalid alpha, got alpha=1.5"),
+    (RMSprop, {"lr": 0.1, "momentum": -1}, "RMSprop: invalid momentum"),
+    (RMSprop, {"lr": 0.1, "eps": -1}, "RMSprop: invalid eps"),
+    (Adagrad, {"lr": 0.1, "lr_decay": -1}, "Adagrad: invalid lr_decay"),
+    (
+        Adagrad,
+        {"lr": 0.1, "initial_accumulator_value": -1},
+        "Adagrad: invalid initial_accumulator_value",
+    ),
+    (Adagrad, {"lr": 0.1, "eps": -1.0}, "Adagrad: invalid eps"),
 ]
 
 
-@pytest.mark.parametrize("cls,kwargs,msg", BAD, ids=[m.split(",")[0] + f"-{i}" for i, (_, _, m) in enumerate(BAD)])
+@pytest.mark.parametrize(
+    "cls,kwargs,msg", BAD, ids=[m.split(",")[0] + f"-{i}" for i, (_, _, m) in enumerate(BAD)]
+)
 def test_invalid_hyperparameters_raise(cls, kwargs, msg, make_param):
     with pytest.raises(ValueError, match=msg):
         cls([make_param([1.0])], **kwargs)
@@ -487,13 +563,31 @@ def test_invalid_hyperparameters_raise(cls, kwargs, msg, make_param):
 
 def test_defaults_match_pytorch(make_param):
     p = [make_param([1.0])]
-    assert SGD(p).defaults == dict(lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False,
-                                   maximize=False)
+    assert SGD(p).defaults == {
+        "lr": 1e-3,
+        "momentum": 0,
+        "dampening": 0,
+        "weight_decay": 0,
+        "nesterov": False,
+        "maximize": False,
+    }
     d = Adam(p).defaults
-    assert (d["lr"], d["betas"], d["eps"], d["weight_decay"], d["amsgrad"]) == (1e-3, (0.9, 0.999), 1e-8, 0, False)
+    assert (d["lr"], d["betas"], d["eps"], d["weight_decay"], d["amsgrad"]) == (
+        1e-3,
+        (0.9, 0.999),
+        1e-8,
+        0,
+        False,
+    )
     assert AdamW(p).defaults["weight_decay"] == 1e-2
     d = RMSprop(p).defaults
-    assert (d["lr"], d["alpha"], d["eps"], d["momentum"], d["centered"]) == (1e-2, 0.99, 1e-8, 0, False)
+    assert (d["lr"], d["alpha"], d["eps"], d["momentum"], d["centered"]) == (
+        1e-2,
+        0.99,
+        1e-8,
+        0,
+        False,
+    )
     d = Adagrad(p).defaults
     assert (d["lr"], d["lr_decay"], d["initial_accumulator_value"], d["eps"]) == (1e-2, 0, 0, 1e-10)
     assert isinstance(SGD(p), Optimizer) and "lr: 0.001" in repr(SGD(p))
@@ -515,8 +609,9 @@ def test_matches_torch(name, cls, kwargs, ref, make_param, set_grad, torch):
         opt.zero_grad()
         w.grad = At @ w.detach() - Bt
         opt.step()
-        np.testing.assert_allclose(got[t], w.detach().numpy(), rtol=1e-10, atol=1e-12,
-                                   err_msg=f"{name}, step {t + 1}")
+        np.testing.assert_allclose(
+            got[t], w.detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=f"{name}, step {t + 1}"
+        )
 
 
 @pytest.mark.parametrize("name,cls,kwargs,ref", CASES[::3], ids=IDS[::3])
@@ -530,9 +625,13 @@ def test_state_dict_loads_into_torch_shape(name, cls, kwargs, ref, make_param, s
     sd = opt.state_dict()
     w = torch.tensor(p.data.copy(), requires_grad=True)
     topt = getattr(torch.optim, TORCH_NAMES[cls])([w], **kwargs)
-    tsd = {"state": {i: {k: torch.tensor(v) for k, v in st.items()} for i, st in sd["state"].items()},
-           "param_groups": [dict(topt.state_dict()["param_groups"][0], **{k: v for k, v in g.items()})
-                            for g in sd["param_groups"]]}
+    tsd = {
+        "state": {i: {k: torch.tensor(v) for k, v in st.items()} for i, st in sd["state"].items()},
+        "param_groups": [
+            dict(topt.state_dict()["param_groups"][0], **{k: v for k, v in g.items()})
+            for g in sd["param_groups"]
+        ],
+    }
     topt.load_state_dict(tsd)
     for _ in range(3):
         set_grad(p, quad_grad(p.data))

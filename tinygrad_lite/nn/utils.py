@@ -1,4 +1,4 @@
-"""Gradient clipping (PyTorch's ``torch.nn.utils`` names): call between ``backward()`` and ``step()``.
+"""Gradient clipping (PyTorch's ``torch.nn.utils`` names): call it between backward() and step().
 
 Exploding gradients (deep stacks, RNNs through many time steps) make a single step jump far out of
 the region where the loss's linear approximation holds. Clipping bounds the step:
@@ -103,13 +103,12 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
                 norms.append(float(xp.linalg.norm(a, ord=p)))
         v = np.asarray(norms, dtype=np.float64)
         total = float(v.max()) if p == math.inf else float(np.linalg.norm(v, ord=p))
-        if not math.isfinite(total):
-            if error_if_nonfinite:
-                raise RuntimeError(
-                    f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is "
-                    f"non-finite, got {total}; fix the nan/inf gradients (check the loss and the "
-                    "learning rate) or pass error_if_nonfinite=False to scale by it anyway"
-                )
+        if error_if_nonfinite and not math.isfinite(total):
+            raise RuntimeError(
+                f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is "
+                f"non-finite, got {total}; fix the nan/inf gradients (check the loss and the "
+                "learning rate) or pass error_if_nonfinite=False to scale by it anyway"
+            )
         coef = max_norm / (total + 1e-6)
         if coef < 1 or math.isnan(coef):
             for g in grads:
@@ -137,7 +136,13 @@ def clip_grad_value_(parameters, clip_value, foreach=None):
     >>> clip_grad_value_([p], 1.0); p.grad.data
     array([-1. ,  0.5,  1. ])
     """
-    if isinstance(clip_value, bool) or not isinstance(clip_value, numbers.Real) or not clip_value >= 0:
-        raise ValueError(f"clip_grad_value_: clip_value must be a number >= 0, got clip_value={clip_value!r}")
+    if (
+        isinstance(clip_value, bool)
+        or not isinstance(clip_value, numbers.Real)
+        or not clip_value >= 0
+    ):
+        raise ValueError(
+            f"clip_grad_value_: clip_value must be a number >= 0, got clip_value={clip_value!r}"
+        )
     for g in _grads(parameters):
         _xp(g).clip(g, -clip_value, clip_value, out=g)

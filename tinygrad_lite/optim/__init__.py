@@ -18,4 +18,4 @@ from tinygrad_lite.optim.optimizer import Optimizer
 from tinygrad_lite.optim.rmsprop import RMSprop
 from tinygrad_lite.optim.sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "lr_scheduler"]
+__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "lr_scheduler"]

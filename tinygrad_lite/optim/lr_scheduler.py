@@ -25,13 +25,18 @@ import numbers
 from bisect import bisect_right
 
 __all__ = [
-    "LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LinearLR",
+    "CosineAnnealingLR",
+    "ExponentialLR",
+    "LRScheduler",
+    "LinearLR",
+    "MultiStepLR",
     "ReduceLROnPlateau",
+    "StepLR",
 ]
 
 
 class LRScheduler:
-    """Base class: sets ``group['lr'] = _lr_at(last_epoch, group['initial_lr'])`` on each ``step()``.
+    """Base class: each ``step()`` sets ``group['lr'] = _lr_at(last_epoch, group['initial_lr'])``.
 
     Building a scheduler records ``initial_lr`` in every group (when ``last_epoch=-1``) and takes
     the first step, so epoch 0's rate is in place before training starts.
@@ -150,12 +155,17 @@ class CosineAnnealingLR(LRScheduler):
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
         _positive_int("CosineAnnealingLR", "T_max", T_max)
         if isinstance(eta_min, bool) or not isinstance(eta_min, numbers.Real) or eta_min < 0:
-            raise ValueError(f"CosineAnnealingLR: eta_min must be a number >= 0, got eta_min={eta_min!r}")
+            raise ValueError(
+                f"CosineAnnealingLR: eta_min must be a number >= 0, got eta_min={eta_min!r}"
+            )
         self.T_max, self.eta_min = T_max, eta_min
         super().__init__(optimizer, last_epoch)
 
     def _lr_at(self, epoch, base_lr):
-        return self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
+        return (
+            self.eta_min
+            + (base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
+        )
 
 
 class LinearLR(LRScheduler):
@@ -168,12 +178,17 @@ class LinearLR(LRScheduler):
     >>> # lr=0.05, start_factor=0.5, total_iters=4: 0.025, 0.03125, 0.0375, 0.04375, 0.05, 0.05, ...
     """
 
-    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5,
-                 last_epoch=-1):
+    def __init__(
+        self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1
+    ):
         if not isinstance(start_factor, numbers.Real) or not 0 < start_factor <= 1:
-            raise ValueError(f"LinearLR: start_factor must lie in (0, 1], got start_factor={start_factor!r}")
+            raise ValueError(
+                f"LinearLR: start_factor must lie in (0, 1], got start_factor={start_factor!r}"
+            )
         if not isinstance(end_factor, numbers.Real) or not 0 <= end_factor <= 1:
-            raise ValueError(f"LinearLR: end_factor must lie in [0, 1], got end_factor={end_factor!r}")
+            raise ValueError(
+                f"LinearLR: end_factor must lie in [0, 1], got end_factor={end_factor!r}"
+            )
         _positive_int("LinearLR", "total_iters", total_iters)
         self.start_factor, self.end_factor, self.total_iters = start_factor, end_factor, total_iters
         super().__init__(optimizer, last_epoch)
@@ -188,8 +203,14 @@ class ReduceLROnPlateau(LRScheduler):
 
     Each ``step(metric)``: the metric *improves* on the best so far when
 
-    * ``mode='min'``, ``'rel'``: :math:`m < best (1 - \text{threshold})`; ``'abs'``: :math:`m < best - \text{threshold}`
-    * ``mode='max'``, ``'rel'``: :math:`m > best (1 + \text{threshold})`; ``'abs'``: :math:`m > best + \text{threshold}`
+    ====== ================================= ===============================
+    mode   threshold_mode='rel'              threshold_mode='abs'
+    ====== ================================= ===============================
+    min    :math:`m < best\,(1 - \tau)`      :math:`m < best - \tau`
+    max    :math:`m > best\,(1 + \tau)`      :math:`m > best + \tau`
+    ====== ================================= ===============================
+
+    with :math:`\tau` = ``threshold``.
 
     After more than ``patience`` epochs in a row without improvement every group's rate becomes
     :math:`\max(\alpha \cdot \text{factor}, \text{min\_lr})` (changes smaller than ``eps`` are
@@ -198,13 +219,26 @@ class ReduceLROnPlateau(LRScheduler):
     >>> # sched = ReduceLROnPlateau(opt, patience=2); each epoch: sched.step(val_loss)
     """
 
-    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4,
-                 threshold_mode="rel", cooldown=0, min_lr=0, eps=1e-8):
+    def __init__(
+        self,
+        optimizer,
+        mode="min",
+        factor=0.1,
+        patience=10,
+        threshold=1e-4,
+        threshold_mode="rel",
+        cooldown=0,
+        min_lr=0,
+        eps=1e-8,
+    ):
         name = "ReduceLROnPlateau"
         if mode not in ("min", "max"):
             raise ValueError(f"{name}: mode must be 'min' or 'max', got mode={mode!r}")
         if threshold_mode not in ("rel", "abs"):
-            raise ValueError(f"{name}: threshold_mode must be 'rel' or 'abs', got threshold_mode={threshold_mode!r}")
+            raise ValueError(
+                f"{name}: threshold_mode must be 'rel' or 'abs', "
+                f"got threshold_mode={threshold_mode!r}"
+            )
         if not isinstance(factor, numbers.Real) or not 0 < factor < 1:
             raise ValueError(f"{name}: factor must lie in (0, 1), got factor={factor!r}")
         for key, v in (("patience", patience), ("cooldown", cooldown)):
@@ -216,7 +250,9 @@ class ReduceLROnPlateau(LRScheduler):
         n = len(optimizer.param_groups)
         min_lrs = list(min_lr) if isinstance(min_lr, (list, tuple)) else [min_lr] * n
         if len(min_lrs) != n:
-            raise ValueError(f"{name}: expected {n} min_lrs (one per param group), got {len(min_lrs)}")
+            raise ValueError(
+                f"{name}: expected {n} min_lrs (one per param group), got {len(min_lrs)}"
+            )
         self.optimizer = optimizer
         self.mode, self.factor, self.patience = mode, factor, patience
         self.threshold, self.threshold_mode = threshold, threshold_mode

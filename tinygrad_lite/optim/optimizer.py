@@ -132,9 +132,13 @@ class Optimizer:
         """
         name = type(self).__name__
         if not isinstance(param_group, dict):
-            raise TypeError(f"{name}: a param group must be a dict, got {type(param_group).__name__}")
+            raise TypeError(
+                f"{name}: a param group must be a dict, got {type(param_group).__name__}"
+            )
         if "params" not in param_group:
-            raise ValueError(f"{name}: a param group needs a 'params' key, got keys {sorted(param_group)}")
+            raise ValueError(
+                f"{name}: a param group needs a 'params' key, got keys {sorted(param_group)}"
+            )
         group = dict(param_group)
         params = group["params"]
         if _is_param(params):
@@ -205,7 +209,7 @@ class Optimizer:
 
     # ---- checkpoints ----------------------------------------------------------------------
     def state_dict(self):
-        """The optimizer's state as plain data: ``{'state': {index: {...}}, 'param_groups': [...]}``.
+        """The state as plain data: ``{'state': {index: {...}}, 'param_groups': [...]}``.
 
         Parameters are numbered 0, 1, ... in group order; arrays are NumPy copies; each group
         lists its hyper-parameters and the indices of its parameters.

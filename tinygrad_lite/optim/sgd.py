@@ -50,10 +50,25 @@ class SGD(Optimizer):
     array([0.95, 2.1 ])
     """
 
-    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False,
-                 *, maximize=False):
-        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                        nesterov=nesterov, maximize=maximize)
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        momentum=0,
+        dampening=0,
+        weight_decay=0,
+        nesterov=False,
+        *,
+        maximize=False,
+    ):
+        defaults = {
+            "lr": lr,
+            "momentum": momentum,
+            "dampening": dampening,
+            "weight_decay": weight_decay,
+            "nesterov": nesterov,
+            "maximize": maximize,
+        }
         super().__init__(params, defaults)
 
     def _check(self, group):
@@ -61,7 +76,8 @@ class SGD(Optimizer):
         self._check_nonneg(group, "momentum", "dampening", "weight_decay")
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise self._bad(
-                "nesterov", group["nesterov"],
+                "nesterov",
+                group["nesterov"],
                 f"Nesterov momentum needs momentum > 0 and dampening = 0, got "
                 f"momentum={group['momentum']!r} and dampening={group['dampening']!r}",
             )
@@ -73,7 +89,9 @@ class SGD(Optimizer):
         if mu != 0:
             buf = state.get("momentum_buffer")
             if buf is None:
-                buf = state["momentum_buffer"] = array_module(p.data).array(grad, dtype=p.data.dtype)
+                buf = state["momentum_buffer"] = array_module(p.data).array(
+                    grad, dtype=p.data.dtype
+                )
             else:
                 buf *= mu
                 buf += (1 - group["dampening"]) * grad
