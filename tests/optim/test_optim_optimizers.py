@@ -642,20 +642,36 @@ def test_state_dict_loads_into_torch_shape(name, cls, kwargs, ref, make_param, s
 
 
 @pytest.mark.gpu
-def test_cupy_arrays_are_updated_on_the_device(set_grad):
+def test_cupy_arrays_are_updated_on_the_device(make_param):
     cp = pytest.importorskip("cupy", reason="CuPy is not installed")
     try:
         cp.cuda.runtime.getDeviceCount()
     except Exception as e:  # noqa: BLE001
         pytest.skip(f"no CUDA device: {e}")
-    from tinygrad_lite.nn import Parameter
+    from tinygrad_lite.nn.utils import clip_grad_norm_, clip_grad_value_
     from tinygrad_lite.tensor import Tensor
 
     for name, cls, kwargs, ref in CASES:
-        p = Parameter(cp.asarray(THETA0))
+        p = make_param(THETA0)
+        p.data = cp.asarray(THETA0)  # the engine contract: .data is the (device) array
         opt = cls([p], **kwargs)
         for _ in range(STEPS):
             p.grad = Tensor(cp.asarray(A) @ p.data - cp.asarray(B), device="cuda")
             opt.step()
         assert isinstance(p.data, cp.ndarray), name
+        assert all(isinstance(v, cp.ndarray) for v in opt.state[p].values() if hasattr(v, "shape"))
         np.testing.assert_allclose(cp.asnumpy(p.data), ref()[-1], rtol=1e-10, err_msg=name)
+        sd = opt.state_dict()  # checkpoints hold NumPy arrays, loading moves them back
+        assert all(
+            isinstance(v, np.ndarray)
+            for st in sd["state"].values()
+            for v in st.values()
+            if hasattr(v, "shape")
+        )
+        opt.load_state_dict(sd)
+        assert all(isinstance(v, cp.ndarray) for v in opt.state[p].values() if hasattr(v, "shape"))
+    p.grad = Tensor(cp.asarray([3.0, -4.0, 0.0]), device="cuda")
+    assert clip_grad_norm_([p], 1.0) == pytest.approx(5.0)
+    np.testing.assert_allclose(cp.asnumpy(p.grad.data), [0.6, -0.8, 0.0], rtol=1e-6)
+    clip_grad_value_([p], 0.7)
+    np.testing.assert_allclose(cp.asnumpy(p.grad.data), [0.6, -0.7, 0.0], rtol=1e-6)
