@@ -1,6 +1,35 @@
-"""Neural-network building blocks: Parameter, Module, layers, losses, init."""
+"""Neural-network building blocks: Parameter, Module, layers, losses, init (PyTorch names).
 
-from . import functional  # noqa: F401
+>>> from tinygrad_lite import nn
+>>> model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 1))
+>>> loss = nn.functional.mse_loss(model(x), y)          # doctest: +SKIP
+
+Reading order: module.py -> linear.py -> losses.py -> conv.py -> normalization.py ->
+recurrent.py -> container.py; init.py for the default initializations.
+"""
+
+from . import functional, init, losses, utils  # noqa: F401
+from .activation import (ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Softplus,
+                         Tanh)
+from .container import BasicBlock, ModuleDict, ModuleList, Residual, Sequential
+from .conv import Conv2d, ConvTranspose2d
+from .linear import Dropout, Embedding, Flatten, Identity, Linear
+from .loss_modules import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss,
+                           MSELoss, NLLLoss, SmoothL1Loss)
+from .module import IncompatibleKeys, Module, StateDictKeyError
+from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from .parameter import Parameter
+from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .recurrent import GRU, LSTM, RNN
 
-__all__ = ["Parameter", "functional"]
+__all__ = [
+    "Parameter", "Module", "IncompatibleKeys", "StateDictKeyError", "functional", "init",
+    "losses", "utils",
+    "Sequential", "ModuleList", "ModuleDict", "Residual", "BasicBlock",
+    "Linear", "Identity", "Flatten", "Dropout", "Embedding",
+    "Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d",
+    "BatchNorm1d", "BatchNorm2d", "LayerNorm", "RNN", "LSTM", "GRU",
+    "ReLU", "LeakyReLU", "ELU", "GELU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Softplus",
+    "MSELoss", "L1Loss", "HuberLoss", "SmoothL1Loss", "BCELoss", "BCEWithLogitsLoss", "NLLLoss",
+    "CrossEntropyLoss",
+]

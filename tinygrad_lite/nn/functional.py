@@ -110,30 +110,33 @@ def embedding(indices, weight):
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution over NCHW input with weight (out, in/groups, kh, kw) (cross-correlation,
-    as every framework). ``padding='same'`` keeps H and W for stride 1."""
+    as every framework). ``padding='same'`` keeps H and W (stride 1); when the effective kernel
+    d(k-1)+1 is even the extra row/column goes at the bottom/right, as PyTorch and Keras."""
     x = _tensor(x)
     N.check_float("conv2d", x, weight)
     if isinstance(padding, str):
-        padding = _same_padding(padding, weight.shape, dilation, stride)
+        padding, extra = _same_padding(padding, weight.shape, dilation, stride)
+        if any(extra):
+            x = x.pad(((0, 0), (0, 0), (padding[0], padding[0] + extra[0]),
+                       (padding[1], padding[1] + extra[1])))
+            padding = 0
     geom, _ = N.conv_geometry("conv2d", x.shape, weight.shape, stride, padding, dilation, groups)
     y = N.Conv2d.apply(x, weight, geom=geom)
     return y if bias is None else y + bias.reshape(1, -1, 1, 1)
 
 
 def _same_padding(padding, w_shape, dilation, stride):
+    """('same'|'valid') -> (symmetric padding, extra bottom/right padding)."""
     if padding == "valid":
-        return 0
+        return 0, (0, 0)
     if padding != "same":
         raise ValueError(f"conv2d: padding must be an int, a pair, 'same' or 'valid', got "
                          f"{padding!r}")
     d = N.pair(dilation, "dilation", "conv2d")
     if N.pair(stride, "stride", "conv2d") != (1, 1):
-        raise ValueError("conv2d: padding='same' needs stride 1, got stride={stride}")
+        raise ValueError(f"conv2d: padding='same' needs stride 1, got stride={stride}")
     total = [d[a] * (w_shape[2 + a] - 1) for a in range(2)]
-    if any(t % 2 for t in total):
-        raise ValueError(f"conv2d: padding='same' needs an odd effective kernel here, got kernel "
-                         f"{w_shape[2:]} with dilation {d}; pad explicitly with x.pad(...)")
-    return (total[0] // 2, total[1] // 2)
+    return (total[0] // 2, total[1] // 2), (total[0] % 2, total[1] % 2)
 
 
 def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
@@ -149,9 +152,11 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     if x.ndim != 4 or weight.ndim != 4 or x.shape[1] != weight.shape[0]:
         raise ShapeError(f"conv_transpose2d: expected x (N, C, H, W) and weight (C, O/groups, kh, "
                          f"kw) with matching C, got x.shape={x.shape}, weight.shape={weight.shape}")
-    if any(op[a] >= max(s[a], d[a]) for a in range(2)) or min(op) < 0:
-        raise ShapeError(f"conv_transpose2d: output_padding must be smaller than stride or "
-                         f"dilation, got output_padding={op}, stride={s}, dilation={d}")
+    if any(op[a] >= s[a] for a in range(2)) or min(op) < 0:
+        # PyTorch also allows output_padding < dilation at stride 1; we don't (the extra row
+        # would have no input to come from).
+        raise ShapeError(f"conv_transpose2d: output_padding must be in [0, stride), got "
+                         f"output_padding={op}, stride={s}")
     out_hw = tuple((x.shape[2 + a] - 1) * s[a] - 2 * p[a] + d[a] * (weight.shape[2 + a] - 1)
                    + op[a] + 1 for a in range(2))
     if min(out_hw) < 1:
@@ -190,3 +195,13 @@ def adaptive_avg_pool2d(x, output_size):
                          f"got {x.shape[2:]} and {(oh, ow)}")
     k = (x.shape[2] // oh, x.shape[3] // ow)
     return avg_pool2d(x, k, k)
+
+
+# ------------------------------------------------------------------ losses ---
+# Defined in losses.py (with the math); re-exported so ``F.cross_entropy`` works as in PyTorch.
+
+from .losses import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: E402,F401
+                     binary_crossentropy, categorical_crossentropy, cross_entropy, half_mse,
+                     huber_loss, l1_loss, l1_penalty, l2_penalty, mae, mean_absolute_error,
+                     mean_squared_error, mse_loss, nll_loss, smooth_l1_loss,
+                     sparse_categorical_crossentropy)
