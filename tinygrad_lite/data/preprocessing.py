@@ -275,10 +275,12 @@ class SimpleImputer(_Transformer):
         stats = np.empty(X.shape[1])
         for j in range(X.shape[1]):
             col = X[~mask[:, j], j]
-            if self.strategy == "constant":
-                stats[j] = 0 if self.fill_value is None else self.fill_value
-            elif col.size == 0:
-                stats[j] = np.nan if not self.keep_empty_features else 0
+            fill = 0 if self.fill_value is None else self.fill_value
+            if col.size == 0:
+                stats[j] = np.nan if not self.keep_empty_features else \
+                    (fill if self.strategy == "constant" else 0)
+            elif self.strategy == "constant":
+                stats[j] = fill
             elif self.strategy == "mean":
                 stats[j] = col.mean()
             elif self.strategy == "median":
