@@ -10,7 +10,7 @@ Reading order: autograd.py -> tensor.py -> ops/ -> backends/numpy_backend.py -> 
 nn/ -> optim/ -> models.py.
 """
 
-from . import ops  # noqa: F401  (registers every op)
+from . import backends, ops  # noqa: F401  (ops: registers every op)
 from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
 from .errors import (BackendUnavailableError, DeviceError, DTypeError, GraphError,
                      ModelFormatError, ShapeError, TinygradLiteError)

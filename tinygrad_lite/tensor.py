@@ -49,6 +49,8 @@ def _cupy_module_of(a):
 
 
 def _to_array(data, dtype, device):
+    if device is None:   # keep the data where it is
+        device = "cuda" if type(data).__module__.split(".")[0] == "cupy" else "cpu"
     if device not in ("cpu", "cuda") and not str(device).startswith("cuda"):
         raise DeviceError(f"Tensor: unknown device, got {device!r}; use 'cpu' or 'cuda'")
     if str(device).startswith("cuda"):
@@ -83,7 +85,7 @@ class Tensor:
     data : array-like, scalar or Tensor
     requires_grad : bool, record ops for ``backward()`` (float dtypes only)
     dtype : NumPy dtype; default float32 for Python floats, the array's own for arrays
-    device : "cpu" or "cuda" (CuPy)
+    device : "cpu" or "cuda" (CuPy); default: where ``data`` already is
 
     Examples
     --------
@@ -99,7 +101,7 @@ class Tensor:
     __array_ufunc__ = None  # ndarray * Tensor -> Tensor.__rmul__, not an object array
     __array_priority__ = 1000
 
-    def __init__(self, data, requires_grad=False, dtype=None, device="cpu"):
+    def __init__(self, data, requires_grad=False, dtype=None, device=None):
         if isinstance(data, Tensor):
             data = data.data
         self.data = _to_array(data, dtype, device)
@@ -357,5 +359,5 @@ def rand(*shape, dtype=None, requires_grad=False, device="cpu", generator=None):
     return _factory(rng.random(_shape(shape)), dtype, requires_grad, device)
 
 
-def tensor(data, requires_grad=False, dtype=None, device="cpu"):
+def tensor(data, requires_grad=False, dtype=None, device=None):
     return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)

@@ -52,14 +52,14 @@ class Prod(Function):
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
         ctx.kd_shape = keepdims_shape(x.shape, axis)
-        y = x.prod(axis=axis, keepdims=True)
-        ctx.save(x, y)
-        return y if keepdims else y.reshape([s for i, s in enumerate(y.shape) if i not in axis])
+        y = x.prod(axis=axis, keepdims=keepdims)
+        ctx.save(x, y)   # save the output itself: y stays attached to the graph (double backward)
+        return y
 
     @staticmethod
     def backward(ctx, g):
         x, y = ctx.saved_tensors
-        return (g.reshape(ctx.kd_shape) * y / x,)
+        return (g.reshape(ctx.kd_shape) * y.reshape(ctx.kd_shape) / x,)
 
 
 class _Extremum(Function):

@@ -1,0 +1,36 @@
+"""Shared test setup: Hypothesis profiles and the backend fixture.
+
+Profiles (select with HYPOTHESIS_PROFILE): ``dev`` (fast, default locally), ``ci`` (derandomized,
+no deadline; what .ci/run uses), ``thorough`` (many examples, for a long local run).
+"""
+
+import os
+import warnings
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("dev", max_examples=10, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", max_examples=20, deadline=None, derandomize=True,
+                          print_blob=True, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("thorough", max_examples=300, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+warnings.filterwarnings("ignore", message="tinygrad_lite: Cython kernels not built")
+
+
+def _backend_names():
+    from tinygrad_lite import backends
+
+    return [n for n in backends.names() if backends.get(n).xp.__name__ == "numpy"]
+
+
+@pytest.fixture(scope="session", params=_backend_names())
+def backend(request):
+    """Every available CPU backend, active for the test (session-scoped: Hypothesis-safe)."""
+    from tinygrad_lite import backends
+
+    with backends.use(request.param) as b:
+        yield b

@@ -1,0 +1,565 @@
+"""The op-case table: one row per op, and one generic test per property.
+
+Properties, each run on every available CPU backend:
+  1. forward equals a NumPy oracle;
+  2. first derivatives match central differences (float64, random upstream weight);
+  3. second derivatives match central differences of the first (double backward).
+A guard test fails when a registered op is covered by no row.
+
+Domains keep inputs away from kinks (relu, abs at 0) and singularities (log, sqrt, div at 0),
+and ``distinct`` draws tie-free values for max/min/maximum/max_pool (a tie is a kink).
+"""
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import reference as ref
+import tinygrad_lite as tl
+from tinygrad_lite.autograd import REGISTRY
+from tinygrad_lite.nn import functional as F
+from tinygrad_lite.ops import elementwise as E
+from tinygrad_lite.ops import movement as M
+from tinygrad_lite.ops import nn as N
+from tinygrad_lite.testing import gradcheck, gradgradcheck
+from tinygrad_lite.testing import strategies as tst
+
+
+@dataclass
+class OpCase:
+    name: str
+    fn: Callable                      # (*tensors, **kw) -> Tensor
+    oracle: Callable                  # (*arrays, **kw) -> array
+    arity: int = 1
+    low: float = -2.0
+    high: float = 2.0
+    away_from: tuple = ()
+    broadcast: bool = False
+    distinct: bool = False
+    min_dims: int = 0
+    draw: Optional[Callable] = None   # custom: strategy of (arrays tuple, kw dict)
+    covers: tuple = ()                # registered ops this row exercises (default: (name,))
+    grad: bool = True
+    second: bool = True
+    const: tuple = ()                 # indices of inputs that get no gradient
+    tol: dict = field(default_factory=dict)
+
+    def ops(self):
+        return self.covers or (self.name,)
+
+
+def _inputs_strategy(case):
+    if case.draw is not None:
+        return case.draw
+    make = tst.distinct_arrays if case.distinct else tst.arrays
+    kw = dict(low=case.low, high=case.high)
+    if not case.distinct:
+        kw["away_from"] = case.away_from
+    if case.arity == 1:
+        return make(tst.shapes(min_dims=case.min_dims), **kw).map(lambda a: ((a,), {}))
+    shapes = (tst.broadcastable_shapes(case.arity, min_dims=case.min_dims) if case.broadcast
+              else tst.shapes(min_dims=case.min_dims).map(lambda s: (s,) * case.arity))
+    return shapes.flatmap(lambda ss: st.tuples(*(make(tuple(s), **kw) for s in ss))).map(
+        lambda arrs: (arrs, {}))
+
+
+# ------------------------------------------------------------------ custom draws ---
+
+def _axis_draw(low=-2.0, high=2.0, distinct=False, min_dims=1):
+    """An array plus a random axis spec: None, an int (maybe negative) or a tuple."""
+
+    @st.composite
+    def draw(d):
+        shape = d(tst.shapes(min_dims=min_dims))
+        arr = d(tst.distinct_arrays(shape, low, high) if distinct else tst.arrays(shape, low, high))
+        nd = len(shape)
+        axis = d(st.one_of(st.none(), st.integers(-nd, nd - 1),
+                           st.lists(st.integers(0, nd - 1), min_size=1, max_size=nd,
+                                    unique=True).map(tuple)))
+        return (arr,), dict(axis=axis, keepdims=d(st.booleans()))
+
+    return draw()
+
+
+def _np_axis(axis):
+    return axis
+
+
+@st.composite
+def _matmul_draw(d):
+    sa, sb = d(tst.matmul_shapes())
+    return (d(tst.arrays(sa)), d(tst.arrays(sb))), {}
+
+
+@st.composite
+def _conv_draw(d, kind="conv"):
+    g = d(tst.conv_geometries())
+    geom = dict(stride=g["stride"], padding=g["padding"], dilation=g["dilation"],
+                groups=g["groups"])
+    x = d(tst.arrays(g["x_shape"]))
+    w = d(tst.arrays(g["w_shape"]))
+    if kind == "conv":
+        return (x, w), geom
+    y_shape = ref.conv2d(x, w, **geom).shape
+    gy = d(tst.arrays(y_shape))
+    if kind == "bwd_input":
+        return (gy, w), dict(geom, x_shape=x.shape)
+    return (gy, x), dict(geom, w_shape=w.shape)
+
+
+@st.composite
+def _conv_transpose_draw(d):
+    g = d(tst.conv_geometries())
+    s, p, dl = g["stride"], g["padding"], g["dilation"]
+    op = tuple(d(st.integers(0, s[a] - 1)) for a in range(2))
+    # the transposed conv's input has the shape of a conv2d output: (N, O, OH, OW)
+    n, c, h, w = g["x_shape"]
+    o = g["w_shape"][0]
+    oh = (h + 2 * p[0] - dl[0] * (g["w_shape"][2] - 1) - 1) // s[0] + 1
+    ow = (w + 2 * p[1] - dl[1] * (g["w_shape"][3] - 1) - 1) // s[1] + 1
+    x = d(tst.arrays((n, o, oh, ow)))
+    wt = d(tst.arrays((o, c // g["groups"]) + g["w_shape"][2:]))
+    return (x, wt), dict(stride=s, padding=p, dilation=dl, groups=g["groups"],
+                         output_padding=op)
+
+
+def _conv_transpose_oracle(x, w, stride, padding, dilation, groups, output_padding):
+    n, o, oh, ow = x.shape
+    out_hw = tuple((x.shape[2 + a] - 1) * stride[a] - 2 * padding[a]
+                   + dilation[a] * (w.shape[2 + a] - 1) + output_padding[a] + 1 for a in range(2))
+    x_shape = (n, w.shape[1] * groups) + out_hw
+    return ref.conv2d_backward_input(x, w, x_shape, stride, padding, dilation, groups)
+
+
+@st.composite
+def _pool_draw(d, with_grad=False, distinct=True):
+    g = d(tst.pool_geometries())
+    x = d(tst.distinct_arrays(g["x_shape"]) if distinct else tst.arrays(g["x_shape"]))
+    kw = dict(kernel_size=g["kernel_size"], stride=g["stride"], padding=g["padding"])
+    if not with_grad:
+        return (x,), kw
+    y = ref.pool2d(x, g["kernel_size"], g["stride"], g["padding"], "avg")
+    return (d(tst.arrays(y.shape)), x), kw
+
+
+def _pool_geom(x_shape, kernel_size, stride, padding):
+    return N.pool_geometry("test", x_shape, kernel_size, stride, padding)
+
+
+def _max_pool_bwd(gy, x, kernel_size, stride, padding):
+    """max_pool2d_backward as a function of gy (x only fixes the argmax indices)."""
+    geom = _pool_geom(x.shape, kernel_size, stride, padding)
+    _, idx = tl.backends.current().max_pool2d(x.data, *geom)
+    return N.MaxPool2dBackward.apply(gy, idx=idx, x_shape=x.shape, geom=geom)
+
+
+def _pool_gather(u, x, kernel_size, stride, padding):
+    geom = _pool_geom(x.shape, kernel_size, stride, padding)
+    _, idx = tl.backends.current().max_pool2d(x.data, *geom)
+    return N.PoolGather.apply(u, idx=idx)
+
+
+def _pool_gather_oracle(u, x, kernel_size, stride, padding):
+    # gather = the adjoint of the scatter: <gather(u), g> = <u, scatter(g)> for every g;
+    # the oracle reads the argmax directly from a loop over windows.
+    geom = _pool_geom(x.shape, kernel_size, stride, padding)
+    (kh, kw), (sh, sw), (ph, pw) = geom
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
+    y = ref.pool2d(x, *geom, "max")
+    out = np.zeros(y.shape)
+    for idx in np.ndindex(*y.shape):
+        b, c, p, q = idx
+        win = xp[b, c, p * sh:p * sh + kh, q * sw:q * sw + kw]
+        i, j = np.unravel_index(np.argmax(win), win.shape)
+        out[idx] = u[b, c, p * sh + i - ph, q * sw + j - pw]
+    return out
+
+
+@st.composite
+def _getitem_draw(d):
+    shape = d(tst.shapes(min_dims=1, max_dims=3))
+    arr = d(tst.arrays(shape))
+    kind = d(st.sampled_from(["int", "slice", "ellipsis_none", "bool", "int_array"]))
+    n0 = shape[0]
+    if kind == "int":
+        index = d(st.integers(-n0, n0 - 1))
+    elif kind == "slice":
+        index = slice(d(st.integers(0, n0 - 1)), None, d(st.sampled_from([1, 2, -1])))
+    elif kind == "ellipsis_none":
+        index = (Ellipsis, None, slice(None, None, 2))
+    elif kind == "bool":
+        index = np.asarray(d(st.lists(st.booleans(), min_size=n0, max_size=n0)))
+    else:  # repeated indices must accumulate
+        index = np.asarray(d(st.lists(st.integers(0, n0 - 1), min_size=1, max_size=5)))
+    return (arr,), dict(index=index)
+
+
+@st.composite
+def _index_add_draw(d):
+    (arr,), kw = d(_getitem_draw())
+    return (d(tst.arrays(arr[kw["index"]].shape)),), dict(kw, shape=arr.shape)
+
+
+def _index_add_oracle(g, index, shape):
+    out = np.zeros(shape)
+    np.add.at(out, index, g)
+    return out
+
+
+@st.composite
+def _cat_draw(d):
+    shape = d(tst.shapes(min_dims=1))
+    axis = d(st.integers(-len(shape), len(shape) - 1))
+    k = d(st.integers(1, 3))
+    arrs = []
+    for _ in range(k):
+        s = list(shape)
+        s[axis] = d(st.integers(1, 3))
+        arrs.append(d(tst.arrays(tuple(s))))
+    return tuple(arrs), dict(axis=axis)
+
+
+@st.composite
+def _pad_draw(d):
+    shape = d(tst.shapes(min_dims=1))
+    pw = tuple((d(st.integers(0, 2)), d(st.integers(0, 2))) for _ in shape)
+    return (d(tst.arrays(shape)),), dict(pad_width=pw, value=d(st.sampled_from([0.0, 1.5])))
+
+
+@st.composite
+def _permute_draw(d):
+    shape = d(tst.shapes(min_dims=1))
+    axes = tuple(d(st.permutations(range(len(shape)))))
+    return (d(tst.arrays(shape)),), dict(axes=axes)
+
+
+@st.composite
+def _reshape_draw(d):
+    shape = d(tst.shapes())
+    n = int(np.prod(shape))
+    divs = [k for k in range(1, n + 1) if n % k == 0]
+    a = d(st.sampled_from(divs))
+    return (d(tst.arrays(shape)),), dict(shape=(a, -1))
+
+
+@st.composite
+def _expand_draw(d):
+    shape = d(tst.shapes(max_side=3))
+    target = tuple(d(st.integers(1, 3)) if s == 1 else s for s in shape)
+    lead = tuple(d(st.lists(st.integers(1, 3), max_size=2)))
+    return (d(tst.arrays(shape)),), dict(shape=lead + target)
+
+
+@st.composite
+def _tile_draw(d):
+    shape = d(tst.shapes(max_dims=2, max_side=3))
+    reps = tuple(d(st.lists(st.integers(1, 3), min_size=1, max_size=3)))
+    return (d(tst.arrays(shape)),), dict(reps=reps)
+
+
+@st.composite
+def _where_draw(d):
+    sc, sa, sb = d(tst.broadcastable_shapes(3))
+    cond = d(st.lists(st.booleans(), min_size=int(np.prod(sc)), max_size=int(np.prod(sc))))
+    return (np.asarray(cond, dtype=bool).reshape(sc), d(tst.arrays(sa)), d(tst.arrays(sb))), {}
+
+
+@st.composite
+def _stack_draw(d):
+    shape = d(tst.shapes())
+    k = d(st.integers(1, 3))
+    return tuple(d(tst.arrays(shape)) for _ in range(k)), dict(axis=d(st.integers(0, len(shape))))
+
+
+@st.composite
+def _split_draw(d):
+    shape = d(tst.shapes(min_dims=1, max_side=6))
+    return (d(tst.arrays(shape)),), dict(size=d(st.integers(1, shape[0])))
+
+
+@st.composite
+def _linear_draw(d):
+    n, i, o = d(st.integers(1, 4)), d(st.integers(1, 5)), d(st.integers(1, 4))
+    return (d(tst.arrays((n, i))), d(tst.arrays((o, i))), d(tst.arrays((o,)))), {}
+
+
+@st.composite
+def _softmax_draw(d):
+    shape = d(tst.shapes(min_dims=1))
+    return (d(tst.arrays(shape)),), dict(axis=d(st.integers(-len(shape), len(shape) - 1)))
+
+
+@st.composite
+def _embedding_draw(d):
+    v, e = d(st.integers(1, 6)), d(st.integers(1, 4))
+    idx = np.asarray(d(st.lists(st.integers(0, v - 1), min_size=1, max_size=6)))
+    return (d(tst.arrays((v, e))),), dict(idx=idx)
+
+
+@st.composite
+def _pair_distinct_draw(d):
+    """Two same-shape arrays with no element of a equal (or close) to the paired one of b."""
+    shape = d(tst.shapes())
+    both = d(tst.distinct_arrays((2,) + tuple(shape)))
+    return (both[0], both[1]), {}
+
+
+def _lse_oracle(x, axis, keepdims):
+    m = x.max(axis=axis, keepdims=True)
+    out = np.log(np.exp(x - m).sum(axis=axis, keepdims=True)) + m
+    return out if keepdims else np.squeeze(out, axis=axis) if axis is not None else out.reshape(())
+
+
+def _dropout(x):
+    return F.dropout(x, 0.3, training=True, generator=np.random.default_rng(7))
+
+
+def _dropout_oracle(x):
+    keep = np.random.default_rng(7).random(x.shape) >= 0.3
+    return x * keep / 0.7
+
+
+def _clip_oracle(x):
+    return np.clip(x, -0.5, 0.7)
+
+
+# ------------------------------------------------------------------ the table ---
+
+POS = dict(low=0.2, high=3.0)
+
+CASES = [
+    # elementwise, binary
+    OpCase("add", lambda a, b: a + b, np.add, arity=2, broadcast=True),
+    OpCase("sub", lambda a, b: a - b, np.subtract, arity=2, broadcast=True),
+    OpCase("mul", lambda a, b: a * b, np.multiply, arity=2, broadcast=True),
+    OpCase("div", lambda a, b: a / b, np.divide, arity=2, broadcast=True, **POS),
+    OpCase("pow", lambda a, b: a ** b, np.power, arity=2, broadcast=True, low=0.3, high=2.0),
+    OpCase("pow_scalar", lambda a: a ** 3, lambda a: a ** 3, covers=("pow",)),
+    OpCase("rsub_scalar", lambda a: 2.5 - a, lambda a: 2.5 - a, covers=("sub",)),
+    OpCase("maximum", lambda a, b: a.maximum(b), np.maximum, draw=_pair_distinct_draw()),
+    OpCase("minimum", lambda a, b: a.minimum(b), np.minimum, draw=_pair_distinct_draw()),
+    OpCase("where", lambda c, a, b: tl.where(c, a, b), np.where, draw=_where_draw(), const=(0,)),
+    # elementwise, unary
+    OpCase("neg", lambda x: -x, np.negative),
+    OpCase("exp", lambda x: x.exp(), np.exp),
+    OpCase("log", lambda x: x.log(), np.log, **POS),
+    OpCase("sqrt", lambda x: x.sqrt(), np.sqrt, **POS),
+    OpCase("abs", lambda x: x.abs(), np.abs, away_from=(0.0,)),
+    OpCase("relu", lambda x: x.relu(), lambda x: np.maximum(x, 0), away_from=(0.0,)),
+    OpCase("leaky_relu", lambda x: x.leaky_relu(0.1), lambda x: np.where(x > 0, x, 0.1 * x),
+           away_from=(0.0,)),
+    OpCase("elu", lambda x: x.elu(0.7), lambda x: np.where(x > 0, x, 0.7 * np.expm1(x)),
+           away_from=(0.0,)),
+    OpCase("sigmoid", lambda x: x.sigmoid(), lambda x: 1 / (1 + np.exp(-x)), low=-6, high=6),
+    OpCase("tanh", lambda x: x.tanh(), np.tanh),
+    OpCase("softplus", lambda x: x.softplus(), lambda x: np.log1p(np.exp(x))),
+    OpCase("erf", lambda x: x.erf(),
+           lambda x: np.vectorize(__import__("math").erf)(x) if x.size else x),
+    OpCase("gelu", lambda x: x.gelu(),
+           lambda x: 0.5 * x * (1 + np.vectorize(__import__("math").erf)(x / np.sqrt(2)))
+           if x.size else x, covers=("erf", "mul", "add")),
+    OpCase("gelu_tanh", lambda x: x.gelu("tanh"),
+           lambda x: 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3))),
+           covers=("tanh",)),
+    OpCase("clip", lambda x: x.clip(-0.5, 0.7), _clip_oracle, away_from=(-0.5, 0.7)),
+    OpCase("cast", lambda x: E.Cast.apply(x, dtype=np.dtype(np.float64)).astype(x.dtype),
+           lambda x: x),
+    # reductions
+    OpCase("sum", lambda x, axis, keepdims: x.sum(axis=axis, keepdims=keepdims),
+           lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims), draw=_axis_draw()),
+    OpCase("mean", lambda x, axis, keepdims: x.mean(axis=axis, keepdims=keepdims),
+           lambda x, axis, keepdims: np.mean(x, axis=axis, keepdims=keepdims), draw=_axis_draw(),
+           covers=("sum",)),
+    OpCase("prod", lambda x, axis, keepdims: x.prod(axis=axis, keepdims=keepdims),
+           lambda x, axis, keepdims: np.prod(x, axis=axis, keepdims=keepdims),
+           draw=_axis_draw(0.5, 1.5)),
+    OpCase("max", lambda x, axis, keepdims: x.max(axis=axis, keepdims=keepdims),
+           lambda x, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims),
+           draw=_axis_draw(distinct=True)),
+    OpCase("min", lambda x, axis, keepdims: x.min(axis=axis, keepdims=keepdims),
+           lambda x, axis, keepdims: np.min(x, axis=axis, keepdims=keepdims),
+           draw=_axis_draw(distinct=True)),
+    OpCase("var", lambda x, axis, keepdims: x.var(axis=axis, keepdims=keepdims),
+           lambda x, axis, keepdims: np.var(x, axis=axis, keepdims=keepdims), draw=_axis_draw()),
+    OpCase("std", lambda x, axis, keepdims: x.std(axis=axis, keepdims=keepdims, ddof=1),
+           lambda x, axis, keepdims: np.std(x, axis=axis, keepdims=keepdims, ddof=1),
+           draw=_axis_draw(distinct=True, min_dims=1).filter(
+               lambda c: np.prod([c[0][0].shape[a] for a in
+                                  (range(c[0][0].ndim) if c[1]["axis"] is None else
+                                   np.atleast_1d(c[1]["axis"]))]) >= 2)),
+    OpCase("logsumexp", lambda x, axis, keepdims: x.logsumexp(axis=axis, keepdims=keepdims),
+           _lse_oracle, draw=_axis_draw()),
+    # movement
+    OpCase("reshape", lambda x, shape: x.reshape(shape), lambda x, shape: x.reshape(shape),
+           draw=_reshape_draw()),
+    OpCase("permute", lambda x, axes: x.permute(axes), np.transpose, draw=_permute_draw()),
+    OpCase("T", lambda x: x.T, lambda x: x.T, covers=("permute",)),
+    OpCase("expand", lambda x, shape: x.expand(shape), np.broadcast_to, draw=_expand_draw()),
+    OpCase("getitem", lambda x, index: x[index], lambda x, index: x[index], draw=_getitem_draw()),
+    OpCase("index_add", lambda g, index, shape: M.IndexAdd.apply(g, index=index, shape=shape),
+           _index_add_oracle, draw=_index_add_draw()),
+    OpCase("cat", lambda *xs, axis: tl.cat(xs, axis=axis),
+           lambda *xs, axis: np.concatenate(xs, axis=axis), draw=_cat_draw()),
+    OpCase("stack", lambda *xs, axis: tl.stack(xs, axis=axis),
+           lambda *xs, axis: np.stack(xs, axis=axis), draw=_stack_draw(), covers=("cat",)),
+    OpCase("split", lambda x, size: tl.cat(x.split(size)[::-1]),
+           lambda x, size: np.concatenate(
+               [x[i:i + size] for i in range(0, x.shape[0], size)][::-1]),
+           draw=_split_draw(), covers=("getitem",)),
+    OpCase("pad", lambda x, pad_width, value: x.pad(pad_width, value),
+           lambda x, pad_width, value: np.pad(x, pad_width, constant_values=value),
+           draw=_pad_draw()),
+    OpCase("tile", lambda x, reps: x.tile(reps), np.tile, draw=_tile_draw(),
+           covers=("expand", "reshape")),
+    # nn
+    OpCase("softmax", lambda x, axis: x.softmax(axis), ref.softmax, draw=_softmax_draw()),
+    OpCase("log_softmax", lambda x, axis: x.log_softmax(axis),
+           lambda x, axis: np.log(ref.softmax(x, axis)), draw=_softmax_draw()),
+    OpCase("matmul", lambda a, b: a @ b, np.matmul, draw=_matmul_draw()),
+    OpCase("linear", F.linear, lambda x, w, b: x @ w.T + b, draw=_linear_draw(),
+           covers=("matmul",)),
+    OpCase("embedding", lambda w, idx: F.embedding(idx, w), lambda w, idx: w[idx],
+           draw=_embedding_draw(), covers=("getitem", "index_add")),
+    OpCase("dropout", _dropout, _dropout_oracle),
+    OpCase("conv2d", lambda x, w, **g: F.conv2d(x, w, **g), ref.conv2d, draw=_conv_draw(),
+           tol=dict(atol=1e-4)),
+    OpCase("conv2d_backward_input",
+           lambda gy, w, x_shape, **g: N.Conv2dBackwardInput.apply(
+               gy, w, x_shape=x_shape, geom=(g["stride"], g["padding"], g["dilation"],
+                                             g["groups"])),
+           lambda gy, w, x_shape, **g: ref.conv2d_backward_input(gy, w, x_shape, **g),
+           draw=_conv_draw(kind="bwd_input"), tol=dict(atol=1e-4)),
+    OpCase("conv2d_backward_weight",
+           lambda gy, x, w_shape, **g: N.Conv2dBackwardWeight.apply(
+               gy, x, w_shape=w_shape, geom=(g["stride"], g["padding"], g["dilation"],
+                                             g["groups"])),
+           lambda gy, x, w_shape, **g: ref.conv2d_backward_weight(gy, x, w_shape, **g),
+           draw=_conv_draw(kind="bwd_weight"), tol=dict(atol=1e-4)),
+    OpCase("conv_transpose2d", lambda x, w, **g: F.conv_transpose2d(x, w, **g),
+           _conv_transpose_oracle, draw=_conv_transpose_draw(),
+           covers=("conv2d_backward_input",), tol=dict(atol=1e-4)),
+    OpCase("max_pool2d", lambda x, **k: F.max_pool2d(x, **k),
+           lambda x, **k: ref.pool2d(x, *_pool_geom(x.shape, **k), "max"), draw=_pool_draw()),
+    OpCase("max_pool2d_backward", _max_pool_bwd,
+           lambda gy, x, **k: ref.max_pool2d_backward(gy, x, *_pool_geom(x.shape, **k)),
+           draw=_pool_draw(with_grad=True), const=(1,)),
+    OpCase("pool_gather", _pool_gather, _pool_gather_oracle,
+           draw=_pool_draw(distinct=True).map(lambda c: ((c[0][0] * 0.5, c[0][0]), c[1])),
+           const=(1,)),
+    OpCase("avg_pool2d", lambda x, **k: F.avg_pool2d(x, **k),
+           lambda x, **k: ref.pool2d(x, *_pool_geom(x.shape, **k), "avg"),
+           draw=_pool_draw(distinct=False)),
+    OpCase("avg_pool2d_backward",
+           lambda gy, x, **k: N.AvgPool2dBackward.apply(
+               gy, x_shape=x.shape, geom=_pool_geom(x.shape, **k)),
+           lambda gy, x, **k: ref.avg_pool2d_backward(gy, x.shape, *_pool_geom(x.shape, **k)),
+           draw=_pool_draw(with_grad=True, distinct=False), const=(1,)),
+]
+
+IDS = [c.name for c in CASES]
+
+
+def _tensors(arrays, case, requires_grad=True):
+    out = []
+    for i, a in enumerate(arrays):
+        rg = requires_grad and i not in case.const and a.dtype.kind == "f"
+        out.append(tl.Tensor(np.array(a, order="C"), requires_grad=rg))
+    return out
+
+
+# ------------------------------------------------------------------ generic tests ---
+
+
+def test_every_registered_op_has_a_case():
+    covered = {op for c in CASES for op in c.ops()}
+    missing = sorted(set(REGISTRY) - covered)
+    assert not missing, f"registered ops without an op case: {missing}"
+
+
+def test_case_names_are_unique():
+    assert len(IDS) == len(set(IDS))
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_forward_matches_oracle(case, backend):
+    @given(_inputs_strategy(case))
+    def check(drawn):
+        arrays, kw = drawn
+        for dtype in (np.float64, np.float32):
+            arrs = [a.astype(dtype) if a.dtype.kind == "f" else a for a in arrays]
+            got = case.fn(*_tensors(arrs, case, requires_grad=False), **kw)
+            want = case.oracle(*[a.astype(np.float64) if a.dtype.kind == "f" else a
+                                 for a in arrs], **kw)
+            tol = 1e-10 if dtype == np.float64 else 2e-5
+            np.testing.assert_allclose(got.numpy(), want, rtol=tol * 10, atol=tol * 10,
+                                       err_msg=f"{case.name} forward ({np.dtype(dtype).name})")
+            assert got.shape == np.shape(want), f"{case.name}: shape {got.shape} != " \
+                                                f"{np.shape(want)}"
+            if got.dtype.kind == "f":
+                assert got.dtype == dtype, f"{case.name}: dtype {got.dtype} for {dtype} input"
+
+    check()
+
+
+GRAD_CASES = [c for c in CASES if c.grad]
+
+
+@pytest.mark.parametrize("case", GRAD_CASES, ids=[c.name for c in GRAD_CASES])
+def test_first_order_gradient(case, backend):
+    @given(_inputs_strategy(case), st.integers(0, 2 ** 16))
+    def check(drawn, seed):
+        arrays, kw = drawn
+        tensors = _tensors(arrays, case)
+        if not any(t.requires_grad for t in tensors):
+            return
+        gradcheck(lambda *ts: case.fn(*ts, **kw), tensors, seed=seed, op=case.name,
+                  **case.tol)
+
+    check()
+
+
+SECOND_CASES = [c for c in CASES if c.grad and c.second]
+
+
+@pytest.mark.parametrize("case", SECOND_CASES, ids=[c.name for c in SECOND_CASES])
+def test_second_order_gradient(case, backend):
+    @given(_inputs_strategy(case), st.integers(0, 2 ** 16))
+    def check(drawn, seed):
+        arrays, kw = drawn
+        tensors = _tensors(arrays, case)
+        if not any(t.requires_grad for t in tensors):
+            return
+        gradgradcheck(lambda *ts: case.fn(*ts, **kw), tensors, seed=seed, op=case.name,
+                      **case.tol)
+
+    check()
+
+
+# ------------------------------------------------------------------ no-grad ops ---
+
+NO_GRAD = [
+    ("sign", lambda x: x.sign(), np.sign),
+    ("argmax", lambda x: x.argmax(axis=-1), lambda x: np.argmax(x, axis=-1)),
+    ("argmin", lambda x: x.argmin(), np.argmin),
+    ("eq", lambda x: x == 0.5, lambda x: x == 0.5),
+    ("ne", lambda x: x != 0.5, lambda x: x != 0.5),
+    ("lt", lambda x: x < 0.5, lambda x: x < 0.5),
+    ("le", lambda x: x <= 0.5, lambda x: x <= 0.5),
+    ("gt", lambda x: x > 0.5, lambda x: x > 0.5),
+    ("ge", lambda x: x >= 0.5, lambda x: x >= 0.5),
+    ("one_hot", lambda x: F.one_hot((x.abs() * 2).astype(np.int64), 7),
+     lambda x: np.eye(7)[(np.abs(x) * 2).astype(np.int64)]),
+]
+
+
+@pytest.mark.parametrize("name,fn,oracle", NO_GRAD, ids=[n[0] for n in NO_GRAD])
+@given(a=tst.arrays(tst.shapes(min_dims=1), low=-3, high=3))
+def test_no_grad_ops(name, fn, oracle, a):
+    x = tl.Tensor(a, requires_grad=True)
+    y = fn(x)
+    np.testing.assert_array_equal(y.numpy(), oracle(a))
+    assert not y.requires_grad, f"{name} must not carry a gradient"
