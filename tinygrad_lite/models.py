@@ -1,0 +1,893 @@
+"""Keras-style ``Sequential``: stack layers, ``compile``, ``fit``, ``evaluate``, ``predict``.
+
+The seed's example runs with only the import line changed:
+
+>>> from tinygrad_lite.models import Sequential
+>>> from tinygrad_lite.layers import Dense
+>>> model = Sequential([Dense(128, activation="relu", input_shape=(64,)),
+...                     Dense(10, activation="softmax")])
+>>> model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+>>> # model.fit(x_train, y_train, epochs=5, batch_size=64); model.evaluate(x_test, y_test)
+
+What ``fit`` does per batch is the loop of every earlier chapter:
+``loss = L(model(x), y)``; ``loss.backward()``; ``optimizer.step()``; ``optimizer.zero_grad()``.
+
+A softmax last layer with a cross-entropy loss is *fused*: training computes
+``-log_softmax(z)[y]`` from the logits ``z`` instead of ``-log(softmax(z)[y])``, which loses
+every digit once a probability underflows. (Same for sigmoid + binary cross-entropy, via
+``softplus(z) - y z``.) ``predict`` still returns probabilities.
+
+Next: layers.py (the layers), callbacks.py (hooks into ``fit``).
+"""
+
+import math
+import sys
+from collections import OrderedDict
+
+import numpy as np
+
+from . import layers as L
+from .autograd import no_grad
+from .callbacks import Callback, CallbackList, History, TerminateOnNaN
+from .errors import ModelFormatError, ShapeError, TinygradLiteError
+from .nn.module import Module
+from .tensor import Tensor, default_generator, manual_seed
+
+__all__ = ["Sequential", "History", "NonFiniteLossError", "OPTIMIZERS", "LOSSES"]
+
+
+class NonFiniteLossError(TinygradLiteError, FloatingPointError):
+    """The training loss became NaN or Inf."""
+
+
+# ------------------------------------------------------------------ optimizers ---
+
+def _keras_optimizer(name, params, lr=None):
+    """Keras' defaults (its epsilon 1e-7, RMSprop rho 0.9) on our PyTorch-style optimizers."""
+    from . import optim
+
+    table = {
+        "adam": lambda: optim.Adam(params, lr=lr or 1e-3, betas=(0.9, 0.999), eps=1e-7),
+        "sgd": lambda: optim.SGD(params, lr=lr or 1e-2),
+        "rmsprop": lambda: optim.RMSprop(params, lr=lr or 1e-3, alpha=0.9, eps=1e-7),
+        "adagrad": lambda: optim.Adagrad(params, lr=lr or 1e-3, initial_accumulator_value=0.1,
+                                         eps=1e-7),
+        "adamw": lambda: optim.AdamW(params, lr=lr or 1e-3, weight_decay=0.004, eps=1e-7),
+    }
+    return table[name]()
+
+
+OPTIMIZERS = ("adam", "sgd", "rmsprop", "adagrad", "adamw")
+
+
+# ------------------------------------------------------------------ losses ---
+# Each returns the per-sample loss, shape (N,); fit averages it (weighted by class_weight).
+
+_EPS = 1e-7  # Keras' epsilon: probabilities are clipped to [eps, 1 - eps] before the log
+
+
+def _onehot(y, c, dtype):
+    return Tensor(np.eye(c, dtype=dtype)[y])
+
+
+def _sparse_ce(out, y, from_logits):
+    oh = _onehot(y, out.shape[-1], out.dtype)
+    logp = out.log_softmax(axis=-1) if from_logits else out.clip(_EPS, 1 - _EPS).log()
+    return -(logp * oh).sum(axis=-1)
+
+
+def _categorical_ce(out, y, from_logits):
+    t = Tensor(y.astype(out.dtype))
+    logp = out.log_softmax(axis=-1) if from_logits else out.clip(_EPS, 1 - _EPS).log()
+    return -(logp * t).sum(axis=-1)
+
+
+def _binary_ce(out, y, from_logits):
+    t = Tensor(y.astype(out.dtype).reshape(out.shape))
+    if from_logits:   # -[t log s(z) + (1-t) log(1-s(z))] = softplus(z) - t z, stable for any z
+        per = out.softplus() - t * out
+    else:
+        p = out.clip(_EPS, 1 - _EPS)
+        per = -(t * p.log() + (1 - t) * (1 - p).log())
+    return per.reshape(out.shape[0], -1).mean(axis=-1)
+
+
+def _regression(kind):
+    def loss(out, y, from_logits=False):
+        e = out - Tensor(y.astype(out.dtype).reshape(out.shape))
+        if kind == "mse":
+            per = e * e
+        elif kind == "mae":
+            per = e.abs()
+        else:   # huber, delta 1: quadratic near 0, linear beyond
+            a = e.abs()
+            q = a.clip(max=1.0)
+            per = 0.5 * q * q + (a - q)
+        return per.reshape(out.shape[0], -1).mean(axis=-1)
+    return loss
+
+
+LOSSES = {
+    "sparse_categorical_crossentropy": ("sparse", _sparse_ce),
+    "categorical_crossentropy": ("categorical", _categorical_ce),
+    "binary_crossentropy": ("binary", _binary_ce),
+    "mse": ("regression", _regression("mse")),
+    "mae": ("regression", _regression("mae")),
+    "huber": ("regression", _regression("huber")),
+}
+_ALIASES = {"mean_squared_error": "mse", "mean_absolute_error": "mae", "huber_loss": "huber"}
+
+
+# ------------------------------------------------------------------ metrics ---
+
+class _Metric:
+    """Accumulates one metric over an epoch from (probabilities, labels) batches."""
+
+    def __init__(self, name, kind, task):
+        self.name, self.kind, self.task = name, kind, task
+        self.reset()
+
+    def reset(self):
+        self.num = 0.0
+        self.den = 0.0
+        self.cm = None
+
+    def _classes(self, p, y):
+        if self.task == "binary" or (self.task == "regression" and p.shape[-1] == 1):
+            return (p.reshape(len(p), -1)[:, 0] > 0.5).astype(np.int64), \
+                (y.reshape(len(y), -1)[:, 0] > 0.5).astype(np.int64), 2
+        true = y.argmax(-1) if self.task == "categorical" else y.reshape(-1).astype(np.int64)
+        return p.argmax(-1), true, p.shape[-1]
+
+    def update(self, p, y):
+        if self.kind in ("mae", "mse"):
+            e = p - y.reshape(p.shape)
+            self.num += float(np.abs(e).sum() if self.kind == "mae" else (e * e).sum())
+            self.den += e.size
+            return
+        pred, true, c = self._classes(p, y)
+        if self.kind == "accuracy":
+            self.num += float((pred == true).sum())
+            self.den += len(true)
+            return
+        cm = np.bincount(true * c + pred, minlength=c * c).reshape(c, c)
+        self.cm = cm if self.cm is None else self.cm + cm
+
+    def result(self):
+        if self.kind in ("accuracy", "mae", "mse"):
+            return self.num / self.den if self.den else 0.0
+        cm = self.cm if self.cm is not None else np.zeros((2, 2))
+        tp = np.diag(cm).astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            prec = np.where(cm.sum(0) > 0, tp / cm.sum(0), 0.0)
+            rec = np.where(cm.sum(1) > 0, tp / cm.sum(1), 0.0)
+            f1 = np.where(prec + rec > 0, 2 * prec * rec / (prec + rec), 0.0)
+        vals = {"precision": prec, "recall": rec, "f1": f1}[self.kind]
+        # binary: the positive class (Keras); multi-class: the macro average over classes
+        return float(vals[1]) if cm.shape[0] == 2 and self.task in ("binary", "regression") \
+            else float(vals.mean())
+
+
+_METRIC_KINDS = {"accuracy": "accuracy", "acc": "accuracy", "sparse_categorical_accuracy":
+                 "accuracy", "categorical_accuracy": "accuracy", "binary_accuracy": "accuracy",
+                 "precision": "precision", "recall": "recall", "f1": "f1", "f1_score": "f1",
+                 "mae": "mae", "mse": "mse", "mean_absolute_error": "mae",
+                 "mean_squared_error": "mse"}
+
+
+def _softmax_np(z):
+    z = z - z.max(-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(-1, keepdims=True)
+
+
+# ------------------------------------------------------------------ input checks ---
+
+def _as_array(a, name, op):
+    if isinstance(a, Tensor):
+        a = a.numpy()
+    try:
+        arr = np.asarray(a)
+    except (ValueError, TypeError) as e:
+        raise ShapeError(f"{op}: {name} is not a rectangular array, got {type(a).__name__} "
+                         f"({e}); pass a NumPy array") from None
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"{op}: {name} must be numeric, got dtype {arr.dtype}; convert strings "
+                        "and objects first (e.g. data.LabelEncoder for labels)")
+    return arr
+
+
+def _check_finite(arr, name, op):
+    if arr.dtype.kind != "f":
+        return
+    bad = ~np.isfinite(arr)
+    n = int(bad.sum())
+    if n:
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        first = first[0] if len(first) == 1 else first
+        raise ValueError(f"{op}: {name} contains {n} NaN/Inf value{'s' * (n > 1)}, got the first "
+                         f"at index {first}; drop or impute them first, e.g. "
+                         f"tinygrad_lite.data.clean(X, y) or data.SimpleImputer")
+
+
+def _check_pos_int(v, name, op):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise ValueError(f"{op}: {name} must be an int >= 1, got {name}={v!r}")
+    return int(v)
+
+
+# ------------------------------------------------------------------ the model ---
+
+class Sequential(Module):
+    """A stack of layers applied in order, with the Keras training API.
+
+    Parameters
+    ----------
+    layers : list of layers (``tinygrad_lite.layers``), optional; more with ``add``.
+    name : str, optional
+
+    Examples
+    --------
+    >>> model = Sequential()
+    >>> model.add(Dense(16, activation="relu", input_shape=(4,)))
+    >>> model.add(Dense(3, activation="softmax"))
+    >>> model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    >>> model.predict(np.zeros((2, 4), dtype=np.float32)).shape
+    (2, 3)
+    """
+
+    def __init__(self, layers=None, name=None):
+        super().__init__()
+        self.layers = []
+        self.name = name
+        self.stop_training = False
+        self.history = None
+        self.preprocessing = None
+        self.label_names = None
+        self._input_shape = None
+        self._compiled = None
+        self.optimizer = None
+        for layer in layers or []:
+            self.add(layer)
+
+    # ---- structure -------------------------------------------------------------------
+    def add(self, layer):
+        """Append a layer; the first one may fix the input shape (``input_shape=``/``Input``)."""
+        if not isinstance(layer, Module):
+            raise TypeError(f"Sequential.add: expected a layer, got {type(layer).__name__}; use "
+                            "tinygrad_lite.layers (Dense, Conv2D, ...)")
+        if not self.layers and getattr(layer, "input_shape", None) is not None:
+            self._input_shape = tuple(layer.input_shape)
+        self.add_module(str(len(self.layers)), layer)
+        self.layers.append(layer)
+        if self._input_shape is not None and len(self.layers) > 1 and self.built:
+            self._build_layers()
+
+    def pop(self):
+        layer = self.layers.pop()
+        delattr(self, str(len(self.layers)))
+        return layer
+
+    @property
+    def built(self):
+        return self._input_shape is not None and all(
+            getattr(m, "built", True) for m in self.layers)
+
+    def build(self, input_shape=None):
+        """Create every layer's weights for per-sample ``input_shape`` (without the batch axis)."""
+        if input_shape is not None:
+            input_shape = tuple(int(d) for d in input_shape)
+            if self._input_shape is not None and input_shape != self._input_shape:
+                raise ShapeError(f"build: the model was declared for input shape "
+                                 f"{self._input_shape}, got {input_shape}")
+            self._input_shape = input_shape
+        if self._input_shape is None:
+            raise ValueError("build: the input shape is unknown, got none; pass input_shape= to "
+                             "the first layer, call build((n_features,)), or fit() first")
+        self._build_layers()
+        return self
+
+    def _build_layers(self):
+        was = self.training
+        self.eval()
+        with no_grad():
+            self._forward(Tensor(np.zeros((1,) + self._input_shape, dtype=np.float32)))
+        self.train(was)
+
+    @property
+    def output_shape(self):
+        self._require_built("output_shape")
+        with no_grad():
+            was = self.training
+            self.eval()
+            out = self._forward(Tensor(np.zeros((1,) + self._input_shape, dtype=np.float32)))
+            self.train(was)
+        return (None,) + tuple(out.shape[1:])
+
+    @property
+    def input_shape(self):
+        return None if self._input_shape is None else (None,) + self._input_shape
+
+    def _require_built(self, op):
+        if self._input_shape is None:
+            raise ValueError(f"{op}: the model is not built yet, got no input shape; pass "
+                             "input_shape= to the first layer, call build(), or fit() first")
+        if not self.built:
+            self._build_layers()
+
+    # ---- forward ---------------------------------------------------------------------
+    def _fusable(self):
+        """'softmax'/'sigmoid' if the last layer ends in that activation and can give logits."""
+        if not self.layers:
+            return None
+        last = self.layers[-1]
+        act = getattr(last, "activation", None)
+        if act in ("softmax", "sigmoid") and isinstance(last, (L.Dense, L.Activation)):
+            return act
+        return None
+
+    def _forward(self, x, logits=False):
+        if not self.layers:
+            raise ValueError("Sequential: the model has no layers; add some with model.add()")
+        if not logits:
+            for layer in self.layers:
+                x = layer(x)
+            return x
+        for layer in self.layers[:-1]:
+            x = layer(x)
+        last = self.layers[-1]
+        return x if isinstance(last, L.Activation) else last.logits(x)
+
+    def forward(self, x):
+        if not isinstance(x, Tensor):
+            x = Tensor(np.asarray(x, dtype=np.float32))
+        return self._forward(x)
+
+    # ---- weights ---------------------------------------------------------------------
+    def _weight_tensors(self):
+        out = []
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, L.Layer):
+                named = layer.weight_tensors()
+            else:
+                named = list(layer.named_parameters()) + list(layer.named_buffers())
+            out += [(f"layers.{i}.{n}", t) for n, t in named if t is not None]
+        return out
+
+    def weights_dict(self):
+        """``{"layers.<i>.<name>": ndarray}``: every weight and state array (no copies)."""
+        return OrderedDict((k, t.numpy()) for k, t in self._weight_tensors())
+
+    def set_weights_dict(self, arrays):
+        """Assign arrays by name, in place (optimizers keep their references); checked first."""
+        tensors = OrderedDict(self._weight_tensors())
+        if set(arrays) != set(tensors):
+            raise ShapeError(f"set_weights_dict: names differ, got missing "
+                             f"{sorted(set(tensors) - set(arrays))[:5]}, unexpected "
+                             f"{sorted(set(arrays) - set(tensors))[:5]}")
+        for k, t in tensors.items():
+            if np.shape(arrays[k]) != t.shape:
+                raise ShapeError(f"set_weights_dict: {k} needs shape {t.shape}, got "
+                                 f"{np.shape(arrays[k])}")
+        for k, t in tensors.items():
+            t.data[...] = np.asarray(arrays[k], dtype=t.dtype)
+
+    def get_weights(self):
+        """Copies of every weight array, in layer order (Keras' ``get_weights``)."""
+        return [t.numpy().copy() for _, t in self._weight_tensors()]
+
+    def set_weights(self, weights):
+        """Inverse of ``get_weights``: a list of arrays of the same shapes, checked first."""
+        named = self._weight_tensors()
+        weights = list(weights)
+        if len(weights) != len(named):
+            raise ShapeError(f"set_weights: the model has {len(named)} weight arrays, got "
+                             f"{len(weights)}")
+        self.set_weights_dict({k: w for (k, _), w in zip(named, weights)})
+
+    def count_params(self):
+        return int(sum(t.size for _, t in self._weight_tensors() if t.requires_grad))
+
+    # ---- compile ---------------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
+                from_logits=False):
+        """Choose the optimizer, loss and metrics.
+
+        Parameters
+        ----------
+        optimizer : 'adam' | 'sgd' | 'rmsprop' | 'adagrad' | 'adamw' (Keras defaults, e.g. Adam
+            lr=0.001), an ``optim.Optimizer`` built on ``model.parameters()``, or a callable
+            ``params -> Optimizer`` (used when the model is built lazily).
+        loss : 'sparse_categorical_crossentropy' | 'categorical_crossentropy' |
+            'binary_crossentropy' | 'mse' | 'mae' | 'huber', or a callable
+            ``loss(y_true, y_pred) -> Tensor`` (per-sample or scalar).
+        metrics : list of 'accuracy', 'precision', 'recall', 'f1', 'mae', 'mse'.
+        from_logits : the model outputs logits (no softmax/sigmoid); string losses then use the
+            stable log-softmax / softplus forms.
+        """
+        from .optim import Optimizer
+
+        if loss is None:
+            raise ValueError("compile: a loss is needed, got loss=None; e.g. "
+                             "loss='sparse_categorical_crossentropy'")
+        if isinstance(loss, str):
+            key = _ALIASES.get(loss.lower(), loss.lower())
+            if key not in LOSSES:
+                raise ValueError(f"compile: unknown loss, got {loss!r}; use one of "
+                                 f"{sorted(LOSSES)} or a callable")
+            task, fn = LOSSES[key]
+            loss_name = key
+        elif callable(loss):
+            task, fn, loss_name = "custom", loss, getattr(loss, "__name__", "custom")
+        else:
+            raise TypeError(f"compile: loss must be a string or a callable, got "
+                            f"{type(loss).__name__}")
+        if isinstance(optimizer, str):
+            if optimizer.lower() not in OPTIMIZERS:
+                raise ValueError(f"compile: unknown optimizer, got {optimizer!r}; use one of "
+                                 f"{list(OPTIMIZERS)} or an optim.Optimizer")
+            optimizer = optimizer.lower()
+        elif not (isinstance(optimizer, Optimizer) or callable(optimizer)):
+            raise TypeError(f"compile: optimizer must be a name, an Optimizer or a callable, got "
+                            f"{type(optimizer).__name__}")
+        mets = []
+        for m in metrics or []:
+            if not isinstance(m, str) or m.lower() not in _METRIC_KINDS:
+                raise ValueError(f"compile: unknown metric, got {m!r}; use one of "
+                                 f"{sorted(_METRIC_KINDS)}")
+            mets.append(m)
+        self._compiled = dict(loss_name=loss_name, loss_fn=fn, task=task, metrics=mets,
+                              from_logits=bool(from_logits), optimizer_spec=optimizer)
+        self.optimizer = optimizer if isinstance(optimizer, Optimizer) else None
+        if self.optimizer is None and self._input_shape is not None:
+            self._make_optimizer()
+
+    def _make_optimizer(self):
+        spec = self._compiled["optimizer_spec"]
+        self._require_built("compile")
+        params = list(self.parameters())
+        self.optimizer = (_keras_optimizer(spec, params) if isinstance(spec, str)
+                          else spec(params))
+
+    def compile_config(self):
+        if self._compiled is None:
+            return None
+        spec = self._compiled["optimizer_spec"]
+        return {"optimizer": spec if isinstance(spec, str) else type(spec).__name__,
+                "loss": self._compiled["loss_name"] if self._compiled["task"] != "custom"
+                else None, "metrics": list(self._compiled["metrics"]),
+                "from_logits": self._compiled["from_logits"]}
+
+    def _compile_from_config(self, cfg):
+        opt, loss = cfg.get("optimizer"), cfg.get("loss")
+        mets = cfg.get("metrics") or []
+        if (opt in OPTIMIZERS and loss in LOSSES and isinstance(mets, list)
+                and all(isinstance(m, str) and m in _METRIC_KINDS for m in mets)):
+            self.compile(opt, loss, metrics=mets, from_logits=bool(cfg.get("from_logits")))
+
+    def _require_compiled(self, op):
+        if self._compiled is None:
+            raise RuntimeError(f"{op}: the model is not compiled; call model.compile(optimizer="
+                               "'adam', loss='sparse_categorical_crossentropy', metrics="
+                               "['accuracy']) first")
+
+    # ---- data checks -----------------------------------------------------------------
+    def _check_x(self, x, op):
+        x = _as_array(x, "x", op)
+        if x.ndim == 0 or x.shape[0] == 0:
+            raise ValueError(f"{op}: x is empty, got shape {x.shape}; pass at least one sample "
+                             "(shape (n_samples, ...))")
+        _check_finite(x, "x", op)
+        if self._input_shape is not None:
+            want = self._input_shape
+            if x.shape == want and x.ndim >= 1:
+                raise ShapeError(f"{op}: got a single sample of shape {x.shape} without a batch "
+                                 f"axis; add one: x[None] or x.reshape(1, *{x.shape})")
+            if x.shape[1:] != want:
+                what = (f"{want[0]} features" if len(want) == 1 else f"samples of shape {want}")
+                raise ShapeError(f"{op}: the model expects {what} (input shape (None, "
+                                 f"{', '.join(map(str, want))})), got x of shape {x.shape}; "
+                                 "apply the same preprocessing/reshape as in training")
+        return x.astype(np.float32, copy=False) if x.dtype != np.float32 else x
+
+    def _check_y(self, y, n, op, name="y"):
+        y = _as_array(y, name, op)
+        if y.ndim == 0:
+            raise ShapeError(f"{op}: {name} must have one entry per sample, got a scalar")
+        if len(y) != n:
+            raise ShapeError(f"{op}: x and {name} have different lengths, got len(x)={n} and "
+                             f"len({name})={len(y)}; pass one label per sample")
+        _check_finite(y, name, op)
+        return y
+
+    def _check_labels(self, y, out_shape, op):
+        """Labels against the model's output: range for class indices, shape otherwise."""
+        task = self._compiled["task"]
+        c = out_shape[-1]
+        if task == "sparse":
+            y = y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y
+            if y.ndim != 1:
+                raise ShapeError(f"{op}: sparse_categorical_crossentropy needs integer labels of "
+                                 f"shape (n,), got {y.shape}; for one-hot labels use "
+                                 "loss='categorical_crossentropy'")
+            if y.dtype.kind == "f" and not np.all(y == np.round(y)):
+                raise ValueError(f"{op}: labels must be whole numbers for "
+                                 "sparse_categorical_crossentropy, got fractional values")
+            lo, hi = (int(y.min()), int(y.max()))
+            if lo < 0 or hi >= c:
+                raise ValueError(f"{op}: labels must be in [0, {c}) for a model with {c} "
+                                 f"outputs, got min {lo} and max {hi}; encode labels as 0..k-1 "
+                                 "(data.LabelEncoder) or give the last layer more units")
+            return y.astype(np.int64)
+        if task == "categorical" and y.shape[1:] != tuple(out_shape[1:]):
+            raise ShapeError(f"{op}: categorical_crossentropy needs one-hot labels of shape "
+                             f"(n, {c}), got {y.shape}; for integer labels use "
+                             "loss='sparse_categorical_crossentropy'")
+        if task in ("binary", "regression"):
+            per = int(np.prod(out_shape[1:]))
+            if int(np.prod(y.shape[1:])) != per:
+                raise ShapeError(f"{op}: labels must have {per} value(s) per sample to match the "
+                                 f"output shape {tuple(out_shape)}, got y of shape {y.shape}")
+            if task == "binary" and (y.min() < 0 or y.max() > 1):
+                raise ValueError(f"{op}: binary_crossentropy needs labels in [0, 1], got min "
+                                 f"{y.min()} and max {y.max()}")
+        return y
+
+    # ---- loss ------------------------------------------------------------------------
+    def _loss(self, xb, yb, wb):
+        """(scalar loss Tensor, numpy probabilities) for one batch."""
+        c = self._compiled
+        fused = (not c["from_logits"] and self._fusable() is not None and
+                 ((c["task"] in ("sparse", "categorical") and self._fusable() == "softmax") or
+                  (c["task"] == "binary" and self._fusable() == "sigmoid")))
+        out = self._forward(xb, logits=fused)
+        if c["task"] == "custom":
+            per = c["loss_fn"](Tensor(yb), out)
+            per = per if isinstance(per, Tensor) else Tensor(np.asarray(per, dtype=np.float32))
+            if per.ndim > 1:
+                per = per.reshape(per.shape[0], -1).mean(axis=-1)
+        else:
+            per = c["loss_fn"](out, yb, fused or c["from_logits"])
+        if per.ndim == 0:
+            loss = per
+        elif wb is None:
+            loss = per.mean()
+        else:   # Keras' sum_over_batch_size: sum(w_i l_i) / n
+            loss = (per * Tensor(wb.astype(per.dtype))).sum() / per.shape[0]
+        probs = out.numpy()
+        if fused or c["from_logits"]:
+            logits_task = c["task"] in ("sparse", "categorical") or (
+                c["task"] == "binary" and not fused and self._fusable() != "softmax")
+            if c["task"] == "binary":
+                probs = 1.0 / (1.0 + np.exp(-probs))
+            elif logits_task:
+                probs = _softmax_np(probs)
+        return loss, probs
+
+    def _reg_loss(self):
+        total = None
+        for layer in self.layers:
+            r = layer.regularization_loss() if isinstance(layer, L.Layer) else None
+            if r is not None:
+                total = r if total is None else total + r
+        return total
+
+    def _metrics(self):
+        return [_Metric(m, _METRIC_KINDS[m.lower()], self._compiled["task"])
+                for m in self._compiled["metrics"]]
+
+    # ---- fit -------------------------------------------------------------------------
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, seed=None):
+        """Train for ``epochs`` passes over (x, y); returns a ``History``.
+
+        Parameters
+        ----------
+        x, y : arrays, one row / label per sample
+        batch_size : int >= 1, default 32
+        epochs : int >= 1
+        verbose : 0 silent, 1 (or 'auto') a tqdm bar per epoch on stderr, 2 one line per epoch
+        callbacks : list of ``callbacks.Callback``
+        validation_split : fraction in [0, 1) held out from the *end* of x, y (before shuffling)
+        validation_data : (x_val, y_val) used instead of validation_split
+        shuffle : reshuffle the training samples every epoch
+        class_weight : {class: weight} multiplying each sample's loss
+        seed : seeds weight init (for a model built here), dropout and shuffling
+
+        Returns
+        -------
+        History, whose ``.history`` holds, per epoch, exactly the numbers the bar printed.
+        """
+        op = "fit"
+        self._require_compiled(op)
+        batch_size = 32 if batch_size is None else _check_pos_int(batch_size, "batch_size", op)
+        epochs = _check_pos_int(epochs, "epochs", op)
+        if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) \
+                or not 0.0 <= validation_split < 1.0:
+            raise ValueError(f"{op}: validation_split must be in [0, 1), got "
+                             f"validation_split={validation_split!r}; e.g. 0.2 holds out 20%")
+        if verbose == "auto":
+            verbose = 1
+        if verbose not in (0, 1, 2):
+            raise ValueError(f"{op}: verbose must be 0, 1, 2 or 'auto', got {verbose!r}")
+        if x is None or y is None:
+            raise ValueError(f"{op}: x and y are needed, got x={type(x).__name__}, "
+                             f"y={type(y).__name__}")
+        if seed is not None:
+            manual_seed(seed)
+        x = self._check_x(x, op)
+        y = self._check_y(y, len(x), op)
+        sw = None if sample_weight is None else self._check_y(sample_weight, len(x), op,
+                                                                "sample_weight")
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError(f"{op}: validation_data must be (x_val, y_val), got "
+                                 f"{type(validation_data).__name__}")
+            xv = self._check_x(validation_data[0], op + " (validation_data)")
+            yv = self._check_y(validation_data[1], len(xv), op + " (validation_data)")
+        elif validation_split > 0:
+            split_at = int(len(x) * (1.0 - validation_split))
+            if split_at < 1 or split_at >= len(x):
+                raise ValueError(f"{op}: validation_split={validation_split} leaves an empty "
+                                 f"{'training' if split_at < 1 else 'validation'} set for "
+                                 f"{len(x)} samples; pick a split that keeps both non-empty")
+            x, xv, y, yv = x[:split_at], x[split_at:], y[:split_at], y[split_at:]
+            sw = None if sw is None else sw[:split_at]
+        else:
+            xv = yv = None
+        if self._input_shape is None:
+            self.build(x.shape[1:])
+        self._require_built(op)
+        if self.optimizer is None:
+            self._make_optimizer()
+        out_shape = (None,) + self.output_shape[1:]
+        y = self._check_labels(y, out_shape, op)
+        if xv is not None:
+            yv = self._check_labels(yv, out_shape, op + " (validation)")
+        if class_weight is not None:
+            sw = self._class_weights(class_weight, y, sw, op)
+        rng = np.random.default_rng(seed) if seed is not None else default_generator()
+
+        history = History()
+        cbs = list(callbacks or [])
+        stopper = any(isinstance(cb, TerminateOnNaN) for cb in cbs)
+        n, steps = len(x), -(-len(x) // batch_size)
+        params = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "samples": n,
+                  "verbose": verbose}
+        cb = CallbackList([history] + cbs, self, params)
+        self.stop_training = False
+        self.history = history
+        tqdm = None
+        if verbose == 1:
+            from tqdm import tqdm
+        cb.on_train_begin({})
+        for epoch in range(initial_epoch, epochs):
+            cb.on_epoch_begin(epoch, {})
+            self.train()
+            order = rng.permutation(n) if shuffle else np.arange(n)
+            mets = self._metrics()
+            loss_sum, seen = 0.0, 0
+            bar = None
+            if tqdm is not None:
+                bar = tqdm(total=steps, desc=f"Epoch {epoch + 1}/{epochs}", file=sys.stderr,
+                           unit="batch", dynamic_ncols=True, leave=True)
+            logs = {}
+            for step in range(steps):
+                idx = order[step * batch_size:(step + 1) * batch_size]
+                cb.on_train_batch_begin(step, {"batch": step, "size": len(idx)})
+                loss, probs = self._loss(Tensor(x[idx]), y[idx], None if sw is None else sw[idx])
+                reg = self._reg_loss()
+                total = loss if reg is None else loss + reg
+                value = float(total.item())
+                if not math.isfinite(value):
+                    if bar is not None:
+                        bar.close()
+                    if stopper:
+                        cb.on_train_batch_end(step, {"loss": value})
+                        break
+                    raise NonFiniteLossError(
+                        f"fit: the loss became {value} at epoch {epoch + 1}, batch {step + 1}; "
+                        "lower the learning rate, scale the inputs (e.g. MinMaxScaler), check "
+                        "the labels, or pass callbacks=[TerminateOnNaN()] to stop quietly")
+                self.optimizer.zero_grad()
+                total.backward()
+                self.optimizer.step()
+                loss_sum += value * len(idx)
+                seen += len(idx)
+                for m in mets:
+                    m.update(probs, y[idx])
+                logs = {"loss": loss_sum / seen, **{m.name: m.result() for m in mets}}
+                if bar is not None:
+                    bar.set_postfix_str(_fmt(logs), refresh=False)
+                    bar.update(1)
+                cb.on_train_batch_end(step, dict(logs))
+            if self.stop_training and seen < n:   # TerminateOnNaN inside the epoch
+                if bar is not None and not bar.disable:
+                    bar.close()
+                break
+            if xv is not None:
+                val = self._evaluate_arrays(xv, yv, batch_size)
+                logs.update({f"val_{k}": v for k, v in val.items()})
+            if bar is not None:
+                bar.set_postfix_str(_fmt(logs), refresh=True)
+                bar.close()
+            elif verbose == 2:
+                print(f"Epoch {epoch + 1}/{epochs}: {_fmt(logs)}", file=sys.stderr)
+            cb.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        cb.on_train_end({})
+        self.eval()
+        return history
+
+    def _class_weights(self, class_weight, y, sw, op):
+        if not isinstance(class_weight, dict):
+            raise TypeError(f"{op}: class_weight must be a dict {{class: weight}}, got "
+                            f"{type(class_weight).__name__}")
+        cls = (y if y.ndim == 1 else y.argmax(-1) if y.shape[-1] > 1 else
+               (y.reshape(-1) > 0.5)).astype(np.int64)
+        lut = {}
+        for k, v in class_weight.items():
+            if not np.isfinite(v) or v < 0:
+                raise ValueError(f"{op}: class weights must be finite and >= 0, got {k}: {v}")
+            lut[int(k)] = float(v)
+        w = np.array([lut.get(int(c), 1.0) for c in cls], dtype=np.float32)
+        return w if sw is None else w * sw.astype(np.float32)
+
+    # ---- evaluate / predict -----------------------------------------------------------
+    def _evaluate_arrays(self, x, y, batch_size):
+        self.eval()
+        mets = self._metrics()
+        total, n = 0.0, 0
+        with no_grad():
+            for s in range(0, len(x), batch_size):
+                loss, probs = self._loss(Tensor(x[s:s + batch_size]), y[s:s + batch_size], None)
+                total += float(loss.item()) * len(probs)
+                n += len(probs)
+                for m in mets:
+                    m.update(probs, y[s:s + batch_size])
+        return {"loss": total / n, **{m.name: m.result() for m in mets}}
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False):
+        """Loss and metrics on (x, y): ``loss`` alone, ``[loss, *metrics]``, or a dict."""
+        op = "evaluate"
+        self._require_compiled(op)
+        batch_size = 32 if batch_size is None else _check_pos_int(batch_size, "batch_size", op)
+        x = self._check_x(x, op)
+        y = self._check_y(y, len(x), op)
+        if self._input_shape is None:
+            self.build(x.shape[1:])
+        y = self._check_labels(y, self.output_shape, op)
+        res = self._evaluate_arrays(x, y, batch_size)
+        if verbose in (1, "auto", 2):
+            print(f"evaluate: {_fmt(res)}", file=sys.stderr)
+        if return_dict:
+            return res
+        vals = list(res.values())
+        return vals[0] if len(vals) == 1 else vals
+
+    def predict(self, x, batch_size=None, verbose=0):
+        """Outputs (probabilities for a softmax/sigmoid last layer) for x, in batches, as NumPy."""
+        op = "predict"
+        batch_size = 32 if batch_size is None else _check_pos_int(batch_size, "batch_size", op)
+        x = self._check_x(x, op)
+        if self._input_shape is None:
+            self.build(x.shape[1:])
+        self._require_built(op)
+        self.eval()
+        outs = []
+        with no_grad():
+            for s in range(0, len(x), batch_size):
+                outs.append(self._forward(Tensor(x[s:s + batch_size])).numpy())
+        return np.concatenate(outs, axis=0)
+
+    def predict_classes(self, x, batch_size=None):
+        """Class indices: argmax of the outputs (or output > 0.5 for a single unit)."""
+        p = self.predict(x, batch_size)
+        if p.ndim == 2 and p.shape[1] == 1:
+            return (p[:, 0] > 0.5).astype(np.int64)
+        return p.argmax(axis=-1)
+
+    def predict_proba(self, x, batch_size=None):
+        return self.predict(x, batch_size)
+
+    def predict_labels(self, x, batch_size=None):
+        """Class names (``label_names``) of the predicted classes, or the indices without them."""
+        idx = self.predict_classes(x, batch_size)
+        if self.label_names is None:
+            return idx
+        return np.asarray(self.label_names)[idx]
+
+    # ---- summary ---------------------------------------------------------------------
+    def summary(self, print_fn=None):
+        """Print one row per layer (type, output shape, parameters) and the totals."""
+        self._require_built("summary")
+        rows = []
+        was = self.training
+        self.eval()
+        x = Tensor(np.zeros((1,) + self._input_shape, dtype=np.float32))
+        with no_grad():
+            for i, layer in enumerate(self.layers):
+                x = layer(x)
+                n = sum(t.size for _, t in (layer.weight_tensors() if isinstance(layer, L.Layer)
+                                            else layer.named_parameters()) if t is not None)
+                rows.append((f"{type(layer).__name__} ({i})", str((None,) + tuple(x.shape[1:])),
+                             str(n)))
+        self.train(was)
+        total = sum(t.size for _, t in self._weight_tensors())
+        trainable = self.count_params()
+        w = [max(len(r[k]) for r in rows + [("Layer (type)", "Output Shape", "Param #")]) + 2
+             for k in range(3)]
+        line = "-" * sum(w)
+        out = [f'Model: "{self.name or "sequential"}"', line,
+               "Layer (type)".ljust(w[0]) + "Output Shape".ljust(w[1]) + "Param #", "=" * sum(w)]
+        out += [a.ljust(w[0]) + b.ljust(w[1]) + c for a, b, c in rows]
+        out += ["=" * sum(w), f"Total params: {total}", f"Trainable params: {trainable}",
+                f"Non-trainable params: {total - trainable}", line]
+        text = "\n".join(out)
+        (print_fn or print)(text)
+        return text
+
+    # ---- config and files ---------------------------------------------------------------
+    def get_config(self):
+        arch = []
+        for layer in self.layers:
+            if type(layer).__name__ not in L.LAYERS or type(layer) is not L.LAYERS[
+                    type(layer).__name__]:
+                raise TypeError(f"get_config: layer {type(layer).__name__} cannot be saved, got "
+                                f"it at position {len(arch)}; model files hold only "
+                                f"{sorted(L.LAYERS)}")
+            arch.append({"class_name": type(layer).__name__, "config": layer.get_config()})
+        return {"class_name": "Sequential", "name": self.name, "layers": arch,
+                "input_shape": None if self._input_shape is None else list(self._input_shape)}
+
+    @classmethod
+    def from_config(cls, config):
+        if not isinstance(config, dict) or config.get("class_name") != "Sequential":
+            raise ModelFormatError("from_config: architecture must be a Sequential config, got "
+                                   f"{str(config)[:80]}")
+        entries = config.get("layers")
+        if not isinstance(entries, list) or not entries or len(entries) > 1000:
+            raise ModelFormatError("from_config: 'layers' must be a list of 1..1000 layer configs")
+        name = config.get("name")
+        model = cls([L.from_config(e) for e in entries],
+                    name=name if isinstance(name, str) else None)
+        shape = config.get("input_shape")
+        if shape is not None:
+            if (not isinstance(shape, list) or not 1 <= len(shape) <= 4
+                    or not all(type(d) is int and 1 <= d <= 2**20 for d in shape)):
+                raise ModelFormatError(f"from_config: invalid input_shape {str(shape)[:60]}")
+            if int(np.prod(shape)) > 2**24:
+                raise ModelFormatError(f"from_config: input_shape {shape} is too large")
+            model._input_shape = None
+            model.build(tuple(shape))
+        return model
+
+    def save(self, path, preprocessing=None, label_names=None, extra=None):
+        """Save architecture + weights (``io.save_model``): ``.safetensors`` or ``.npz``."""
+        from .io import save_model
+
+        return save_model(self, path, preprocessing=preprocessing,
+                          label_names=label_names if label_names is not None else
+                          self.label_names, extra=extra)
+
+    def save_weights(self, path):
+        return self.save(path)
+
+    def load_weights(self, path):
+        """Load weights saved from a model of the same architecture; nothing changes on error."""
+        from .io import load_weights
+
+        return load_weights(self, path)
+
+
+def _fmt(logs):
+    return ", ".join(f"{k}={v:.4f}" for k, v in logs.items())
+
+
+def load_model(path):
+    """``io.load_model``: rebuild a saved model (architecture from an allow-list, weights)."""
+    from .io import load_model as _load
+
+    return _load(path)
