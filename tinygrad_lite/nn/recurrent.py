@@ -171,9 +171,9 @@ class RNN(_RNNBase):
                  batch_first=False, dropout=0.0, bidirectional=False, dtype=None):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-        self.nonlinearity = nonlinearity
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, dtype)
+        self.nonlinearity = nonlinearity
 
     def _cell(self, xi, hh, state):
         pre = xi + hh
