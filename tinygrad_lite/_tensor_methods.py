@@ -284,7 +284,7 @@ def log_softmax(self, axis=-1, dim=None):
 def reshape(self, *shape):
     shape = tuple(shape[0]) if len(shape) == 1 and not isinstance(shape[0], int) else shape
     try:
-        new = np.empty(self.shape, dtype=bool).reshape(shape).shape  # resolves -1, checks size
+        new = self.data.reshape(shape).shape  # a view: resolves -1 and checks the size
     except ValueError:
         raise ShapeError(f"reshape: cannot reshape, got shape {self.shape} ({self.size} elements)"
                          f" into {shape}") from None
@@ -338,8 +338,9 @@ def expand(self, *shape):
     shape = tuple(shape[0]) if len(shape) == 1 and not isinstance(shape[0], int) else shape
     shape = tuple(self.shape[i - (len(shape) - self.ndim)] if s == -1 else s
                   for i, s in enumerate(shape))
+    if shape == self.shape:
+        return self
     try:
-        np.broadcast_shapes(self.shape, shape)
         if np.broadcast_shapes(self.shape, shape) != shape:
             raise ValueError
     except ValueError:

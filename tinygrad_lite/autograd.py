@@ -141,18 +141,17 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **attrs):
-        from .backends import current_for
-        from .tensor import Tensor
-
+        Tensor = _Tensor or _bind()
         tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in inputs]
         arrays = [t.data for t in tensors]
-        backend = current_for(arrays[0])
+        backend = _current_for(arrays[0])
         ctx = Context(backend.xp, backend)
         out_data = cls.forward(ctx, *arrays, **attrs)
-        needs = cls.differentiable and is_grad_enabled() and any(t.requires_grad for t in tensors)
+        needs = (cls.differentiable and getattr(_state, "enabled", True)
+                 and any(t._requires_grad for t in tensors))
         out = Tensor._wrap(out_data, needs)
         if needs:
-            ctx.needs_input_grad = tuple(t.requires_grad for t in tensors)
+            ctx.needs_input_grad = tuple(t._requires_grad for t in tensors)
             if ctx._saved:
                 ctx.saved_tensors = tuple(_as_graph_tensor(a, tensors, out) for a in ctx._saved)
                 ctx._saved = ()
@@ -160,15 +159,27 @@ class Function:
         return out
 
 
-def _as_graph_tensor(a, inputs, out):
+_Tensor = None
+_current_for = None
+
+
+def _bind():
+    """Late-bind Tensor and the backend lookup (they import this module)."""
+    global _Tensor, _current_for
+    from .backends import current_for
     from .tensor import Tensor
 
+    _Tensor, _current_for = Tensor, current_for
+    return Tensor
+
+
+def _as_graph_tensor(a, inputs, out):
     if a is out.data:
         return out
     for t in inputs:
         if a is t.data:
             return t
-    return Tensor._wrap(a, False)
+    return _Tensor._wrap(a, False)
 
 
 # ------------------------------------------------------------------ backward ---
