@@ -24,6 +24,8 @@ __all__ = ["DataLoader", "default_collate", "numpy_collate"]
 
 def _stack(items):
     first = items[0]
+    if isinstance(first, (str, bytes)):
+        return list(items)
     if isinstance(first, np.ndarray) or np.isscalar(first) or isinstance(first, np.generic):
         return np.stack([np.asarray(i) for i in items]) if isinstance(first, np.ndarray) \
             else np.asarray(items)
