@@ -36,13 +36,34 @@ def _load_all():
         except Exception as e:  # ImportError, or a broken build
             _missing["cython"] = (f"extension not built ({type(e).__name__}: {e}); build it with "
                                   "`pip install -e .` (needs a C compiler and Cython>=3)")
+        gpu_reason = _gpu_unavailable_reason()
         for name, cls_name in (("cupy", "CupyBackend"), ("cublas", "CublasBackend")):
+            if gpu_reason:
+                _missing[name] = gpu_reason
+                continue
             try:
                 from . import cupy_backend
 
                 _loaded[name] = getattr(cupy_backend, cls_name)()
             except Exception as e:
                 _missing[name] = f"{type(e).__name__}: {e}"
+
+
+def _gpu_unavailable_reason():
+    import importlib.util
+
+    if importlib.util.find_spec("cupy") is None:
+        return "CuPy is not installed (pip install tinygrad_lite[cuda])"
+    if importlib.util.find_spec(__name__ + ".cupy_backend") is None:
+        return "the CUDA kernels are not part of this build yet"
+    try:
+        import cupy
+
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            return "CuPy found no CUDA device"
+    except Exception as e:  # CUDARuntimeError without a driver
+        return f"no usable CUDA device ({type(e).__name__}: {e})"
+    return None
 
 
 def _default_name():
