@@ -1,0 +1,185 @@
+"""Embedded digits equal scikit-learn's; IDX/MNIST reader on files the tests write; toy sets."""
+
+import gzip
+import struct
+
+import numpy as np
+import pytest
+
+from tinygrad_lite.data import (IDXFormatError, load_digits, load_mnist, make_moons,
+                                make_regression, make_spirals, make_xor, read_idx)
+
+
+def test_digits_equal_sklearn():
+    skd = pytest.importorskip("sklearn.datasets")
+    ref = skd.load_digits()
+    d = load_digits()
+    assert d.data.shape == (1797, 64) and d.images.shape == (1797, 8, 8)
+    np.testing.assert_array_equal(d.data, ref.data)
+    np.testing.assert_array_equal(d.images, ref.images)
+    np.testing.assert_array_equal(d.target, ref.target)
+    assert d.data.dtype == ref.data.dtype and d.target.dtype == np.int64
+    assert d.data.min() == 0 and d.data.max() == 16
+    X, y = load_digits(return_X_y=True)
+    np.testing.assert_array_equal(X, ref.data)
+    X5, y5 = load_digits(n_class=5, return_X_y=True)
+    Xr, yr = skd.load_digits(n_class=5, return_X_y=True)
+    np.testing.assert_array_equal(X5, Xr)
+    np.testing.assert_array_equal(y5, yr)
+    assert "Alpaydin" in d.DESCR
+    with pytest.raises(ValueError, match="n_class"):
+        load_digits(n_class=11)
+
+
+# ---------------------------------------------------------------------- IDX ---
+
+def _idx_bytes(arr, type_byte=0x08, dtype=">u1"):
+    header = bytes([0, 0, type_byte, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape)
+    return header + np.asarray(arr, dtype=dtype).tobytes()
+
+
+def _write_mnist(folder, n_img=5, n_lab=5, gz=False, kind="train", rows=4, cols=3):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(n_img, rows, cols), dtype=np.uint8)
+    labels = rng.integers(0, 10, size=n_lab, dtype=np.uint8)
+    prefix = "train" if kind == "train" else "t10k"
+    for name, arr in ((f"{prefix}-images-idx3-ubyte", images),
+                      (f"{prefix}-labels-idx1-ubyte", labels)):
+        data = _idx_bytes(arr)
+        if gz:
+            (folder / (name + ".gz")).write_bytes(gzip.compress(data))
+        else:
+            (folder / name).write_bytes(data)
+    return images, labels
+
+
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize("kind", ["train", "test"])
+def test_load_mnist_raw_and_gz(tmp_path, gz, kind):
+    images, labels = _write_mnist(tmp_path, gz=gz, kind=kind)
+    X, y = load_mnist(tmp_path, kind=kind)
+    np.testing.assert_array_equal(X, images)
+    np.testing.assert_array_equal(y, labels)
+    assert X.dtype == np.uint8 and y.dtype == np.int64 and X.shape == (5, 4, 3)
+
+
+def test_read_idx_other_types(tmp_path):
+    a = np.arange(6, dtype=np.float32).reshape(2, 3) - 2.5
+    p = tmp_path / "f.idx"
+    p.write_bytes(_idx_bytes(a, 0x0D, ">f4"))
+    out = read_idx(p)
+    np.testing.assert_array_equal(out, a)
+    assert out.dtype == np.float32 and out.dtype.isnative
+    b = np.array([-3, 1000, 7], dtype=np.int32)
+    p.write_bytes(_idx_bytes(b, 0x0C, ">i4"))
+    np.testing.assert_array_equal(read_idx(p), b)
+
+
+def test_truncated_files(tmp_path):
+    _write_mnist(tmp_path)
+    p = tmp_path / "train-images-idx3-ubyte"
+    p.write_bytes(p.read_bytes()[:-7])
+    with pytest.raises(IDXFormatError, match="truncated.*expected"):
+        load_mnist(tmp_path)
+    p.write_bytes(p.read_bytes()[:9])
+    with pytest.raises(IDXFormatError, match="truncated header"):
+        load_mnist(tmp_path)
+    p.write_bytes(b"\x00\x00")
+    with pytest.raises(IDXFormatError, match="too short"):
+        load_mnist(tmp_path)
+
+
+def test_trailing_bytes(tmp_path):
+    _write_mnist(tmp_path)
+    p = tmp_path / "train-labels-idx1-ubyte"
+    p.write_bytes(p.read_bytes() + b"\x00")
+    with pytest.raises(IDXFormatError, match="trailing bytes"):
+        load_mnist(tmp_path)
+
+
+def test_truncated_gzip(tmp_path):
+    _write_mnist(tmp_path, gz=True)
+    p = tmp_path / "train-images-idx3-ubyte.gz"
+    p.write_bytes(p.read_bytes()[:20])
+    with pytest.raises(IDXFormatError, match="gzip stream is truncated"):
+        load_mnist(tmp_path)
+
+
+def test_bad_magic_and_swapped_files(tmp_path):
+    _write_mnist(tmp_path)
+    p = tmp_path / "train-images-idx3-ubyte"
+    data = bytearray(p.read_bytes())
+    data[0] = 0x12
+    p.write_bytes(bytes(data))
+    with pytest.raises(IDXFormatError, match="bad magic"):
+        load_mnist(tmp_path)
+    data[0], data[2] = 0, 0x42
+    p.write_bytes(bytes(data))
+    with pytest.raises(IDXFormatError, match="bad magic"):
+        load_mnist(tmp_path)
+    labels = (tmp_path / "train-labels-idx1-ubyte").read_bytes()
+    p.write_bytes(labels)
+    with pytest.raises(IDXFormatError, match="expected 3 dimensions, got 1"):
+        load_mnist(tmp_path)
+
+
+def test_count_mismatch_and_bad_labels(tmp_path):
+    _write_mnist(tmp_path, n_img=5, n_lab=4)
+    with pytest.raises(IDXFormatError, match="counts differ, got 5 images.*4 labels"):
+        load_mnist(tmp_path)
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(_idx_bytes(np.array([1, 2, 3, 4, 12])))
+    with pytest.raises(IDXFormatError, match="0..9"):
+        load_mnist(tmp_path)
+
+
+def test_missing_files_and_bad_kind(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train-images-idx3-ubyte"):
+        load_mnist(tmp_path)
+    with pytest.raises(ValueError, match="kind"):
+        load_mnist(tmp_path, kind="val")
+
+
+def test_dot_spelling(tmp_path):
+    images, labels = _write_mnist(tmp_path)
+    (tmp_path / "train-images-idx3-ubyte").rename(tmp_path / "train-images.idx3-ubyte")
+    X, _ = load_mnist(tmp_path)
+    np.testing.assert_array_equal(X, images)
+
+
+# ----------------------------------------------------------------- toy sets ---
+
+def test_moons_like_sklearn_without_noise():
+    skd = pytest.importorskip("sklearn.datasets")
+    X, y = make_moons(20, shuffle=False)
+    Xr, yr = skd.make_moons(20, shuffle=False)
+    np.testing.assert_allclose(X, Xr, atol=1e-12)
+    np.testing.assert_array_equal(y, yr)
+
+
+@pytest.mark.parametrize("make", [
+    lambda s: make_moons(50, noise=0.1, seed=s), lambda s: make_spirals(60, seed=s),
+    lambda s: make_xor(40, seed=s), lambda s: make_regression(30, 3, seed=s)])
+def test_toy_sets_seeded(make):
+    a, b, c = make(0), make(0), make(1)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    assert not np.array_equal(a[0], c[0])
+    assert np.isfinite(a[0]).all()
+
+
+def test_toy_shapes_and_labels():
+    X, y = make_spirals(100, n_classes=4, seed=0, dtype=np.float32)
+    assert X.shape == (100, 2) and X.dtype == np.float32
+    assert np.bincount(y).tolist() == [25, 25, 25, 25]
+    X, y = make_xor(100, noise=0.0, seed=0)
+    assert ((X[:, 0] * X[:, 1] < 0) == (y == 1)).all() and set(y.tolist()) == {0, 1}
+    X, y, w = make_regression(200, 2, noise=0.0, bias=3.0, seed=0, return_coef=True)
+    np.testing.assert_allclose(X @ w + 3.0, y)
+    X, y = make_regression(2000, 1, noise=0.5, coef=[2.0], seed=0)
+    assert np.std(y - 2.0 * X[:, 0]) == pytest.approx(0.5, rel=0.1)
+    with pytest.raises(ValueError, match="coef"):
+        make_regression(10, 2, coef=[1.0])
+    with pytest.raises(ValueError, match="noise"):
+        make_moons(10, noise=-1)
+    with pytest.raises(ValueError, match="n_samples"):
+        make_xor(0)
