@@ -280,10 +280,10 @@ class Module:
         for mprefix, m in self.named_modules(prefix.rstrip(".")):
             for name, p in m._parameters.items():
                 if p is not None:
-                    out[f"{mprefix}.{name}" if mprefix else name] = p.numpy().copy()
+                    out[f"{mprefix}.{name}" if mprefix else name] = np.array(p.numpy(), copy=True)
             for name, b in m._buffers.items():
                 if b is not None and name not in m._non_persistent:
-                    out[f"{mprefix}.{name}" if mprefix else name] = b.numpy().copy()
+                    out[f"{mprefix}.{name}" if mprefix else name] = np.array(b.numpy(), copy=True)
         return out
 
     def _state_slots(self):

@@ -88,7 +88,8 @@ class _BatchNorm(Module):
 
     def _update_running(self, mean, var, n):
         with no_grad():
-            self.num_batches_tracked.data = self.num_batches_tracked.data + 1
+            nbt = self.num_batches_tracked
+            nbt.data = nbt.xp.asarray(nbt.data + 1)
             m = self.momentum
             if m is None:
                 m = 1.0 / float(self.num_batches_tracked.data)
