@@ -1,0 +1,359 @@
+"""``tinygrad-lite`` / ``python -m tinygrad_lite``: train, evaluate, predict, bench.
+
+``tinygrad-lite train`` runs the whole pipeline on the embedded digits with no arguments:
+clean -> MinMax scale -> stratified split -> MLP (or ``--model cnn``) -> Adam -> a progress bar per
+epoch -> validation metrics and classification report -> an output folder with ``model.safetensors``,
+``confusion_matrix.png``, ``curves.png`` and ``report.json``.
+
+    tinygrad-lite train --epochs 5 --out runs/demo
+    tinygrad-lite evaluate runs/demo/model.safetensors
+    tinygrad-lite predict runs/demo/model.safetensors samples.npy
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from .errors import TinygradLiteError
+
+EXIT_USAGE = 2
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def _write_json(path, obj):
+    from .io import atomic_write_bytes
+
+    atomic_write_bytes(path, json.dumps(obj, indent=2, default=_json_default).encode("utf-8"))
+
+
+# ------------------------------------------------------------------ data ---
+
+def _load_dataset(name, data_dir):
+    """(X flat float64, y int64, image_shape, label_names, test pair or None)."""
+    from .data import load_digits, load_mnist
+
+    if name == "digits":
+        X, y = load_digits(return_X_y=True)
+        return X, y, (8, 8), [str(i) for i in range(10)], None
+    if name == "mnist":
+        if not data_dir:
+            raise CLIError("--dataset mnist needs --data-dir pointing at the folder with "
+                           "train-images-idx3-ubyte(.gz) and train-labels-idx1-ubyte(.gz)")
+        images, labels = load_mnist(data_dir, kind="train")
+        try:
+            test = load_mnist(data_dir, kind="test")
+            test = (test[0].reshape(len(test[0]), -1).astype(np.float64), test[1])
+        except FileNotFoundError:
+            test = None
+        h, w = images.shape[1:]
+        return (images.reshape(len(images), -1).astype(np.float64), labels, (h, w),
+                [str(i) for i in range(10)], test)
+    raise CLIError(f"unknown dataset {name!r}; use digits or mnist")
+
+
+def _build_model(kind, n_features, image_shape, n_classes):
+    from .layers import Conv2D, Dense, Flatten, MaxPooling2D, Reshape
+    from .models import Sequential
+
+    if kind == "mlp":   # the seed's network
+        return Sequential([Dense(128, activation="relu", input_shape=(n_features,)),
+                           Dense(n_classes, activation="softmax")])
+    h, w = image_shape
+    return Sequential([
+        Reshape((h, w, 1), input_shape=(n_features,)),
+        Conv2D(16, 3, padding="same", activation="relu"), MaxPooling2D(),
+        Conv2D(32, 3, padding="same", activation="relu"), MaxPooling2D(),
+        Flatten(), Dense(64, activation="relu"), Dense(n_classes, activation="softmax")])
+
+
+def _use_backend(name):
+    if name:
+        from . import backends
+
+        backends.use(name)
+
+
+# ------------------------------------------------------------------ train ---
+
+def _default_out():
+    base = os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
+    out, k = base, 1
+    while os.path.exists(out):
+        k += 1
+        out = f"{base}-{k}"
+    return out
+
+
+def cmd_train(args):
+    from . import manual_seed
+    from .data import MinMaxScaler, clean, train_test_split
+    from .metrics import classification_report, confusion_matrix
+    from .models import _keras_optimizer
+
+    t0 = time.perf_counter()
+    _use_backend(args.backend)
+    epochs = args.epochs if args.epochs is not None else (10 if args.model == "mlp" else 8)
+    for name, v in (("--epochs", epochs), ("--batch-size", args.batch_size)):
+        if v < 1:
+            raise CLIError(f"{name} must be >= 1, got {v}")
+    if not 0 < args.val_size < 1:
+        raise CLIError(f"--val-size must be in (0, 1), got {args.val_size}")
+    if args.lr is not None and not args.lr > 0:
+        raise CLIError(f"--lr must be > 0, got {args.lr}")
+    out = args.out or _default_out()
+    os.makedirs(out, exist_ok=True)
+    manual_seed(args.seed)
+
+    X, y, image_shape, names, test = _load_dataset(args.dataset, args.data_dir)
+    X, y, cleaned = clean(X, y)
+    x_tr, x_val, y_tr, y_val = train_test_split(X, y, test_size=args.val_size, stratify=y,
+                                                seed=args.seed)
+    scaler = MinMaxScaler().fit(x_tr)
+    x_tr, x_val = scaler.transform(x_tr), scaler.transform(x_val)
+    n_classes = int(y.max()) + 1
+    model = _build_model(args.model, X.shape[1], image_shape, n_classes)
+    model.build()
+    optimizer = _keras_optimizer(args.optimizer, list(model.parameters()), args.lr)
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    if not args.quiet:
+        model.summary(print_fn=lambda s: print(s, file=sys.stderr))
+    history = model.fit(x_tr, y_tr, epochs=epochs, batch_size=args.batch_size,
+                        validation_data=(x_val, y_val), seed=args.seed,
+                        verbose=0 if args.quiet else 1)
+    val_loss, val_acc = model.evaluate(x_val, y_val, verbose=0)
+    y_pred = model.predict_classes(x_val)
+    report_text = classification_report(y_val, y_pred, target_names=names[:n_classes], digits=4)
+    report_dict = classification_report(y_val, y_pred, target_names=names[:n_classes],
+                                        output_dict=True)
+    cm = confusion_matrix(y_val, y_pred, labels=list(range(n_classes)))
+    print(f"validation: loss={val_loss:.4f} accuracy={val_acc:.4f} ({len(y_val)} samples)")
+    print(report_text)
+
+    files = {}
+    model_path = os.path.join(out, f"model.{args.format}")
+    extra = {"dataset": args.dataset, "val_size": args.val_size, "seed": args.seed,
+             "model": args.model}
+    model.save(model_path, preprocessing=scaler, label_names=names[:n_classes], extra=extra)
+    files["model"] = model_path
+    try:
+        from .metrics import plot_confusion_matrix, plot_history, plot_misclassified
+
+        files["confusion_matrix"] = str(plot_confusion_matrix(
+            cm, names[:n_classes], os.path.join(out, "confusion_matrix.png")))
+        files["curves"] = str(plot_history(history, os.path.join(out, "curves.png")))
+        raw_val = scaler.inverse_transform(x_val).reshape((-1,) + tuple(image_shape))
+        files["misclassified"] = str(plot_misclassified(
+            raw_val, y_val, y_pred, os.path.join(out, "misclassified.png")))
+    except ImportError as e:
+        print(f"warning: plots skipped ({e})", file=sys.stderr)
+    test_metrics = None
+    if test is not None:
+        tl, ta = model.evaluate(scaler.transform(test[0]), test[1], verbose=0)
+        test_metrics = {"loss": tl, "accuracy": ta, "samples": len(test[1])}
+        print(f"test: loss={tl:.4f} accuracy={ta:.4f} ({len(test[1])} samples)")
+    report = {
+        "command": "train", "dataset": args.dataset, "model": args.model,
+        "optimizer": args.optimizer, "lr": model.optimizer.param_groups[0]["lr"],
+        "epochs": epochs, "epochs_run": len(history.epoch), "batch_size": args.batch_size,
+        "seed": args.seed, "val_size": args.val_size,
+        "backend": _backend_name(), "n_train": len(y_tr), "n_val": len(y_val),
+        "clean": cleaned.to_dict(), "history": history.history,
+        "validation": {"loss": val_loss, "accuracy": val_acc},
+        "test": test_metrics,
+        "classification_report": report_dict, "confusion_matrix": cm.tolist(),
+        "label_names": names[:n_classes], "files": files,
+        "wall_time_s": round(time.perf_counter() - t0, 3),
+    }
+    files["report"] = os.path.join(out, "report.json")
+    _write_json(files["report"], report)
+    print(f"outputs in {out}/: " + ", ".join(os.path.basename(p) for p in files.values()))
+    return 0
+
+
+def _backend_name():
+    try:
+        from . import backends
+
+        return backends.current().name
+    except Exception:  # noqa: BLE001 - informational only
+        return None
+
+
+# ------------------------------------------------------------------ evaluate / predict ---
+
+def _read_features(path):
+    """Raw features from .npy, .npz (X[, y]) or .csv (numbers; ``--labels-last`` splits y)."""
+    ext = os.path.splitext(path)[1].lower()
+    if not os.path.exists(path):
+        raise CLIError(f"input file not found: {path}")
+    if ext == ".npy":
+        return np.load(path, allow_pickle=False), None
+    if ext == ".npz":
+        with np.load(path, allow_pickle=False) as f:
+            key = "X" if "X" in f.files else "x" if "x" in f.files else f.files[0]
+            ykey = "y" if "y" in f.files else None
+            return f[key], (f[ykey] if ykey else None)
+    if ext in (".csv", ".txt"):
+        return np.loadtxt(path, delimiter="," if ext == ".csv" else None, ndmin=2), None
+    raise CLIError(f"unsupported input type {ext!r}; use .npy, .npz (X, y) or .csv")
+
+
+def _prepare(model, X):
+    X = np.asarray(X, dtype=np.float64)
+    want = model.input_shape[1:] if model.input_shape else None
+    if want and X.ndim >= 2 and X.shape[1:] != want and int(np.prod(X.shape[1:])) == int(
+            np.prod(want)):
+        X = X.reshape((len(X),) + tuple(want))
+    if model.preprocessing is not None:
+        X = model.preprocessing.transform(X)
+    return X
+
+
+def cmd_evaluate(args):
+    from .io import load_model
+    from .metrics import classification_report, confusion_matrix
+
+    _use_backend(args.backend)
+    model = load_model(args.model)
+    extra = (getattr(model, "file_metadata", {}) or {}).get("extra") or {}
+    if args.data:
+        X, y = _read_features(args.data)
+        if y is None:
+            raise CLIError(f"{args.data} has no labels; evaluate needs an .npz with X and y")
+    else:
+        from .data import train_test_split
+
+        dataset = args.dataset or extra.get("dataset", "digits")
+        X, y, _, _, test = _load_dataset(dataset, args.data_dir)
+        if test is not None:
+            X, y = test
+        else:   # the held-out split of training, reproduced from the saved seed and size
+            seed, val = extra.get("seed", 0), extra.get("val_size", 0.2)
+            _, X, _, y = train_test_split(X, y, test_size=val, stratify=y, seed=seed)
+    if model._compiled is None:
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    Xp = _prepare(model, X)
+    loss, acc = model.evaluate(Xp, y, verbose=0)
+    y_pred = model.predict_classes(Xp)
+    names = model.label_names
+    print(f"evaluate: loss={loss:.4f} accuracy={acc:.4f} ({len(y)} samples)")
+    print(classification_report(y, y_pred, target_names=names, digits=4))
+    if args.json:
+        _write_json(args.json, {"loss": loss, "accuracy": acc, "samples": len(y),
+                                "confusion_matrix": confusion_matrix(y, y_pred).tolist()})
+    return 0
+
+
+def cmd_predict(args):
+    from .io import load_model
+
+    _use_backend(args.backend)
+    model = load_model(args.model)
+    X, _ = _read_features(args.input)
+    probs = model.predict(_prepare(model, X))
+    idx = probs.argmax(-1) if probs.shape[-1] > 1 else (probs[:, 0] > 0.5).astype(int)
+    names = model.label_names
+    labels = [names[i] if names else str(i) for i in idx]
+    conf = probs.max(-1) if probs.shape[-1] > 1 else np.where(idx == 1, probs[:, 0],
+                                                              1 - probs[:, 0])
+    lines = ["index,label,probability"] + [f"{i},{lab},{p:.6f}"
+                                           for i, (lab, p) in enumerate(zip(labels, conf))]
+    if args.out:
+        from .io import atomic_write_bytes
+
+        atomic_write_bytes(args.out, ("\n".join(lines) + "\n").encode())
+        print(f"wrote {len(labels)} predictions to {args.out}")
+    else:
+        print("\n".join(lines))
+    return 0
+
+
+def cmd_bench(args):
+    try:
+        import benchmarks.kernels as bench
+    except ImportError as e:
+        raise CLIError(f"benchmarks are not importable ({e}); run from the repository root, "
+                       "where the benchmarks/ folder lives") from None
+    main = getattr(bench, "main", None)
+    if main is None:
+        raise CLIError("benchmarks.kernels has no main(argv)")
+    return main(args.rest) or 0
+
+
+# ------------------------------------------------------------------ parser ---
+
+def build_parser():
+    from .models import OPTIMIZERS
+
+    p = argparse.ArgumentParser(prog="tinygrad-lite",
+                                description="Train, evaluate and use small models on NumPy.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a model end to end (defaults: MLP on digits)")
+    t.add_argument("--dataset", choices=["digits", "mnist"], default="digits")
+    t.add_argument("--data-dir", help="folder with the MNIST IDX files (for --dataset mnist)")
+    t.add_argument("--model", choices=["mlp", "cnn"], default="mlp")
+    t.add_argument("--epochs", type=int, default=None, help="default: 10 (mlp), 8 (cnn)")
+    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--lr", type=float, default=None, help="learning rate (Keras defaults)")
+    t.add_argument("--optimizer", choices=list(OPTIMIZERS), default="adam")
+    t.add_argument("--backend", help="kernel backend: numpy, cython, ... (default: best built)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--val-size", type=float, default=0.2, help="validation fraction")
+    t.add_argument("--format", choices=["safetensors", "npz"], default="safetensors")
+    t.add_argument("--out", help="output folder (default runs/<timestamp>)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="evaluate a saved model")
+    e.add_argument("model", help="model file (.safetensors or .npz)")
+    e.add_argument("--data", help=".npz with X and y (raw features); default: the held-out split")
+    e.add_argument("--dataset", choices=["digits", "mnist"])
+    e.add_argument("--data-dir")
+    e.add_argument("--backend")
+    e.add_argument("--json", help="also write the metrics to this JSON file")
+    e.set_defaults(func=cmd_evaluate)
+
+    r = sub.add_parser("predict", help="predict labels for raw samples with a saved model")
+    r.add_argument("model", help="model file (.safetensors or .npz)")
+    r.add_argument("input", help=".npy, .npz (X) or .csv of raw feature rows")
+    r.add_argument("--out", help="write CSV here instead of stdout")
+    r.add_argument("--backend")
+    r.set_defaults(func=cmd_predict)
+
+    b = sub.add_parser("bench", help="run benchmarks.kernels (from the repository root)")
+    b.add_argument("rest", nargs=argparse.REMAINDER)
+    b.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (CLIError, TinygradLiteError, ValueError, FileNotFoundError, KeyError) as e:
+        print(f"tinygrad-lite {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
