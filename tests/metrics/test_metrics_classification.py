@@ -88,7 +88,7 @@ def test_sample_weight_matches_sklearn(yy, w):
     _same(M.accuracy_score(y_true, y_pred, sample_weight=w),
           skm.accuracy_score(y_true, y_pred, sample_weight=w))
     _same(M.confusion_matrix(y_true, y_pred, sample_weight=w),
-          skm.confusion_matrix(y_true, y_pred, sample_weight=w))
+          _quiet(skm.confusion_matrix, y_true, y_pred, sample_weight=w))
 
 
 @pytest.mark.parametrize("normalize", [None, "true", "pred", "all"])
@@ -96,7 +96,7 @@ def test_sample_weight_matches_sklearn(yy, w):
 def test_confusion_matrix_matches_sklearn(normalize, yy):
     y_true, y_pred = yy
     ours = M.confusion_matrix(y_true, y_pred, normalize=normalize)
-    ref = skm.confusion_matrix(y_true, y_pred, normalize=normalize)
+    ref = _quiet(skm.confusion_matrix, y_true, y_pred, normalize=normalize)
     assert ours.dtype.kind == ref.dtype.kind
     np.testing.assert_allclose(ours, ref)
 
