@@ -156,87 +156,98 @@ cdef inline size_t _round64(size_t nbytes) noexcept nogil:
 # C (m x n) = op(A) (m x k) . op(B) (k x n)  [+ C when accumulate]
 # with element (i, p) of op(A) at a[i*rsa + p*csa] and (p, j) of op(B) at b[p*rsb + j*csb].
 #
-# The five loops of Goto/BLIS around the micro-kernel (gemm_kernels.h):
+# The five loops of Goto/BLIS around the micro-kernel (gemm_kernels.h), on one thread:
 #
 #   for jc in blocks of NC over n:                 # packed B block (kc x nc) lives in L2
 #       for pc in blocks of KC over k:
-#           pack op(B)[pc:pc+kc, jc:jc+nc] into NR-wide k-major panels     (threads split panels)
-#           parallel for ic in blocks of MC over m:  # each thread packs its own A block
-#               pack op(A)[ic:ic+mc, pc:pc+kc] into MR-tall k-major panels
+#           pack op(B)[pc:pc+kc, jc:jc+nc] into NR-wide k-major panels
+#           for ic in blocks of MC over m:
+#               pack op(A)[ic:ic+mc, pc:pc+kc] into MR-tall k-major panels   (lives in L2/L1)
 #               for jr in NR panels: for ir in MR panels:     # the macro-kernel
 #                   C[ic+ir : +MR, jc+jr : +NR] (+)= micro-kernel over kc
 #
-# The first K block writes C (or adds, when accumulate), the later ones add.
+# The first K block writes C (or adds, when accumulate), the later ones add. Block sizes are
+# balanced (k = 784 runs as 4 blocks of 196, not 3 x 256 + 16) so no block is a sliver.
+#
+# Threads: C is cut into one slab per thread -- column slabs (whole NR panels) when n >= m, else
+# row slabs (whole MR panels) -- and each thread runs the loops above on its slab with its own
+# packing buffers. Threads never wait for each other inside a call (one fork, one join), which
+# keeps two threads fast even when the machine is shared and a thread gets descheduled.
 
-cdef struct _Blocking:
-    int mr, nr, kc, nc, mc
-    int tasks_m, tasks_n       # parallel grid: M blocks x N chunks (N chunks only when m is small)
+DEF SMALL_GEMM = 64 * 64 * 64  # m*n*k below this runs on one thread
+DEF KC_F32 = 256
+DEF NC_F32 = 1024
+DEF MC_F32 = 144
+DEF KC_F64 = 192
+DEF NC_F64 = 512
+DEF MC_F64 = 96
 
 cdef inline int _cdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return <int>((a + b - 1) // b)
 
-cdef _Blocking _blocking(int dsize, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
-                         int threads) noexcept nogil:
-    cdef _Blocking bl
-    bl.mr = _K.mr
-    bl.nr = _K.nr if dsize == 4 else _K.nr_f64
-    bl.kc = 256 if dsize == 4 else 192
-    bl.nc = 1024 if dsize == 4 else 512
-    bl.mc = 144 if dsize == 4 else 96
-    if threads < 1:
-        threads = 1
-    # Cap MC near m / threads so a small m still gives every thread an M block.
-    cdef int share = _cdiv(_cdiv(m, threads), bl.mr) * bl.mr
-    if share < bl.mc:
-        bl.mc = share if share > 0 else bl.mr
-    bl.tasks_m = _cdiv(m, bl.mc) if m > 0 else 1
-    bl.tasks_n = 1
-    if bl.tasks_m < threads:
-        bl.tasks_n = threads // bl.tasks_m
-    return bl
+cdef inline int _balanced(Py_ssize_t size, int most, int multiple) noexcept nogil:
+    """The block size <= most (rounded up to a multiple) that splits size into equal blocks."""
+    cdef int blocks = _cdiv(size, most)
+    cdef int b = _cdiv(_cdiv(size, blocks), multiple) * multiple
+    return b if b > 0 else multiple
+
+cdef size_t _thread_ws_bytes(int dsize) noexcept nogil:
+    """Packing buffers of one thread: a KC x NC block of B and a MC x KC block of A."""
+    if dsize == 4:
+        return _round64(<size_t>KC_F32 * NC_F32 * 4) + _round64(<size_t>KC_F32 * MC_F32 * 4)
+    return _round64(<size_t>KC_F64 * NC_F64 * 8) + _round64(<size_t>KC_F64 * MC_F64 * 8)
 
 cdef size_t gemm_workspace_bytes(int dsize, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                                  int threads) noexcept nogil:
-    """Bytes gemm_core needs: one packed B block plus one packed A block per thread."""
-    cdef _Blocking bl = _blocking(dsize, m, n, k, threads)
-    cdef size_t pb = _round64(<size_t>bl.kc * (_cdiv(bl.nc, bl.nr) * bl.nr) * dsize)
-    cdef size_t pa = _round64(<size_t>bl.kc * (_cdiv(bl.mc, bl.mr) * bl.mr) * dsize)
-    return pb + pa * (threads if threads > 1 else 1)
+    """Bytes gemm_core needs for this many threads."""
+    return _thread_ws_bytes(dsize) * (threads if threads > 1 else 1)
 
 
-cdef void _gemm_task(int task, _Blocking* bl, int mc_, int nc, int kc, int pc, int jc,
-                     int m, const floating* a, ptrdiff_t rsa, ptrdiff_t csa,
-                     const floating* pb, floating* c, ptrdiff_t ldc, int beta,
-                     floating* pa) noexcept nogil:
-    """One (M block, N chunk) task: pack this thread's A block, run the macro-kernel."""
-    cdef int ib = task // bl.tasks_n
-    cdef int jb = task % bl.tasks_n
-    cdef int ic = ib * bl.mc
-    cdef int mc = m - ic if m - ic < bl.mc else bl.mc
-    # N chunk [j0, j1) of this block, aligned to NR panels
-    cdef int panels = _cdiv(nc, bl.nr)
-    cdef int j0 = (panels * jb // bl.tasks_n) * bl.nr
-    cdef int j1 = (panels * (jb + 1) // bl.tasks_n) * bl.nr
-    if j1 > nc:
-        j1 = nc
-    if mc <= 0 or j1 <= j0:
-        return
+cdef void _gemm_serial(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                       const floating* a, ptrdiff_t rsa, ptrdiff_t csa,
+                       const floating* b, ptrdiff_t rsb, ptrdiff_t csb,
+                       floating* c, ptrdiff_t ldc, bint accumulate, char* ws) noexcept nogil:
+    """The five loops on one thread; m, n, k > 0. ws: _thread_ws_bytes, 64-byte aligned."""
+    cdef int mr = _K.mr, nr, kcb, ncb, mcb, kc, nc, mc, beta
+    cdef Py_ssize_t jc, pc, ic
+    cdef floating* pb = <floating*>ws
+    cdef floating* pa
     if floating is float:
-        tgl_pack_a_f32(bl.mr, mc, kc, a + ic * rsa + pc * csa, rsa, csa, pa)
-        tgl_macro_kernel_f32(_K.ukr_f32, bl.mr, bl.nr, mc, j1 - j0, kc, pa, pb + <ptrdiff_t>j0 * kc,
-                             c + ic * ldc + jc + j0, ldc, beta)
+        nr = _K.nr
+        kcb = _balanced(k, KC_F32, 1)
+        ncb = _balanced(n, NC_F32, nr)
+        mcb = _balanced(m, MC_F32, mr)
     else:
-        tgl_pack_a_f64(bl.mr, mc, kc, a + ic * rsa + pc * csa, rsa, csa, pa)
-        tgl_macro_kernel_f64(_K.ukr_f64, bl.mr, bl.nr, mc, j1 - j0, kc, pa, pb + <ptrdiff_t>j0 * kc,
-                             c + ic * ldc + jc + j0, ldc, beta)
-
-
-cdef void _pack_b(_Blocking* bl, int nc, int kc, const floating* b, ptrdiff_t rsb,
-                  ptrdiff_t csb, floating* pb, int j0, int j1) noexcept nogil:
-    if floating is float:
-        tgl_pack_b_f32(bl.nr, nc, kc, b, rsb, csb, pb, j0, j1)
-    else:
-        tgl_pack_b_f64(bl.nr, nc, kc, b, rsb, csb, pb, j0, j1)
+        nr = _K.nr_f64
+        kcb = _balanced(k, KC_F64, 1)
+        ncb = _balanced(n, NC_F64, nr)
+        mcb = _balanced(m, MC_F64, mr)
+    pa = <floating*>(ws + _round64(<size_t>kcb * ncb * sizeof(floating)))
+    jc = 0
+    while jc < n:
+        nc = <int>(n - jc if n - jc < ncb else ncb)
+        pc = 0
+        while pc < k:
+            kc = <int>(k - pc if k - pc < kcb else kcb)
+            beta = 1 if (accumulate or pc > 0) else 0
+            if floating is float:
+                tgl_pack_b_f32(nr, nc, kc, b + pc * rsb + jc * csb, rsb, csb, pb, 0, nc)
+            else:
+                tgl_pack_b_f64(nr, nc, kc, b + pc * rsb + jc * csb, rsb, csb, pb, 0, nc)
+            ic = 0
+            while ic < m:
+                mc = <int>(m - ic if m - ic < mcb else mcb)
+                if floating is float:
+                    tgl_pack_a_f32(mr, mc, kc, a + ic * rsa + pc * csa, rsa, csa, pa)
+                    tgl_macro_kernel_f32(_K.ukr_f32, mr, nr, mc, nc, kc, pa, pb,
+                                         c + ic * ldc + jc, ldc, beta)
+                else:
+                    tgl_pack_a_f64(mr, mc, kc, a + ic * rsa + pc * csa, rsa, csa, pa)
+                    tgl_macro_kernel_f64(_K.ukr_f64, mr, nr, mc, nc, kc, pa, pb,
+                                         c + ic * ldc + jc, ldc, beta)
+                ic += mc
+            pc += kc
+        jc += nc
 
 
 cdef void gemm_core(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
@@ -245,8 +256,10 @@ cdef void gemm_core(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                     floating* c, ptrdiff_t ldc, bint accumulate, int threads,
                     char* ws) noexcept nogil:
     """The blocked GEMM (loops above). ws: gemm_workspace_bytes(...) bytes, 64-byte aligned."""
-    cdef Py_ssize_t i, jc, pc
-    cdef int nc, kc, t, tid, ntasks, beta, panels, nbj
+    cdef Py_ssize_t i, lo, hi
+    cdef int t, slabs, unit, nunits
+    cdef bint by_cols
+    cdef size_t per = _thread_ws_bytes(sizeof(floating))
     if m <= 0 or n <= 0:
         return
     if k <= 0:                                   # an empty sum: C = 0 (or unchanged)
@@ -254,39 +267,32 @@ cdef void gemm_core(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
             for i in range(m):
                 memset(c + i * ldc, 0, n * sizeof(floating))
         return
-    if threads < 1:
-        threads = 1
-    cdef _Blocking bl = _blocking(sizeof(floating), m, n, k, threads)
-    cdef floating* pb = <floating*>ws
-    cdef size_t pb_bytes = _round64(<size_t>bl.kc * (_cdiv(bl.nc, bl.nr) * bl.nr) * sizeof(floating))
-    cdef size_t pa_bytes = _round64(<size_t>bl.kc * (_cdiv(bl.mc, bl.mr) * bl.mr) * sizeof(floating))
-    cdef char* pa_base = ws + pb_bytes
-    ntasks = bl.tasks_m * bl.tasks_n
-    if ntasks < threads:
-        threads = ntasks
-
-    for jc in range(_cdiv(n, bl.nc)):
-        nc = <int>(n - jc * bl.nc if n - jc * bl.nc < bl.nc else bl.nc)
-        for pc in range(_cdiv(k, bl.kc)):
-            kc = <int>(k - pc * bl.kc if k - pc * bl.kc < bl.kc else bl.kc)
-            beta = 1 if (accumulate or pc > 0) else 0
-            panels = _cdiv(nc, bl.nr)
-            if threads == 1:
-                _pack_b(&bl, nc, kc, b + pc * bl.kc * rsb + jc * bl.nc * csb, rsb, csb, pb,
-                        0, nc)
-                for t in range(ntasks):
-                    _gemm_task(t, &bl, bl.mc, nc, kc, <int>(pc * bl.kc), <int>(jc * bl.nc),
-                               <int>m, a, rsa, csa, pb, c, ldc, beta, <floating*>pa_base)
-            else:
-                for t in prange(threads, num_threads=threads, schedule="static"):
-                    _pack_b(&bl, nc, kc, b + pc * bl.kc * rsb + jc * bl.nc * csb, rsb, csb, pb,
-                            (panels * t // threads) * bl.nr,
-                            (panels * (t + 1) // threads) * bl.nr)
-                for t in prange(ntasks, num_threads=threads, schedule="static"):
-                    tid = threadid()
-                    _gemm_task(t, &bl, bl.mc, nc, kc, <int>(pc * bl.kc), <int>(jc * bl.nc),
-                               <int>m, a, rsa, csa, pb, c, ldc, beta,
-                               <floating*>(pa_base + tid * pa_bytes))
+    if threads <= 1:
+        _gemm_serial(m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, accumulate, ws)
+        return
+    by_cols = n >= m
+    if floating is float:
+        unit = _K.nr if by_cols else _K.mr
+    else:
+        unit = _K.nr_f64 if by_cols else _K.mr
+    nunits = _cdiv(n if by_cols else m, unit)
+    slabs = threads if threads < nunits else nunits
+    if slabs <= 1:
+        _gemm_serial(m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, accumulate, ws)
+        return
+    for t in prange(slabs, num_threads=slabs, schedule="static"):
+        lo = <Py_ssize_t>(nunits * t // slabs) * unit
+        hi = <Py_ssize_t>(nunits * (t + 1) // slabs) * unit
+        if by_cols:
+            if hi > n:
+                hi = n
+            _gemm_serial(m, hi - lo, k, a, rsa, csa, b + lo * csb, rsb, csb, c + lo, ldc,
+                         accumulate, ws + t * per)
+        else:
+            if hi > m:
+                hi = m
+            _gemm_serial(hi - lo, n, k, a + lo * rsa, rsa, csa, b, rsb, csb, c + lo * ldc, ldc,
+                         accumulate, ws + t * per)
 
 
 cdef inline void _strides(bint trans, Py_ssize_t ld, ptrdiff_t* rs, ptrdiff_t* cs) noexcept nogil:
@@ -314,7 +320,7 @@ def gemm(const floating[:, ::1] A, const floating[:, ::1] B, bint trans_a, bint 
     _strides(trans_b, B.shape[1], &rsb, &csb)
     if m == 0 or n == 0:
         return
-    if k == 0 or m * n * k < 4096:
+    if k == 0 or m * n * k < SMALL_GEMM:
         threads = 1        # not worth a parallel region
     cdef _Workspace ws = _ws_acquire()
     cdef char* buf

@@ -227,6 +227,62 @@ TGL_AVX512_UKR(tgl_ukr_avx512_f64, double, __m512d)
 #undef Z_FMA
 #undef Z_ADD
 
+/* ------------------------------------------------------------------------------------------ */
+/* Transposing pack (float32, AVX2): the copy that turns rows into k-major panels             */
+/* ------------------------------------------------------------------------------------------ */
+/*
+ * for p < kc: for i < P:  dst[p*P + i] = (i < nvalid) ? src[i*ld + p] : 0
+ *
+ * Used for a row-major A (MR rows -> k-major panel) and a transposed B (NR rows of the stored
+ * N x K matrix -> k-major panel). Works on 8 x 8 tiles: load 8 rows of 8 k's, transpose in
+ * registers (unpack / shuffle / permute), store 8 vectors of 8 row values. Scalar tail for k.
+ */
+__attribute__((target("avx2,fma"))) static void tgl_pack_transpose_f32_avx2(
+    int P, int nvalid, int kc, const float *src, ptrdiff_t ld, float *dst) {
+    int p = 0;
+    for (; p + 8 <= kc; p += 8) {
+        for (int i0 = 0; i0 < P; i0 += 8) {
+            int r = P - i0 < 8 ? P - i0 : 8;          /* lanes to store */
+            __m256 v[8];
+            for (int i = 0; i < 8; i++)
+                v[i] = (i0 + i < nvalid) ? _mm256_loadu_ps(src + (i0 + i) * ld + p)
+                                         : _mm256_setzero_ps();
+            __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
+            __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
+            __m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
+            __m256 t6 = _mm256_unpacklo_ps(v[6], v[7]), t7 = _mm256_unpackhi_ps(v[6], v[7]);
+            __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+            __m256 u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+            __m256 u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+            __m256 u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+            __m256 u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+            __m256 u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+            __m256 u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+            __m256 u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+            __m256 o[8];
+            o[0] = _mm256_permute2f128_ps(u0, u4, 0x20); o[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+            o[2] = _mm256_permute2f128_ps(u2, u6, 0x20); o[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+            o[4] = _mm256_permute2f128_ps(u0, u4, 0x31); o[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+            o[6] = _mm256_permute2f128_ps(u2, u6, 0x31); o[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+            float *d = dst + (ptrdiff_t)p * P + i0;
+            if (r == 8) {
+                for (int q = 0; q < 8; q++) _mm256_storeu_ps(d + q * P, o[q]);
+            } else if (r == 4) {
+                for (int q = 0; q < 8; q++) _mm_storeu_ps(d + q * P, _mm256_castps256_ps128(o[q]));
+            } else {
+                __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(r),
+                                                  _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+                for (int q = 0; q < 8; q++) _mm256_maskstore_ps(d + q * P, mask, o[q]);
+            }
+        }
+    }
+    for (; p < kc; p++) {
+        float *d = dst + (ptrdiff_t)p * P;
+        for (int i = 0; i < nvalid; i++) d[i] = src[i * ld + p];
+        for (int i = nvalid; i < P; i++) d[i] = 0;
+    }
+}
+
 #define TGL_HAVE_SIMD_KERNELS 1
 #else
 #define TGL_HAVE_SIMD_KERNELS 0
@@ -243,7 +299,9 @@ typedef struct {
     int nr_f64; /* double tiles hold half as many lanes per vector */
 } tgl_kernel_info;
 
+static int tgl_pack_simd;
 static void tgl_select_kernel(int isa, tgl_kernel_info *k) {
+    tgl_pack_simd = isa != TGL_ISA_GENERIC;
 #if TGL_HAVE_SIMD_KERNELS
     if (isa == TGL_ISA_AVX512) {
         k->isa = isa; k->mr = 12; k->nr = 32; k->nr_f64 = 16;
@@ -275,56 +333,51 @@ static void tgl_select_kernel(int isa, tgl_kernel_info *k) {
  *                  edge tiles go through a scratch tile, then are copied / added into C.
  */
 
-#define TGL_DEFINE_PACK(SFX, T)                                                                \
+/* Copy exactly P values: constant sizes let the compiler emit vector moves, not a call. */
+#define TGL_COPY_P(d, s, P, T)                                                                 \
+    do {                                                                                       \
+        switch (P) {                                                                           \
+        case 4: memcpy(d, s, 4 * sizeof(T)); break;                                            \
+        case 6: memcpy(d, s, 6 * sizeof(T)); break;                                            \
+        case 8: memcpy(d, s, 8 * sizeof(T)); break;                                            \
+        case 12: memcpy(d, s, 12 * sizeof(T)); break;                                          \
+        case 16: memcpy(d, s, 16 * sizeof(T)); break;                                          \
+        case 32: memcpy(d, s, 32 * sizeof(T)); break;                                          \
+        default: memcpy(d, s, (size_t)(P) * sizeof(T));                                        \
+        }                                                                                      \
+    } while (0)
+
+/* Set by tgl_select_kernel: use the AVX2 transposing packer for float32 (any SIMD ISA). */
+
+#define TGL_DEFINE_PACK(SFX, T, TRANSPOSE)                                                     \
+    /* one panel: for p < kc: for i < P: dst[p*P + i] = i < n ? X(i, p) : 0,                   \
+       X(i, p) = src[i*rs + p*cs] */                                                           \
+    static void tgl_pack_panel_##SFX(int P, int n, int kc, const T *src, ptrdiff_t rs,         \
+                                     ptrdiff_t cs, T *dst) {                                   \
+        if (n == P && rs == 1) {                 /* k-major already: contiguous copies */      \
+            for (int p = 0; p < kc; p++) TGL_COPY_P(dst + (ptrdiff_t)p * P, src + p * cs, P, T);\
+            return;                                                                            \
+        }                                                                                      \
+        if (cs == 1 && TRANSPOSE(P, n, kc, src, rs, dst)) return;                              \
+        for (int p = 0; p < kc; p++) {                                                         \
+            T *d = dst + (ptrdiff_t)p * P;                                                     \
+            for (int i = 0; i < n; i++) d[i] = src[i * rs + p * cs];                           \
+            for (int i = n; i < P; i++) d[i] = 0;                                              \
+        }                                                                                      \
+    }                                                                                          \
     static void tgl_pack_a_##SFX(int mr, int mc, int kc, const T *a, ptrdiff_t rsa,           \
                                  ptrdiff_t csa, T *dst) {                                      \
         for (int ip = 0; ip < mc; ip += mr) {                                                  \
             int m = mc - ip < mr ? mc - ip : mr;                                               \
-            const T *src = a + ip * rsa;                                                       \
-            if (m == mr && csa == 1) {                                                         \
-                for (int p = 0; p < kc; p++) {                                                 \
-                    for (int i = 0; i < mr; i++) dst[i] = src[i * rsa + p];                    \
-                    dst += mr;                                                                 \
-                }                                                                              \
-            } else if (m == mr && rsa == 1) {                                                  \
-                for (int p = 0; p < kc; p++) {                                                 \
-                    const T *s = src + p * csa;                                                \
-                    for (int i = 0; i < mr; i++) dst[i] = s[i];                                \
-                    dst += mr;                                                                 \
-                }                                                                              \
-            } else {                                                                           \
-                for (int p = 0; p < kc; p++) {                                                 \
-                    for (int i = 0; i < m; i++) dst[i] = src[i * rsa + p * csa];              \
-                    for (int i = m; i < mr; i++) dst[i] = 0;                                   \
-                    dst += mr;                                                                 \
-                }                                                                              \
-            }                                                                                  \
+            tgl_pack_panel_##SFX(mr, m, kc, a + ip * rsa, rsa, csa, dst + (ptrdiff_t)ip * kc); \
         }                                                                                      \
     }                                                                                          \
-    /* pack the NR-wide panels [j0, j1) of a kc x nc block (lets threads split the work) */    \
+    /* pack the NR-wide panels [j0, j1) of a kc x nc block; B(p, j) = b[p*rsb + j*csb] */       \
     static void tgl_pack_b_##SFX(int nr, int nc, int kc, const T *b, ptrdiff_t rsb,           \
                                  ptrdiff_t csb, T *dst, int j0, int j1) {                      \
         for (int jp = j0; jp < j1 && jp < nc; jp += nr) {                                      \
             int n = nc - jp < nr ? nc - jp : nr;                                               \
-            const T *src = b + jp * csb;                                                       \
-            T *d = dst + (ptrdiff_t)jp * kc;                                                   \
-            if (n == nr && csb == 1) {                                                         \
-                for (int p = 0; p < kc; p++) {                                                 \
-                    memcpy(d, src + p * rsb, sizeof(T) * nr);                                  \
-                    d += nr;                                                                   \
-                }                                                                              \
-            } else if (n == nr && rsb == 1) {                                                  \
-                for (int p = 0; p < kc; p++) {                                                 \
-                    for (int j = 0; j < nr; j++) d[j] = src[j * csb + p];                      \
-                    d += nr;                                                                   \
-                }                                                                              \
-            } else {                                                                           \
-                for (int p = 0; p < kc; p++) {                                                 \
-                    for (int j = 0; j < n; j++) d[j] = src[p * rsb + j * csb];                 \
-                    for (int j = n; j < nr; j++) d[j] = 0;                                     \
-                    d += nr;                                                                   \
-                }                                                                              \
-            }                                                                                  \
+            tgl_pack_panel_##SFX(nr, n, kc, b + jp * csb, csb, rsb, dst + (ptrdiff_t)jp * kc); \
         }                                                                                      \
     }                                                                                          \
     static void tgl_macro_kernel_##SFX(tgl_ukr_##SFX ukr, int mr, int nr, int mc, int nc,      \
@@ -363,7 +416,18 @@ static void tgl_select_kernel(int isa, tgl_kernel_info *k) {
             }                                                                                  \
     }
 
-TGL_DEFINE_PACK(f32, float)
-TGL_DEFINE_PACK(f64, double)
+#if TGL_HAVE_SIMD_KERNELS
+static int tgl_transpose_f32(int P, int n, int kc, const float *src, ptrdiff_t ld, float *dst) {
+    if (!tgl_pack_simd || kc < 8) return 0;
+    tgl_pack_transpose_f32_avx2(P, n, kc, src, ld, dst);
+    return 1;
+}
+#else
+#define tgl_transpose_f32(P, n, kc, src, ld, dst) 0
+#endif
+#define tgl_transpose_none(P, n, kc, src, ld, dst) 0
+
+TGL_DEFINE_PACK(f32, float, tgl_transpose_f32)
+TGL_DEFINE_PACK(f64, double, tgl_transpose_none)
 
 #endif /* TGL_GEMM_KERNELS_H */
