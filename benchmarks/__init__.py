@@ -1,0 +1,1 @@
+"""Benchmarks: kernel matrix (benchmarks.kernels) and end-to-end training runs."""
