@@ -6,8 +6,16 @@ import struct
 import numpy as np
 import pytest
 
-from tinygrad_lite.data import (IDXFormatError, load_digits, load_mnist, make_moons,
-                                make_regression, make_spirals, make_xor, read_idx)
+from tinygrad_lite.data import (
+    IDXFormatError,
+    load_digits,
+    load_mnist,
+    make_moons,
+    make_regression,
+    make_spirals,
+    make_xor,
+    read_idx,
+)
 
 
 def test_digits_equal_sklearn():
@@ -20,7 +28,7 @@ def test_digits_equal_sklearn():
     np.testing.assert_array_equal(d.target, ref.target)
     assert d.data.dtype == ref.data.dtype and d.target.dtype == np.int64
     assert d.data.min() == 0 and d.data.max() == 16
-    X, y = load_digits(return_X_y=True)
+    X, _ = load_digits(return_X_y=True)
     np.testing.assert_array_equal(X, ref.data)
     X5, y5 = load_digits(n_class=5, return_X_y=True)
     Xr, yr = skd.load_digits(n_class=5, return_X_y=True)
@@ -140,7 +148,7 @@ def test_missing_files_and_bad_kind(tmp_path):
 
 
 def test_dot_spelling(tmp_path):
-    images, labels = _write_mnist(tmp_path)
+    images, _ = _write_mnist(tmp_path)
     (tmp_path / "train-images-idx3-ubyte").rename(tmp_path / "train-images.idx3-ubyte")
     X, _ = load_mnist(tmp_path)
     np.testing.assert_array_equal(X, images)

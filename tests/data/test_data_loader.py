@@ -5,9 +5,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tinygrad_lite.data import (DataLoader, Dataset, GeneratorDataset, IterableDataset,
-                                TensorDataset, compose, default_collate, numpy_collate,
-                                random_flip, random_shift)
+from tinygrad_lite.data import (
+    DataLoader,
+    Dataset,
+    GeneratorDataset,
+    IterableDataset,
+    TensorDataset,
+    compose,
+    default_collate,
+    numpy_collate,
+    random_flip,
+    random_shift,
+)
 from tinygrad_lite.errors import ShapeError
 from tinygrad_lite.tensor import Tensor
 

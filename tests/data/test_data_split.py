@@ -92,7 +92,7 @@ def test_stratified_keeps_class_shares(counts, test_size, seed):
 def test_stratified_on_digits_like_sklearn_proportions():
     from tinygrad_lite.data import load_digits
     X, y = load_digits(return_X_y=True)
-    _, _, y_tr, y_te = train_test_split(X, y, test_size=0.2, stratify=y, seed=0)
+    _, _, _, y_te = train_test_split(X, y, test_size=0.2, stratify=y, seed=0)
     share = np.bincount(y) / len(y)
     assert np.abs(np.bincount(y_te) / len(y_te) - share).max() < 0.01
     assert len(y_te) == 360
@@ -122,7 +122,7 @@ def test_errors():
 def test_three_way_split():
     X = np.arange(200).reshape(100, 2)
     y = np.arange(100) % 4
-    X_tr, X_va, X_te, y_tr, y_va, y_te = train_val_test_split(
+    X_tr, X_va, X_te, _, y_va, y_te = train_val_test_split(
         X, y, val_size=0.15, test_size=0.2, stratify=y, seed=1)
     assert (len(X_tr), len(X_va), len(X_te)) == (65, 15, 20)
     np.testing.assert_array_equal(X_va[:, 0] // 2 % 4, y_va)

@@ -50,7 +50,8 @@ def test_history_png(tmp_path):
     _not_blank(out)
 
     class History:
-        history = {"loss": [1.0, 0.5]}
+        def __init__(self):
+            self.history = {"loss": [1.0, 0.5]}
     _png_size(M.plot_history(History(), tmp_path / "c2.png"))
     with pytest.raises(ValueError, match="per-epoch"):
         M.plot_history({}, tmp_path / "c3.png")

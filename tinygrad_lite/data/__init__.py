@@ -16,16 +16,36 @@ Examples
 """
 
 from .dataset import Dataset, GeneratorDataset, IterableDataset, TensorDataset
-from .datasets import (Bunch, IDXFormatError, load_digits, load_mnist, make_moons, make_regression,
-                       make_spirals, make_xor, read_idx)
+from .datasets import (
+    Bunch,
+    IDXFormatError,
+    load_digits,
+    load_mnist,
+    make_moons,
+    make_regression,
+    make_spirals,
+    make_xor,
+    read_idx,
+)
 from .loader import DataLoader, default_collate, numpy_collate
-from .preprocessing import (CleanReport, LabelEncoder, MinMaxScaler, OneHotEncoder, Pipeline,
-                            SimpleImputer, StandardScaler, clean, from_state_dict, merge_state,
-                            one_hot, split_state)
+from .preprocessing import (
+    CleanReport,
+    LabelEncoder,
+    MinMaxScaler,
+    OneHotEncoder,
+    Pipeline,
+    SimpleImputer,
+    StandardScaler,
+    clean,
+    from_state_dict,
+    merge_state,
+    one_hot,
+    split_state,
+)
 from .split import train_test_split, train_val_test_split
 from .transforms import compose, random_flip, random_shift
 
-__all__ = [
+__all__ = [  # noqa: RUF022  (grouped by topic, not sorted)
     "Dataset", "TensorDataset", "IterableDataset", "GeneratorDataset", "DataLoader",
     "default_collate", "numpy_collate",
     "clean", "CleanReport", "SimpleImputer", "MinMaxScaler", "StandardScaler", "LabelEncoder",

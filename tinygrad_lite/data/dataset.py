@@ -13,7 +13,7 @@ import numpy as np
 
 from tinygrad_lite.errors import ShapeError
 
-__all__ = ["Dataset", "TensorDataset", "IterableDataset", "GeneratorDataset"]
+__all__ = ["Dataset", "GeneratorDataset", "IterableDataset", "TensorDataset"]
 
 
 def _rows(a):

@@ -18,8 +18,17 @@ import numpy as np
 
 from tinygrad_lite.errors import TinygradLiteError
 
-__all__ = ["Bunch", "IDXFormatError", "load_digits", "read_idx", "load_mnist", "make_moons",
-           "make_spirals", "make_xor", "make_regression"]
+__all__ = [
+    "Bunch",
+    "IDXFormatError",
+    "load_digits",
+    "load_mnist",
+    "make_moons",
+    "make_regression",
+    "make_spirals",
+    "make_xor",
+    "read_idx",
+]
 
 _DIGITS = Path(__file__).with_name("digits.npz")
 

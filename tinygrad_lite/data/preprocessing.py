@@ -23,8 +23,18 @@ import numpy as np
 from tinygrad_lite.errors import NotFittedError, ShapeError
 
 __all__ = [
-    "CleanReport", "clean", "SimpleImputer", "MinMaxScaler", "StandardScaler", "LabelEncoder",
-    "OneHotEncoder", "one_hot", "Pipeline", "from_state_dict", "split_state", "merge_state",
+    "CleanReport",
+    "LabelEncoder",
+    "MinMaxScaler",
+    "OneHotEncoder",
+    "Pipeline",
+    "SimpleImputer",
+    "StandardScaler",
+    "clean",
+    "from_state_dict",
+    "merge_state",
+    "one_hot",
+    "split_state",
 ]
 
 
@@ -261,8 +271,9 @@ class SimpleImputer(_Transformer):
             raise ValueError("SimpleImputer: strategy must be 'mean', 'median', 'most_frequent' "
                              f"or 'constant', got {strategy!r}")
         self.strategy, self.fill_value = strategy, fill_value
-        self.missing_values = None if missing_values is None or missing_values != missing_values \
-            else missing_values   # None stands for NaN (JSON has no NaN)
+        # None stands for NaN (JSON has no NaN)
+        self.missing_values = None if missing_values is None or np.isnan(missing_values) \
+            else missing_values
         self.keep_empty_features = keep_empty_features
         self.statistics_ = None
 
@@ -497,10 +508,10 @@ def one_hot(y, num_classes=None, dtype=np.float32):
     y = _to_numpy(y)
     if y.ndim != 1:
         raise ShapeError(f"one_hot: expected 1-D integer labels, got shape {y.shape}")
-    if y.size and not np.issubdtype(y.dtype, np.integer):
-        if not np.issubdtype(y.dtype, np.floating) or (y != np.round(y)).any():
-            raise ValueError(f"one_hot: labels must be integers, got dtype {y.dtype}; "
-                             "use LabelEncoder for string labels")
+    if y.size and not np.issubdtype(y.dtype, np.integer) and (
+            not np.issubdtype(y.dtype, np.floating) or (y != np.round(y)).any()):
+        raise ValueError(f"one_hot: labels must be integers, got dtype {y.dtype}; "
+                         "use LabelEncoder for string labels")
     y = y.astype(np.int64)
     if num_classes is None:
         num_classes = int(y.max()) + 1 if y.size else 0

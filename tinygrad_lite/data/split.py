@@ -39,7 +39,7 @@ def _take(a, idx):
         return Tensor(data[idx])
     try:
         return a[idx]
-    except Exception:   # pandas-like objects, anything with __array__
+    except (TypeError, IndexError, KeyError):   # pandas-like objects, anything with __array__
         return np.asarray(a)[idx]
 
 

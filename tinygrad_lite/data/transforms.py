@@ -13,7 +13,7 @@ import numpy as np
 
 from tinygrad_lite.errors import ShapeError
 
-__all__ = ["random_shift", "random_flip", "compose"]
+__all__ = ["compose", "random_flip", "random_shift"]
 
 
 def _hw_axes(images, channels_last, op):

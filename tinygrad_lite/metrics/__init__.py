@@ -11,15 +11,23 @@ Examples
 [[1, 0], [1, 1]]
 """
 
-from .classification import (UndefinedMetricWarning, accuracy_score, classification_report,
-                             confusion_matrix, f1_score, fbeta_score, log_loss,
-                             precision_recall_fscore_support, precision_score, recall_score,
-                             top_k_accuracy_score)
+from .classification import (
+    UndefinedMetricWarning,
+    accuracy_score,
+    classification_report,
+    confusion_matrix,
+    f1_score,
+    fbeta_score,
+    log_loss,
+    precision_recall_fscore_support,
+    precision_score,
+    recall_score,
+    top_k_accuracy_score,
+)
 from .plots import plot_confusion_matrix, plot_history, plot_misclassified
-from .regression import (mean_absolute_error, mean_squared_error, r2_score,
-                         root_mean_squared_error)
+from .regression import mean_absolute_error, mean_squared_error, r2_score, root_mean_squared_error
 
-__all__ = [
+__all__ = [  # noqa: RUF022  (grouped by topic, not sorted)
     "accuracy_score", "precision_score", "recall_score", "f1_score", "fbeta_score",
     "precision_recall_fscore_support", "confusion_matrix", "classification_report",
     "top_k_accuracy_score", "log_loss", "UndefinedMetricWarning",

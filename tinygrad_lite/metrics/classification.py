@@ -25,9 +25,17 @@ import numpy as np
 from tinygrad_lite.errors import ShapeError
 
 __all__ = [
-    "UndefinedMetricWarning", "accuracy_score", "precision_score", "recall_score", "f1_score",
-    "fbeta_score", "precision_recall_fscore_support", "confusion_matrix",
-    "classification_report", "top_k_accuracy_score", "log_loss",
+    "UndefinedMetricWarning",
+    "accuracy_score",
+    "classification_report",
+    "confusion_matrix",
+    "f1_score",
+    "fbeta_score",
+    "log_loss",
+    "precision_recall_fscore_support",
+    "precision_score",
+    "recall_score",
+    "top_k_accuracy_score",
 ]
 
 

@@ -89,7 +89,7 @@ def plot_history(history, path="curves.png", title=None):
                          f"{type(history).__name__}")
     bases = []
     for key in h:
-        base = key[4:] if key.startswith("val_") else key
+        base = key.removeprefix("val_")
         if base not in bases and base != "lr":
             bases.append(base)
     if not bases:
@@ -115,7 +115,7 @@ def plot_history(history, path="curves.png", title=None):
 def _as_image(img):
     img = np.asarray(img, dtype=np.float64)
     if img.ndim == 1:
-        side = int(round(math.sqrt(img.size)))
+        side = math.isqrt(img.size)
         if side * side != img.size:
             raise ValueError(f"plot_misclassified: cannot make a square image from a flat row, "
                              f"got {img.size} values; pass images shaped (N, H, W)")

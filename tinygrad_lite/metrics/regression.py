@@ -18,7 +18,7 @@ from tinygrad_lite.errors import ShapeError
 
 from .classification import _to_numpy
 
-__all__ = ["mean_squared_error", "root_mean_squared_error", "mean_absolute_error", "r2_score"]
+__all__ = ["mean_absolute_error", "mean_squared_error", "r2_score", "root_mean_squared_error"]
 
 
 def _check(y_true, y_pred, sample_weight, multioutput, op):
