@@ -76,8 +76,8 @@ def _build_model(kind, n_features, image_shape, n_classes):
     h, w = image_shape
     return Sequential([
         Reshape((h, w, 1), input_shape=(n_features,)),
-        Conv2D(16, 3, padding="same", activation="relu"), MaxPooling2D(),
         Conv2D(32, 3, padding="same", activation="relu"), MaxPooling2D(),
+        Conv2D(64, 3, padding="same", activation="relu"), MaxPooling2D(),
         Flatten(), Dense(64, activation="relu"), Dense(n_classes, activation="softmax")])
 
 
