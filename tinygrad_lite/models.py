@@ -345,6 +345,8 @@ class Sequential(Module):
 
     # ---- weights ---------------------------------------------------------------------
     def _weight_tensors(self):
+        if self._input_shape is not None and not self.built:
+            self._build_layers()
         out = []
         for i, layer in enumerate(self.layers):
             if isinstance(layer, L.Layer):
@@ -831,6 +833,9 @@ class Sequential(Module):
 
     # ---- config and files ---------------------------------------------------------------
     def get_config(self):
+        if self._input_shape is None:
+            raise ValueError("get_config: the model is not built yet, got no input shape; pass "
+                             "input_shape= to the first layer or fit() before saving")
         arch = []
         for layer in self.layers:
             if type(layer).__name__ not in L.LAYERS or type(layer) is not L.LAYERS[
