@@ -146,7 +146,7 @@ def test_broadcast_gradients_sum_back_to_input_shape():
 
 
 def _hvp_numeric(f_grad, x, v, eps=1e-6):
-    """(grad f(x + eps v) - grad f(x - eps v)) / 2 eps: a finite-difference Hessian-vector product."""
+    """Finite-difference Hessian-vector product: (grad f(x+eps v) - grad f(x-eps v)) / 2eps."""
     return (f_grad(x + eps * v) - f_grad(x - eps * v)) / (2 * eps)
 
 

@@ -188,7 +188,7 @@ Tensor.clamp = clip
 
 @_method("where")
 def where(self, a, b):
-    """``cond.where(a, b)``: elementwise a where self is true, else b (see ``tinygrad_lite.where``)."""
+    """``cond.where(a, b)``: elementwise a where self is true, else b (``tinygrad_lite.where``)."""
     like = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else None
     if like is None:
         like = Tensor._wrap(np.zeros((), dtype=np.float32), False)

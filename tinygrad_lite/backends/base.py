@@ -45,7 +45,7 @@ class Backend:
 
     # ---- convolution ------------------------------------------------------------------------
     def conv2d(self, x, w, stride, padding, dilation, groups):
-        """y[n, o, p, q] = sum_{c, i, j} x_pad[n, g*C/G + c, p*sh + i*dh, q*sw + j*dw] * w[o, c, i, j]
+        """y[n, o, p, q] = sum_{c,i,j} x_pad[n, g*C/G + c, p*sh + i*dh, q*sw + j*dw] * w[o,c,i,j]
         (g the group of output channel o). No bias: the op adds it."""
         raise NotImplementedError
 

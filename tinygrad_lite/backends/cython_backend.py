@@ -24,7 +24,17 @@ except ImportError as e:  # not built: the registry falls back to numpy and says
     _IMPORT_ERROR = e
 HAVE_CPU_KERNELS = _cpu is not None
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+def _gemm(a, b, ta, tb, out, acc, nt):
+    # Call the float32/float64 specialization directly: skips the fused-type dispatch.
+    if a.dtype is _F32:
+        _cpu.gemm[_F32_KEY](a, b, ta, tb, out, acc, nt)
+    else:
+        _cpu.gemm[_F64_KEY](a, b, ta, tb, out, acc, nt)
+
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+_FLOATS = (_F32, _F64)
+_F32_KEY, _F64_KEY = "float", "double"
 
 # ------------------------------------------------------------------ OpenBLAS thread limit ---
 
@@ -141,18 +151,20 @@ class CythonBackend(Backend):
     def matmul(self, a, b, trans_a=False, trans_b=False, out=None, accumulate=False):
         if _blas_limiter is None:
             limit_blas_threads()
-        a, b = _float("matmul", a, b)
+        if a.dtype is not b.dtype or a.dtype not in _FLOATS:
+            a, b = _float("matmul", a, b)
         if a.ndim != 2 or b.ndim != 2:
             raise ShapeError(f"matmul: the cython kernel takes 2-D operands, got a.shape={a.shape} "
                              f"and b.shape={b.shape}")
         # Fold transposed views into the flags instead of copying them.
-        if not a.flags.c_contiguous:
-            if a.flags.f_contiguous:
+        fa, fb = a.flags, b.flags
+        if not fa.c_contiguous:
+            if fa.f_contiguous:
                 a, trans_a = a.T, not trans_a
             else:
                 a = np.ascontiguousarray(a)
-        if not b.flags.c_contiguous:
-            if b.flags.f_contiguous:
+        if not fb.c_contiguous:
+            if fb.f_contiguous:
                 b, trans_b = b.T, not trans_b
             else:
                 b = np.ascontiguousarray(b)
@@ -161,19 +173,18 @@ class CythonBackend(Backend):
         if k != k2:
             raise ShapeError(f"matmul: inner dimensions differ, got op(a).shape={(m, k)} and "
                              f"op(b).shape={(k2, n)} ({k} != {k2})")
-        nt = _threads._num_threads
         if out is None:
             out = np.empty((m, n), dtype=a.dtype)
-            _cpu.gemm(a, b, trans_a, trans_b, out, False, nt)
+            _gemm(a, b, trans_a, trans_b, out, False, _threads._num_threads)
             return out
         if out.shape != (m, n) or out.dtype != a.dtype:
             raise ShapeError(f"matmul: out must have shape {(m, n)} and dtype {a.dtype}, got "
                              f"{out.shape} and {out.dtype}")
         if out.flags.c_contiguous and out.flags.writeable:
-            _cpu.gemm(a, b, trans_a, trans_b, out, accumulate, nt)
+            _gemm(a, b, trans_a, trans_b, out, accumulate, _threads._num_threads)
             return out
         tmp = np.empty((m, n), dtype=a.dtype)
-        _cpu.gemm(a, b, trans_a, trans_b, tmp, False, nt)
+        _gemm(a, b, trans_a, trans_b, tmp, False, _threads._num_threads)
         if accumulate:
             out += tmp
         else:

@@ -13,7 +13,7 @@ import numpy as np
 from .base import Backend, conv_output_size
 
 
-def _windows(xp, x_padded, kernel, stride, dilation, out_hw):
+def _windows(x_padded, kernel, stride, dilation, out_hw):
     """Yield (i, j, view): view[n, c, p, q] = x_padded[n, c, p*sh + i*dh, q*sw + j*dw]."""
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
     for i in range(kh):
@@ -54,7 +54,7 @@ class NumpyBackend(Backend):
         (ph, pw) = padding
         xpad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
         cols = xp.empty((n, c, kernel[0], kernel[1], oh, ow), dtype=x.dtype)
-        for i, j, view in _windows(xp, xpad, kernel, stride, dilation, (oh, ow)):
+        for i, j, view in _windows(xpad, kernel, stride, dilation, (oh, ow)):
             cols[:, :, i, j] = view
         return cols.reshape(n, c * kernel[0] * kernel[1], oh * ow)
 
@@ -65,7 +65,7 @@ class NumpyBackend(Backend):
         oh, ow = _out_hw(x_shape, kernel, stride, padding, dilation)
         cols = cols.reshape(n, c, kernel[0], kernel[1], oh, ow)
         xpad = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
-        for i, j, view in _windows(xp, xpad, kernel, stride, dilation, (oh, ow)):
+        for i, j, view in _windows(xpad, kernel, stride, dilation, (oh, ow)):
             view += cols[:, :, i, j]          # views overlap across (i, j): += accumulates
         return xpad[:, :, ph:ph + h, pw:pw + w].copy()
 
@@ -107,7 +107,7 @@ class NumpyBackend(Backend):
         oh, ow = _out_hw(x.shape, kernel, stride, padding)
         xpad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-xp.inf)
         wins = xp.empty((kernel[0] * kernel[1], n, c, oh, ow), dtype=x.dtype)
-        for i, j, view in _windows(xp, xpad, kernel, stride, (1, 1), (oh, ow)):
+        for i, j, view in _windows(xpad, kernel, stride, (1, 1), (oh, ow)):
             wins[i * kernel[1] + j] = view
         k = wins.argmax(axis=0)                                           # first max wins ties
         y = xp.take_along_axis(wins, k[None], axis=0)[0]
@@ -129,7 +129,7 @@ class NumpyBackend(Backend):
         oh, ow = _out_hw(x.shape, kernel, stride, padding)
         xpad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
         y = xp.zeros(x.shape[:2] + (oh, ow), dtype=x.dtype)
-        for _, _, view in _windows(xp, xpad, kernel, stride, (1, 1), (oh, ow)):
+        for _, _, view in _windows(xpad, kernel, stride, (1, 1), (oh, ow)):
             y += view
         return y / (kernel[0] * kernel[1])
 
@@ -140,7 +140,7 @@ class NumpyBackend(Backend):
         oh, ow = gy.shape[2:]
         gpad = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=gy.dtype)
         share = gy / (kernel[0] * kernel[1])
-        for _, _, view in _windows(xp, gpad, kernel, stride, (1, 1), (oh, ow)):
+        for _, _, view in _windows(gpad, kernel, stride, (1, 1), (oh, ow)):
             view += share
         return gpad[:, :, ph:ph + h, pw:pw + w].copy()
 

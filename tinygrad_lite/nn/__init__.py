@@ -8,14 +8,21 @@ Reading order: module.py -> linear.py -> losses.py -> conv.py -> normalization.p
 recurrent.py -> container.py; init.py for the default initializations.
 """
 
-from . import functional, init, losses, utils  # noqa: F401
-from .activation import (ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Softplus,
-                         Tanh)
+from . import functional, init, losses, utils
+from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Softplus, Tanh
 from .container import BasicBlock, ModuleDict, ModuleList, Residual, Sequential
 from .conv import Conv2d, ConvTranspose2d
 from .linear import Dropout, Embedding, Flatten, Identity, Linear
-from .loss_modules import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss,
-                           MSELoss, NLLLoss, SmoothL1Loss)
+from .loss_modules import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+)
 from .module import IncompatibleKeys, Module, StateDictKeyError
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from .parameter import Parameter
@@ -23,13 +30,50 @@ from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from .recurrent import GRU, LSTM, RNN
 
 __all__ = [
-    "Parameter", "Module", "IncompatibleKeys", "StateDictKeyError", "functional", "init",
-    "losses", "utils",
-    "Sequential", "ModuleList", "ModuleDict", "Residual", "BasicBlock",
-    "Linear", "Identity", "Flatten", "Dropout", "Embedding",
-    "Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d",
-    "BatchNorm1d", "BatchNorm2d", "LayerNorm", "RNN", "LSTM", "GRU",
-    "ReLU", "LeakyReLU", "ELU", "GELU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Softplus",
-    "MSELoss", "L1Loss", "HuberLoss", "SmoothL1Loss", "BCELoss", "BCEWithLogitsLoss", "NLLLoss",
+    "ELU",
+    "GELU",
+    "GRU",
+    "LSTM",
+    "RNN",
+    "AdaptiveAvgPool2d",
+    "AvgPool2d",
+    "BCELoss",
+    "BCEWithLogitsLoss",
+    "BasicBlock",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Conv2d",
+    "ConvTranspose2d",
     "CrossEntropyLoss",
+    "Dropout",
+    "Embedding",
+    "Flatten",
+    "HuberLoss",
+    "Identity",
+    "IncompatibleKeys",
+    "L1Loss",
+    "LayerNorm",
+    "LeakyReLU",
+    "Linear",
+    "LogSoftmax",
+    "MSELoss",
+    "MaxPool2d",
+    "Module",
+    "ModuleDict",
+    "ModuleList",
+    "NLLLoss",
+    "Parameter",
+    "ReLU",
+    "Residual",
+    "Sequential",
+    "Sigmoid",
+    "SmoothL1Loss",
+    "Softmax",
+    "Softplus",
+    "StateDictKeyError",
+    "Tanh",
+    "functional",
+    "init",
+    "losses",
+    "utils",
 ]

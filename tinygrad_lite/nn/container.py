@@ -147,8 +147,9 @@ class BasicBlock(Module):
         self.conv2 = Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
         self.bn2 = BatchNorm2d(planes)
         if downsample is None and (stride != 1 or inplanes != planes):
-            downsample = Sequential(Conv2d(inplanes, planes, 1, stride=stride, bias=False),
-                                    BatchNorm2d(planes))
+            downsample = Sequential(
+                Conv2d(inplanes, planes, 1, stride=stride, bias=False), BatchNorm2d(planes)
+            )
         if downsample is not None:
             self.downsample = downsample
         self.stride = stride

@@ -33,13 +33,17 @@ class _ConvNd(Module):
 
     def _check_channels(self, in_channels, out_channels, groups):
         if groups < 1 or in_channels % groups or out_channels % groups:
-            raise ValueError(f"{type(self).__name__}: groups must divide in_channels and "
-                             f"out_channels, got groups={groups}, in_channels={in_channels}, "
-                             f"out_channels={out_channels}")
+            raise ValueError(
+                f"{type(self).__name__}: groups must divide in_channels and "
+                f"out_channels, got groups={groups}, in_channels={in_channels}, "
+                f"out_channels={out_channels}"
+            )
 
     def extra_repr(self):
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}")
+        s = (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}"
+        )
         if self.padding != (0, 0):
             s += f", padding={self.padding}"
         if self.dilation != (1, 1):
@@ -64,12 +68,24 @@ class Conv2d(_ConvNd):
     (1, 8, 5, 5)
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True, padding_mode="zeros", dtype=None):
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups=1,
+        bias=True,
+        padding_mode="zeros",
+        dtype=None,
+    ):
         super().__init__()
         if padding_mode != "zeros":
-            raise ValueError(f"Conv2d: only padding_mode='zeros' is supported, got "
-                             f"{padding_mode!r}")
+            raise ValueError(
+                f"Conv2d: only padding_mode='zeros' is supported, got {padding_mode!r}"
+            )
         self._check_channels(in_channels, out_channels, groups)
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size = pair(kernel_size, "kernel_size", "Conv2d")
@@ -77,20 +93,22 @@ class Conv2d(_ConvNd):
         self.dilation = pair(dilation, "dilation", "Conv2d")
         if isinstance(padding, str):
             if padding not in ("same", "valid"):
-                raise ValueError(f"Conv2d: padding must be an int, a pair, 'same' or 'valid', "
-                                 f"got {padding!r}")
+                raise ValueError(
+                    f"Conv2d: padding must be an int, a pair, 'same' or 'valid', got {padding!r}"
+                )
             if padding == "same" and self.stride != (1, 1):
-                raise ValueError(f"Conv2d: padding='same' needs stride 1, got stride="
-                                 f"{self.stride}")
+                raise ValueError(f"Conv2d: padding='same' needs stride 1, got stride={self.stride}")
             self.padding = padding if padding == "same" else (0, 0)
         else:
             self.padding = pair(padding, "padding", "Conv2d")
-        self._setup((out_channels, in_channels // groups) + self.kernel_size, out_channels, bias,
-                    dtype)
+        self._setup(
+            (out_channels, in_channels // groups) + self.kernel_size, out_channels, bias, dtype
+        )
 
     def forward(self, x):
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                        self.groups)
+        return F.conv2d(
+            x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
+        )
 
 
 class ConvTranspose2d(_ConvNd):
@@ -98,8 +116,19 @@ class ConvTranspose2d(_ConvNd):
     upsample: weight (in, out/groups, kh, kw);
     H_out = (H - 1) s - 2 pad + d (k - 1) + output_padding + 1."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 output_padding=0, groups=1, bias=True, dilation=1, dtype=None):
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding=0,
+        output_padding=0,
+        groups=1,
+        bias=True,
+        dilation=1,
+        dtype=None,
+    ):
         super().__init__()
         self._check_channels(in_channels, out_channels, groups)
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
@@ -108,9 +137,18 @@ class ConvTranspose2d(_ConvNd):
         self.padding = pair(padding, "padding", "ConvTranspose2d")
         self.output_padding = pair(output_padding, "output_padding", "ConvTranspose2d")
         self.dilation = pair(dilation, "dilation", "ConvTranspose2d")
-        self._setup((in_channels, out_channels // groups) + self.kernel_size, out_channels, bias,
-                    dtype)
+        self._setup(
+            (in_channels, out_channels // groups) + self.kernel_size, out_channels, bias, dtype
+        )
 
     def forward(self, x):
-        return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
-                                  self.output_padding, self.groups, self.dilation)
+        return F.conv_transpose2d(
+            x,
+            self.weight,
+            self.bias,
+            self.stride,
+            self.padding,
+            self.output_padding,
+            self.groups,
+            self.dilation,
+        )

@@ -17,6 +17,7 @@ def _tensor(x):
 
 # ------------------------------------------------------------------ activations ---
 
+
 def relu(x):
     return _tensor(x).relu()
 
@@ -55,12 +56,15 @@ def log_softmax(x, axis=-1, dim=None):
 
 # ------------------------------------------------------------------ dense ---
 
+
 def linear(x, weight, bias=None):
     """y = x W^T + b with W of shape (out_features, in_features), as PyTorch."""
     x = _tensor(x)
     if x.shape[-1] != weight.shape[-1]:
-        raise ShapeError(f"linear: input features differ from the weight, got x.shape={x.shape} "
-                         f"and weight.shape={weight.shape} ({x.shape[-1]} != {weight.shape[-1]})")
+        raise ShapeError(
+            f"linear: input features differ from the weight, got x.shape={x.shape} "
+            f"and weight.shape={weight.shape} ({x.shape[-1]} != {weight.shape[-1]})"
+        )
     y = x @ weight.T
     return y if bias is None else y + bias
 
@@ -101,12 +105,15 @@ def embedding(indices, weight):
     if idx.dtype.kind not in "iu":
         raise ShapeError(f"embedding: indices must be integers, got dtype {idx.dtype}")
     if idx.size and (idx.min() < 0 or idx.max() >= weight.shape[0]):
-        raise ShapeError(f"embedding: indices must be in [0, {weight.shape[0]}), got min "
-                         f"{int(idx.min())}, max {int(idx.max())}")
+        raise ShapeError(
+            f"embedding: indices must be in [0, {weight.shape[0]}), got min "
+            f"{int(idx.min())}, max {int(idx.max())}"
+        )
     return weight[idx]
 
 
 # ------------------------------------------------------------------ convolution ---
+
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution over NCHW input with weight (out, in/groups, kh, kw) (cross-correlation,
@@ -117,8 +124,14 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     if isinstance(padding, str):
         padding, extra = _same_padding(padding, weight.shape, dilation, stride)
         if any(extra):
-            x = x.pad(((0, 0), (0, 0), (padding[0], padding[0] + extra[0]),
-                       (padding[1], padding[1] + extra[1])))
+            x = x.pad(
+                (
+                    (0, 0),
+                    (0, 0),
+                    (padding[0], padding[0] + extra[0]),
+                    (padding[1], padding[1] + extra[1]),
+                )
+            )
             padding = 0
     geom, _ = N.conv_geometry("conv2d", x.shape, weight.shape, stride, padding, dilation, groups)
     y = N.Conv2d.apply(x, weight, geom=geom)
@@ -130,8 +143,9 @@ def _same_padding(padding, w_shape, dilation, stride):
     if padding == "valid":
         return 0, (0, 0)
     if padding != "same":
-        raise ValueError(f"conv2d: padding must be an int, a pair, 'same' or 'valid', got "
-                         f"{padding!r}")
+        raise ValueError(
+            f"conv2d: padding must be an int, a pair, 'same' or 'valid', got {padding!r}"
+        )
     d = N.pair(dilation, "dilation", "conv2d")
     if N.pair(stride, "stride", "conv2d") != (1, 1):
         raise ValueError(f"conv2d: padding='same' needs stride 1, got stride={stride}")
@@ -139,26 +153,35 @@ def _same_padding(padding, w_shape, dilation, stride):
     return (total[0] // 2, total[1] // 2), (total[0] % 2, total[1] % 2)
 
 
-def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
-                     dilation=1):
+def conv_transpose2d(
+    x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1
+):
     """The transposed convolution (the adjoint of conv2d in its input): weight is
     (in, out/groups, kh, kw) as PyTorch; H_out = (H-1)s - 2p + d(k-1) + output_padding + 1."""
     x = _tensor(x)
     N.check_float("conv_transpose2d", x, weight)
-    s, p, d = (N.pair(stride, "stride", "conv_transpose2d"),
-               N.pair(padding, "padding", "conv_transpose2d"),
-               N.pair(dilation, "dilation", "conv_transpose2d"))
+    s, p, d = (
+        N.pair(stride, "stride", "conv_transpose2d"),
+        N.pair(padding, "padding", "conv_transpose2d"),
+        N.pair(dilation, "dilation", "conv_transpose2d"),
+    )
     op = N.pair(output_padding, "output_padding", "conv_transpose2d")
     if x.ndim != 4 or weight.ndim != 4 or x.shape[1] != weight.shape[0]:
-        raise ShapeError(f"conv_transpose2d: expected x (N, C, H, W) and weight (C, O/groups, kh, "
-                         f"kw) with matching C, got x.shape={x.shape}, weight.shape={weight.shape}")
+        raise ShapeError(
+            f"conv_transpose2d: expected x (N, C, H, W) and weight (C, O/groups, kh, "
+            f"kw) with matching C, got x.shape={x.shape}, weight.shape={weight.shape}"
+        )
     if any(op[a] >= s[a] for a in range(2)) or min(op) < 0:
         # PyTorch also allows output_padding < dilation at stride 1; we don't (the extra row
         # would have no input to come from).
-        raise ShapeError(f"conv_transpose2d: output_padding must be in [0, stride), got "
-                         f"output_padding={op}, stride={s}")
-    out_hw = tuple((x.shape[2 + a] - 1) * s[a] - 2 * p[a] + d[a] * (weight.shape[2 + a] - 1)
-                   + op[a] + 1 for a in range(2))
+        raise ShapeError(
+            f"conv_transpose2d: output_padding must be in [0, stride), got "
+            f"output_padding={op}, stride={s}"
+        )
+    out_hw = tuple(
+        (x.shape[2 + a] - 1) * s[a] - 2 * p[a] + d[a] * (weight.shape[2 + a] - 1) + op[a] + 1
+        for a in range(2)
+    )
     if min(out_hw) < 1:
         raise ShapeError(f"conv_transpose2d: output would be empty, got {out_hw}")
     out_shape = (x.shape[0], weight.shape[1] * groups) + out_hw
@@ -168,6 +191,7 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
 
 
 # ------------------------------------------------------------------ pooling ---
+
 
 def max_pool2d(x, kernel_size, stride=None, padding=0):
     x = _tensor(x)
@@ -191,8 +215,10 @@ def adaptive_avg_pool2d(x, output_size):
     if (oh, ow) == (1, 1):
         return x.mean(axis=(2, 3), keepdims=True)
     if x.shape[2] % oh or x.shape[3] % ow:
-        raise ShapeError(f"adaptive_avg_pool2d: input H, W must be divisible by the output size, "
-                         f"got {x.shape[2:]} and {(oh, ow)}")
+        raise ShapeError(
+            f"adaptive_avg_pool2d: input H, W must be divisible by the output size, "
+            f"got {x.shape[2:]} and {(oh, ow)}"
+        )
     k = (x.shape[2] // oh, x.shape[3] // ow)
     return avg_pool2d(x, k, k)
 
@@ -200,8 +226,22 @@ def adaptive_avg_pool2d(x, output_size):
 # ------------------------------------------------------------------ losses ---
 # Defined in losses.py (with the math); re-exported so ``F.cross_entropy`` works as in PyTorch.
 
-from .losses import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: E402,F401
-                     binary_crossentropy, categorical_crossentropy, cross_entropy, half_mse,
-                     huber_loss, l1_loss, l1_penalty, l2_penalty, mae, mean_absolute_error,
-                     mean_squared_error, mse_loss, nll_loss, smooth_l1_loss,
-                     sparse_categorical_crossentropy)
+from .losses import (  # noqa: F401
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    binary_crossentropy,
+    categorical_crossentropy,
+    cross_entropy,
+    half_mse,
+    huber_loss,
+    l1_loss,
+    l1_penalty,
+    l2_penalty,
+    mae,
+    mean_absolute_error,
+    mean_squared_error,
+    mse_loss,
+    nll_loss,
+    smooth_l1_loss,
+    sparse_categorical_crossentropy,
+)

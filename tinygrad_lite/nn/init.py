@@ -40,7 +40,7 @@ def calculate_gain(nonlinearity, param=None):
         return math.sqrt(2.0)
     if nonlinearity == "leaky_relu":
         slope = 0.01 if param is None else param
-        return math.sqrt(2.0 / (1 + slope ** 2))
+        return math.sqrt(2.0 / (1 + slope**2))
     if nonlinearity == "selu":
         return 3.0 / 4
     raise ValueError(f"calculate_gain: unsupported nonlinearity, got {nonlinearity!r}")
@@ -49,8 +49,9 @@ def calculate_gain(nonlinearity, param=None):
 def calculate_fan_in_and_fan_out(tensor):
     """(fan_in, fan_out) of a weight (out, in, *kernel): (in * k, out * k)."""
     if tensor.ndim < 2:
-        raise ValueError(f"init: fan in/out need a tensor with at least 2 dimensions, got shape "
-                         f"{tensor.shape}")
+        raise ValueError(
+            f"init: fan in/out need a tensor with at least 2 dimensions, got shape {tensor.shape}"
+        )
     k = int(np.prod(tensor.shape[2:])) if tensor.ndim > 2 else 1
     return tensor.shape[1] * k, tensor.shape[0] * k
 
@@ -152,7 +153,22 @@ def default_uniform_(tensor, fan_in, generator=None):
     return uniform_(tensor, -bound, bound, generator)
 
 
-__all__ = ["calculate_gain", "calculate_fan_in_and_fan_out", "zeros_", "ones_", "constant_",
-           "uniform_", "normal_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
-           "kaiming_normal_", "orthogonal_", "glorot_uniform_", "glorot_normal_", "he_uniform_",
-           "he_normal_", "default_uniform_"]
+__all__ = [
+    "calculate_fan_in_and_fan_out",
+    "calculate_gain",
+    "constant_",
+    "default_uniform_",
+    "glorot_normal_",
+    "glorot_uniform_",
+    "he_normal_",
+    "he_uniform_",
+    "kaiming_normal_",
+    "kaiming_uniform_",
+    "normal_",
+    "ones_",
+    "orthogonal_",
+    "uniform_",
+    "xavier_normal_",
+    "xavier_uniform_",
+    "zeros_",
+]

@@ -5,7 +5,7 @@ Next: conv.py.
 
 import numpy as np
 
-from ..tensor import Tensor, _DEFAULT_FLOAT
+from ..tensor import _DEFAULT_FLOAT, Tensor
 from . import functional as F
 from . import init
 from .module import Module
@@ -52,8 +52,10 @@ class Linear(Module):
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self):
-        return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"bias={self.bias is not None}")
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}"
+        )
 
 
 class Flatten(Module):
@@ -99,8 +101,10 @@ class Embedding(Module):
         self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
         if padding_idx is not None:
             if not -num_embeddings <= padding_idx < num_embeddings:
-                raise ValueError(f"Embedding: padding_idx must be in [-{num_embeddings}, "
-                                 f"{num_embeddings}), got {padding_idx}")
+                raise ValueError(
+                    f"Embedding: padding_idx must be in [-{num_embeddings}, "
+                    f"{num_embeddings}), got {padding_idx}"
+                )
             padding_idx %= num_embeddings
         self.padding_idx = padding_idx
         self.weight = _empty((self.num_embeddings, self.embedding_dim), dtype)

@@ -37,9 +37,14 @@ def _as_tensor(x, like=None):
     if isinstance(x, Tensor):
         return x
     a = np.asarray(x)
-    if like is not None and a.dtype.kind in "fiub" and like.dtype.kind == "f" and a.dtype.kind != "f":
-        a = a.astype(like.dtype)
-    elif like is not None and a.dtype.kind == "f":
+    if (
+        like is not None
+        and a.dtype.kind in "fiub"
+        and like.dtype.kind == "f"
+        and a.dtype.kind != "f"
+        or like is not None
+        and a.dtype.kind == "f"
+    ):
         a = a.astype(like.dtype)
     return Tensor(a)
 
@@ -51,8 +56,10 @@ def _pair(op, input, target):
         hint = ""
         if input.size == target.size:
             hint = f"; reshape one of them, e.g. target.reshape{tuple(input.shape)}"
-        raise ShapeError(f"{op}: prediction and target shapes differ, got input {input.shape} "
-                         f"and target {target.shape} (no broadcasting in losses){hint}")
+        raise ShapeError(
+            f"{op}: prediction and target shapes differ, got input {input.shape} "
+            f"and target {target.shape} (no broadcasting in losses){hint}"
+        )
     return input, target
 
 
@@ -72,6 +79,7 @@ def _check_reduction(op, reduction):
 
 
 # ------------------------------------------------------------------ regression ---
+
 
 def mse_loss(input, target, reduction="mean", half=False):
     """Mean squared error (1/m) sum (h - y)^2; ``half=True`` gives the seed's 1/(2m) form.
@@ -122,6 +130,7 @@ def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
 
 # ------------------------------------------------------------------ binary ---
 
+
 def _check_range(op, t, what, hint):
     a = t.numpy()
     bad = a[~((a >= 0) & (a <= 1))]
@@ -139,8 +148,12 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean", eps=1e-7)
     0.1643
     """
     input, target = _pair("binary_cross_entropy", input, target)
-    _check_range("binary_cross_entropy", input, "probabilities",
-                 "; pass logits to binary_cross_entropy_with_logits")
+    _check_range(
+        "binary_cross_entropy",
+        input,
+        "probabilities",
+        "; pass logits to binary_cross_entropy_with_logits",
+    )
     _check_range("binary_cross_entropy", target, "targets", "")
     h = input.clip(eps, 1 - eps)
     loss = -(target * h.log() + (1 - target) * (1 - h).log())
@@ -149,8 +162,7 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean", eps=1e-7)
     return _reduce("binary_cross_entropy", loss, reduction)
 
 
-def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean",
-                                     pos_weight=None):
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
     """Binary cross-entropy on logits z (h = sigmoid(z)), computed stably as
     softplus(z) - y z = max(z, 0) - y z + log(1 + e^-|z|); gradient sigmoid(z) - y.
     ``pos_weight`` p weighs the positive term: p y softplus(-z) + (1 - y) softplus(z)."""
@@ -168,23 +180,27 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
 
 # ------------------------------------------------------------------ categorical ---
 
+
 def _labels(op, target, num_classes, ignore_index=None):
     """Integer class labels as an int64 array; raises naming non-integer or out-of-range ones."""
     a = target.numpy() if isinstance(target, Tensor) else np.asarray(target)
     if a.dtype.kind == "f":
         bad = a[~np.isfinite(a) | (np.mod(np.nan_to_num(a), 1) != 0)]
         if bad.size:
-            raise ValueError(f"{op}: class labels must be integers, got {bad[:5].tolist()}; "
-                             "pass integer class indices (or probabilities of the prediction's "
-                             "shape)")
+            raise ValueError(
+                f"{op}: class labels must be integers, got {bad[:5].tolist()}; "
+                "pass integer class indices (or probabilities of the prediction's "
+                "shape)"
+            )
     elif a.dtype.kind not in "iub":
         raise ValueError(f"{op}: class labels must be integers, got dtype {a.dtype}")
     a = a.astype(np.int64)
     valid = a != ignore_index if ignore_index is not None else np.ones(a.shape, bool)
     bad = a[valid & ((a < 0) | (a >= num_classes))]
     if bad.size:
-        raise ValueError(f"{op}: class labels must be in [0, {num_classes}), got "
-                         f"{np.unique(bad)[:5].tolist()}")
+        raise ValueError(
+            f"{op}: class labels must be in [0, {num_classes}), got {np.unique(bad)[:5].tolist()}"
+        )
     return a, valid
 
 
@@ -201,13 +217,17 @@ def _nll(op, logp, target, weight, ignore_index, reduction, label_smoothing=0.0)
     (N, ...). loss_i = -w[y_i] logp_i[y_i], mean = sum / sum_i w[y_i] (PyTorch)."""
     _check_reduction(op, reduction)
     if logp.ndim == 1:
-        logp, target = logp.unsqueeze(0), np.asarray(target.numpy() if isinstance(
-            target, Tensor) else target).reshape(1)
+        logp, target = (
+            logp.unsqueeze(0),
+            np.asarray(target.numpy() if isinstance(target, Tensor) else target).reshape(1),
+        )
     t_shape = tuple(np.shape(target.numpy() if isinstance(target, Tensor) else target))
     want = (logp.shape[0],) + tuple(logp.shape[2:])
     if t_shape != want:
-        raise ShapeError(f"{op}: target shape must be the input's without the class axis 1, got "
-                         f"input {logp.shape} and target {t_shape} (expected {want})")
+        raise ShapeError(
+            f"{op}: target shape must be the input's without the class axis 1, got "
+            f"input {logp.shape} and target {t_shape} (expected {want})"
+        )
     c = logp.shape[1]
     labels, valid = _labels(op, target, c, ignore_index)
     flat_lab, flat_valid = labels.reshape(-1), valid.reshape(-1)
@@ -238,8 +258,9 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     return _nll("nll_loss", _as_tensor(input), target, weight, ignore_index, reduction)
 
 
-def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
-                  label_smoothing=0.0):
+def cross_entropy(
+    input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0
+):
     """Cross-entropy of logits (N, C) or (N, C, d1, ...) against integer labels (N, d1, ...) or
     class probabilities of the input's shape: -sum_c t_c log softmax(z)_c (PyTorch semantics).
 
@@ -281,14 +302,14 @@ def _soft_ce(op, logits, target, weight, reduction, label_smoothing, axis, logp=
 def _keras_logp(op, y_pred, from_logits, axis, eps=1e-7):
     if from_logits:
         return y_pred.log_softmax(axis=axis)
-    _check_range(op, y_pred, "predicted probabilities",
-                 " (these look like logits); pass from_logits=True")
+    _check_range(
+        op, y_pred, "predicted probabilities", " (these look like logits); pass from_logits=True"
+    )
     p = y_pred / y_pred.sum(axis=axis, keepdims=True)
     return p.clip(eps, 1 - eps).log()
 
 
-def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, axis=-1,
-                                    reduction="mean"):
+def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, axis=-1, reduction="mean"):
     """Keras' loss for integer labels: -(1/m) sum_i log p_i[y_i], with y_pred probabilities
     (N, C) (renormalized and clipped to [1e-7, 1 - 1e-7], as Keras) or logits with
     ``from_logits=True``. Arguments in Keras order: (y_true, y_pred). y_true may be (N,) or (N, 1).
@@ -301,17 +322,23 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, axis=-1,
     if y.shape == want + (1,):
         y = y.reshape(want)
     if y.shape != want:
-        raise ShapeError(f"{op}: y_true must be y_pred's shape without the class axis, got "
-                         f"y_true {y.shape} and y_pred {y_pred.shape} (expected {want})")
+        raise ShapeError(
+            f"{op}: y_true must be y_pred's shape without the class axis, got "
+            f"y_true {y.shape} and y_pred {y_pred.shape} (expected {want})"
+        )
     logp = _keras_logp(op, y_pred, from_logits, axis)
     if axis != 1 and logp.ndim > 1:
-        logp = logp.swapaxes(axis, 1) if logp.ndim == 2 else logp.permute(
-            (0, axis) + tuple(i for i in range(1, logp.ndim) if i != axis))
+        logp = (
+            logp.swapaxes(axis, 1)
+            if logp.ndim == 2
+            else logp.permute((0, axis) + tuple(i for i in range(1, logp.ndim) if i != axis))
+        )
     return _nll(op, logp, y, None, None, reduction)
 
 
-def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1,
-                             reduction="mean"):
+def categorical_crossentropy(
+    y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1, reduction="mean"
+):
     """Keras' loss for one-hot (or soft) targets: -(1/m) sum_i sum_c y_ic log p_ic, arguments in
     Keras order (y_true, y_pred); y_pred probabilities unless ``from_logits=True``."""
     op = "categorical_crossentropy"
@@ -329,6 +356,7 @@ def binary_crossentropy(y_true, y_pred, from_logits=False, reduction="mean"):
 
 
 # ------------------------------------------------------------------ regularization ---
+
 
 def _params(parameters):
     if hasattr(parameters, "parameters") and callable(parameters.parameters):

@@ -30,7 +30,7 @@ def _to_numpy(v):
     """A state-dict value (our Tensor, a NumPy array, a torch tensor, a CuPy array) as NumPy."""
     if isinstance(v, Tensor):
         return v.numpy()
-    if hasattr(v, "detach") and hasattr(v, "cpu"):     # torch.Tensor, without importing torch
+    if hasattr(v, "detach") and hasattr(v, "cpu"):  # torch.Tensor, without importing torch
         return v.detach().cpu().numpy()
     if hasattr(v, "get") and type(v).__module__.split(".")[0] == "cupy":
         return v.get()
@@ -69,11 +69,15 @@ class Module:
         except AttributeError:
             raise AttributeError(
                 f"{type(self).__name__}: Module.__init__() was not called; call "
-                "super().__init__() first in your __init__") from None
+                "super().__init__() first in your __init__"
+            ) from None
 
     def __setattr__(self, name, value):
-        params, bufs, mods = (self._dicts("_parameters"), self._dicts("_buffers"),
-                              self._dicts("_modules"))
+        params, bufs, mods = (
+            self._dicts("_parameters"),
+            self._dicts("_buffers"),
+            self._dicts("_modules"),
+        )
         if isinstance(value, Parameter):
             self._forget(name)
             params[name] = value
@@ -82,18 +86,24 @@ class Module:
             mods[name] = value
         elif name in params:
             if value is not None:
-                raise TypeError(f"{type(self).__name__}: cannot assign {type(value).__name__} "
-                                f"to parameter {name!r}; wrap it in nn.Parameter or use None")
+                raise TypeError(
+                    f"{type(self).__name__}: cannot assign {type(value).__name__} "
+                    f"to parameter {name!r}; wrap it in nn.Parameter or use None"
+                )
             params[name] = None
         elif name in bufs:
             if value is not None and not isinstance(value, Tensor):
-                raise TypeError(f"{type(self).__name__}: buffer {name!r} must be a Tensor or "
-                                f"None, got {type(value).__name__}")
+                raise TypeError(
+                    f"{type(self).__name__}: buffer {name!r} must be a Tensor or "
+                    f"None, got {type(value).__name__}"
+                )
             bufs[name] = value
         elif name in mods:
             if value is not None:
-                raise TypeError(f"{type(self).__name__}: cannot assign {type(value).__name__} "
-                                f"to sub-module {name!r}")
+                raise TypeError(
+                    f"{type(self).__name__}: cannot assign {type(value).__name__} "
+                    f"to sub-module {name!r}"
+                )
             mods[name] = None
         else:
             object.__setattr__(self, name, value)
@@ -103,7 +113,7 @@ class Module:
             d.pop(name, None)
         self.__dict__.pop(name, None)
 
-    def __getattr__(self, name):          # only called when normal lookup fails
+    def __getattr__(self, name):  # only called when normal lookup fails
         for d in ("_parameters", "_buffers", "_modules"):
             store = self.__dict__.get(d)
             if store is not None and name in store:
@@ -120,8 +130,9 @@ class Module:
     def register_parameter(self, name, param):
         """Add a Parameter (or None, a declared but absent one such as ``bias=False``)."""
         if param is not None and not isinstance(param, Parameter):
-            raise TypeError(f"register_parameter: expected a Parameter or None, got "
-                            f"{type(param).__name__}")
+            raise TypeError(
+                f"register_parameter: expected a Parameter or None, got {type(param).__name__}"
+            )
         self._forget(name)
         self._parameters[name] = param
 
@@ -243,9 +254,10 @@ class Module:
         else:
             dtype = np.dtype(target)
             if dtype.kind != "f":
-                raise TypeError(f"Module.to: only floating dtypes can be applied to a module, "
-                                f"got {dtype}")
-            convert = (lambda a: a.astype(dtype, copy=False))
+                raise TypeError(
+                    f"Module.to: only floating dtypes can be applied to a module, got {dtype}"
+                )
+            convert = lambda a: a.astype(dtype, copy=False)
             cast = True
         for t in list(self.parameters()) + list(self.buffers()):
             if cast and t.dtype.kind != "f":
@@ -321,9 +333,11 @@ class Module:
         if strict and unexpected:
             problems.append(f"unexpected keys {unexpected}")
         if problems:
-            msg = (f"{type(self).__name__}.load_state_dict: the state dict does not fit the model, "
-                   f"got {', '.join(problems)}; check the architecture, or pass strict=False to "
-                   "skip missing/unexpected keys")
+            msg = (
+                f"{type(self).__name__}.load_state_dict: the state dict does not fit the model, "
+                f"got {', '.join(problems)}; check the architecture, or pass strict=False to "
+                "skip missing/unexpected keys"
+            )
             raise ShapeError(msg) if mismatched else StateDictKeyError(msg)
         for k, v in values.items():
             t = slots[k]
@@ -332,8 +346,9 @@ class Module:
 
     # ---- calling -----------------------------------------------------------------------
     def forward(self, *args, **kwargs):
-        raise NotImplementedError(f"{type(self).__name__}: subclasses of Module must define "
-                                  "forward()")
+        raise NotImplementedError(
+            f"{type(self).__name__}: subclasses of Module must define forward()"
+        )
 
     def register_forward_hook(self, hook):
         """``hook(module, inputs, output)`` runs after every forward; returns a handle with
@@ -406,16 +421,23 @@ class Module:
         widths = [max(len(r[i]) for r in table) for i in range(4)]
         fmt = "  ".join(f"{{:<{w}}}" for w in widths[:3]) + f"  {{:>{widths[3]}}}"
         sep = "-" * (sum(widths) + 6)
-        lines = [fmt.format(*header), sep] + [fmt.format(*r) for r in table[1:]] + [
-            sep, f"Total params: {total:,}", f"Trainable params: {trainable:,}",
-            f"Non-trainable params: {total - trainable:,}"]
+        lines = (
+            [fmt.format(*header), sep]
+            + [fmt.format(*r) for r in table[1:]]
+            + [
+                sep,
+                f"Total params: {total:,}",
+                f"Trainable params: {trainable:,}",
+                f"Non-trainable params: {total - trainable:,}",
+            ]
+        )
         return "\n".join(lines)
 
 
 class StateDictKeyError(TinygradLiteError, KeyError):
     """Missing or unexpected keys in ``load_state_dict(strict=True)``."""
 
-    def __str__(self):                    # KeyError would quote the whole message
+    def __str__(self):  # KeyError would quote the whole message
         return self.args[0]
 
 
@@ -432,8 +454,10 @@ def _device_converter(device):
         try:
             import cupy
         except ImportError:
-            raise DeviceError("Module.to: device='cuda' needs CuPy, got no cupy module; "
-                              "pip install tinygrad_lite[cuda]") from None
+            raise DeviceError(
+                "Module.to: device='cuda' needs CuPy, got no cupy module; "
+                "pip install tinygrad_lite[cuda]"
+            ) from None
         return cupy.asarray
 
     def to_host(a):

@@ -24,17 +24,24 @@ import numpy as np
 
 from ..autograd import no_grad
 from ..errors import ShapeError
-from ..tensor import Tensor, _DEFAULT_FLOAT
+from ..tensor import _DEFAULT_FLOAT, Tensor
+from . import init
 from .linear import _empty
 from .module import Module
-from . import init
 
 
 class _BatchNorm(Module):
     _ndims = ()
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
-                 track_running_stats=True, dtype=None):
+    def __init__(
+        self,
+        num_features,
+        eps=1e-5,
+        momentum=0.1,
+        affine=True,
+        track_running_stats=True,
+        dtype=None,
+    ):
         super().__init__()
         self.num_features, self.eps, self.momentum = int(num_features), eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
@@ -63,17 +70,21 @@ class _BatchNorm(Module):
     def forward(self, x):
         name = type(self).__name__
         if x.ndim not in self._ndims or x.shape[1] != self.num_features:
-            raise ShapeError(f"{name}: expected input of {' or '.join(map(str, self._ndims))} "
-                             f"dimensions with {self.num_features} channels on axis 1, got shape "
-                             f"{x.shape}")
+            raise ShapeError(
+                f"{name}: expected input of {' or '.join(map(str, self._ndims))} "
+                f"dimensions with {self.num_features} channels on axis 1, got shape "
+                f"{x.shape}"
+            )
         axes = (0,) + tuple(range(2, x.ndim))
         shape = (1, -1) + (1,) * (x.ndim - 2)
         use_batch = self.training or not self.track_running_stats
         if use_batch:
             n = x.size // self.num_features
             if self.training and n <= 1:
-                raise ShapeError(f"{name}: expected more than 1 value per channel when training, "
-                                 f"got input shape {x.shape}; use a larger batch or eval()")
+                raise ShapeError(
+                    f"{name}: expected more than 1 value per channel when training, "
+                    f"got input shape {x.shape}; use a larger batch or eval()"
+                )
             mean = x.mean(axis=axes, keepdims=True)
             var = x.var(axis=axes, keepdims=True)
             if self.training and self.track_running_stats:
@@ -100,8 +111,10 @@ class _BatchNorm(Module):
             rv.data = (1 - m) * rv.data + m * batch_var
 
     def extra_repr(self):
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={self.affine}, track_running_stats={self.track_running_stats}"
+        )
 
 
 class BatchNorm1d(_BatchNorm):
@@ -128,8 +141,7 @@ class LayerNorm(Module):
     (2, 4)
     """
 
-    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True,
-                 dtype=None):
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, dtype=None):
         super().__init__()
         if isinstance(normalized_shape, int):
             normalized_shape = (normalized_shape,)
@@ -148,9 +160,11 @@ class LayerNorm(Module):
 
     def forward(self, x):
         k = len(self.normalized_shape)
-        if tuple(x.shape[x.ndim - k:]) != self.normalized_shape or x.ndim < k:
-            raise ShapeError(f"LayerNorm: the input's last dimensions must be "
-                             f"{self.normalized_shape}, got shape {x.shape}")
+        if tuple(x.shape[x.ndim - k :]) != self.normalized_shape or x.ndim < k:
+            raise ShapeError(
+                f"LayerNorm: the input's last dimensions must be "
+                f"{self.normalized_shape}, got shape {x.shape}"
+            )
         axes = tuple(range(x.ndim - k, x.ndim))
         mean = x.mean(axis=axes, keepdims=True)
         var = x.var(axis=axes, keepdims=True)
@@ -162,5 +176,6 @@ class LayerNorm(Module):
         return y
 
     def extra_repr(self):
-        return (f"{self.normalized_shape}, eps={self.eps}, "
-                f"elementwise_affine={self.elementwise_affine}")
+        return (
+            f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+        )

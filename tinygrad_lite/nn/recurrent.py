@@ -38,13 +38,24 @@ from .module import Module
 class _RNNBase(Module):
     _gates = 1
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype=None):
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        bias=True,
+        batch_first=False,
+        dropout=0.0,
+        bidirectional=False,
+        dtype=None,
+    ):
         super().__init__()
         name = type(self).__name__
         if hidden_size < 1 or num_layers < 1:
-            raise ValueError(f"{name}: hidden_size and num_layers must be >= 1, got "
-                             f"hidden_size={hidden_size}, num_layers={num_layers}")
+            raise ValueError(
+                f"{name}: hidden_size and num_layers must be >= 1, got "
+                f"hidden_size={hidden_size}, num_layers={num_layers}"
+            )
         if not 0.0 <= dropout <= 1.0:
             raise ValueError(f"{name}: dropout must be in [0, 1], got {dropout}")
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
@@ -72,8 +83,12 @@ class _RNNBase(Module):
 
     def _params(self, sfx):
         g = self._parameters
-        return (g[f"weight_ih{sfx}"], g[f"weight_hh{sfx}"], g.get(f"bias_ih{sfx}"),
-                g.get(f"bias_hh{sfx}"))
+        return (
+            g[f"weight_ih{sfx}"],
+            g[f"weight_hh{sfx}"],
+            g.get(f"bias_ih{sfx}"),
+            g.get(f"bias_hh{sfx}"),
+        )
 
     def forward(self, x, hx=None):
         """x: (T, B, input_size), or (B, T, input_size) with batch_first, or unbatched (T, F).
@@ -83,13 +98,15 @@ class _RNNBase(Module):
         x = x if isinstance(x, Tensor) else Tensor(x)
         unbatched = x.ndim == 2
         if x.ndim not in (2, 3) or x.shape[-1] != self.input_size:
-            raise ShapeError(f"{name}: expected input (T, B, {self.input_size}) (batch_first: "
-                             f"(B, T, {self.input_size})), got shape {x.shape}")
+            raise ShapeError(
+                f"{name}: expected input (T, B, {self.input_size}) (batch_first: "
+                f"(B, T, {self.input_size})), got shape {x.shape}"
+            )
         if unbatched:
             x = x.unsqueeze(1)
         elif self.batch_first:
             x = x.swapaxes(0, 1)
-        steps, batch = x.shape[0], x.shape[1]
+        batch = x.shape[1]
         states = self._initial_states(hx, batch, x, unbatched)
         finals = [[] for _ in states]
         for layer in range(self.num_layers):
@@ -118,13 +135,15 @@ class _RNNBase(Module):
             return (zero,) * n
         hx = (hx,) if isinstance(hx, Tensor) else tuple(hx)
         if len(hx) != n:
-            raise ShapeError(f"{type(self).__name__}: expected {n} initial state tensor(s), got "
-                             f"{len(hx)}")
+            raise ShapeError(
+                f"{type(self).__name__}: expected {n} initial state tensor(s), got {len(hx)}"
+            )
         hx = tuple(h.unsqueeze(1) if unbatched else h for h in hx)
         for h in hx:
             if tuple(h.shape) != shape:
-                raise ShapeError(f"{type(self).__name__}: initial state must have shape {shape}, "
-                                 f"got {h.shape}")
+                raise ShapeError(
+                    f"{type(self).__name__}: initial state must have shape {shape}, got {h.shape}"
+                )
         return hx
 
     def _n_states(self):
@@ -167,12 +186,23 @@ class RNN(_RNNBase):
     >>> out, h_n = rnn(Tensor(np.zeros((2, 7, 3), "f")))     # out (2, 7, 5), h_n (1, 2, 5)
     """
 
-    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, dtype=None):
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        nonlinearity="tanh",
+        bias=True,
+        batch_first=False,
+        dropout=0.0,
+        bidirectional=False,
+        dtype=None,
+    ):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, dtype)
+        super().__init__(
+            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, dtype
+        )
         self.nonlinearity = nonlinearity
 
     def _cell(self, xi, hh, state):
@@ -197,9 +227,9 @@ class LSTM(_RNNBase):
         gates = xi + hh
         h = self.hidden_size
         i = gates[:, :h].sigmoid()
-        f = gates[:, h:2 * h].sigmoid()
-        g = gates[:, 2 * h:3 * h].tanh()
-        o = gates[:, 3 * h:].sigmoid()
+        f = gates[:, h : 2 * h].sigmoid()
+        g = gates[:, 2 * h : 3 * h].tanh()
+        o = gates[:, 3 * h :].sigmoid()
         c = f * state[1] + i * g
         return o * c.tanh(), c
 
@@ -212,6 +242,6 @@ class GRU(_RNNBase):
     def _cell(self, xi, hh, state):
         h = self.hidden_size
         r = (xi[:, :h] + hh[:, :h]).sigmoid()
-        z = (xi[:, h:2 * h] + hh[:, h:2 * h]).sigmoid()
-        n = (xi[:, 2 * h:] + r * hh[:, 2 * h:]).tanh()
+        z = (xi[:, h : 2 * h] + hh[:, h : 2 * h]).sigmoid()
+        n = (xi[:, 2 * h :] + r * hh[:, 2 * h :]).tanh()
         return ((1 - z) * n + z * state[0],)

@@ -28,7 +28,7 @@ class Reshape(Function):
 
 @register("permute")
 class Permute(Function):
-    """y = x with axes reordered: y.shape[i] = x.shape[axes[i]];  dx = dy permuted by argsort(axes)."""
+    """y = x.transpose(axes): y.shape[i] = x.shape[axes[i]];  dx = dy permuted by argsort(axes)."""
 
     @staticmethod
     def forward(ctx, x, axes):
@@ -42,7 +42,7 @@ class Permute(Function):
 
 @register("expand")
 class Expand(Function):
-    """y = x broadcast to ``shape``;  dx = dy summed over the broadcast axes (the engine does it)."""
+    """y = x broadcast to ``shape``;  dx = dy summed over the broadcast axes (by the engine)."""
 
     @staticmethod
     def forward(ctx, x, shape):

@@ -16,7 +16,6 @@ Next: backends/numpy_backend.py, the reference arrays behind these ops.
 
 from ..autograd import Function, register
 from ..errors import DTypeError, ShapeError
-from .reduce import keepdims_shape
 
 
 def _t(data):
@@ -197,7 +196,7 @@ class MaxPool2dBackward(Function):
 
 @register("pool_gather")
 class PoolGather(Function):
-    """y[n,c,p,q] = u[n,c].flat[idx[n,c,p,q]];  its adjoint (backward) scatters back: du = scatter(dy)."""
+    """y[n,c,p,q] = u[n,c].flat[idx[n,c,p,q]];  its adjoint scatters back: du = scatter(dy)."""
 
     @staticmethod
     def forward(ctx, u, idx):
@@ -317,4 +316,3 @@ def pool_geometry(op, x_shape, kernel_size, stride, padding):
     return (k, s, p)
 
 
-__all__ = ["keepdims_shape"]

@@ -40,10 +40,11 @@ def _numeric_grad(scalar_fn, inputs, eps):
         if not t.requires_grad:
             grads.append(None)
             continue
+        if not t.data.flags.c_contiguous:
+            raise ValueError("gradcheck: inputs must be C-contiguous arrays, got a strided view; "
+                             "pass np.ascontiguousarray(...)")
         g = np.zeros(t.shape, dtype=np.float64)
-        flat, gflat = t.data.reshape(-1), g.reshape(-1)
-        if not np.shares_memory(flat, t.data):
-            raise ValueError("gradcheck: inputs must be contiguous arrays")
+        flat, gflat = t.data.reshape(-1), g.reshape(-1)   # views: writing flat perturbs t
         for i in range(flat.size):
             orig = flat[i]
             flat[i] = orig + eps
