@@ -47,10 +47,11 @@ cdef extern from "gemm_kernels.h" nogil:
     void tgl_pack_b_f64(int nr, int nc, int kc, const double* b, ptrdiff_t rsb, ptrdiff_t csb,
                         double* dst, int j0, int j1)
     void tgl_macro_kernel_f32(tgl_ukr_f32 ukr, int mr, int nr, int mc, int nc, int kc,
-                              const float* pa, const float* pb, float* c, ptrdiff_t ldc, int beta)
+                              const float* pa, const float* pb, float* c, ptrdiff_t ldc,
+                              ptrdiff_t csc, int beta)
     void tgl_macro_kernel_f64(tgl_ukr_f64 ukr, int mr, int nr, int mc, int nc, int kc,
                               const double* pa, const double* pb, double* c, ptrdiff_t ldc,
-                              int beta)
+                              ptrdiff_t csc, int beta)
     void tgl_gemm_naive_f32(int m, int n, int k, const float* a, ptrdiff_t rsa, ptrdiff_t csa,
                             const float* b, ptrdiff_t rsb, ptrdiff_t csb, float* c, ptrdiff_t ldc,
                             int beta)
@@ -206,8 +207,10 @@ cdef size_t gemm_workspace_bytes(int dsize, Py_ssize_t m, Py_ssize_t n, Py_ssize
 cdef void _gemm_serial(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                        const floating* a, ptrdiff_t rsa, ptrdiff_t csa,
                        const floating* b, ptrdiff_t rsb, ptrdiff_t csb,
-                       floating* c, ptrdiff_t ldc, bint accumulate, char* ws) noexcept nogil:
-    """The five loops on one thread; m, n, k > 0. ws: _thread_ws_bytes, 64-byte aligned."""
+                       floating* c, ptrdiff_t ldc, ptrdiff_t csc, bint accumulate,
+                       char* ws) noexcept nogil:
+    """The five loops on one thread; m, n, k > 0; C(i, j) at c[i*ldc + j*csc].
+    ws: _thread_ws_bytes, 64-byte aligned."""
     cdef int mr = _K.mr, nr, kcb, ncb, mcb, kc, nc, mc, beta
     cdef Py_ssize_t jc, pc, ic
     cdef floating* pb = <floating*>ws
@@ -240,11 +243,11 @@ cdef void _gemm_serial(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                 if floating is float:
                     tgl_pack_a_f32(mr, mc, kc, a + ic * rsa + pc * csa, rsa, csa, pa)
                     tgl_macro_kernel_f32(_K.ukr_f32, mr, nr, mc, nc, kc, pa, pb,
-                                         c + ic * ldc + jc, ldc, beta)
+                                         c + ic * ldc + jc * csc, ldc, csc, beta)
                 else:
                     tgl_pack_a_f64(mr, mc, kc, a + ic * rsa + pc * csa, rsa, csa, pa)
                     tgl_macro_kernel_f64(_K.ukr_f64, mr, nr, mc, nc, kc, pa, pb,
-                                         c + ic * ldc + jc, ldc, beta)
+                                         c + ic * ldc + jc * csc, ldc, csc, beta)
                 ic += mc
             pc += kc
         jc += nc
@@ -256,10 +259,8 @@ cdef void gemm_core(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                     floating* c, ptrdiff_t ldc, bint accumulate, int threads,
                     char* ws) noexcept nogil:
     """The blocked GEMM (loops above). ws: gemm_workspace_bytes(...) bytes, 64-byte aligned."""
-    cdef Py_ssize_t i, lo, hi
-    cdef int t, slabs, unit, nunits
-    cdef bint by_cols
-    cdef size_t per = _thread_ws_bytes(sizeof(floating))
+    cdef Py_ssize_t i
+    cdef int nr
     if m <= 0 or n <= 0:
         return
     if k <= 0:                                   # an empty sum: C = 0 (or unchanged)
@@ -267,8 +268,36 @@ cdef void gemm_core(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
             for i in range(m):
                 memset(c + i * ldc, 0, n * sizeof(floating))
         return
+    if floating is float:
+        nr = _K.nr
+    else:
+        nr = _K.nr_f64
+    if _swap_pays(m, n, _K.mr, nr):
+        # C^T = op(B)^T op(A)^T: the thin n goes on the MR axis, C is written transposed.
+        _gemm_threads(n, m, k, b, csb, rsb, a, csa, rsa, c, 1, ldc, accumulate, threads, ws)
+    else:
+        _gemm_threads(m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, 1, accumulate, threads, ws)
+
+
+cdef inline bint _swap_pays(Py_ssize_t m, Py_ssize_t n, int mr, int nr) noexcept nogil:
+    """True when n is thin: padding n to NR wastes much more than padding it to MR would."""
+    cdef Py_ssize_t plain = <Py_ssize_t>_cdiv(m, mr) * mr * _cdiv(n, nr) * nr
+    cdef Py_ssize_t swapped = <Py_ssize_t>_cdiv(n, mr) * mr * _cdiv(m, nr) * nr
+    return n < nr and 2 * swapped < plain
+
+
+cdef void _gemm_threads(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                        const floating* a, ptrdiff_t rsa, ptrdiff_t csa,
+                        const floating* b, ptrdiff_t rsb, ptrdiff_t csb,
+                        floating* c, ptrdiff_t ldc, ptrdiff_t csc, bint accumulate, int threads,
+                        char* ws) noexcept nogil:
+    """Cut C into one slab per thread and run _gemm_serial on each (no barriers inside)."""
+    cdef Py_ssize_t lo, hi
+    cdef int t, slabs, unit, nunits
+    cdef bint by_cols
+    cdef size_t per = _thread_ws_bytes(sizeof(floating))
     if threads <= 1:
-        _gemm_serial(m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, accumulate, ws)
+        _gemm_serial(m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, csc, accumulate, ws)
         return
     by_cols = n >= m
     if floating is float:
@@ -278,7 +307,7 @@ cdef void gemm_core(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
     nunits = _cdiv(n if by_cols else m, unit)
     slabs = threads if threads < nunits else nunits
     if slabs <= 1:
-        _gemm_serial(m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, accumulate, ws)
+        _gemm_serial(m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, csc, accumulate, ws)
         return
     for t in prange(slabs, num_threads=slabs, schedule="static"):
         lo = <Py_ssize_t>(nunits * t // slabs) * unit
@@ -286,13 +315,13 @@ cdef void gemm_core(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
         if by_cols:
             if hi > n:
                 hi = n
-            _gemm_serial(m, hi - lo, k, a, rsa, csa, b + lo * csb, rsb, csb, c + lo, ldc,
-                         accumulate, ws + t * per)
+            _gemm_serial(m, hi - lo, k, a, rsa, csa, b + lo * csb, rsb, csb, c + lo * csc, ldc,
+                         csc, accumulate, ws + t * per)
         else:
             if hi > m:
                 hi = m
             _gemm_serial(hi - lo, n, k, a + lo * rsa, rsa, csa, b, rsb, csb, c + lo * ldc, ldc,
-                         accumulate, ws + t * per)
+                         csc, accumulate, ws + t * per)
 
 
 cdef inline void _strides(bint trans, Py_ssize_t ld, ptrdiff_t* rs, ptrdiff_t* cs) noexcept nogil:

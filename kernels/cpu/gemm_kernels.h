@@ -380,9 +380,10 @@ static void tgl_select_kernel(int isa, tgl_kernel_info *k) {
             tgl_pack_panel_##SFX(nr, n, kc, b + jp * csb, csb, rsb, dst + (ptrdiff_t)jp * kc); \
         }                                                                                      \
     }                                                                                          \
+    /* C(i, j) at c[i*ldc + j*csc]; csc != 1 (a transposed C) always goes through the tile. */ \
     static void tgl_macro_kernel_##SFX(tgl_ukr_##SFX ukr, int mr, int nr, int mc, int nc,      \
                                        int kc, const T *pa, const T *pb, T *c, ptrdiff_t ldc,  \
-                                       int beta) {                                             \
+                                       ptrdiff_t csc, int beta) {                              \
         T tile[TGL_MAX_MR * TGL_MAX_NR] __attribute__((aligned(64)));                          \
         for (int jp = 0; jp < nc; jp += nr) {                                                  \
             int n = nc - jp < nr ? nc - jp : nr;                                               \
@@ -390,15 +391,16 @@ static void tgl_select_kernel(int isa, tgl_kernel_info *k) {
             for (int ip = 0; ip < mc; ip += mr) {                                              \
                 int m = mc - ip < mr ? mc - ip : mr;                                           \
                 const T *a = pa + (ptrdiff_t)ip * kc;                                          \
-                T *cc = c + ip * ldc + jp;                                                     \
-                if (m == mr && n == nr) {                                                      \
+                T *cc = c + ip * ldc + jp * csc;                                               \
+                if (m == mr && n == nr && csc == 1) {                                          \
                     ukr(kc, a, b, cc, ldc, beta);                                              \
                 } else {                                                                       \
                     ukr(kc, a, b, tile, nr, 0);                                                \
                     for (int i = 0; i < m; i++)                                                \
-                        for (int j = 0; j < n; j++)                                            \
-                            cc[i * ldc + j] = beta ? cc[i * ldc + j] + tile[i * nr + j]        \
-                                                   : tile[i * nr + j];                         \
+                        for (int j = 0; j < n; j++) {                                          \
+                            T *d = cc + i * ldc + j * csc;                                     \
+                            *d = beta ? *d + tile[i * nr + j] : tile[i * nr + j];              \
+                        }                                                                      \
                 }                                                                              \
             }                                                                                  \
         }                                                                                      \

@@ -9,7 +9,8 @@ from tinygrad_lite import _cpu
 from .conftest import tol
 
 SIZES = [(1, 1, 1), (2, 13, 1), (13, 37, 2), (37, 1, 13), (257, 37, 13), (13, 257, 37),
-         (37, 13, 257), (150, 70, 300)]
+         (37, 13, 257), (150, 70, 300),
+         (64, 10, 128), (257, 3, 5)]          # thin n: computed as C^T = B^T A^T
 EMPTY = [(0, 5, 3), (4, 0, 3), (4, 5, 0), (0, 0, 0)]
 
 
@@ -104,7 +105,7 @@ def test_f_contiguous_is_not_copied(cy, monkeypatch):
 
     from tinygrad_lite.backends import cython_backend
 
-    monkeypatch.setattr(cython_backend._cpu, "gemm", spy)
+    monkeypatch.setitem(cython_backend._GEMM, np.dtype(np.float32), spy)
     a = np.asfortranarray(np.ones((5, 3), np.float32))
     b = np.ones((3, 4), np.float32)
     cy.matmul(a, b)
