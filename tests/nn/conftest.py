@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))   # --import-mode=importlib: make nn_helpers importable
+sys.path.insert(0, os.path.dirname(__file__))  # --import-mode=importlib: make nn_helpers importable
 
 
 @pytest.fixture(scope="session")

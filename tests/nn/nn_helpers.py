@@ -6,8 +6,11 @@ from hypothesis import HealthCheck, settings
 import tinygrad_lite as tl
 
 # Gradchecks cost 2 forward passes per input element: few, small examples.
-SMALL = settings(max_examples=4, deadline=None,
-                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SMALL = settings(
+    max_examples=4,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 def dbl(a, requires_grad=True):
@@ -17,4 +20,3 @@ def dbl(a, requires_grad=True):
 
 def rng(seed=0):
     return np.random.default_rng(seed)
-

@@ -25,6 +25,7 @@ def full_batch(x, y):
     def gen():
         while True:
             yield x, y
+
     return gen
 
 
@@ -46,7 +47,7 @@ def test_mlp_learns_xor():
 
 def two_spirals(n, seed):
     r = np.random.default_rng(seed)
-    t = np.sqrt(r.random(n)) * 3 * np.pi           # angle, denser near the centre
+    t = np.sqrt(r.random(n)) * 3 * np.pi  # angle, denser near the centre
     arm = np.stack([t * np.cos(t), t * np.sin(t)], 1) / (3 * np.pi)
     x = np.concatenate([arm, -arm]) + r.normal(0, 0.01, (2 * n, 2))
     y = np.concatenate([np.zeros(n), np.ones(n)])[:, None]
@@ -56,12 +57,13 @@ def two_spirals(n, seed):
 def test_mlp_learns_two_spirals():
     tl.manual_seed(0)
     x, y = two_spirals(60, seed=0)
-    model = nn.Sequential(nn.Linear(2, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(),
-                          nn.Linear(32, 1))
+    model = nn.Sequential(
+        nn.Linear(2, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 1)
+    )
     loss = fit(model, F.binary_cross_entropy_with_logits, 500, 0.01, full_batch(x, y))
     assert loss < 0.1
     assert accuracy_binary(model, x, y) >= 0.98
-    xt, yt = two_spirals(60, seed=1)                  # it learned the spiral, not the points
+    xt, yt = two_spirals(60, seed=1)  # it learned the spiral, not the points
     assert accuracy_binary(model, xt, yt) >= 0.9
 
 
@@ -73,9 +75,16 @@ def test_small_cnn_overfits_tiny_image_set():
     y = Y[:64].astype(np.int64)
     tl.manual_seed(0)
     model = nn.Sequential(
-        nn.Conv2d(1, 8, 3, padding="same"), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-        nn.Linear(16, 10))
+        nn.Conv2d(1, 8, 3, padding="same"),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(16, 10),
+    )
     loss = fit(model, F.cross_entropy, 80, 0.03, full_batch(x, y))
     assert loss < 0.1
     model.eval()
@@ -93,7 +102,7 @@ class Adder(nn.Module):
         self.head = nn.Linear(16, 1)
 
     def forward(self, x):
-        out, (h, c) = self.lstm(x)
+        out, _ = self.lstm(x)
         return self.head(out[:, -1])
 
 
@@ -121,6 +130,6 @@ def test_lstm_learns_to_add_two_numbers_of_a_sequence():
     xt, yt = adding_batch(np.random.default_rng(1), 256, 6)
     with tl.no_grad():
         mse = F.mse_loss(model(xt), yt).item()
-    baseline = float(yt.numpy().var())               # predicting the mean: ~1/6
+    baseline = float(yt.numpy().var())  # predicting the mean: ~1/6
     assert baseline > 0.1
-    assert mse < 0.015, (mse, baseline)               # > 10x better than the mean
+    assert mse < 0.015, (mse, baseline)  # > 10x better than the mean

@@ -21,21 +21,36 @@ def test_constant_fills():
     assert np.all(init.constant_(t, 0.5).numpy() == 0.5)
 
 
-@pytest.mark.parametrize("fn,std,bound", [
-    (lambda t: init.uniform_(t, -0.3, 0.3), 0.3 / math.sqrt(3), 0.3),
-    (lambda t: init.normal_(t, 0.0, 0.02), 0.02, None),
-    (lambda t: init.xavier_uniform_(t), math.sqrt(2 / (128 * 9 + 256 * 9)),
-     math.sqrt(6 / (128 * 9 + 256 * 9))),
-    (lambda t: init.xavier_normal_(t, gain=2.0), 2 * math.sqrt(2 / (128 * 9 + 256 * 9)), None),
-    (lambda t: init.kaiming_uniform_(t, nonlinearity="relu"), math.sqrt(2 / (128 * 9)),
-     math.sqrt(6 / (128 * 9))),
-    (lambda t: init.kaiming_normal_(t, mode="fan_out", nonlinearity="relu"),
-     math.sqrt(2 / (256 * 9)), None),
-    (lambda t: init.he_normal_(t), math.sqrt(2 / (128 * 9)), None),
-    (lambda t: init.glorot_uniform_(t), math.sqrt(2 / (128 * 9 + 256 * 9)), None),
-    (lambda t: init.kaiming_uniform_(t, a=math.sqrt(5)), 1 / math.sqrt(128 * 9) / math.sqrt(3),
-     1 / math.sqrt(128 * 9)),          # PyTorch's Linear/Conv default
-])
+@pytest.mark.parametrize(
+    "fn,std,bound",
+    [
+        (lambda t: init.uniform_(t, -0.3, 0.3), 0.3 / math.sqrt(3), 0.3),
+        (lambda t: init.normal_(t, 0.0, 0.02), 0.02, None),
+        (
+            lambda t: init.xavier_uniform_(t),
+            math.sqrt(2 / (128 * 9 + 256 * 9)),
+            math.sqrt(6 / (128 * 9 + 256 * 9)),
+        ),
+        (lambda t: init.xavier_normal_(t, gain=2.0), 2 * math.sqrt(2 / (128 * 9 + 256 * 9)), None),
+        (
+            lambda t: init.kaiming_uniform_(t, nonlinearity="relu"),
+            math.sqrt(2 / (128 * 9)),
+            math.sqrt(6 / (128 * 9)),
+        ),
+        (
+            lambda t: init.kaiming_normal_(t, mode="fan_out", nonlinearity="relu"),
+            math.sqrt(2 / (256 * 9)),
+            None,
+        ),
+        (lambda t: init.he_normal_(t), math.sqrt(2 / (128 * 9)), None),
+        (lambda t: init.glorot_uniform_(t), math.sqrt(2 / (128 * 9 + 256 * 9)), None),
+        (
+            lambda t: init.kaiming_uniform_(t, a=math.sqrt(5)),
+            1 / math.sqrt(128 * 9) / math.sqrt(3),
+            1 / math.sqrt(128 * 9),
+        ),  # PyTorch's Linear/Conv default
+    ],
+)
 def test_distribution_std_and_bounds(fn, std, bound):
     tl.manual_seed(0)
     t = fn(big())

@@ -28,8 +28,9 @@ def check_module(m, x, second_order=False):
 
 # ------------------------------------------------------------------ NumPy references ---
 
+
 def conv2d_ref(x, w, b, stride, pad, dil, groups):
-    n, c, h, wd = x.shape
+    n, _, h, wd = x.shape
     o, cg, kh, kw = w.shape
     xp = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])))
     oh = (h + 2 * pad[0] - dil[0] * (kh - 1) - 1) // stride[0] + 1
@@ -42,23 +43,28 @@ def conv2d_ref(x, w, b, stride, pad, dil, groups):
             for q in range(ow):
                 for i in range(kh):
                     for j in range(kw):
-                        patch = xp[:, g * cg:(g + 1) * cg, p * stride[0] + i * dil[0],
-                                   q * stride[1] + j * dil[1]]
+                        patch = xp[
+                            :,
+                            g * cg : (g + 1) * cg,
+                            p * stride[0] + i * dil[0],
+                            q * stride[1] + j * dil[1],
+                        ]
                         y[:, oc, p, q] += patch @ w[oc, :, i, j]
     return y if b is None else y + b[None, :, None, None]
 
 
 def conv_transpose2d_ref(x, w, b, stride, pad, out_pad):
-    n, c, h, wd = x.shape
+    n, _, h, wd = x.shape
     _, o, kh, kw = w.shape
     full_h = (h - 1) * stride + kh + out_pad
     full_w = (wd - 1) * stride + kw + out_pad
     y = np.zeros((n, o, full_h, full_w))
     for p in range(h):
         for q in range(wd):
-            y[:, :, p * stride:p * stride + kh, q * stride:q * stride + kw] += np.einsum(
-                "nc,coij->noij", x[:, :, p, q], w)
-    y = y[:, :, pad:full_h - pad, pad:full_w - pad]
+            y[:, :, p * stride : p * stride + kh, q * stride : q * stride + kw] += np.einsum(
+                "nc,coij->noij", x[:, :, p, q], w
+            )
+    y = y[:, :, pad : full_h - pad, pad : full_w - pad]
     return y + b[None, :, None, None]
 
 
@@ -68,11 +74,12 @@ def pool_ref(x, k, s, reduce):
     y = np.zeros((n, c, oh, ow))
     for p in range(oh):
         for q in range(ow):
-            y[:, :, p, q] = reduce(x[:, :, p * s:p * s + k, q * s:q * s + k], axis=(2, 3))
+            y[:, :, p, q] = reduce(x[:, :, p * s : p * s + k, q * s : q * s + k], axis=(2, 3))
     return y
 
 
 # ------------------------------------------------------------------ Linear ---
+
 
 @SMALL
 @given(n=st.integers(1, 3), fin=st.integers(1, 4), fout=st.integers(1, 3), bias=st.booleans())
@@ -112,18 +119,34 @@ def test_linear_wrong_input_raises_naming_shapes():
 
 # ------------------------------------------------------------------ Conv2d ---
 
+
 @SMALL
-@given(n=st.integers(1, 2), cin=st.integers(1, 2), cout=st.integers(1, 2), hw=st.integers(3, 5),
-       k=st.integers(1, 3), stride=st.integers(1, 2), pad=st.integers(0, 1),
-       dil=st.integers(1, 2), bias=st.booleans())
+@given(
+    n=st.integers(1, 2),
+    cin=st.integers(1, 2),
+    cout=st.integers(1, 2),
+    hw=st.integers(3, 5),
+    k=st.integers(1, 3),
+    stride=st.integers(1, 2),
+    pad=st.integers(0, 1),
+    dil=st.integers(1, 2),
+    bias=st.booleans(),
+)
 def test_conv2d_forward_and_gradcheck(n, cin, cout, hw, k, stride, pad, dil, bias):
     if dil * (k - 1) + 1 > hw + 2 * pad:
         return
     tl.manual_seed(hw + k)
     m = nn.Conv2d(cin, cout, k, stride=stride, padding=pad, dilation=dil, bias=bias).double()
     x = dbl(rng(k).standard_normal((n, cin, hw, hw)))
-    ref = conv2d_ref(x.numpy(), m.weight.numpy(), m.bias.numpy() if bias else None,
-                     (stride, stride), (pad, pad), (dil, dil), 1)
+    ref = conv2d_ref(
+        x.numpy(),
+        m.weight.numpy(),
+        m.bias.numpy() if bias else None,
+        (stride, stride),
+        (pad, pad),
+        (dil, dil),
+        1,
+    )
     np.testing.assert_allclose(m(x).numpy(), ref, rtol=1e-10, atol=1e-12)
     check_module(m, x)
 
@@ -145,9 +168,11 @@ def test_conv2d_same_padding_keeps_size(k):
     x = dbl(rng().standard_normal((1, 2, 5, 6)))
     y = m(x)
     assert y.shape == (1, 3, 5, 6)
-    total = k - 1        # PyTorch puts the odd extra pixel at the bottom/right
-    xp = np.pad(x.numpy(), ((0, 0), (0, 0), (total // 2, total - total // 2),
-                            (total // 2, total - total // 2)))
+    total = k - 1  # PyTorch puts the odd extra pixel at the bottom/right
+    xp = np.pad(
+        x.numpy(),
+        ((0, 0), (0, 0), (total // 2, total - total // 2), (total // 2, total - total // 2)),
+    )
     ref = conv2d_ref(xp, m.weight.numpy(), m.bias.numpy(), (1, 1), (0, 0), (1, 1), 1)
     np.testing.assert_allclose(y.numpy(), ref, rtol=1e-10, atol=1e-12)
     if k == 2:
@@ -168,15 +193,24 @@ def test_conv2d_same_with_stride_raises():
 
 # ------------------------------------------------------------------ ConvTranspose2d ---
 
+
 @SMALL
-@given(cin=st.integers(1, 2), cout=st.integers(1, 2), hw=st.integers(2, 3), k=st.integers(1, 3),
-       stride=st.integers(1, 2), pad=st.integers(0, 1), out_pad=st.integers(0, 1))
+@given(
+    cin=st.integers(1, 2),
+    cout=st.integers(1, 2),
+    hw=st.integers(2, 3),
+    k=st.integers(1, 3),
+    stride=st.integers(1, 2),
+    pad=st.integers(0, 1),
+    out_pad=st.integers(0, 1),
+)
 def test_conv_transpose2d_forward_and_gradcheck(cin, cout, hw, k, stride, pad, out_pad):
     if out_pad >= stride or (hw - 1) * stride - 2 * pad + k + out_pad < 1:
         return
     tl.manual_seed(k)
-    m = nn.ConvTranspose2d(cin, cout, k, stride=stride, padding=pad,
-                           output_padding=out_pad).double()
+    m = nn.ConvTranspose2d(
+        cin, cout, k, stride=stride, padding=pad, output_padding=out_pad
+    ).double()
     assert m.weight.shape == (cin, cout, k, k)
     x = dbl(rng(k).standard_normal((2, cin, hw, hw)))
     ref = conv_transpose2d_ref(x.numpy(), m.weight.numpy(), m.bias.numpy(), stride, pad, out_pad)
@@ -185,6 +219,7 @@ def test_conv_transpose2d_forward_and_gradcheck(cin, cout, hw, k, stride, pad, o
 
 
 # ------------------------------------------------------------------ pooling ---
+
 
 @SMALL
 @given(hw=st.integers(2, 5), k=st.integers(1, 2), s=st.integers(1, 2))
@@ -209,6 +244,7 @@ def test_adaptive_avg_pool_global_and_divisible():
 
 # ------------------------------------------------------------------ BatchNorm ---
 
+
 def bn_ref(x, gamma, beta, eps, axes):
     shape = [1] * x.ndim
     shape[1] = -1
@@ -228,23 +264,29 @@ def test_batchnorm_forward_running_stats_and_gradcheck(n, c, extra):
     x = dbl(r.standard_normal((n, c) + extra) * 2 + 1)
     axes = (0,) + tuple(range(2, x.ndim))
     y = bn(x)
-    np.testing.assert_allclose(y.numpy(), bn_ref(x.numpy(), bn.weight.numpy(), bn.bias.numpy(),
-                                                 1e-5, axes), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        y.numpy(),
+        bn_ref(x.numpy(), bn.weight.numpy(), bn.bias.numpy(), 1e-5, axes),
+        rtol=1e-10,
+        atol=1e-12,
+    )
     m = x.numpy().size // c
     np.testing.assert_allclose(bn.running_mean.numpy(), 0.3 * x.numpy().mean(axis=axes))
-    np.testing.assert_allclose(bn.running_var.numpy(),
-                               0.7 + 0.3 * x.numpy().var(axis=axes) * m / (m - 1))
+    np.testing.assert_allclose(
+        bn.running_var.numpy(), 0.7 + 0.3 * x.numpy().var(axis=axes) * m / (m - 1)
+    )
     assert int(bn.num_batches_tracked.item()) == 1
     # eval mode: running statistics, a per-sample affine map
     bn.eval()
     ye = bn(x).numpy()
     rm, rv = bn.running_mean.numpy(), bn.running_var.numpy()
     shape = (1, c) + (1,) * len(extra)
-    ref = ((x.numpy() - rm.reshape(shape)) / np.sqrt(rv.reshape(shape) + 1e-5)
-           * bn.weight.numpy().reshape(shape) + bn.bias.numpy().reshape(shape))
+    ref = (x.numpy() - rm.reshape(shape)) / np.sqrt(
+        rv.reshape(shape) + 1e-5
+    ) * bn.weight.numpy().reshape(shape) + bn.bias.numpy().reshape(shape)
     np.testing.assert_allclose(ye, ref, rtol=1e-10)
     bn.train()
-    check_module(bn, x)      # batch statistics are differentiated through
+    check_module(bn, x)  # batch statistics are differentiated through
     bn.eval()
     check_module(bn, x)
 
@@ -263,6 +305,7 @@ def test_batchnorm_cumulative_momentum_none_and_errors():
 
 # ------------------------------------------------------------------ LayerNorm ---
 
+
 @SMALL
 @given(n=st.integers(1, 3), shape=st.sampled_from([(3,), (2, 3), (4,)]))
 def test_layernorm_forward_and_gradcheck(n, shape):
@@ -280,6 +323,7 @@ def test_layernorm_forward_and_gradcheck(n, shape):
 
 # ------------------------------------------------------------------ Embedding, misc ---
 
+
 def test_embedding_forward_gradient_and_padding_idx():
     tl.manual_seed(5)
     emb = nn.Embedding(5, 3, padding_idx=0).double()
@@ -290,24 +334,27 @@ def test_embedding_forward_gradient_and_padding_idx():
     gradcheck(lambda w: emb(tl.Tensor(idx)), [emb.weight])
     out.sum().backward()
     g = emb.weight.grad.numpy()
-    np.testing.assert_array_equal(g[:, 0], [0, 2, 1, 0, 1])     # row 1 used twice, pad row 0
+    np.testing.assert_array_equal(g[:, 0], [0, 2, 1, 0, 1])  # row 1 used twice, pad row 0
     with pytest.raises(ShapeError, match=r"\[0, 5\)"):
         emb(tl.Tensor(np.array([5])))
 
 
-@pytest.mark.parametrize("layer,ref", [
-    (nn.ReLU(), lambda x: np.maximum(x, 0)),
-    (nn.LeakyReLU(0.2), lambda x: np.where(x > 0, x, 0.2 * x)),
-    (nn.ELU(0.5), lambda x: np.where(x > 0, x, 0.5 * np.expm1(x))),
-    (nn.GELU(), None),
-    (nn.Sigmoid(), lambda x: 1 / (1 + np.exp(-x))),
-    (nn.Tanh(), np.tanh),
-    (nn.Softplus(beta=2.0), lambda x: np.log1p(np.exp(2 * x)) / 2),
-    (nn.Softmax(dim=1), lambda x: np.exp(x) / np.exp(x).sum(1, keepdims=True)),
-    (nn.LogSoftmax(dim=1), lambda x: x - np.log(np.exp(x).sum(1, keepdims=True))),
-])
+@pytest.mark.parametrize(
+    "layer,ref",
+    [
+        (nn.ReLU(), lambda x: np.maximum(x, 0)),
+        (nn.LeakyReLU(0.2), lambda x: np.where(x > 0, x, 0.2 * x)),
+        (nn.ELU(0.5), lambda x: np.where(x > 0, x, 0.5 * np.expm1(x))),
+        (nn.GELU(), None),
+        (nn.Sigmoid(), lambda x: 1 / (1 + np.exp(-x))),
+        (nn.Tanh(), np.tanh),
+        (nn.Softplus(beta=2.0), lambda x: np.log1p(np.exp(2 * x)) / 2),
+        (nn.Softmax(dim=1), lambda x: np.exp(x) / np.exp(x).sum(1, keepdims=True)),
+        (nn.LogSoftmax(dim=1), lambda x: x - np.log(np.exp(x).sum(1, keepdims=True))),
+    ],
+)
 def test_activation_modules(layer, ref):
-    x = dbl(rng().standard_normal((3, 4)) + 0.05)    # keep away from the kinks at 0
+    x = dbl(rng().standard_normal((3, 4)) + 0.05)  # keep away from the kinks at 0
     if ref is not None:
         np.testing.assert_allclose(layer(x).numpy(), ref(x.numpy()), rtol=1e-10, atol=1e-12)
     gradcheck(layer, [x])
@@ -336,7 +383,9 @@ def test_residual_and_basic_block_shapes_and_gradcheck():
     check_module(res, x)
     block = nn.BasicBlock(2, 3, stride=2).double()
     assert [k for k in block.state_dict() if "downsample" in k][:2] == [
-        "downsample.0.weight", "downsample.1.weight"]
+        "downsample.0.weight",
+        "downsample.1.weight",
+    ]
     xb = dbl(rng().standard_normal((2, 2, 4, 4)))
     assert block(xb).shape == (2, 3, 2, 2)
     block.eval()

@@ -29,14 +29,26 @@ class Net(nn.Module):
 def test_registration_and_traversal():
     net = Net()
     names = [n for n, _ in net.named_parameters()]
-    assert names == ["scale", "features.0.weight", "features.0.bias", "features.1.weight",
-                     "features.1.bias", "blocks.0.weight", "blocks.0.bias", "blocks.1.weight",
-                     "blocks.1.bias"]
+    assert names == [
+        "scale",
+        "features.0.weight",
+        "features.0.bias",
+        "features.1.weight",
+        "features.1.bias",
+        "blocks.0.weight",
+        "blocks.0.bias",
+        "blocks.1.weight",
+        "blocks.1.bias",
+    ]
     assert [n for n, _ in net.named_children()] == ["features", "blocks"]
     assert len(list(net.modules())) == 8
     assert [n for n, _ in net.named_buffers()] == [
-        "steps", "cache", "features.1.running_mean", "features.1.running_var",
-        "features.1.num_batches_tracked"]
+        "steps",
+        "cache",
+        "features.1.running_mean",
+        "features.1.running_var",
+        "features.1.num_batches_tracked",
+    ]
     assert net.num_parameters() == 1 + 20 + 4 + 36 + 15
     # reassigning replaces, deleting removes, plain attributes are not registered
     net.scale = nn.Parameter(np.zeros(2, dtype=np.float32))
@@ -70,7 +82,7 @@ def test_state_dict_keys_values_and_round_trip():
     assert list(sd)[-3:] == ["blocks.0.bias", "blocks.1.weight", "blocks.1.bias"]
     assert sd["features.1.num_batches_tracked"].dtype == np.int64
     assert all(isinstance(v, np.ndarray) for v in sd.values())
-    sd["blocks.0.weight"][...] = 0        # a copy: editing it leaves the model alone
+    sd["blocks.0.weight"][...] = 0  # a copy: editing it leaves the model alone
     assert np.any(net.blocks[0].weight.numpy() != 0)
     tl.manual_seed(1)
     other = Net()
@@ -107,11 +119,17 @@ def test_load_keeps_parameter_identity_and_dtype():
 
 
 LAYERS = [
-    lambda: nn.Linear(3, 2), lambda: nn.Conv2d(2, 3, 3, groups=1),
-    lambda: nn.ConvTranspose2d(2, 3, 2, stride=2), lambda: nn.BatchNorm1d(3),
-    lambda: nn.BatchNorm2d(2), lambda: nn.LayerNorm((2, 3)), lambda: nn.Embedding(4, 3),
-    lambda: nn.RNN(2, 3, num_layers=2), lambda: nn.LSTM(2, 3, bidirectional=True),
-    lambda: nn.GRU(2, 3, batch_first=True), lambda: nn.BasicBlock(2, 4, stride=2),
+    lambda: nn.Linear(3, 2),
+    lambda: nn.Conv2d(2, 3, 3, groups=1),
+    lambda: nn.ConvTranspose2d(2, 3, 2, stride=2),
+    lambda: nn.BatchNorm1d(3),
+    lambda: nn.BatchNorm2d(2),
+    lambda: nn.LayerNorm((2, 3)),
+    lambda: nn.Embedding(4, 3),
+    lambda: nn.RNN(2, 3, num_layers=2),
+    lambda: nn.LSTM(2, 3, bidirectional=True),
+    lambda: nn.GRU(2, 3, batch_first=True),
+    lambda: nn.BasicBlock(2, 4, stride=2),
     lambda: nn.Residual(nn.Linear(2, 2)),
     lambda: nn.Sequential(nn.Linear(2, 2), nn.Dropout(), nn.ReLU()),
 ]
@@ -185,8 +203,14 @@ def test_repr_is_readable():
 
 
 def test_summary_shapes_and_counts():
-    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
-                          nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64, 10))
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(64, 10),
+    )
     model.train()
     text = model.summary((1, 8, 8))
     lines = text.splitlines()
@@ -194,8 +218,8 @@ def test_summary_shapes_and_counts():
     assert lines[5].split()[:2] == ["3", "MaxPool2d"] and "(-1, 4, 4, 4)" in lines[5]
     assert "(-1, 10)" in lines[7] and lines[7].split()[-1] == "650"
     assert "Total params: 698" in text and "Trainable params: 698" in text
-    assert model.training                        # restored
-    assert int(model[1].num_batches_tracked.item()) == 0   # summary ran in eval mode
+    assert model.training  # restored
+    assert int(model[1].num_batches_tracked.item()) == 0  # summary ran in eval mode
 
 
 def test_sequential_and_modulelist_indexing():

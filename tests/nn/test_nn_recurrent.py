@@ -24,12 +24,17 @@ def np_cell(kind, x, h, c, w_ih, w_hh, b_ih, b_hh):
         return np.tanh(gi + gh), None
     if kind == "lstm":
         g = gi + gh
-        i, f, gg, o = sig(g[:, :H]), sig(g[:, H:2 * H]), np.tanh(g[:, 2 * H:3 * H]), sig(g[:, 3 * H:])
+        i, f, gg, o = (
+            sig(g[:, :H]),
+            sig(g[:, H : 2 * H]),
+            np.tanh(g[:, 2 * H : 3 * H]),
+            sig(g[:, 3 * H :]),
+        )
         c = f * c + i * gg
         return o * np.tanh(c), c
     r = sig(gi[:, :H] + gh[:, :H])
-    z = sig(gi[:, H:2 * H] + gh[:, H:2 * H])
-    n = np.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])
+    z = sig(gi[:, H : 2 * H] + gh[:, H : 2 * H])
+    n = np.tanh(gi[:, 2 * H :] + r * gh[:, 2 * H :])
     return (1 - z) * n + z * h, None
 
 
@@ -55,8 +60,14 @@ CLASSES = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
 @SMALL
-@given(kind=st.sampled_from(["rnn", "lstm", "gru"]), T=st.integers(1, 3), B=st.integers(1, 2),
-       F=st.integers(1, 2), H=st.integers(1, 2), layers=st.integers(1, 2))
+@given(
+    kind=st.sampled_from(["rnn", "lstm", "gru"]),
+    T=st.integers(1, 3),
+    B=st.integers(1, 2),
+    F=st.integers(1, 2),
+    H=st.integers(1, 2),
+    layers=st.integers(1, 2),
+)
 def test_forward_matches_numpy_and_gradcheck(kind, T, B, F, H, layers):
     tl.manual_seed(T * 7 + H)
     m = CLASSES[kind](F, H, num_layers=layers).double()
@@ -71,7 +82,7 @@ def test_forward_matches_numpy_and_gradcheck(kind, T, B, F, H, layers):
 
     def fn(x, *ps):
         o, s = m(x)
-        hn = s[1] if kind == "lstm" else s           # c_n checks the cell path of the LSTM
+        hn = s[1] if kind == "lstm" else s  # c_n checks the cell path of the LSTM
         return o.sum() * 0.5 + (hn * hn).sum()
 
     gradcheck(fn, [x] + list(m.parameters()), op=kind)
@@ -80,12 +91,22 @@ def test_forward_matches_numpy_and_gradcheck(kind, T, B, F, H, layers):
 def test_parameter_names_and_shapes_follow_pytorch():
     lstm = nn.LSTM(3, 4, num_layers=2)
     assert [(k, v.shape) for k, v in lstm.state_dict().items()] == [
-        ("weight_ih_l0", (16, 3)), ("weight_hh_l0", (16, 4)), ("bias_ih_l0", (16,)),
-        ("bias_hh_l0", (16,)), ("weight_ih_l1", (16, 4)), ("weight_hh_l1", (16, 4)),
-        ("bias_ih_l1", (16,)), ("bias_hh_l1", (16,))]
+        ("weight_ih_l0", (16, 3)),
+        ("weight_hh_l0", (16, 4)),
+        ("bias_ih_l0", (16,)),
+        ("bias_hh_l0", (16,)),
+        ("weight_ih_l1", (16, 4)),
+        ("weight_hh_l1", (16, 4)),
+        ("bias_ih_l1", (16,)),
+        ("bias_hh_l1", (16,)),
+    ]
     gru = nn.GRU(2, 3, bidirectional=True, bias=False)
-    assert list(gru.state_dict()) == ["weight_ih_l0", "weight_hh_l0", "weight_ih_l0_reverse",
-                                      "weight_hh_l0_reverse"]
+    assert list(gru.state_dict()) == [
+        "weight_ih_l0",
+        "weight_hh_l0",
+        "weight_ih_l0_reverse",
+        "weight_hh_l0_reverse",
+    ]
     tl.manual_seed(0)
     bound = 1 / np.sqrt(4)
     assert all(np.abs(p.numpy()).max() <= bound for p in nn.LSTM(3, 4).parameters())
@@ -143,7 +164,7 @@ def test_rnn_relu_and_dropout_between_layers():
     a, _ = m(x)
     b, _ = m(x)
     assert np.all(a.numpy() >= 0)
-    assert not np.allclose(a.numpy(), b.numpy())       # dropout is random while training
+    assert not np.allclose(a.numpy(), b.numpy())  # dropout is random while training
     m.eval()
     np.testing.assert_array_equal(m(x)[0].numpy(), m(x)[0].numpy())
     with pytest.raises(ValueError, match="nonlinearity"):

@@ -8,22 +8,39 @@ from nn_helpers import rng
 import tinygrad_lite as tl
 from tinygrad_lite import nn
 
-
 CASES = [
     ("Linear", lambda t: t.Linear(4, 3), lambda: nn.Linear(4, 3), (2, 4)),
-    ("Conv2d", lambda t: t.Conv2d(4, 6, 3, stride=2, padding=1, dilation=1, groups=2),
-     lambda: nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2), (2, 4, 6, 6)),
-    ("Conv2d_same_even", lambda t: t.Conv2d(2, 3, 4, padding="same", dilation=1),
-     lambda: nn.Conv2d(2, 3, 4, padding="same"), (1, 2, 5, 5)),
-    ("Conv2d_dilated", lambda t: t.Conv2d(2, 3, 3, dilation=2, bias=False),
-     lambda: nn.Conv2d(2, 3, 3, dilation=2, bias=False), (1, 2, 7, 7)),
-    ("ConvTranspose2d", lambda t: t.ConvTranspose2d(4, 2, 3, stride=2, padding=1,
-                                                    output_padding=1, groups=2),
-     lambda: nn.ConvTranspose2d(4, 2, 3, stride=2, padding=1, output_padding=1, groups=2),
-     (2, 4, 3, 3)),
+    (
+        "Conv2d",
+        lambda t: t.Conv2d(4, 6, 3, stride=2, padding=1, dilation=1, groups=2),
+        lambda: nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2),
+        (2, 4, 6, 6),
+    ),
+    (
+        "Conv2d_same_even",
+        lambda t: t.Conv2d(2, 3, 4, padding="same", dilation=1),
+        lambda: nn.Conv2d(2, 3, 4, padding="same"),
+        (1, 2, 5, 5),
+    ),
+    (
+        "Conv2d_dilated",
+        lambda t: t.Conv2d(2, 3, 3, dilation=2, bias=False),
+        lambda: nn.Conv2d(2, 3, 3, dilation=2, bias=False),
+        (1, 2, 7, 7),
+    ),
+    (
+        "ConvTranspose2d",
+        lambda t: t.ConvTranspose2d(4, 2, 3, stride=2, padding=1, output_padding=1, groups=2),
+        lambda: nn.ConvTranspose2d(4, 2, 3, stride=2, padding=1, output_padding=1, groups=2),
+        (2, 4, 3, 3),
+    ),
     ("BatchNorm1d", lambda t: t.BatchNorm1d(3), lambda: nn.BatchNorm1d(3), (5, 3, 2)),
-    ("BatchNorm2d", lambda t: t.BatchNorm2d(3, momentum=0.2), lambda: nn.BatchNorm2d(3, momentum=0.2),
-     (4, 3, 2, 2)),
+    (
+        "BatchNorm2d",
+        lambda t: t.BatchNorm2d(3, momentum=0.2),
+        lambda: nn.BatchNorm2d(3, momentum=0.2),
+        (4, 3, 2, 2),
+    ),
     ("LayerNorm", lambda t: t.LayerNorm((3, 2)), lambda: nn.LayerNorm((3, 2)), (4, 3, 2)),
     ("MaxPool2d", lambda t: t.MaxPool2d(3, 2, 1), lambda: nn.MaxPool2d(3, 2, 1), (1, 2, 5, 5)),
     ("AvgPool2d", lambda t: t.AvgPool2d(2), lambda: nn.AvgPool2d(2), (1, 2, 4, 4)),
@@ -40,7 +57,7 @@ def test_layer_matches_torch_after_weight_transfer(torch, name, make_t, make_our
     tm = make_t(torch.nn).double()
     ours = make_ours().double()
     assert list(ours.state_dict()) == list(tm.state_dict())
-    ours.load_state_dict(tm.state_dict())              # torch tensors go straight in
+    ours.load_state_dict(tm.state_dict())  # torch tensors go straight in
     x = rng().standard_normal(shape)
     tx = torch.tensor(x, requires_grad=True)
     ox = tl.Tensor(x, requires_grad=True)
@@ -51,8 +68,9 @@ def test_layer_matches_torch_after_weight_transfer(torch, name, make_t, make_our
     (oy * tl.Tensor(w)).sum().backward()
     np.testing.assert_allclose(ox.grad.numpy(), tx.grad.numpy(), rtol=1e-8, atol=1e-12)
     for (k, p), (_, tp) in zip(ours.named_parameters(), tm.named_parameters()):
-        np.testing.assert_allclose(p.grad.numpy(), tp.grad.numpy(), rtol=1e-8, atol=1e-12,
-                                   err_msg=k)
+        np.testing.assert_allclose(
+            p.grad.numpy(), tp.grad.numpy(), rtol=1e-8, atol=1e-12, err_msg=k
+        )
     # buffers (BatchNorm running statistics) evolve the same; and back into torch
     for k, v in tm.state_dict().items():
         np.testing.assert_allclose(ours.state_dict()[k], v.numpy(), rtol=1e-12, err_msg=k)
@@ -77,7 +95,7 @@ def test_embedding_matches_torch(torch):
 @pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
 def test_recurrent_matches_torch(torch, kind):
     torch.manual_seed(0)
-    kw = dict(num_layers=2, batch_first=True, bidirectional=True)
+    kw = {"num_layers": 2, "batch_first": True, "bidirectional": True}
     tm = getattr(torch.nn, kind)(3, 4, **kw).double()
     ours = getattr(nn, kind)(3, 4, **kw).double()
     assert list(ours.state_dict()) == list(tm.state_dict())
@@ -95,14 +113,15 @@ def test_recurrent_matches_torch(torch, kind):
     ((oo * tl.Tensor(w)).sum() + os_[-1].sum()).backward()
     np.testing.assert_allclose(ox.grad.numpy(), tx.grad.numpy(), rtol=1e-8, atol=1e-12)
     for (k, p), (_, tp) in zip(ours.named_parameters(), tm.named_parameters()):
-        np.testing.assert_allclose(p.grad.numpy(), tp.grad.numpy(), rtol=1e-8, atol=1e-12,
-                                   err_msg=k)
+        np.testing.assert_allclose(
+            p.grad.numpy(), tp.grad.numpy(), rtol=1e-8, atol=1e-12, err_msg=k
+        )
 
 
 def test_basic_block_matches_torch_composition(torch):
     tnn = torch.nn
 
-    class TorchBlock(tnn.Module):          # torchvision's BasicBlock, written out
+    class TorchBlock(tnn.Module):  # torchvision's BasicBlock, written out
         def __init__(self):
             super().__init__()
             self.conv1 = tnn.Conv2d(2, 4, 3, 2, 1, bias=False)
@@ -110,8 +129,7 @@ def test_basic_block_matches_torch_composition(torch):
             self.relu = tnn.ReLU()
             self.conv2 = tnn.Conv2d(4, 4, 3, 1, 1, bias=False)
             self.bn2 = tnn.BatchNorm2d(4)
-            self.downsample = tnn.Sequential(tnn.Conv2d(2, 4, 1, 2, bias=False),
-                                             tnn.BatchNorm2d(4))
+            self.downsample = tnn.Sequential(tnn.Conv2d(2, 4, 1, 2, bias=False), tnn.BatchNorm2d(4))
 
         def forward(self, x):
             out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
@@ -123,19 +141,21 @@ def test_basic_block_matches_torch_composition(torch):
     assert list(ob.state_dict()) == list(tb.state_dict())
     ob.load_state_dict(tb.state_dict())
     x = rng().standard_normal((3, 2, 6, 6))
-    np.testing.assert_allclose(ob(tl.Tensor(x)).numpy(), tb(torch.tensor(x)).detach().numpy(),
-                               rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        ob(tl.Tensor(x)).numpy(), tb(torch.tensor(x)).detach().numpy(), rtol=1e-9, atol=1e-12
+    )
 
 
 def test_default_init_distributions_match_torch_bounds(torch):
     """Same families and scales as PyTorch's defaults (values differ: different generators)."""
     tl.manual_seed(0)
     torch.manual_seed(0)
-    for ours, theirs in [(nn.Linear(50, 64), torch.nn.Linear(50, 64)),
-                         (nn.Conv2d(6, 64, 3, groups=2), torch.nn.Conv2d(6, 64, 3, groups=2)),
-                         (nn.ConvTranspose2d(6, 64, 3, groups=2),
-                          torch.nn.ConvTranspose2d(6, 64, 3, groups=2)),
-                         (nn.LSTM(5, 16), torch.nn.LSTM(5, 16))]:
+    for ours, theirs in [
+        (nn.Linear(50, 64), torch.nn.Linear(50, 64)),
+        (nn.Conv2d(6, 64, 3, groups=2), torch.nn.Conv2d(6, 64, 3, groups=2)),
+        (nn.ConvTranspose2d(6, 64, 3, groups=2), torch.nn.ConvTranspose2d(6, 64, 3, groups=2)),
+        (nn.LSTM(5, 16), torch.nn.LSTM(5, 16)),
+    ]:
         for (k, p), (_, tp) in zip(ours.named_parameters(), theirs.named_parameters()):
             a, b = np.abs(p.numpy()).max(), np.abs(tp.detach().numpy()).max()
             assert 0.85 < a / b < 1.15, (type(ours).__name__, k, a, b)

@@ -71,7 +71,8 @@ def linear(x, weight, bias=None):
 
 def dropout(x, p=0.5, training=True, generator=None):
     """Inverted dropout: zero each element with probability p and scale the rest by 1/(1-p), so
-    the expected value is unchanged and evaluation needs no rescaling. Identity when not training."""
+    the expected value is unchanged and evaluation needs no rescaling. Identity when not
+    training."""
     x = _tensor(x)
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: p must be in [0, 1], got p={p}")

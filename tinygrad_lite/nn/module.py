@@ -18,7 +18,6 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
-from ..autograd import no_grad
 from ..errors import DeviceError, ShapeError, TinygradLiteError
 from ..tensor import Tensor
 from .parameter import Parameter
@@ -388,50 +387,13 @@ class Module:
 
         ``input_shape`` excludes the batch axis; the model runs once on zeros of shape
         ``(batch_size, *input_shape)`` in eval mode without gradients (its mode is restored).
-        Returns the table as a string.
+        Returns the table as a string (see summary.py).
 
         >>> print(Sequential(Linear(4, 8), ReLU(), Linear(8, 1)).summary((4,)))  # doctest: +SKIP
         """
-        rows, handles = [], []
-        for name, m in self.named_modules():
-            if m is self and any(True for _ in self.children()):
-                continue
-            if any(True for _ in m.children()) and m._parameters == {}:
-                continue
+        from .summary import summarize
 
-            def hook(mod, _inp, out, name=name):
-                own = sum(p.size for p in mod.parameters())
-                rows.append((name or type(mod).__name__, type(mod).__name__, _shape_of(out), own))
-
-            handles.append(m.register_forward_hook(hook))
-        was_training = self.training
-        self.eval()
-        try:
-            x = Tensor(np.zeros((batch_size,) + tuple(input_shape), dtype=dtype))
-            with no_grad():
-                self(x)
-        finally:
-            for h in handles:
-                h.remove()
-            self.train(was_training)
-        total = self.num_parameters()
-        trainable = self.num_parameters(trainable_only=True)
-        header = ("Layer", "Type", "Output shape", "Param #")
-        table = [header] + [(n, t, s, f"{c:,}") for n, t, s, c in rows]
-        widths = [max(len(r[i]) for r in table) for i in range(4)]
-        fmt = "  ".join(f"{{:<{w}}}" for w in widths[:3]) + f"  {{:>{widths[3]}}}"
-        sep = "-" * (sum(widths) + 6)
-        lines = (
-            [fmt.format(*header), sep]
-            + [fmt.format(*r) for r in table[1:]]
-            + [
-                sep,
-                f"Total params: {total:,}",
-                f"Trainable params: {trainable:,}",
-                f"Non-trainable params: {total - trainable:,}",
-            ]
-        )
-        return "\n".join(lines)
+        return summarize(self, input_shape, dtype, batch_size)
 
 
 class StateDictKeyError(TinygradLiteError, KeyError):
@@ -439,14 +401,6 @@ class StateDictKeyError(TinygradLiteError, KeyError):
 
     def __str__(self):  # KeyError would quote the whole message
         return self.args[0]
-
-
-def _shape_of(out):
-    if isinstance(out, Tensor):
-        return str((-1,) + tuple(out.shape[1:]))
-    if isinstance(out, (tuple, list)):
-        return "[" + ", ".join(_shape_of(o) for o in out) + "]"
-    return type(out).__name__
 
 
 def _device_converter(device):
