@@ -138,9 +138,10 @@ def cmd_train(args):
                         verbose=0 if args.quiet else 1)
     val_loss, val_acc = model.evaluate(x_val, y_val, verbose=0)
     y_pred = model.predict_classes(x_val)
-    report_text = classification_report(y_val, y_pred, target_names=names[:n_classes], digits=4)
+    report_text = classification_report(y_val, y_pred, target_names=names[:n_classes], digits=4,
+                                        zero_division=0)
     report_dict = classification_report(y_val, y_pred, target_names=names[:n_classes],
-                                        output_dict=True)
+                                        output_dict=True, zero_division=0)
     cm = confusion_matrix(y_val, y_pred, labels=list(range(n_classes)))
     print(f"validation: loss={val_loss:.4f} accuracy={val_acc:.4f} ({len(y_val)} samples)")
     print(report_text)
@@ -253,7 +254,7 @@ def cmd_evaluate(args):
     y_pred = model.predict_classes(Xp)
     names = model.label_names
     print(f"evaluate: loss={loss:.4f} accuracy={acc:.4f} ({len(y)} samples)")
-    print(classification_report(y, y_pred, target_names=names, digits=4))
+    print(classification_report(y, y_pred, target_names=names, digits=4, zero_division=0))
     if args.json:
         _write_json(args.json, {"loss": loss, "accuracy": acc, "samples": len(y),
                                 "confusion_matrix": confusion_matrix(y, y_pred).tolist()})

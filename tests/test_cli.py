@@ -1,0 +1,86 @@
+"""The main job: `python -m tinygrad_lite train` as a subprocess, its outputs, evaluate, predict."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(*args):
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.run([sys.executable, "-m", "tinygrad_lite", *args], capture_output=True,
+                          text=True, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    r = run("train", "--epochs", "3", "--out", str(out), "--seed", "0")
+    assert r.returncode == 0, r.stderr[-2000:]
+    return out, r
+
+
+def test_train_outputs_exist_and_parse(run_dir):
+    out, r = run_dir
+    assert "validation: loss=" in r.stdout and "macro avg" in r.stdout
+    assert "Epoch 3/3" in r.stderr                      # the progress bar
+    report = json.loads((out / "report.json").read_text())
+    assert report["epochs_run"] == 3 and report["n_train"] + report["n_val"] == 1797
+    assert len(report["history"]["val_accuracy"]) == 3
+    assert 0.5 < report["validation"]["accuracy"] <= 1.0
+    assert np.array(report["confusion_matrix"]).sum() == report["n_val"]
+    for png in ("confusion_matrix.png", "curves.png"):
+        data = (out / png).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
+        import matplotlib.image
+
+        assert matplotlib.image.imread(out / png).ndim == 3
+    from tinygrad_lite.io import load_model
+
+    m = load_model(out / "model.safetensors")
+    assert m.preprocessing is not None and m.label_names == [str(i) for i in range(10)]
+
+
+def test_evaluate_and_predict(run_dir, tmp_path):
+    out, _ = run_dir
+    report = json.loads((out / "report.json").read_text())
+    r = run("evaluate", str(out / "model.safetensors"), "--json", str(tmp_path / "e.json"))
+    assert r.returncode == 0, r.stderr
+    ev = json.loads((tmp_path / "e.json").read_text())
+    assert ev["accuracy"] == pytest.approx(report["validation"]["accuracy"])
+    from tinygrad_lite.data import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    np.save(tmp_path / "x.npy", X[:20])
+    r = run("predict", str(out / "model.safetensors"), str(tmp_path / "x.npy"))
+    assert r.returncode == 0, r.stderr
+    rows = r.stdout.strip().splitlines()
+    assert rows[0] == "index,label,probability" and len(rows) == 21
+    pred = np.array([int(line.split(",")[1]) for line in rows[1:]])
+    assert (pred == y[:20]).mean() >= 0.7
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["train", "--epochs", "0"], "--epochs must be >= 1"),
+    (["train", "--dataset", "mnist"], "--data-dir"),
+    (["evaluate", "nope.safetensors"], "error"),
+    (["predict", "m.pb", "x.npy"], "ONNX"),
+])
+def test_errors_are_one_line(args, msg, tmp_path):
+    r = run(*args)
+    assert r.returncode == 2
+    assert msg in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cnn_and_npz_format_in_process(tmp_path, capsys):
+    from tinygrad_lite.cli import main
+
+    assert main(["train", "--model", "cnn", "--epochs", "1", "--quiet", "--format", "npz",
+                 "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "model.npz").exists()
+    assert "validation: loss=" in capsys.readouterr().out
