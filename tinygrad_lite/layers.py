@@ -433,8 +433,10 @@ class Conv2D(_Spatial):
 
     def build(self, input_shape):
         if len(input_shape) != 3:
+            hint = (f"add a channel axis, e.g. x.reshape(-1, {input_shape[0]}, {input_shape[1]}, 1)"
+                    if len(input_shape) == 2 else "reshape x to (n, h, w, c)")
             raise ShapeError(f"Conv2D: expected per-sample shape (height, width, channels), got "
-                             f"{input_shape}; reshape x to (n, h, w, c)")
+                             f"{input_shape}; {hint}")
         c = input_shape[-1] if self.data_format == "channels_last" else input_shape[0]
         kh, kw = self.kernel_size
         self.kernel = initialize(self.kernel_initializer, (self.filters, c, kh, kw))
