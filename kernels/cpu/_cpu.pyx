@@ -32,6 +32,8 @@ cdef extern from "gemm_kernels.h" nogil:
         int isa, mr, nr, nr_f64
         tgl_ukr_f32 ukr_f32
         tgl_ukr_f64 ukr_f64
+        tgl_ukr_f32 ukr4_f32, ukr8_f32
+        tgl_ukr_f64 ukr4_f64, ukr8_f64
     int TGL_ISA_GENERIC, TGL_ISA_AVX2, TGL_ISA_AVX512
     int tgl_cpu_best_isa()
     int tgl_openmp_enabled()
@@ -46,10 +48,10 @@ cdef extern from "gemm_kernels.h" nogil:
                         float* dst, int j0, int j1)
     void tgl_pack_b_f64(int nr, int nc, int kc, const double* b, ptrdiff_t rsb, ptrdiff_t csb,
                         double* dst, int j0, int j1)
-    void tgl_macro_kernel_f32(tgl_ukr_f32 ukr, int mr, int nr, int mc, int nc, int kc,
+    void tgl_macro_kernel_f32(const tgl_kernel_info* K, tgl_ukr_f32 ukr, int mr, int nr, int mc, int nc, int kc,
                               const float* pa, const float* pb, float* c, ptrdiff_t ldc,
                               ptrdiff_t csc, int beta)
-    void tgl_macro_kernel_f64(tgl_ukr_f64 ukr, int mr, int nr, int mc, int nc, int kc,
+    void tgl_macro_kernel_f64(const tgl_kernel_info* K, tgl_ukr_f64 ukr, int mr, int nr, int mc, int nc, int kc,
                               const double* pa, const double* pb, double* c, ptrdiff_t ldc,
                               ptrdiff_t csc, int beta)
     void tgl_gemm_naive_f32(int m, int n, int k, const float* a, ptrdiff_t rsa, ptrdiff_t csa,
@@ -242,11 +244,11 @@ cdef void _gemm_serial(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                 mc = <int>(m - ic if m - ic < mcb else mcb)
                 if floating is float:
                     tgl_pack_a_f32(mr, mc, kc, a + ic * rsa + pc * csa, rsa, csa, pa)
-                    tgl_macro_kernel_f32(_K.ukr_f32, mr, nr, mc, nc, kc, pa, pb,
+                    tgl_macro_kernel_f32(&_K, _K.ukr_f32, mr, nr, mc, nc, kc, pa, pb,
                                          c + ic * ldc + jc * csc, ldc, csc, beta)
                 else:
                     tgl_pack_a_f64(mr, mc, kc, a + ic * rsa + pc * csa, rsa, csa, pa)
-                    tgl_macro_kernel_f64(_K.ukr_f64, mr, nr, mc, nc, kc, pa, pb,
+                    tgl_macro_kernel_f64(&_K, _K.ukr_f64, mr, nr, mc, nc, kc, pa, pb,
                                          c + ic * ldc + jc * csc, ldc, csc, beta)
                 ic += mc
             pc += kc

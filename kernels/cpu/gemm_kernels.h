@@ -168,8 +168,15 @@ TGL_AVX2_UKR(tgl_ukr_avx2_f64, double, __m256d, 4, _mm256_load_pd, _mm256_loadu_
     c##i##_1 = Z_ADD(c##i##_1, Z_LOADU(c + i * ldc + Z_W));
 #define TGL_Z_STORE_ROW(i) Z_STOREU(c + i * ldc, c##i##_0); Z_STOREU(c + i * ldc + Z_W, c##i##_1);
 #define TGL_Z_ALL(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8) M(9) M(10) M(11)
+#define TGL_Z_ALL8(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7)
+#define TGL_Z_ALL4(M) M(0) M(1) M(2) M(3)
+#define TGL_Z_PREFETCH_ROW(i)                                                                  \
+    _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);                                    \
+    _mm_prefetch((const char *)(c + i * ldc + 2 * Z_W - 1), _MM_HINT_T0);
 
-#define TGL_AVX512_UKR(NAME, T, VT)                                                            \
+/* ROWS: the row list (12 for the full tile; 8 or 4 for the last, short panel of A -- the packed
+   panel keeps its 12-value stride per k, the unused rows are simply not computed). */
+#define TGL_AVX512_UKR(NAME, T, VT, ROWS)                                                      \
     __attribute__((target("avx512f,fma"))) static void NAME(int kc, const T *pa, const T *pb, \
                                                              T *c, ptrdiff_t ldc, int beta) {  \
         VT c0_0 = Z_ZERO(), c0_1 = Z_ZERO(), c1_0 = Z_ZERO(), c1_1 = Z_ZERO();                 \
@@ -178,17 +185,14 @@ TGL_AVX2_UKR(tgl_ukr_avx2_f64, double, __m256d, 4, _mm256_load_pd, _mm256_loadu_
         VT c6_0 = Z_ZERO(), c6_1 = Z_ZERO(), c7_0 = Z_ZERO(), c7_1 = Z_ZERO();                 \
         VT c8_0 = Z_ZERO(), c8_1 = Z_ZERO(), c9_0 = Z_ZERO(), c9_1 = Z_ZERO();                 \
         VT c10_0 = Z_ZERO(), c10_1 = Z_ZERO(), c11_0 = Z_ZERO(), c11_1 = Z_ZERO();             \
-        for (int i = 0; i < 12; i++) {                                                         \
-            _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);                            \
-            _mm_prefetch((const char *)(c + i * ldc + 2 * Z_W - 1), _MM_HINT_T0);              \
-        }                                                                                      \
+        ROWS(TGL_Z_PREFETCH_ROW)                                                               \
         for (int p = 0; p < kc; p++) {                                                         \
             VT b0 = Z_LOAD(pb), b1 = Z_LOAD(pb + Z_W), a;                                      \
-            TGL_Z_ALL(TGL_Z_FMA_ROW)                                                           \
+            ROWS(TGL_Z_FMA_ROW)                                                                \
             pa += 12; pb += 2 * Z_W;                                                           \
         }                                                                                      \
-        if (beta) { TGL_Z_ALL(TGL_Z_ADD_ROW) }                                                 \
-        TGL_Z_ALL(TGL_Z_STORE_ROW)                                                             \
+        if (beta) { ROWS(TGL_Z_ADD_ROW) }                                                      \
+        ROWS(TGL_Z_STORE_ROW)                                                                  \
     }
 
 #define Z_W 16
@@ -199,7 +203,9 @@ TGL_AVX2_UKR(tgl_ukr_avx2_f64, double, __m256d, 4, _mm256_load_pd, _mm256_loadu_
 #define Z_BCAST(p) _mm512_set1_ps(*(p))
 #define Z_FMA _mm512_fmadd_ps
 #define Z_ADD _mm512_add_ps
-TGL_AVX512_UKR(tgl_ukr_avx512_f32, float, __m512)
+TGL_AVX512_UKR(tgl_ukr_avx512_f32, float, __m512, TGL_Z_ALL)
+TGL_AVX512_UKR(tgl_ukr_avx512_r8_f32, float, __m512, TGL_Z_ALL8)
+TGL_AVX512_UKR(tgl_ukr_avx512_r4_f32, float, __m512, TGL_Z_ALL4)
 #undef Z_W
 #undef Z_ZERO
 #undef Z_LOAD
@@ -217,7 +223,9 @@ TGL_AVX512_UKR(tgl_ukr_avx512_f32, float, __m512)
 #define Z_BCAST(p) _mm512_set1_pd(*(p))
 #define Z_FMA _mm512_fmadd_pd
 #define Z_ADD _mm512_add_pd
-TGL_AVX512_UKR(tgl_ukr_avx512_f64, double, __m512d)
+TGL_AVX512_UKR(tgl_ukr_avx512_f64, double, __m512d, TGL_Z_ALL)
+TGL_AVX512_UKR(tgl_ukr_avx512_r8_f64, double, __m512d, TGL_Z_ALL8)
+TGL_AVX512_UKR(tgl_ukr_avx512_r4_f64, double, __m512d, TGL_Z_ALL4)
 #undef Z_W
 #undef Z_ZERO
 #undef Z_LOAD
@@ -297,15 +305,22 @@ typedef struct {
     tgl_ukr_f32 ukr_f32;
     tgl_ukr_f64 ukr_f64;
     int nr_f64; /* double tiles hold half as many lanes per vector */
+    /* short last panels of A: 4- and 8-row kernels (NULL where the ISA has none) */
+    tgl_ukr_f32 ukr4_f32, ukr8_f32;
+    tgl_ukr_f64 ukr4_f64, ukr8_f64;
 } tgl_kernel_info;
 
 static int tgl_pack_simd;
 static void tgl_select_kernel(int isa, tgl_kernel_info *k) {
     tgl_pack_simd = isa != TGL_ISA_GENERIC;
+    k->ukr4_f32 = k->ukr8_f32 = NULL;
+    k->ukr4_f64 = k->ukr8_f64 = NULL;
 #if TGL_HAVE_SIMD_KERNELS
     if (isa == TGL_ISA_AVX512) {
         k->isa = isa; k->mr = 12; k->nr = 32; k->nr_f64 = 16;
         k->ukr_f32 = tgl_ukr_avx512_f32; k->ukr_f64 = tgl_ukr_avx512_f64;
+        k->ukr4_f32 = tgl_ukr_avx512_r4_f32; k->ukr8_f32 = tgl_ukr_avx512_r8_f32;
+        k->ukr4_f64 = tgl_ukr_avx512_r4_f64; k->ukr8_f64 = tgl_ukr_avx512_r8_f64;
         return;
     }
     if (isa == TGL_ISA_AVX2) {
@@ -381,9 +396,10 @@ static void tgl_select_kernel(int isa, tgl_kernel_info *k) {
         }                                                                                      \
     }                                                                                          \
     /* C(i, j) at c[i*ldc + j*csc]; csc != 1 (a transposed C) always goes through the tile. */ \
-    static void tgl_macro_kernel_##SFX(tgl_ukr_##SFX ukr, int mr, int nr, int mc, int nc,      \
-                                       int kc, const T *pa, const T *pb, T *c, ptrdiff_t ldc,  \
-                                       ptrdiff_t csc, int beta) {                              \
+    static void tgl_macro_kernel_##SFX(const tgl_kernel_info *K, tgl_ukr_##SFX ukr, int mr,     \
+                                       int nr, int mc, int nc, int kc, const T *pa,            \
+                                       const T *pb, T *c, ptrdiff_t ldc, ptrdiff_t csc,        \
+                                       int beta) {                                             \
         T tile[TGL_MAX_MR * TGL_MAX_NR] __attribute__((aligned(64)));                          \
         for (int jp = 0; jp < nc; jp += nr) {                                                  \
             int n = nc - jp < nr ? nc - jp : nr;                                               \
@@ -392,10 +408,14 @@ static void tgl_select_kernel(int isa, tgl_kernel_info *k) {
                 int m = mc - ip < mr ? mc - ip : mr;                                           \
                 const T *a = pa + (ptrdiff_t)ip * kc;                                          \
                 T *cc = c + ip * ldc + jp * csc;                                               \
-                if (m == mr && n == nr && csc == 1) {                                          \
-                    ukr(kc, a, b, cc, ldc, beta);                                              \
+                tgl_ukr_##SFX u = ukr;                                                         \
+                int rows = mr;                                                                 \
+                if (m <= 4 && K->ukr4_##SFX) { u = K->ukr4_##SFX; rows = 4; }                  \
+                else if (m <= 8 && K->ukr8_##SFX) { u = K->ukr8_##SFX; rows = 8; }             \
+                if (m == rows && n == nr && csc == 1) {                                        \
+                    u(kc, a, b, cc, ldc, beta);                                                \
                 } else {                                                                       \
-                    ukr(kc, a, b, tile, nr, 0);                                                \
+                    u(kc, a, b, tile, nr, 0);                                                  \
                     for (int i = 0; i < m; i++)                                                \
                         for (int j = 0; j < n; j++) {                                          \
                             T *d = cc + i * ldc + j * csc;                                     \

@@ -10,7 +10,8 @@ from .conftest import tol
 
 SIZES = [(1, 1, 1), (2, 13, 1), (13, 37, 2), (37, 1, 13), (257, 37, 13), (13, 257, 37),
          (37, 13, 257), (150, 70, 300),
-         (64, 10, 128), (257, 3, 5)]          # thin n: computed as C^T = B^T A^T
+         (64, 10, 128), (257, 3, 5),          # thin n: computed as C^T = B^T A^T
+         (64, 64, 33), (56, 32, 20)]          # last A panel of exactly 4 / 8 rows
 EMPTY = [(0, 5, 3), (4, 0, 3), (4, 5, 0), (0, 0, 0)]
 
 
