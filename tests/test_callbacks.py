@@ -5,8 +5,14 @@ import csv
 import numpy as np
 import pytest
 
-from tinygrad_lite.callbacks import (CSVLogger, EarlyStopping, LambdaCallback,
-                                     LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau)
+from tinygrad_lite.callbacks import (
+    CSVLogger,
+    EarlyStopping,
+    LambdaCallback,
+    LearningRateScheduler,
+    ModelCheckpoint,
+    ReduceLROnPlateau,
+)
 from tinygrad_lite.io import load_model
 from tinygrad_lite.layers import Dense
 from tinygrad_lite.models import Sequential

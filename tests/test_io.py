@@ -11,7 +11,7 @@ import tinygrad_lite as tl
 from tinygrad_lite import io
 from tinygrad_lite.data import MinMaxScaler
 from tinygrad_lite.errors import ModelFormatError
-from tinygrad_lite.layers import BatchNormalization, Conv2D, Dense, Flatten, LSTM, Reshape
+from tinygrad_lite.layers import LSTM, BatchNormalization, Conv2D, Dense, Flatten, Reshape
 from tinygrad_lite.models import Sequential
 
 

@@ -6,9 +6,22 @@ import pytest
 import tinygrad_lite as tl
 from tinygrad_lite import Tensor
 from tinygrad_lite.errors import ModelFormatError, ShapeError
-from tinygrad_lite.layers import (GRU, LSTM, Activation, AveragePooling2D, BatchNormalization,
-                                  Conv2D, Dense, Dropout, Embedding, Flatten, Input,
-                                  MaxPooling2D, SimpleRNN, from_config)
+from tinygrad_lite.layers import (
+    GRU,
+    LSTM,
+    Activation,
+    AveragePooling2D,
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Dropout,
+    Embedding,
+    Flatten,
+    Input,
+    MaxPooling2D,
+    SimpleRNN,
+    from_config,
+)
 from tinygrad_lite.models import Sequential
 
 rng = np.random.default_rng(0)

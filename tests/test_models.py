@@ -2,7 +2,7 @@
 
 import re
 import warnings
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -11,11 +11,11 @@ import tinygrad_lite as tl
 from tinygrad_lite.callbacks import TerminateOnNaN
 from tinygrad_lite.data import MinMaxScaler, load_digits, train_test_split
 from tinygrad_lite.errors import ShapeError
-from tinygrad_lite.layers import (Conv2D, Dense, Dropout, Flatten, MaxPooling2D, Reshape)
+from tinygrad_lite.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D, Reshape
 from tinygrad_lite.models import NonFiniteLossError, Sequential
 
 
-@lru_cache(maxsize=None)
+@cache
 def digits():
     X, y = load_digits(return_X_y=True)
     x_train, x_test, y_train, y_test = train_test_split(X, y, test_size=0.2, stratify=y, seed=0)

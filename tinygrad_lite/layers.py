@@ -26,7 +26,6 @@ from .nn.module import Module
 from .nn.parameter import Parameter
 from .tensor import Tensor, default_generator
 
-
 __all__ = ["Layer", "Input", "InputLayer", "Dense", "Activation", "Dropout", "Flatten", "Reshape",
            "Conv2D", "MaxPooling2D", "AveragePooling2D", "BatchNormalization", "Embedding",
            "SimpleRNN", "LSTM", "GRU", "LAYERS", "from_config", "get_activation", "L1L2"]

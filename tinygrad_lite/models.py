@@ -28,7 +28,7 @@ import numpy as np
 
 from . import layers as L
 from .autograd import no_grad
-from .callbacks import Callback, CallbackList, History, TerminateOnNaN
+from .callbacks import CallbackList, History, TerminateOnNaN
 from .errors import ModelFormatError, ShapeError, TinygradLiteError
 from .nn.module import Module
 from .tensor import Tensor, default_generator, manual_seed

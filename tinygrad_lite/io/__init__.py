@@ -8,8 +8,17 @@ file; saving is atomic.
 >>> model = load_model("model.safetensors")                       # doctest: +SKIP
 """
 
-from .files import (FORMAT, FORMAT_VERSION, atomic_write_bytes, load_model, load_weights,
-                    read_file, save_model, save_weights, write_file)
+from .files import (
+                    FORMAT,
+                    FORMAT_VERSION,
+                    atomic_write_bytes,
+                    load_model,
+                    load_weights,
+                    read_file,
+                    save_model,
+                    save_weights,
+                    write_file,
+)
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "read_file", "write_file",
            "atomic_write_bytes", "FORMAT", "FORMAT_VERSION"]
