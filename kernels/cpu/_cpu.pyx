@@ -177,7 +177,7 @@ cdef inline size_t _round64(size_t nbytes) noexcept nogil:
 # packing buffers. Threads never wait for each other inside a call (one fork, one join), which
 # keeps two threads fast even when the machine is shared and a thread gets descheduled.
 
-DEF SMALL_GEMM = 64 * 64 * 64  # m*n*k below this runs on one thread
+DEF SMALL_GEMM = 96 * 96 * 128  # m*n*k below this runs on one thread (a wake-up costs more)
 DEF KC_F32 = 256
 DEF NC_F32 = 1024
 DEF MC_F32 = 144
