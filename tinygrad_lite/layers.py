@@ -22,9 +22,10 @@ import numpy as np
 
 from .errors import ModelFormatError, ShapeError
 from .nn import functional as F
+from .nn import init
 from .nn.module import Module
 from .nn.parameter import Parameter
-from .tensor import Tensor, default_generator
+from .tensor import Tensor
 
 __all__ = ["Layer", "Input", "InputLayer", "Dense", "Activation", "Dropout", "Flatten", "Reshape",
            "Conv2D", "MaxPooling2D", "AveragePooling2D", "BatchNormalization", "Embedding",
@@ -66,38 +67,38 @@ def _fans(shape):
     return n, n
 
 
+_VARIANCE = {  # Keras variance-scaling initializers: Var(W) = scale / fan
+    "glorot": lambda fi, fo: 2.0 / (fi + fo), "he": lambda fi, fo: 2.0 / fi,
+    "lecun": lambda fi, fo: 1.0 / fi}
+
+
 def initialize(name, shape, dtype=np.float32, fans=None):
-    """Keras initializers by name. Glorot: U(-l, l) with l = sqrt(6 / (fan_in + fan_out)), so the
-    variance of activations stays about the same forward and backward."""
-    rng = default_generator()
+    """Keras initializers by name, drawn with ``nn.init``. Glorot: U(-l, l) with
+    l = sqrt(6 / (fan_in + fan_out)), so the variance of activations stays about the same forward
+    and backward. Fans follow Keras' layouts (a Dense kernel is (in, units)), so they are computed
+    here rather than by ``nn.init``'s PyTorch (out, in) convention."""
+    p = Parameter(np.zeros(shape, dtype=dtype))
     fan_in, fan_out = fans or _fans(shape)
-    if name == "zeros":
-        a = np.zeros(shape)
-    elif name == "ones":
-        a = np.ones(shape)
-    elif name in ("glorot_uniform", "he_uniform", "lecun_uniform"):
-        scale = {"glorot_uniform": 6.0 / (fan_in + fan_out), "he_uniform": 6.0 / fan_in,
-                 "lecun_uniform": 3.0 / fan_in}[name]
-        a = rng.uniform(-math.sqrt(scale), math.sqrt(scale), shape)
-    elif name in ("glorot_normal", "he_normal", "lecun_normal"):
-        var = {"glorot_normal": 2.0 / (fan_in + fan_out), "he_normal": 2.0 / fan_in,
-               "lecun_normal": 1.0 / fan_in}[name]
-        a = rng.standard_normal(shape) * math.sqrt(var)  # Keras truncates at 2 sd; close enough
+    family, _, dist = name.rpartition("_")
+    if name in ("zeros", "ones"):
+        init.constant_(p, 0.0 if name == "zeros" else 1.0)
+    elif family in _VARIANCE and dist in ("uniform", "normal"):
+        std = math.sqrt(_VARIANCE[family](fan_in, fan_out))
+        if dist == "uniform":     # U(-b, b) has variance b^2 / 3
+            init.uniform_(p, -math.sqrt(3.0) * std, math.sqrt(3.0) * std)
+        else:                     # Keras truncates at 2 sd; a plain normal is close enough
+            init.normal_(p, 0.0, std)
     elif name in ("uniform", "random_uniform"):
-        a = rng.uniform(-0.05, 0.05, shape)
+        init.uniform_(p, -0.05, 0.05)
     elif name in ("normal", "random_normal"):
-        a = rng.standard_normal(shape) * 0.05
+        init.normal_(p, 0.0, 0.05)
     elif name == "orthogonal":
-        flat = rng.standard_normal((max(shape[0], int(np.prod(shape[1:]))),
-                                    min(shape[0], int(np.prod(shape[1:])))))
-        q, r = np.linalg.qr(flat)
-        q = q * np.sign(np.diag(r))
-        a = (q if shape[0] >= q.shape[1] and q.shape[0] == shape[0] else q.T).reshape(shape)
+        init.orthogonal_(p)
     else:
         raise ValueError(f"initializer: unknown name, got {name!r}; use glorot_uniform, "
                          "glorot_normal, he_uniform, he_normal, lecun_uniform, lecun_normal, "
                          "orthogonal, random_uniform, random_normal, zeros or ones")
-    return Parameter(np.asarray(a, dtype=dtype))
+    return p
 
 
 # ------------------------------------------------------------------ regularizers ---
@@ -567,7 +568,7 @@ class BatchNormalization(Layer):
 # ------------------------------------------------------------------ embedding ---
 
 class Embedding(Layer):
-    """Integer ids (N, T) -> vectors (N, T, output_dim): row ``i`` of ``embeddings`` for id ``i``."""
+    """Integer ids (N, T) -> vectors (N, T, output_dim): row ``i`` of ``embeddings`` for id i."""
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", input_shape=None,
                  input_length=None, name=None):
