@@ -35,3 +35,7 @@ class GraphError(TinygradLiteError, RuntimeError):
 
 class NotFittedError(TinygradLiteError, ValueError, AttributeError):
     """A preprocessing object used before ``fit``."""
+
+
+class LabelError(TinygradLiteError, ValueError):
+    """Class labels that are not integers or fall outside [0, num_classes)."""

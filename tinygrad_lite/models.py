@@ -29,7 +29,7 @@ import numpy as np
 from . import layers as L
 from .autograd import no_grad
 from .callbacks import CallbackList, History, TerminateOnNaN
-from .errors import ModelFormatError, ShapeError, TinygradLiteError
+from .errors import LabelError, ModelFormatError, ShapeError, TinygradLiteError
 from .nn.module import Module
 from .tensor import Tensor, default_generator, manual_seed
 
@@ -513,11 +513,11 @@ class Sequential(Module):
                                  f"shape (n,), got {y.shape}; for one-hot labels use "
                                  "loss='categorical_crossentropy'")
             if y.dtype.kind == "f" and not np.all(y == np.round(y)):
-                raise ValueError(f"{op}: labels must be whole numbers for "
+                raise LabelError(f"{op}: labels must be whole numbers for "
                                  "sparse_categorical_crossentropy, got fractional values")
             lo, hi = (int(y.min()), int(y.max()))
             if lo < 0 or hi >= c:
-                raise ValueError(f"{op}: labels must be in [0, {c}) for a model with {c} "
+                raise LabelError(f"{op}: labels must be in [0, {c}) for a model with {c} "
                                  f"outputs, got min {lo} and max {hi}; encode labels as 0..k-1 "
                                  "(data.LabelEncoder) or give the last layer more units")
             return y.astype(np.int64)
@@ -531,7 +531,7 @@ class Sequential(Module):
                 raise ShapeError(f"{op}: labels must have {per} value(s) per sample to match the "
                                  f"output shape {tuple(out_shape)}, got y of shape {y.shape}")
             if task == "binary" and (y.min() < 0 or y.max() > 1):
-                raise ValueError(f"{op}: binary_crossentropy needs labels in [0, 1], got min "
+                raise LabelError(f"{op}: binary_crossentropy needs labels in [0, 1], got min "
                                  f"{y.min()} and max {y.max()}")
         return y
 

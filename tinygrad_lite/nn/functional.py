@@ -6,7 +6,7 @@ the registered Functions of ``ops/``.
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import LabelError, ShapeError
 from ..ops import nn as N
 from ..tensor import Tensor, default_generator
 
@@ -91,12 +91,12 @@ def one_hot(labels, num_classes=-1, dtype=np.float32):
     lab = np.asarray(labels.numpy() if isinstance(labels, Tensor) else labels)
     if lab.dtype.kind not in "iu":
         if lab.size and not np.all(np.mod(lab, 1) == 0):
-            raise ShapeError(f"one_hot: labels must be integers, got dtype {lab.dtype}")
+            raise LabelError(f"one_hot: labels must be integers, got dtype {lab.dtype}")
         lab = lab.astype(np.int64)
     n = int(lab.max()) + 1 if num_classes == -1 and lab.size else num_classes
     if lab.size and (lab.min() < 0 or lab.max() >= n):
         bad = lab[(lab < 0) | (lab >= n)]
-        raise ShapeError(f"one_hot: labels must be in [0, {n}), got {bad[:5].tolist()}")
+        raise LabelError(f"one_hot: labels must be in [0, {n}), got {bad[:5].tolist()}")
     return Tensor(np.eye(n, dtype=dtype)[lab])
 
 
@@ -227,7 +227,7 @@ def adaptive_avg_pool2d(x, output_size):
 # ------------------------------------------------------------------ losses ---
 # Defined in losses.py (with the math); re-exported so ``F.cross_entropy`` works as in PyTorch.
 
-from .losses import (  # noqa: F401
+from .losses import (  # noqa: F401,E402
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
     binary_crossentropy,

@@ -27,7 +27,7 @@ Next: module.py.
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import LabelError, ShapeError
 from ..tensor import Tensor
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -187,18 +187,18 @@ def _labels(op, target, num_classes, ignore_index=None):
     if a.dtype.kind == "f":
         bad = a[~np.isfinite(a) | (np.mod(np.nan_to_num(a), 1) != 0)]
         if bad.size:
-            raise ValueError(
+            raise LabelError(
                 f"{op}: class labels must be integers, got {bad[:5].tolist()}; "
                 "pass integer class indices (or probabilities of the prediction's "
                 "shape)"
             )
     elif a.dtype.kind not in "iub":
-        raise ValueError(f"{op}: class labels must be integers, got dtype {a.dtype}")
+        raise LabelError(f"{op}: class labels must be integers, got dtype {a.dtype}")
     a = a.astype(np.int64)
     valid = a != ignore_index if ignore_index is not None else np.ones(a.shape, bool)
     bad = a[valid & ((a < 0) | (a >= num_classes))]
     if bad.size:
-        raise ValueError(
+        raise LabelError(
             f"{op}: class labels must be in [0, {num_classes}), got {np.unique(bad)[:5].tolist()}"
         )
     return a, valid
