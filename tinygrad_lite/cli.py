@@ -107,7 +107,7 @@ def cmd_train(args):
 
     t0 = time.perf_counter()
     _use_backend(args.backend)
-    epochs = args.epochs if args.epochs is not None else (10 if args.model == "mlp" else 8)
+    epochs = args.epochs if args.epochs is not None else (20 if args.model == "mlp" else 8)
     for name, v in (("--epochs", epochs), ("--batch-size", args.batch_size)):
         if v < 1:
             raise CLIError(f"{name} must be >= 1, got {v}")
@@ -310,7 +310,7 @@ def build_parser():
     t.add_argument("--dataset", choices=["digits", "mnist"], default="digits")
     t.add_argument("--data-dir", help="folder with the MNIST IDX files (for --dataset mnist)")
     t.add_argument("--model", choices=["mlp", "cnn"], default="mlp")
-    t.add_argument("--epochs", type=int, default=None, help="default: 10 (mlp), 8 (cnn)")
+    t.add_argument("--epochs", type=int, default=None, help="default: 20 (mlp), 8 (cnn)")
     t.add_argument("--batch-size", type=int, default=64)
     t.add_argument("--lr", type=float, default=None, help="learning rate (Keras defaults)")
     t.add_argument("--optimizer", choices=list(OPTIMIZERS), default="adam")
