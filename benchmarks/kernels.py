@@ -1,6 +1,7 @@
 """Kernel benchmark matrix: ops x shapes x implementations, interleaved, checked, with ratios.
 
-    python -m benchmarks.kernels [--quick] [--threads 1,2] [--json PATH] [--plot PATH] [--md PATH]
+    python -m benchmarks.kernels [--quick] [--threads 1,2] [--only SUBSTR,...] [--json PATH]
+                                 [--plot PATH] [--md PATH]
 
 Implementations: the numpy reference backend (OpenBLAS), our cython kernels, and PyTorch CPU when
 it is installed -- each at every thread count asked for (OpenBLAS, our OpenMP and torch all set to
@@ -203,7 +204,7 @@ def _time_case(cands, env, budget_s, min_samples=5, max_samples=60):
             return samples
 
 
-def run(quick=False, threads=(1, 2), peak=PEAK_PER_CORE, log=print):
+def run(quick=False, threads=(1, 2), peak=PEAK_PER_CORE, log=print, only=None):
     from tinygrad_lite import backends
 
     env = Env()
@@ -228,6 +229,8 @@ def run(quick=False, threads=(1, 2), peak=PEAK_PER_CORE, log=print):
     cases += [("max_pool2d", lbl, lambda a=(sh, k, s): pool_case(*a, rng))
               for lbl, sh, k, s in POOLS]
 
+    if only:
+        cases = [c for c in cases if any(o in f"{c[0]} {c[1]}" for o in only.split(","))]
     results = []
     budget = 0.4 if quick else 1.5
     for op, label, make in cases:
@@ -347,6 +350,8 @@ def main(argv=None):
     ap.add_argument("--json", help="write every result (with samples count, errors) as JSON")
     ap.add_argument("--md", help="write the Markdown table here (it is printed either way)")
     ap.add_argument("--plot", help="write a PNG bar chart of the ratios")
+    ap.add_argument("--only", help="run only cases whose 'op case' contains one of these "
+                    "comma-separated strings (e.g. 'square,conv2d fwd+bwd')")
     ap.add_argument("--peak", type=float, default=PEAK_PER_CORE,
                     help="peak GFLOP/s per thread for the %%peak column (default 147)")
     args = ap.parse_args(argv)
@@ -361,7 +366,7 @@ def main(argv=None):
     print(f"# kernel benchmark  threads={threads}  quick={args.quick}  torch={info['torch']}",
           flush=True)
     results = run(quick=args.quick, threads=threads, peak=args.peak,
-                  log=lambda s: print(s, flush=True))
+                  log=lambda s: print(s, flush=True), only=args.only)
     table = markdown(results, threads)
     print()
     print(table)
