@@ -67,14 +67,16 @@ def test_bad_shapes(cy):
         cy.col2im(f((1, 4, 3)), (1, 1, 3, 3), (2, 2), (1, 1), (0, 0), (1, 1))
 
 
-def test_empty_batch(cy):
+@pytest.mark.parametrize("name", ["numpy", "cython"])
+def test_empty_batch(cy, name):
+    b = backends.get(name)
     x, w = np.ones((0, 2, 5, 5)), np.ones((3, 2, 3, 3))
     geo = ((1, 1), (0, 0), (1, 1), 1)
-    assert cy.conv2d(x, w, *geo).shape == (0, 3, 3, 3)
-    assert cy.conv2d_backward_input(np.ones((0, 3, 3, 3)), w, x.shape, *geo).shape == x.shape
-    gw = cy.conv2d_backward_weight(np.ones((0, 3, 3, 3)), x, w.shape, *geo)
+    assert b.conv2d(x, w, *geo).shape == (0, 3, 3, 3)
+    assert b.conv2d_backward_input(np.ones((0, 3, 3, 3)), w, x.shape, *geo).shape == x.shape
+    gw = b.conv2d_backward_weight(np.ones((0, 3, 3, 3)), x, w.shape, *geo)
     assert gw.shape == w.shape and not gw.any()
-    y, idx = cy.max_pool2d(x, (2, 2), (2, 2), (0, 0))
+    y, idx = b.max_pool2d(x, (2, 2), (2, 2), (0, 0))
     assert y.shape == idx.shape == (0, 2, 2, 2)
 
 

@@ -97,7 +97,19 @@ def current():
     if _active is None:
         _load_all()
         _active = _default_name()
+        _switch(None, _loaded[_active])
     return _loaded[_active]
+
+
+def _switch(old, new):
+    """Hand the cores from one CPU backend to another: the Cython backend holds OpenBLAS at one
+    thread while it is active (two thread pools on two cores fight) and gives them back after."""
+    if old is new:
+        return
+    if old is not None and hasattr(old, "deactivate"):
+        old.deactivate()
+    if new is not None and hasattr(new, "activate"):
+        new.activate()
 
 
 def current_for(array):
@@ -116,10 +128,10 @@ class use:
     def __init__(self, name):
         global _active, _gpu_active
         backend = get(name)
-        self._prev = (_active, _gpu_active)
         current()
         self._prev = (_active, _gpu_active)
         if backend.xp.__name__ == "numpy":
+            _switch(_loaded[_active], backend)
             _active = name
         else:
             _gpu_active = name
@@ -130,6 +142,8 @@ class use:
 
     def __exit__(self, *exc):
         global _active, _gpu_active
+        if self.backend.xp.__name__ == "numpy":
+            _switch(self.backend, _loaded[self._prev[0]])
         _active, _gpu_active = self._prev
         return False
 

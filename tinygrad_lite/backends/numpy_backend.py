@@ -75,27 +75,29 @@ class NumpyBackend(Backend):
         o = w.shape[0]
         oh, ow = _out_hw(x.shape, w.shape[2:], stride, padding, dilation)
         cols = self.im2col(x, w.shape[2:], stride, padding, dilation)     # (N, C*kh*kw, L)
-        cols = cols.reshape(n, groups, -1, oh * ow)                       # (N, G, K, L)
-        wg = w.reshape(groups, o // groups, -1)                           # (G, Og, K)
+        cols = cols.reshape(n, groups, cols.shape[1] // groups, oh * ow)  # (N, G, K, L)
+        wg = w.reshape(groups, o // groups, cols.shape[2])                # (G, Og, K)
         y = self.xp.matmul(wg, cols)                                      # (N, G, Og, L)
         return y.reshape(n, o, oh, ow)
 
     def conv2d_backward_input(self, gy, w, x_shape, stride, padding, dilation, groups):
         n, o = gy.shape[:2]
-        wg = w.reshape(groups, o // groups, -1)                           # (G, Og, K)
-        gyg = gy.reshape(n, groups, o // groups, -1)                      # (N, G, Og, L)
+        k = w[0].size
+        wg = w.reshape(groups, o // groups, k)                            # (G, Og, K)
+        gyg = gy.reshape(n, groups, o // groups, gy.shape[2] * gy.shape[3])  # (N, G, Og, L)
         gcols = self.xp.matmul(wg.transpose(0, 2, 1), gyg)                # (N, G, K, L)
-        return self.col2im(gcols.reshape(n, -1, gyg.shape[-1]), x_shape, w.shape[2:], stride,
-                           padding, dilation)
+        return self.col2im(gcols.reshape(n, groups * k, gyg.shape[-1]), x_shape, w.shape[2:],
+                           stride, padding, dilation)
 
     def conv2d_backward_weight(self, gy, x, w_shape, stride, padding, dilation, groups):
         n, o = gy.shape[:2]
         cols = self.im2col(x, w_shape[2:], stride, padding, dilation)
-        cols = cols.reshape(n, groups, -1, cols.shape[-1])                # (N, G, K, L)
-        gyg = gy.reshape(n, groups, o // groups, -1)                      # (N, G, Og, L)
+        cols = cols.reshape(n, groups, cols.shape[1] // groups, cols.shape[-1])  # (N, G, K, L)
+        gyg = gy.reshape(n, groups, o // groups, cols.shape[-1])          # (N, G, Og, L)
         # gw[g] = sum_n gy[n, g] @ cols[n, g]^T: fold n into the contraction axis.
-        gyt = gyg.transpose(1, 2, 0, 3).reshape(groups, o // groups, -1)  # (G, Og, N*L)
-        colt = cols.transpose(1, 2, 0, 3).reshape(groups, cols.shape[2], -1)  # (G, K, N*L)
+        nl = n * cols.shape[-1]
+        gyt = gyg.transpose(1, 2, 0, 3).reshape(groups, o // groups, nl)  # (G, Og, N*L)
+        colt = cols.transpose(1, 2, 0, 3).reshape(groups, cols.shape[2], nl)  # (G, K, N*L)
         gw = self.xp.matmul(gyt, colt.transpose(0, 2, 1))                 # (G, Og, K)
         return gw.reshape(w_shape)
 
