@@ -1,0 +1,262 @@
+"""End-to-end benchmarks: framework overhead, the seed MLP's fit() throughput, a small CNN step.
+
+    python -m benchmarks.training [--repeats 7] [--backend cython] [--json PATH]
+
+Each case runs every candidate in rotation (interleaved, so a noisy neighbour hits them alike)
+and reports medians and the ratio against the references timed in the same run:
+
+* ``tiny``: ``(a*b).sum()`` forward+backward on 3x3 tensors (pure framework overhead) vs PyTorch;
+* ``mlp``: the seed's 784-128-10 MLP, ReLU, softmax cross-entropy, Adam, batch 64, through
+  ``Sequential.fit`` — vs a PyTorch eager loop and a hand-written NumPy loop with zero framework
+  (forward, backward and Adam by hand: the floor any framework pays on top of);
+* ``cnn``: one training step of conv(1->8, 3x3, pad 1)-relu-maxpool(2)-linear(1568->10), batch 64,
+  1x28x28, Adam, built from ``tinygrad_lite.nn`` — vs PyTorch eager.
+
+PyTorch is optional (``pip install torch==2.13.0``); without it only the NumPy reference is shown.
+Every candidate's first step is checked: all of them start from the same weights, and their
+losses must agree before anything is timed.
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import numpy as np
+
+try:
+    import torch
+except ImportError:  # the comparison peer is optional
+    torch = None
+
+import tinygrad_lite as tl
+from tinygrad_lite import backends, nn
+from tinygrad_lite.nn import functional as F
+from tinygrad_lite.optim import Adam
+
+
+def timed(fn, repeats):
+    out = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def rotate(cands, repeats, inner):
+    """Interleave candidates: each round times every candidate once (``inner`` calls each)."""
+    samples = {k: [] for k in cands}
+    for fn in cands.values():
+        fn()                                          # warm-up
+    for _ in range(repeats):
+        for k, fn in cands.items():
+            samples[k].append(min(timed(fn, 1)) / inner)
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+# ------------------------------------------------------------------ tiny overhead ---
+
+def case_tiny(repeats):
+    rng = np.random.default_rng(0)
+    a0, b0 = rng.random((3, 3), dtype=np.float32), rng.random((3, 3), dtype=np.float32)
+    a, b = tl.Tensor(a0, requires_grad=True), tl.Tensor(b0, requires_grad=True)
+    n = 2000
+
+    def ours():
+        for _ in range(n):
+            a.grad = b.grad = None
+            (a * b).sum().backward()
+
+    cands = {"tinygrad_lite": ours}
+    if torch is not None:
+        ta, tb = torch.tensor(a0, requires_grad=True), torch.tensor(b0, requires_grad=True)
+
+        def theirs():
+            for _ in range(n):
+                ta.grad = tb.grad = None
+                (ta * tb).sum().backward()
+
+        cands["torch"] = theirs
+        ours()
+        theirs()
+        np.testing.assert_allclose(a.grad.numpy(), ta.grad.numpy(), rtol=1e-6)
+    t = rotate(cands, repeats, n)
+    return {"case": "tiny (a*b).sum() fwd+bwd", "unit": "us/step",
+            "times": {k: v * 1e6 for k, v in t.items()}}
+
+
+# ------------------------------------------------------------------ MLP fit ---
+
+def _mlp_weights(seed=0):
+    rng = np.random.default_rng(seed)
+    lim1, lim2 = np.sqrt(6 / (784 + 128)), np.sqrt(6 / (128 + 10))
+    return (rng.uniform(-lim1, lim1, (784, 128)).astype(np.float32), np.zeros(128, np.float32),
+            rng.uniform(-lim2, lim2, (128, 10)).astype(np.float32), np.zeros(10, np.float32))
+
+
+def numpy_mlp_loop(x, y, weights, steps, batch=64, lr=1e-3, b1=0.9, b2=0.999, eps=1e-7):
+    """The floor: forward, backward and Adam written by hand in NumPy, no framework at all."""
+    params = [w.copy() for w in weights]
+    m = [np.zeros_like(p) for p in params]
+    v = [np.zeros_like(p) for p in params]
+    losses = []
+    for t in range(1, steps + 1):
+        i = ((t - 1) * batch) % len(x)
+        xb, yb = x[i:i + batch], y[i:i + batch]
+        w1, c1, w2, c2 = params
+        h = np.maximum(xb @ w1 + c1, 0)
+        z = h @ w2 + c2
+        z = z - z.max(1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(1, keepdims=True)
+        losses.append(-np.log(p[np.arange(len(yb)), yb]).mean())
+        dz = p
+        dz[np.arange(len(yb)), yb] -= 1
+        dz /= len(yb)
+        dh = (dz @ w2.T) * (h > 0)
+        grads = [xb.T @ dh, dh.sum(0), h.T @ dz, dz.sum(0)]
+        for k, g in enumerate(grads):
+            m[k] = b1 * m[k] + (1 - b1) * g
+            v[k] = b2 * v[k] + (1 - b2) * g * g
+            mh, vh = m[k] / (1 - b1 ** t), v[k] / (1 - b2 ** t)
+            params[k] -= lr * mh / (np.sqrt(vh) + eps)
+    return losses
+
+
+def case_mlp(repeats):
+    from tinygrad_lite.layers import Dense
+    from tinygrad_lite.models import Sequential
+
+    rng = np.random.default_rng(1)
+    steps, batch = 50, 64
+    x = rng.random((steps * batch, 784), dtype=np.float32)
+    y = rng.integers(0, 10, steps * batch)
+    w = _mlp_weights()
+
+    def build():
+        model = Sequential([Dense(128, activation="relu", input_shape=(784,)),
+                            Dense(10, activation="softmax")])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        model.set_weights(list(w))
+        return model
+
+    def ours():
+        build().fit(x, y, epochs=1, batch_size=batch, shuffle=False, verbose=0)
+
+    def hand():
+        numpy_mlp_loop(x, y, w, steps, batch)
+
+    cands = {"tinygrad_lite": ours, "numpy by hand": hand}
+    first = build().fit(x[:batch], y[:batch], epochs=1, batch_size=batch, shuffle=False,
+                        verbose=0).history["loss"][0]
+    np.testing.assert_allclose(first, numpy_mlp_loop(x, y, w, 1, batch)[0], rtol=1e-4)
+    if torch is not None:
+        tx, ty = torch.tensor(x), torch.tensor(y)
+
+        def theirs():
+            net = torch.nn.Sequential(torch.nn.Linear(784, 128), torch.nn.ReLU(),
+                                      torch.nn.Linear(128, 10))
+            with torch.no_grad():
+                net[0].weight.copy_(torch.tensor(w[0].T))
+                net[0].bias.zero_()
+                net[2].weight.copy_(torch.tensor(w[2].T))
+                net[2].bias.zero_()
+            opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
+            for i in range(0, len(tx), batch):
+                opt.zero_grad()
+                loss = torch.nn.functional.cross_entropy(net(tx[i:i + batch]), ty[i:i + batch])
+                loss.backward()
+                opt.step()
+
+        cands["torch"] = theirs
+    t = rotate(cands, repeats, steps * batch)
+    return {"case": "seed MLP fit() 784-128-10 Adam b64", "unit": "samples/s",
+            "times": {k: 1.0 / v for k, v in t.items()}, "higher_is_better": True}
+
+
+# ------------------------------------------------------------------ CNN step ---
+
+def case_cnn(repeats):
+    rng = np.random.default_rng(2)
+    x0 = rng.standard_normal((64, 1, 28, 28)).astype(np.float32)
+    y0 = rng.integers(0, 10, 64)
+    tl.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                        nn.Linear(8 * 14 * 14, 10))
+    state = net.state_dict()
+    opt = Adam(net.parameters())
+    x = tl.Tensor(x0)
+
+    def ours():
+        opt.zero_grad()
+        loss = F.cross_entropy(net(x), y0)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    cands = {"tinygrad_lite": ours}
+    if torch is not None:
+        tnet = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(),
+                                   torch.nn.MaxPool2d(2), torch.nn.Flatten(),
+                                   torch.nn.Linear(8 * 14 * 14, 10))
+        tnet.load_state_dict({k: torch.tensor(v) for k, v in state.items()})
+        topt = torch.optim.Adam(tnet.parameters())
+        tx, ty = torch.tensor(x0), torch.tensor(y0)
+
+        def theirs():
+            topt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(tnet(tx), ty)
+            loss.backward()
+            topt.step()
+            return loss.item()
+
+        np.testing.assert_allclose(ours(), theirs(), rtol=1e-4)
+        cands["torch"] = theirs
+    t = rotate(cands, repeats, 1)
+    return {"case": "small CNN train step b64 1x28x28", "unit": "ms/step",
+            "times": {k: v * 1e3 for k, v in t.items()}}
+
+
+def report(res):
+    times = res["times"]
+    hib = res.get("higher_is_better", False)
+    ours = times["tinygrad_lite"]
+    lines = [f"{res['case']}  [{res['unit']}]"]
+    for k, v in times.items():
+        ratio = "" if k == "tinygrad_lite" else \
+            f"   ours vs {k}: {(ours / v if hib else v / ours):.2f}x (above 1: ours faster)"
+        lines.append(f"  {k:<14} {v:12.1f}{ratio}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--backend", default=None, help="tinygrad_lite backend (default: best built)")
+    ap.add_argument("--threads", type=int, default=None, help="threads for every runtime")
+    ap.add_argument("--only", default="tiny,mlp,cnn")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    if args.threads:
+        tl.set_num_threads(args.threads)
+        if torch is not None:
+            torch.set_num_threads(args.threads)
+    if args.backend:
+        backends.use(args.backend)
+    print(f"backend: {backends.current().name}; torch: "
+          f"{torch.__version__ if torch is not None else 'not installed'}")
+    results = []
+    for name in args.only.split(","):
+        res = {"tiny": case_tiny, "mlp": case_mlp, "cnn": case_cnn}[name](args.repeats)
+        results.append(res)
+        print(report(res), flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"backend": backends.current().name, "results": results}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
