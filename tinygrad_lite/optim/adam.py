@@ -100,10 +100,18 @@ class Adam(Optimizer):
             else:
                 grad = grad + wd * p.data
         m, v = state["exp_avg"], state["exp_avg_sq"]
+        # In place, through one scratch array: the step costs a few passes over the parameter
+        # and allocates nothing after the first call.
+        tmp = state.get("_scratch")
+        if tmp is None or tmp.shape != m.shape or tmp.dtype != m.dtype:
+            tmp = state["_scratch"] = xp.empty_like(m)
         m *= b1
-        m += (1 - b1) * grad
+        xp.multiply(grad, 1 - b1, out=tmp)
+        m += tmp                                   # m = b1 m + (1 - b1) g
         v *= b2
-        v += (1 - b2) * grad * grad
+        xp.multiply(grad, grad, out=tmp)
+        tmp *= 1 - b2
+        v += tmp                                   # v = b2 v + (1 - b2) g^2
         if group["amsgrad"]:
             if "max_exp_avg_sq" not in state:  # amsgrad switched on mid-run (param group edit)
                 state["max_exp_avg_sq"] = v.copy()
@@ -111,8 +119,12 @@ class Adam(Optimizer):
             xp.maximum(vmax, v, out=vmax)
             v = vmax
         step_size = lr / (1 - b1**t)
-        denom = xp.sqrt(v) / math.sqrt(1 - b2**t) + eps
-        p.data -= step_size * m / denom
+        xp.sqrt(v, out=tmp)
+        tmp /= math.sqrt(1 - b2**t)
+        tmp += eps                                 # denom = sqrt(v_hat) + eps
+        xp.divide(m, tmp, out=tmp)
+        tmp *= step_size
+        p.data -= tmp                              # theta -= lr m_hat / denom
 
 
 class AdamW(Adam):

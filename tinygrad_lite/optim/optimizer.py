@@ -228,7 +228,7 @@ class Optimizer:
             if id(p) in index and self.state[p]:
                 state[index[id(p)]] = {
                     k: _to_numpy(v) if _is_array(v) else copy.deepcopy(v)
-                    for k, v in self.state[p].items()
+                    for k, v in self.state[p].items() if not k.startswith("_")  # scratch
                 }
         return {"state": state, "param_groups": groups}
 
