@@ -74,8 +74,6 @@ class Adagrad(Optimizer):
             state["step"] = 0
             state["sum"] = xp.full_like(p.data, group["initial_accumulator_value"])
         state["step"] += 1
-        if group["weight_decay"] != 0:
-            grad = grad + group["weight_decay"] * p.data
         clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
         s = state["sum"]
         s += grad * grad

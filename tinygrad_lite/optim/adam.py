@@ -94,11 +94,8 @@ class Adam(Optimizer):
                 state["max_exp_avg_sq"] = xp.zeros_like(p.data)
         state["step"] += 1
         t = state["step"]
-        if wd != 0:
-            if group["decoupled_weight_decay"]:
-                p.data *= 1 - lr * wd  # AdamW: shrink theta itself, not through m and v
-            else:
-                grad = grad + wd * p.data
+        if wd != 0 and group["decoupled_weight_decay"]:
+            p.data *= 1 - lr * wd  # AdamW: shrink theta itself, not through m and v
         m, v = state["exp_avg"], state["exp_avg_sq"]
         # In place, through one scratch array: the step costs a few passes over the parameter
         # and allocates nothing after the first call.

@@ -201,10 +201,15 @@ class Optimizer:
                     )
                 if group.get("maximize", False):
                     grad = -grad
+                wd = group.get("weight_decay", 0)
+                if wd and not group.get("decoupled_weight_decay", False):
+                    grad = grad + wd * p.data      # L2 penalty wd/2 |theta|^2 in the gradient
                 self._update(p, grad, self.state[p], group)
         return loss
 
     def _update(self, p, grad, state, group):
+        """Update ``p.data`` in place. ``grad`` already has ``maximize`` and the coupled (L2)
+        ``weight_decay`` applied by ``step``; ``state`` is this parameter's dict."""
         raise NotImplementedError
 
     # ---- checkpoints ----------------------------------------------------------------------

@@ -79,13 +79,11 @@ class RMSprop(Optimizer):
 
     def _update(self, p, grad, state, group):
         xp = array_module(p.data)
-        lr, a, eps, wd, mu = (group[k] for k in ("lr", "alpha", "eps", "weight_decay", "momentum"))
+        lr, a, eps, mu = (group[k] for k in ("lr", "alpha", "eps", "momentum"))
         if not state:
             state["step"] = 0
             state["square_avg"] = xp.zeros_like(p.data)
         state["step"] += 1
-        if wd != 0:
-            grad = grad + wd * p.data
         v = state["square_avg"]
         v *= a
         v += (1 - a) * grad * grad

@@ -83,9 +83,7 @@ class SGD(Optimizer):
             )
 
     def _update(self, p, grad, state, group):
-        lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
-        if wd != 0:
-            grad = grad + wd * p.data
+        lr, mu = group["lr"], group["momentum"]
         if mu != 0:
             buf = state.get("momentum_buffer")
             if buf is None:
