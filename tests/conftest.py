@@ -34,3 +34,13 @@ def backend(request):
 
     with backends.use(request.param) as b:
         yield b
+
+
+@pytest.fixture(scope="session")
+def torch():
+    """PyTorch, the optional comparison peer: tests using it skip (saying why) without it."""
+    try:
+        import torch
+    except ImportError:
+        pytest.skip("torch is not installed (optional comparison peer): pip install torch==2.13.0")
+    return torch

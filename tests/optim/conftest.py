@@ -29,12 +29,3 @@ def make_param():
 def set_grad():
     """``set_grad(p, g)`` -> puts ``Tensor(g)`` (in p's dtype) into ``p.grad``."""
     return _set_grad
-
-
-@pytest.fixture(scope="session")
-def torch():
-    try:
-        import torch
-    except ImportError:
-        pytest.skip("torch is not installed (optional comparison peer): pip install torch==2.13.0")
-    return torch
