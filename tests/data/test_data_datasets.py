@@ -2,6 +2,7 @@
 
 import gzip
 import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -191,3 +192,78 @@ def test_toy_shapes_and_labels():
         make_moons(10, noise=-1)
     with pytest.raises(ValueError, match="n_samples"):
         make_xor(0)
+
+
+def test_corrupt_gzip_fuzz(tmp_path):
+    """Random byte flips in a gzipped IDX file: the array or IDXFormatError, nothing else.
+
+    Before read_idx caught zlib.error, a corrupt deflate block ("invalid stored block lengths",
+    "invalid distance too far back") escaped in about 1 of 12 of these cases.
+    """
+    import random
+
+    a = np.random.default_rng(0).integers(0, 256, size=(6, 5, 4), dtype=np.uint8)
+    blob = gzip.compress(_idx_bytes(a), mtime=0)
+    p = tmp_path / "x-idx3-ubyte.gz"
+    rng = random.Random(0)
+    outcomes = {"ok": 0, "error": 0}
+    for _ in range(300):
+        b = bytearray(blob)
+        for _ in range(rng.randint(1, 4)):
+            i = rng.randrange(10, len(b))     # past the 10-byte gzip header
+            b[i] = rng.randrange(256)
+        p.write_bytes(bytes(b))
+        try:
+            out = read_idx(p)
+        except IDXFormatError as e:
+            assert str(e).startswith("read_idx: ") and str(p) in str(e)
+            outcomes["error"] += 1
+        else:   # a flip that only hit the data would fail the CRC, so this must be unchanged
+            np.testing.assert_array_equal(out, a)
+            outcomes["ok"] += 1
+    assert outcomes["error"] > 250
+
+
+def _gzip_stream(chunks):
+    z = zlib.compressobj(9, zlib.DEFLATED, 31)     # wbits 31: gzip container
+    return b"".join(z.compress(c) for c in chunks) + z.flush()
+
+
+def test_gzip_bomb_is_not_decompressed(tmp_path):
+    """A .gz whose header announces 10 bytes but that inflates to 64 MiB stops early."""
+    import tracemalloc
+
+    header = _idx_bytes(np.arange(10, dtype=np.uint8))
+    zeros = bytes(1 << 20)
+    p = tmp_path / "bomb-idx1-ubyte.gz"
+    p.write_bytes(_gzip_stream([header] + [zeros] * 64))
+    assert p.stat().st_size < 200_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(IDXFormatError, match="trailing bytes"):
+            read_idx(p)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, f"decompressed far past the announced size: peak {peak} bytes"
+
+
+def test_gzip_header_announcing_more_than_deflate_can_hold(tmp_path):
+    """A header claiming 2^32 x 2^32 bytes in a 60-byte .gz is rejected before decompressing."""
+    header = bytes([0, 0, 8, 2]) + struct.pack(">2I", 2**32 - 1, 2**32 - 1)
+    p = tmp_path / "liar-idx2-ubyte.gz"
+    p.write_bytes(gzip.compress(header + bytes(100)))
+    with pytest.raises(IDXFormatError, match="cannot hold that much"):
+        read_idx(p)
+
+
+def test_gzip_valid_stream_still_reads_exactly(tmp_path):
+    """The capped reader returns the same array as plain gzip.decompress, multi-member too."""
+    a = np.arange(3 * 300 * 7, dtype=np.uint8).reshape(3, 300, 7)
+    data = _idx_bytes(a)
+    p = tmp_path / "ok-idx3-ubyte.gz"
+    p.write_bytes(gzip.compress(data[:50]) + gzip.compress(data[50:]))   # two gzip members
+    np.testing.assert_array_equal(read_idx(p), a)
+    p.write_bytes(gzip.compress(data[:-1]))
+    with pytest.raises(IDXFormatError, match="truncated"):
+        read_idx(p)

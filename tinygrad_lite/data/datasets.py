@@ -11,7 +11,10 @@ as uint8), so running needs no scikit-learn.
 from __future__ import annotations
 
 import gzip
+import io
+import math
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +93,9 @@ def read_idx(path, expected_ndim=None):
 
     The header is: two zero bytes, a type byte (0x08 uint8 ... 0x0E float64), a byte with the
     number of dimensions, then each dimension as a big-endian uint32; the data follow, big-endian.
-    The file size must match the header exactly.
+    The file size must match the header exactly. A gzip stream is decompressed only up to the
+    size its header announces (plus one byte, to detect trailing data), so a corrupt or malicious
+    ``.gz`` raises ``IDXFormatError`` instead of filling memory.
 
     Examples
     --------
@@ -104,11 +109,7 @@ def read_idx(path, expected_ndim=None):
     with open(path, "rb") as f:
         raw = f.read()
     if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (EOFError, OSError, gzip.BadGzipFile) as e:
-            raise IDXFormatError(f"read_idx: {path}: the gzip stream is truncated or corrupt, "
-                                 f"got {type(e).__name__}: {e}; download the file again") from None
+        raw = _gunzip_idx(raw, path)
     if len(raw) < 4:
         raise IDXFormatError(f"read_idx: {path}: file too short for an IDX header, got "
                              f"{len(raw)} bytes")
@@ -124,13 +125,59 @@ def read_idx(path, expected_ndim=None):
     if len(raw) < header:
         raise IDXFormatError(f"read_idx: {path}: truncated header, got {len(raw)} bytes for "
                              f"{ndim} dimensions (need {header})")
-    shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
-    need = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    shape, need = _idx_size(raw, dtype, ndim)
     if len(raw) != need:
         what = "truncated" if len(raw) < need else "has trailing bytes"
         raise IDXFormatError(f"read_idx: {path}: file {what}, got {len(raw)} bytes for shape "
                              f"{shape} of {dtype.str} (expected {need})")
     return np.frombuffer(raw, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _idx_size(raw, dtype, ndim):
+    """(shape, total file size in bytes) announced by a complete IDX header."""
+    shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
+    return shape, 4 + 4 * ndim + math.prod(shape) * dtype.itemsize   # Python ints: no overflow
+
+
+# Deflate cannot expand data more than 1032-fold (a 258-byte match in at most 2 bits), so a
+# header announcing more than this times the compressed size is a lie (or a gzip bomb).
+_MAX_DEFLATE_RATIO = 1032
+
+
+def _gunzip_idx(comp, path):
+    """Decompress a gzipped IDX file, never producing more than its header announces.
+
+    The 4-byte magic and the dimensions are decompressed first; they give the exact size of the
+    data, so at most that many bytes plus one (and one 128 KiB read buffer) are decompressed:
+    one more byte means trailing data, so a gzip bomb stops there instead of filling memory.
+    """
+    def fail(e):
+        return IDXFormatError(f"read_idx: {path}: the gzip stream is truncated or corrupt, "
+                              f"got {type(e).__name__}: {e}; download the file again")
+
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(comp)) as g:
+            raw = g.read(4)
+            if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
+                return raw                   # read_idx reports the short file / bad magic
+            raw += g.read(4 * raw[3])
+            if len(raw) < 4 + 4 * raw[3]:
+                return raw                   # read_idx reports the truncated header
+            shape, need = _idx_size(raw, np.dtype(_IDX_TYPES[raw[2]]), raw[3])
+            if need > _MAX_DEFLATE_RATIO * len(comp) + 64:
+                raise IDXFormatError(
+                    f"read_idx: {path}: the header announces shape {shape} ({need} bytes), got "
+                    f"only {len(comp)} compressed bytes, which cannot hold that much; the file "
+                    "is corrupt (or a gzip bomb)")
+            raw += g.read(need - len(raw))
+            if len(raw) == need and g.read(1):   # b"" at the end of the stream (checks the CRC)
+                raise IDXFormatError(
+                    f"read_idx: {path}: the decompressed file has trailing bytes, got more than "
+                    f"the {need} bytes its header announces for shape {shape}; the file is "
+                    "corrupt (or a gzip bomb)")
+    except (EOFError, OSError, zlib.error) as e:   # BadGzipFile is an OSError
+        raise fail(e) from None
+    return raw
 
 
 def _find(directory, names):
