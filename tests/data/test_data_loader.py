@@ -223,3 +223,74 @@ def test_transform_errors_and_compose():
         random_flip(np.zeros((1, 3, 3)), np.random.default_rng(0), p=2)
     out = compose(random_shift, random_flip)(np.ones((3, 4, 4)), np.random.default_rng(0))
     assert out.shape == (3, 4, 4)
+
+
+class _Augmented(TensorDataset):
+    """Per-sample augmentation: only works on one index at a time (int(y), np.flip of one row)."""
+
+    def __getitem__(self, i):
+        x, y = super().__getitem__(i)
+        return np.flip(x).copy(), int(y) * 10
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_tensor_dataset_subclass_getitem_is_used(shuffle):
+    X, y = _data(7)
+    dl = DataLoader(_Augmented(X, y), batch_size=3, shuffle=shuffle, seed=0)
+    batches = list(dl)
+    assert [tuple(b[0].shape) for b in batches] == [(3, 3), (3, 3), (1, 3)]
+    for xb, yb in batches:
+        labels = yb.numpy() // 10
+        np.testing.assert_array_equal(yb.numpy(), labels * 10)
+        np.testing.assert_array_equal(xb.numpy(), X[labels][:, ::-1])
+    seen = np.concatenate([b[1].numpy() for b in batches])
+    assert sorted(seen.tolist()) == [10 * i for i in range(7)]
+
+
+def test_plain_tensor_dataset_still_uses_one_fancy_index(monkeypatch):
+    """The fast path stays for TensorDataset itself: one __getitem__ call per batch."""
+    calls = []
+    original = TensorDataset.__getitem__
+
+    def counting(self, index):
+        calls.append(np.ndim(index))
+        return original(self, index)
+
+    monkeypatch.setattr(TensorDataset, "__getitem__", counting)
+    ds = TensorDataset(*_data(10))
+    assert len(list(DataLoader(ds, batch_size=4))) == 3
+    assert calls == [1, 1, 1]
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "0", True, [1]])
+def test_seed_validated_up_front(seed):
+    with pytest.raises(ValueError, match=r"^DataLoader: seed must be a non-negative int or "
+                                         r"None, got "):
+        DataLoader(TensorDataset(*_data()), batch_size=2, shuffle=True, seed=seed)
+
+
+def test_seed_numpy_int_accepted():
+    dl = DataLoader(TensorDataset(*_data()), batch_size=2, shuffle=True, seed=np.int64(3))
+    assert dl.seed == 3 and type(dl.seed) is int
+    ref = DataLoader(TensorDataset(*_data()), batch_size=2, shuffle=True, seed=3)
+    for (_, a), (_, b) in zip(dl, ref):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+class _Ragged(Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return np.zeros(2 + (i == 2)), i
+
+
+@pytest.mark.parametrize("collate", [None, numpy_collate])
+def test_ragged_samples_name_dataloader_and_shapes(collate):
+    dl = DataLoader(_Ragged(), batch_size=4, collate_fn=collate)
+    with pytest.raises(ShapeError, match=r"^DataLoader: collate cannot stack samples of "
+                                         r"different shapes, got \(2,\) .* and \(3,\) "
+                                         r"\(sample 2\)"):
+        next(iter(dl))
+    with pytest.raises(ShapeError, match=r"got \(2,\).*\(3,\)"):
+        default_collate([(Tensor(np.ones(2)), 0), (Tensor(np.ones(3)), 1)])

@@ -17,20 +17,35 @@ from numbers import Integral
 
 import numpy as np
 
+from tinygrad_lite.errors import ShapeError
+
 from .dataset import IterableDataset, TensorDataset
 
 __all__ = ["DataLoader", "default_collate", "numpy_collate"]
+
+
+def _stack_arrays(arrays):
+    """np.stack, with a ShapeError naming the first two samples whose shapes differ."""
+    shape = arrays[0].shape
+    for k, a in enumerate(arrays):
+        if a.shape != shape:
+            raise ShapeError(f"DataLoader: collate cannot stack samples of different shapes, got "
+                             f"{shape} (sample 0 of the batch) and {a.shape} (sample {k}); pad "
+                             "or resize them to one shape, use batch_size=None, or pass a "
+                             "collate_fn that handles ragged samples")
+    return np.stack(arrays)
 
 
 def _stack(items):
     first = items[0]
     if isinstance(first, (str, bytes)):
         return list(items)
-    if isinstance(first, np.ndarray) or np.isscalar(first) or isinstance(first, np.generic):
-        return np.stack([np.asarray(i) for i in items]) if isinstance(first, np.ndarray) \
-            else np.asarray(items)
+    if isinstance(first, np.ndarray):
+        return _stack_arrays([np.asarray(i) for i in items])
+    if np.isscalar(first) or isinstance(first, np.generic):
+        return np.asarray(items)
     if hasattr(first, "numpy") and callable(first.numpy):   # Tensors
-        return np.stack([np.asarray(i.numpy()) for i in items])
+        return _stack_arrays([np.asarray(i.numpy()) for i in items])
     if isinstance(first, (tuple, list)):
         fields = [_stack(list(f)) for f in zip(*items)]
         return tuple(fields) if isinstance(first, tuple) else fields
@@ -137,13 +152,17 @@ class DataLoader:
         if self._stream is not None and self.shuffle:
             raise ValueError("DataLoader: shuffle=True needs a map-style dataset (len + "
                              "indexing), got a stream; shuffle at the source instead")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, Integral)
+                                 or seed < 0):
+            raise ValueError(f"DataLoader: seed must be a non-negative int or None, got "
+                             f"{seed!r}; e.g. seed=0")
         if seed is None:
             try:
                 from tinygrad_lite.tensor import default_generator
                 seed = int(default_generator().integers(2**63 - 1))
             except ImportError:
                 seed = int(np.random.SeedSequence().entropy % (2**63))
-        self.seed = seed
+        self.seed = int(seed)
         self.epoch = 0
 
     # ------------------------------------------------------------------ size ---
@@ -185,7 +204,11 @@ class DataLoader:
             for i in order:
                 yield self._single(self.dataset[int(i)])
             return
-        fast = isinstance(self.dataset, TensorDataset) and self.collate_fn is None
+        # The fast path indexes with a whole array of indices, which only TensorDataset's own
+        # __getitem__ is known to accept: a subclass that overrides it (per-sample augmentation,
+        # int(y), ...) gets one call per sample like any other dataset.
+        fast = (self.collate_fn is None and isinstance(self.dataset, TensorDataset)
+                and type(self.dataset).__getitem__ is TensorDataset.__getitem__)
         for start in range(0, n, self.batch_size):
             idx = order[start:start + self.batch_size]
             if len(idx) < self.batch_size and self.drop_last:
