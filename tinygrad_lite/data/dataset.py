@@ -9,20 +9,12 @@
 
 from __future__ import annotations
 
-import numpy as np
+import numpy as np  # noqa: F401  (the doctests use np)
 
+from tinygrad_lite._arrays import as_numpy
 from tinygrad_lite.errors import ShapeError
 
 __all__ = ["Dataset", "GeneratorDataset", "IterableDataset", "TensorDataset"]
-
-
-def _rows(a):
-    """The ndarray behind an ndarray, list or Tensor."""
-    if isinstance(a, np.ndarray):
-        return a
-    if hasattr(a, "numpy") and callable(a.numpy) and not isinstance(a, (list, tuple)):
-        return np.asarray(a.numpy())
-    return np.asarray(a)
 
 
 class Dataset:
@@ -63,7 +55,7 @@ class TensorDataset(Dataset):
     def __init__(self, *arrays):
         if not arrays:
             raise ValueError("TensorDataset: at least one array is required, got none")
-        self.arrays = tuple(_rows(a) for a in arrays)
+        self.arrays = tuple(as_numpy(a) for a in arrays)
         for a in self.arrays:
             if a.ndim == 0:
                 raise ShapeError(f"TensorDataset: arrays need a sample axis, got a scalar {a!r}")

@@ -17,6 +17,7 @@ from numbers import Integral
 
 import numpy as np
 
+from tinygrad_lite._arrays import as_numpy
 from tinygrad_lite.errors import ShapeError
 
 from .dataset import IterableDataset, TensorDataset
@@ -45,7 +46,7 @@ def _stack(items):
     if np.isscalar(first) or isinstance(first, np.generic):
         return np.asarray(items)
     if hasattr(first, "numpy") and callable(first.numpy):   # Tensors
-        return _stack_arrays([np.asarray(i.numpy()) for i in items])
+        return _stack_arrays([as_numpy(i) for i in items])
     if isinstance(first, (tuple, list)):
         fields = [_stack(list(f)) for f in zip(*items)]
         return tuple(fields) if isinstance(first, tuple) else fields

@@ -22,6 +22,7 @@ import warnings
 
 import numpy as np
 
+from tinygrad_lite._arrays import as_numpy
 from tinygrad_lite.errors import ShapeError
 
 __all__ = [
@@ -45,16 +46,8 @@ class UndefinedMetricWarning(UserWarning):
 
 # ------------------------------------------------------------------ helpers ---
 
-def _to_numpy(x):
-    if isinstance(x, np.ndarray):
-        return x
-    if hasattr(x, "numpy") and callable(x.numpy) and not isinstance(x, (list, tuple)):
-        return np.asarray(x.numpy())
-    return np.asarray(x)
-
-
 def _labels_1d(y, name, op):
-    y = _to_numpy(y)
+    y = as_numpy(y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y.ravel()
     if y.ndim != 1:
@@ -85,7 +78,7 @@ def _check_targets(y_true, y_pred, op, sample_weight=None):
         raise TypeError(f"{op}: y_true and y_pred mix string and number labels, got "
                         f"{y_true.dtype} and {y_pred.dtype}")
     if sample_weight is not None:
-        sample_weight = _to_numpy(sample_weight).astype(np.float64).ravel()
+        sample_weight = as_numpy(sample_weight).astype(np.float64).ravel()
         if len(sample_weight) != len(y_true):
             raise ShapeError(f"{op}: sample_weight has a different length, got "
                              f"{len(sample_weight)} for {len(y_true)} samples")
@@ -194,7 +187,7 @@ def precision_recall_fscore_support(y_true, y_pred, *, beta=1.0, labels=None, po
     elif labels is None:
         labels = present
     else:
-        labels = _to_numpy(labels)
+        labels = as_numpy(labels)
         if labels.size == 0:
             raise ValueError(f"{op}: labels must hold at least one label, got []")
     tp, pred, true = _class_counts(y_true, y_pred, labels, present, w)
@@ -304,7 +297,7 @@ def confusion_matrix(y_true, y_pred, *, labels=None, sample_weight=None, normali
     if labels is None:
         labels = present
     else:
-        labels = _to_numpy(labels)
+        labels = as_numpy(labels)
         if labels.size == 0:
             raise ValueError(f"{op}: labels must hold at least one label, got []")
         if not np.isin(y_true, labels).any():
@@ -321,7 +314,7 @@ def confusion_matrix(y_true, y_pred, *, labels=None, sample_weight=None, normali
         weights, dtype = np.ones(len(ti)), np.int64
     else:
         weights = w[keep]
-        raw = _to_numpy(sample_weight)
+        raw = as_numpy(sample_weight)
         dtype = np.int64 if raw.dtype.kind in "iub" else np.float64
     cm = np.bincount(ti * n + pi, weights=weights, minlength=n * n).reshape(n, n).astype(dtype)
     if normalize is None:
@@ -359,7 +352,7 @@ def classification_report(y_true, y_pred, *, labels=None, target_names=None, sam
     op = "classification_report"
     _, present, y_true, y_pred, _ = _check_targets(y_true, y_pred, op, sample_weight)
     labels_given = labels is not None
-    labels = present if labels is None else _to_numpy(labels)
+    labels = present if labels is None else as_numpy(labels)
     micro_is_accuracy = not labels_given or set(labels.tolist()) >= set(present.tolist())
     if target_names is not None and len(labels) != len(target_names):
         if labels_given:
@@ -406,7 +399,7 @@ def classification_report(y_true, y_pred, *, labels=None, target_names=None, sam
 def _classes_for_scores(y_true, n_cols, labels, op):
     """Class labels that the columns of a score matrix stand for, in order."""
     if labels is not None:
-        classes = _to_numpy(labels)
+        classes = as_numpy(labels)
         if len(np.unique(classes)) != len(classes):
             raise ValueError(f"{op}: labels must be unique, got {classes.tolist()[:10]}")
         if not np.array_equal(np.sort(classes), classes):
@@ -441,7 +434,7 @@ def top_k_accuracy_score(y_true, y_score, *, k=2, normalize=True, sample_weight=
     """
     op = "top_k_accuracy_score"
     y_true = _labels_1d(y_true, "y_true", op)
-    y_score = _to_numpy(y_score).astype(np.float64)
+    y_score = as_numpy(y_score).astype(np.float64)
     if len(y_true) != len(y_score):
         raise ShapeError(f"{op}: y_true and y_score have different lengths, got {len(y_true)} "
                          f"and {len(y_score)}")
@@ -466,7 +459,7 @@ def top_k_accuracy_score(y_true, y_score, *, k=2, normalize=True, sample_weight=
     else:
         ranked = np.argsort(y_score, axis=1, kind="mergesort")[:, ::-1]
         hits = (ranked[:, :k] == t[:, None]).any(axis=1)
-    w = None if sample_weight is None else _to_numpy(sample_weight).astype(np.float64)
+    w = None if sample_weight is None else as_numpy(sample_weight).astype(np.float64)
     if normalize:
         return float(np.average(hits, weights=w))
     return float(hits.sum() if w is None else (hits * w).sum())
@@ -486,7 +479,7 @@ def log_loss(y_true, y_proba, *, normalize=True, sample_weight=None, labels=None
     """
     op = "log_loss"
     y_true = _labels_1d(y_true, "y_true", op)
-    p = _to_numpy(y_proba)
+    p = as_numpy(y_proba)
     p = p.astype(p.dtype if p.dtype.kind == "f" else np.float64)
     if len(y_true) != len(p):
         raise ShapeError(f"{op}: y_true and y_proba have different lengths, got {len(y_true)} "
@@ -516,7 +509,7 @@ def log_loss(y_true, y_proba, *, normalize=True, sample_weight=None, labels=None
     p = np.clip(p, eps, 1 - eps)
     t = np.searchsorted(classes, y_true)
     loss = -np.log(p[np.arange(len(t)), t])
-    w = None if sample_weight is None else _to_numpy(sample_weight).astype(np.float64)
+    w = None if sample_weight is None else as_numpy(sample_weight).astype(np.float64)
     if normalize:
         return float(np.average(loss, weights=w))
     return float(loss.sum() if w is None else (loss * w).sum())

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .classification import _to_numpy
+from tinygrad_lite._arrays import as_numpy
 
 __all__ = ["plot_confusion_matrix", "plot_history", "plot_misclassified"]
 
@@ -47,7 +47,7 @@ def plot_confusion_matrix(cm, labels=None, path="confusion_matrix.png", title="C
     >>> cm = confusion_matrix([0, 1, 1], [0, 1, 0])                      # doctest: +SKIP
     >>> plot_confusion_matrix(cm, ["cat", "dog"], "cm.png")               # doctest: +SKIP
     """
-    cm = _to_numpy(cm)
+    cm = as_numpy(cm)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
         raise ValueError(f"plot_confusion_matrix: cm must be a square matrix, got shape "
                          f"{cm.shape}")
@@ -142,8 +142,8 @@ def plot_misclassified(images, y_true, y_pred, path="misclassified.png", max_ima
     --------
     >>> plot_misclassified(X_test, y_test, y_pred, "wrong.png")    # doctest: +SKIP
     """
-    images = _to_numpy(images)
-    y_true, y_pred = _to_numpy(y_true).ravel(), _to_numpy(y_pred).ravel()
+    images = as_numpy(images)
+    y_true, y_pred = as_numpy(y_true).ravel(), as_numpy(y_pred).ravel()
     if not len(images) == len(y_true) == len(y_pred):
         raise ValueError(f"plot_misclassified: images, y_true and y_pred have different lengths, "
                          f"got {len(images)}, {len(y_true)} and {len(y_pred)}")

@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinygrad_lite._arrays import as_numpy
 from tinygrad_lite.errors import ShapeError
-
-from .classification import _to_numpy
 
 __all__ = ["mean_absolute_error", "mean_squared_error", "r2_score", "root_mean_squared_error"]
 
 
 def _check(y_true, y_pred, sample_weight, multioutput, op):
-    y_true = _to_numpy(y_true).astype(np.float64)
-    y_pred = _to_numpy(y_pred).astype(np.float64)
+    y_true = as_numpy(y_true).astype(np.float64)
+    y_pred = as_numpy(y_pred).astype(np.float64)
     if y_true.ndim == 1:
         y_true = y_true[:, None]
     if y_pred.ndim == 1:
@@ -42,7 +41,7 @@ def _check(y_true, y_pred, sample_weight, multioutput, op):
                              f"{int((~np.isfinite(a)).sum())} non-finite values")
     w = None
     if sample_weight is not None:
-        w = _to_numpy(sample_weight).astype(np.float64).ravel()
+        w = as_numpy(sample_weight).astype(np.float64).ravel()
         if len(w) != len(y_true):
             raise ShapeError(f"{op}: sample_weight has a different length, got {len(w)} for "
                              f"{len(y_true)} samples")
@@ -56,7 +55,7 @@ def _check(y_true, y_pred, sample_weight, multioutput, op):
 def _reduce(per_output, multioutput):
     if isinstance(multioutput, str):
         return per_output if multioutput == "raw_values" else float(np.mean(per_output))
-    return float(np.average(per_output, weights=_to_numpy(multioutput)))
+    return float(np.average(per_output, weights=as_numpy(multioutput)))
 
 
 def mean_squared_error(y_true, y_pred, *, sample_weight=None, multioutput="uniform_average"):
