@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from tinygrad_lite._arrays import as_numpy
 from tinygrad_lite.errors import NotFittedError, ShapeError
 
 __all__ = [
@@ -40,18 +41,9 @@ __all__ = [
 
 # ------------------------------------------------------------------ helpers ---
 
-def _to_numpy(x):
-    """Array view of an ndarray, a list, or a tinygrad_lite Tensor (``.numpy()``)."""
-    if isinstance(x, np.ndarray):
-        return x
-    if hasattr(x, "numpy") and callable(x.numpy) and not isinstance(x, (list, tuple)):
-        return np.asarray(x.numpy())
-    return np.asarray(x)
-
-
 def _check_2d(X, op, *, allow_nan=False):
     """X as a 2-D float array (float32 stays float32, anything else becomes float64)."""
-    X = _to_numpy(X)
+    X = as_numpy(X)
     if X.ndim == 1:
         raise ShapeError(f"{op}: expected a 2-D array (n_samples, n_features), got shape {X.shape}; "
                          "use X.reshape(-1, 1) for a single feature or X.reshape(1, -1) "
@@ -157,7 +149,7 @@ def clean(X, y=None, impute=None):
     """
     if impute not in (None, "mean", "median"):
         raise ValueError(f"clean: impute must be None, 'mean' or 'median', got {impute!r}")
-    X = _to_numpy(X)
+    X = as_numpy(X)
     if X.ndim != 2:
         raise ShapeError(f"clean: expected X of shape (n_samples, n_features), got shape {X.shape}")
     X = X.astype(np.float32 if X.dtype == np.float32 else np.float64, copy=True)
@@ -165,7 +157,7 @@ def clean(X, y=None, impute=None):
     if n == 0:
         raise ValueError("clean: X is empty, got 0 rows")
     if y is not None:
-        y = _to_numpy(y)
+        y = as_numpy(y)
         if len(y) != n:
             raise ShapeError(f"clean: X and y have different lengths, got len(X)={n} and "
                              f"len(y)={len(y)}")
@@ -454,7 +446,7 @@ class LabelEncoder(_Transformer):
 
     @staticmethod
     def _labels(y, op):
-        y = _to_numpy(y)
+        y = as_numpy(y)
         if y.ndim == 2 and y.shape[1] == 1:
             y = y.ravel()
         if y.ndim != 1:
@@ -505,7 +497,7 @@ def one_hot(y, num_classes=None, dtype=np.float32):
     >>> one_hot([0, 2], num_classes=3).tolist()
     [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
     """
-    y = _to_numpy(y)
+    y = as_numpy(y)
     if y.ndim != 1:
         raise ShapeError(f"one_hot: expected 1-D integer labels, got shape {y.shape}")
     if y.size and not np.issubdtype(y.dtype, np.integer) and (
@@ -547,7 +539,7 @@ class OneHotEncoder(_Transformer):
 
     @staticmethod
     def _2d(X, op):
-        X = _to_numpy(X)
+        X = as_numpy(X)
         if X.ndim != 2:
             raise ShapeError(f"OneHotEncoder.{op}: expected a 2-D array (n_samples, n_features), "
                              f"got shape {X.shape}; use X.reshape(-1, 1) for one feature")
@@ -578,7 +570,7 @@ class OneHotEncoder(_Transformer):
 
     def inverse_transform(self, X):
         _check_fitted(self, "categories_", "inverse_transform")
-        X = _to_numpy(X)
+        X = as_numpy(X)
         width = sum(len(c) for c in self.categories_)
         if X.ndim != 2 or X.shape[1] != width:
             raise ShapeError(f"OneHotEncoder.inverse_transform: expected (n, {width}) indicator "
