@@ -229,3 +229,190 @@ def test_mismatched_architecture(tmp_path):
     with pytest.raises(ModelFormatError, match="shape"):
         b.load_weights(tmp_path / "a.safetensors")
     np.testing.assert_array_equal(before[0], b.get_weights()[0])
+
+
+# ------------------------------------------------------------------ fuzzing ---
+
+def small_model():
+    from tinygrad_lite.data import StandardScaler
+
+    tl.manual_seed(0)
+    x = np.random.default_rng(0).standard_normal((20, 4)).astype(np.float32)
+    m = Sequential([Dense(8, activation="relu", input_shape=(4,)),
+                    Dense(3, activation="softmax")])
+    m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return m, StandardScaler().fit(x), x
+
+
+def _zip_field(blob, signature, offset, value, fmt):
+    """Overwrite a little-endian field at ``offset`` after every ``signature`` in a zip archive."""
+    b, i = bytearray(blob), blob.find(signature)
+    while i >= 0:
+        struct.pack_into(fmt, b, i + offset, value)
+        i = blob.find(signature, i + 1)
+    return bytes(b)
+
+
+def _mutations(blob, ext, n, seed):
+    """Deterministic corruptions: truncations, random byte flips, header-area flips, and (npz)
+    zip fields that make zipfile raise NotImplementedError/RuntimeError/zlib.error."""
+    rng = np.random.default_rng(seed)
+    if ext == "npz":
+        yield _zip_field(blob, b"PK\x01\x02", 10, 99, "<H")     # unsupported compression method
+        yield _zip_field(blob, b"PK\x03\x04", 8, 99, "<H")
+        yield _zip_field(blob, b"PK\x01\x02", 8, 1, "<H")       # "encrypted" flag
+        yield _zip_field(blob, b"PK\x01\x02", 6, 0x3F, "<H")    # needs zip version 6.3
+        deflated = _zip_field(_zip_field(blob, b"PK\x01\x02", 10, 8, "<H"),
+                              b"PK\x03\x04", 8, 8, "<H")       # stored bytes read as deflate
+        yield deflated
+    for trial in range(n):
+        b = bytearray(blob)
+        kind = trial % 3
+        if kind == 0:
+            b = b[:int(rng.integers(len(b)))]
+        elif kind == 1:
+            for _ in range(int(rng.integers(1, 5))):
+                b[int(rng.integers(len(b)))] = int(rng.integers(256))
+        else:
+            b[int(rng.integers(min(len(b), 400)))] = int(rng.integers(256))
+        yield bytes(b)
+
+
+@pytest.mark.filterwarnings("ignore:load_model. the stored compile config")
+@pytest.mark.parametrize("ext", ["safetensors", "npz"])
+def test_fuzzed_files_raise_model_format_error(tmp_path, ext):
+    """Every corrupted file either loads (a flipped weight byte can still be a valid float) or
+    raises ModelFormatError naming the file; a failed load_weights leaves the target as it was."""
+    m, sc, x = small_model()
+    good = tmp_path / f"m.{ext}"
+    m.save(good, preprocessing=sc, label_names=["a", "b", "c"])
+    blob = good.read_bytes()
+    target, _, _ = small_model()
+    before = target.get_weights()
+    path = tmp_path / f"c.{ext}"
+    refused = 0
+    for b in _mutations(blob, ext, 300, seed=1234):
+        path.write_bytes(b)
+        try:
+            io.load_model(path).predict(x[:2])
+        except ModelFormatError as e:
+            assert str(path) in str(e)
+            refused += 1
+        try:
+            io.load_weights(target, path)
+        except ModelFormatError as e:
+            assert str(path) in str(e)
+            for a, w in zip(before, target.get_weights()):
+                np.testing.assert_array_equal(a, w)
+        else:
+            target.set_weights(before)
+    assert refused > 100
+
+
+# ------------------------------------------------------------------ architecture sizes ---
+
+def _rewrite_meta(path, edit, arrays_edit=None):
+    from tinygrad_lite.io import read_file, write_file
+
+    arrays, meta = read_file(path)
+    edit(meta)
+    if arrays_edit is not None:
+        arrays_edit(arrays)
+    write_file(path, arrays, meta)
+
+
+def test_absurd_layer_sizes_refused_before_allocating(tmp_path, monkeypatch):
+    m, _, _ = small_model()
+    path = tmp_path / "m.safetensors"
+    built = []
+    orig = Dense.build
+    monkeypatch.setattr(Dense, "build", lambda self, s: (built.append(self.units), orig(self, s)))
+    for units in (10**12, 10**6):
+        m.save(path)
+
+        def huge(meta, units=units):
+            meta["architecture"]["layers"][0]["config"]["units"] = units
+        _rewrite_meta(path, huge)
+        with pytest.raises(ModelFormatError, match=str(path)):
+            io.load_model(path)
+        assert built == [], "a layer was built (allocated) before the sizes were checked"
+
+
+def test_shape_plan_matches_built_weights():
+    from tinygrad_lite.layers import GRU, AveragePooling2D, Dropout, Embedding, MaxPooling2D
+    from tinygrad_lite.layers import SimpleRNN
+
+    models_ = [
+        Sequential([Reshape((6, 5, 2), input_shape=(60,)),
+                    Conv2D(3, (3, 2), strides=2, padding="same", dilation_rate=1),
+                    BatchNormalization(scale=False), MaxPooling2D(2, padding="same"),
+                    Conv2D(2, 2, data_format="channels_last", use_bias=False),
+                    AveragePooling2D((1, 1)), Flatten(), Dropout(0.1), Dense(4)]),
+        Sequential([Embedding(11, 3, input_shape=(5,)), GRU(4, return_sequences=True),
+                    SimpleRNN(2, return_sequences=True), LSTM(3), Dense(2)]),
+    ]
+    for model in models_:
+        plan = model.shape_plan()
+        model.build()
+        assert plan == {k: v.shape for k, v in model.weights_dict().items()}
+        assert list(plan) == list(model.weights_dict())
+
+
+# ------------------------------------------------------------------ preprocessing / labels ---
+
+def _pre_arrays(fn):
+    def edit(arrays):
+        for k in list(arrays):
+            if k.startswith("preprocessing."):
+                arrays[k] = fn(arrays[k])
+    return edit
+
+
+@pytest.mark.parametrize("what, edit, arrays_edit, match", [
+    ("wrong length", lambda meta: None, _pre_arrays(lambda a: np.zeros(7, a.dtype)),
+     r"shape \(4,\)"),
+    ("NaN", lambda meta: None, _pre_arrays(lambda a: np.full_like(a, np.nan)), "finite"),
+    ("Inf", lambda meta: None, _pre_arrays(lambda a: np.full_like(a, np.inf)), "finite"),
+    ("n_features_in_", lambda meta: meta["preprocessing"].update(n_features_in_=-1), None,
+     "n_features_in_"),
+    ("label_names", lambda meta: meta.update(label_names=["a"]), None,
+     "1 names for a model with 3 outputs"),
+])
+def test_bad_preprocessing_and_label_names(tmp_path, what, edit, arrays_edit, match):
+    m, sc, _ = small_model()
+    path = tmp_path / "m.safetensors"
+    m.save(path, preprocessing=sc, label_names=["a", "b", "c"])
+    _rewrite_meta(path, edit, arrays_edit)
+    with pytest.raises(ModelFormatError, match=match) as e:
+        io.load_model(path)
+    assert str(path) in str(e.value)
+
+
+def test_invalid_compile_config_warns_naming_file(tmp_path):
+    import warnings
+
+    m, _, _ = small_model()
+    path = tmp_path / "m.safetensors"
+    m.save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert io.load_model(path).compile_config()["loss"] == "sparse_categorical_crossentropy"
+    _rewrite_meta(path, lambda meta: meta["compile"].update(optimizer="nope"))
+    with pytest.warns(UserWarning, match="compile config.*unknown optimizer") as rec:
+        loaded = io.load_model(path)
+    assert str(path) in str(rec[0].message)
+    assert loaded.compile_config() is None
+
+
+def test_optimizer_instance_compile_config_round_trips(tmp_path):
+    import warnings
+
+    from tinygrad_lite import optim
+
+    m, _, _ = small_model()
+    m.compile(optim.RMSprop(list(m.parameters()), lr=0.01), "mse")
+    m.save(tmp_path / "m.npz")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded = io.load_model(tmp_path / "m.npz")
+    assert loaded.compile_config()["optimizer"] == "rmsprop"

@@ -183,6 +183,14 @@ class Layer(Module):
         """``[(name, Tensor)]`` of parameters and state (buffers), in a fixed order."""
         return []
 
+    def shape_plan(self, input_shape):
+        """``([(name, shape)], output_shape)`` for per-sample ``input_shape``, without building.
+
+        The names and shapes are exactly what ``build`` would create (``weight_tensors`` order);
+        model loading compares them with a file's arrays before allocating anything.
+        """
+        return [], tuple(input_shape)
+
     def regularization_loss(self):
         return None
 
@@ -268,6 +276,14 @@ class Dense(Layer):
             self.bias = initialize(self.bias_initializer, (self.units,))
         self.built = True
 
+    def shape_plan(self, input_shape):
+        if not input_shape:
+            raise ShapeError(f"Dense: input must have a feature axis, got per-sample shape "
+                             f"{tuple(input_shape)}")
+        w = [("kernel", (input_shape[-1], self.units))]
+        w += [("bias", (self.units,))] if self.use_bias else []
+        return w, tuple(input_shape[:-1]) + (self.units,)
+
     def logits(self, x):
         """The pre-activation ``x @ kernel + bias`` (used to fuse softmax into the loss)."""
         if not isinstance(x, Tensor):
@@ -329,6 +345,9 @@ class Flatten(Layer):
     def call(self, x):
         return x.reshape(x.shape[0], -1)
 
+    def shape_plan(self, input_shape):
+        return [], (math.prod(input_shape),)
+
 
 class Reshape(Layer):
     """Reshape each sample to ``target_shape`` (the batch axis is kept), e.g. (64,) -> (8, 8, 1)."""
@@ -344,6 +363,16 @@ class Reshape(Layer):
             raise ShapeError(f"Reshape: cannot reshape samples of shape {x.shape[1:]} to "
                              f"{self.target_shape}")
         return x.reshape((x.shape[0],) + self.target_shape)
+
+    def shape_plan(self, input_shape):
+        per = math.prod(input_shape)
+        known = math.prod(d for d in self.target_shape if d != -1)
+        if self.target_shape.count(-1) > 1 or any(d < 1 and d != -1 for d in self.target_shape) \
+                or (-1 not in self.target_shape and per != known) or (known and per % known) \
+                or not known:
+            raise ShapeError(f"Reshape: cannot reshape samples of shape {tuple(input_shape)} to "
+                             f"{self.target_shape}")
+        return [], tuple(per // known if d == -1 else d for d in self.target_shape)
 
     def get_config(self):
         return {"target_shape": list(self.target_shape), **self._base_config()}
@@ -392,6 +421,28 @@ class _Spatial(Layer):
 
     def _from_nchw(self, y):
         return y.permute(0, 2, 3, 1) if self.data_format == "channels_last" else y
+
+    def _out_hw(self, input_shape, k, s, d=(1, 1)):
+        """(channels, out_h, out_w) of a window op on per-sample ``input_shape`` (no building)."""
+        op = type(self).__name__
+        if len(input_shape) != 3:
+            raise ShapeError(f"{op}: expected per-sample shape (height, width, channels), got "
+                             f"{tuple(input_shape)}")
+        if self.data_format == "channels_last":
+            h, w, c = input_shape
+        else:
+            c, h, w = input_shape
+        out = []
+        for size, kk, ss, dd in ((h, k[0], s[0], d[0]), (w, k[1], s[1], d[1])):
+            o = -(-size // ss) if self.padding == "same" else (size - dd * (kk - 1) - 1) // ss + 1
+            if o < 1:
+                raise ShapeError(f"{op}: window {k} (dilation {d}) does not fit the input "
+                                 f"{tuple(input_shape)}")
+            out.append(o)
+        return c, out[0], out[1]
+
+    def _spatial_out(self, c, oh, ow):
+        return (oh, ow, c) if self.data_format == "channels_last" else (c, oh, ow)
 
     def _pad(self, x, k, s, d=(1, 1), value=0.0):
         """Explicit padding of an NCHW tensor for 'same' (may be asymmetric, as TensorFlow)."""
@@ -457,6 +508,12 @@ class Conv2D(_Spatial):
     def weight_tensors(self):
         return [("kernel", self.kernel)] + ([("bias", self.bias)] if self.use_bias else [])
 
+    def shape_plan(self, input_shape):
+        c, oh, ow = self._out_hw(input_shape, self.kernel_size, self.strides, self.dilation_rate)
+        w = [("kernel", (self.filters, c) + self.kernel_size)]
+        w += [("bias", (self.filters,))] if self.use_bias else []
+        return w, self._spatial_out(self.filters, oh, ow)
+
     def regularization_loss(self):
         return None if self.kernel_regularizer is None else self.kernel_regularizer(self.kernel)
 
@@ -494,6 +551,10 @@ class _Pool(_Spatial):
         x = self._pad(x, self.pool_size, self.strides, value=-np.inf if self._max else 0.0)
         y = (F.max_pool2d if self._max else F.avg_pool2d)(x, self.pool_size, self.strides)
         return self._from_nchw(y)
+
+    def shape_plan(self, input_shape):
+        c, oh, ow = self._out_hw(input_shape, self.pool_size, self.strides)
+        return [], self._spatial_out(c, oh, ow)
 
     def get_config(self):
         return {"pool_size": list(self.pool_size), "strides": list(self.strides),
@@ -560,6 +621,15 @@ class BatchNormalization(Layer):
         out += [("beta", self.beta)] if self.center else []
         return out + [("moving_mean", self.moving_mean), ("moving_variance", self.moving_variance)]
 
+    def shape_plan(self, input_shape):
+        if not input_shape:
+            raise ShapeError("BatchNormalization: input must have a feature axis, got per-sample "
+                             "shape ()")
+        c = (input_shape[-1],)
+        names = ["gamma"] * self.scale + ["beta"] * self.center + ["moving_mean",
+                                                                   "moving_variance"]
+        return [(n, c) for n in names], tuple(input_shape)
+
     def get_config(self):
         return {"axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,
                 "center": self.center, "scale": self.scale, **self._base_config()}
@@ -597,6 +667,10 @@ class Embedding(Layer):
 
     def weight_tensors(self):
         return [("embeddings", self.embeddings)]
+
+    def shape_plan(self, input_shape):
+        return [("embeddings", (self.input_dim, self.output_dim))], \
+            tuple(input_shape) + (self.output_dim,)
 
     def get_config(self):
         return {"input_dim": self.input_dim, "output_dim": self.output_dim,
@@ -664,6 +738,16 @@ class _Recurrent(Layer):
     def weight_tensors(self):
         out = [("kernel", self.kernel), ("recurrent_kernel", self.recurrent_kernel)]
         return out + ([("bias", self.bias)] if self.use_bias else [])
+
+    def shape_plan(self, input_shape):
+        if len(input_shape) != 2:
+            raise ShapeError(f"{type(self).__name__}: expected per-sample shape (timesteps, "
+                             f"features), got {tuple(input_shape)}")
+        g = self._gates * self.units
+        w = [("kernel", (input_shape[-1], g)), ("recurrent_kernel", (self.units, g))]
+        w += [("bias", self._bias_shape())] if self.use_bias else []
+        out = (input_shape[0], self.units) if self.return_sequences else (self.units,)
+        return w, out
 
     def get_config(self):
         return {"units": self.units, "activation": self.activation,

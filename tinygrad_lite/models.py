@@ -35,6 +35,8 @@ from .tensor import Tensor, default_generator, manual_seed
 
 __all__ = ["Sequential", "History", "NonFiniteLossError", "OPTIMIZERS", "LOSSES"]
 
+MAX_SAMPLE_ELEMENTS = 2**26   # shape_plan: cap on one layer's per-sample output size
+
 
 class NonFiniteLossError(TinygradLiteError, FloatingPointError):
     """The training loss became NaN or Inf."""
@@ -461,11 +463,26 @@ class Sequential(Module):
                 "from_logits": self._compiled["from_logits"]}
 
     def _compile_from_config(self, cfg):
+        """Compile from ``compile_config()``; returns None, or what is wrong with ``cfg``.
+
+        A custom (callable) loss is stored as ``loss: None`` and leaves the model uncompiled
+        without complaint; anything else unusable is reported so the loader can warn.
+        """
         opt, loss = cfg.get("optimizer"), cfg.get("loss")
         mets = cfg.get("metrics") or []
-        if (opt in OPTIMIZERS and loss in LOSSES and isinstance(mets, list)
-                and all(isinstance(m, str) and m in _METRIC_KINDS for m in mets)):
-            self.compile(opt, loss, metrics=mets, from_logits=bool(cfg.get("from_logits")))
+        if loss is None:
+            return None
+        # an Optimizer instance is stored by class name ("Adam", "RMSprop"): Keras defaults
+        opt = opt.lower() if isinstance(opt, str) else opt
+        if opt not in OPTIMIZERS:
+            return f"unknown optimizer {str(opt)[:40]!r}"
+        if not isinstance(loss, str) or loss not in LOSSES:
+            return f"unknown loss {str(loss)[:40]!r}"
+        if not (isinstance(mets, list) and all(isinstance(m, str) and m.lower() in _METRIC_KINDS
+                                               for m in mets)):
+            return f"unknown metrics {str(mets)[:60]}"
+        self.compile(opt, loss, metrics=mets, from_logits=bool(cfg.get("from_logits")))
+        return None
 
     def _require_compiled(self, op):
         if self._compiled is None:
@@ -847,8 +864,37 @@ class Sequential(Module):
         return {"class_name": "Sequential", "name": self.name, "layers": arch,
                 "input_shape": None if self._input_shape is None else list(self._input_shape)}
 
+    def shape_plan(self, input_shape=None):
+        """``{"layers.<i>.<name>": shape}`` of every weight ``build`` would create, computed from
+        the layer configs alone (nothing is allocated), in ``weights_dict`` order.
+
+        Model loading checks a file's arrays against this plan before building, so an absurd
+        config (``Dense(units=10**12)``) is refused without allocating it. Each layer's
+        per-sample output is capped at ``MAX_SAMPLE_ELEMENTS`` values.
+        """
+        shape = tuple(input_shape) if input_shape is not None else self._input_shape
+        if shape is None:
+            raise ValueError("shape_plan: the input shape is unknown, got none; pass "
+                             "input_shape= to the first layer or to shape_plan")
+        plan = OrderedDict()
+        for i, layer in enumerate(self.layers):
+            if not isinstance(layer, L.Layer):
+                raise TypeError(f"shape_plan: layer {i} ({type(layer).__name__}) is not a "
+                                "tinygrad_lite.layers layer, got it in the model")
+            named, shape = layer.shape_plan(shape)
+            shape = tuple(int(d) for d in shape)
+            if math.prod(shape) > MAX_SAMPLE_ELEMENTS:
+                raise ShapeError(f"shape_plan: layer {i} ({type(layer).__name__}) outputs "
+                                 f"{math.prod(shape)} values per sample, over the cap of "
+                                 f"{MAX_SAMPLE_ELEMENTS}, got output shape {shape}")
+            for n, w in named:
+                plan[f"layers.{i}.{n}"] = tuple(int(d) for d in w)
+        return plan
+
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config, build=True):
+        """Rebuild from ``get_config()``; ``build=False`` leaves the weights unallocated
+        (``model._input_shape`` set, ``shape_plan()`` usable) until ``build()``."""
         if not isinstance(config, dict) or config.get("class_name") != "Sequential":
             raise ModelFormatError("from_config: architecture must be a Sequential config, got "
                                    f"{str(config)[:80]}")
@@ -865,8 +911,10 @@ class Sequential(Module):
                 raise ModelFormatError(f"from_config: invalid input_shape {str(shape)[:60]}")
             if int(np.prod(shape)) > 2**24:
                 raise ModelFormatError(f"from_config: input_shape {shape} is too large")
-            model._input_shape = None
-            model.build(tuple(shape))
+            model._input_shape = tuple(shape)
+            if build:
+                model._input_shape = None
+                model.build(tuple(shape))
         return model
 
     def save(self, path, preprocessing=None, label_names=None, extra=None):

@@ -231,10 +231,44 @@ class _Transformer:
         for k in self._params:
             v = state[k]
             setattr(self, k, tuple(v) if isinstance(v, list) else v)
-        for k in self._state:
-            v = state[k]
-            setattr(self, k, np.asarray(v) if isinstance(v, (np.ndarray, list)) else v)
+        values = {k: np.asarray(state[k]) if isinstance(state[k], (np.ndarray, list))
+                  else state[k] for k in self._state}
+        self._check_state(values)
+        for k, v in values.items():
+            setattr(self, k, v)
         return self
+
+    _nan_ok: tuple = ()   # fitted arrays where NaN is a legitimate marker (not Inf)
+
+    def _check_state(self, values):
+        """Fitted arrays must be 1-D numeric, one entry per feature, and finite; checked before
+        anything is assigned (a model file's state is untrusted)."""
+        op = f"{type(self).__name__}.load_state_dict"
+        if "n_features_in_" not in values:   # LabelEncoder: classes_ is a 1-D list of labels
+            bad = [k for k, v in values.items() if isinstance(v, np.ndarray) and v.ndim != 1]
+            if bad:
+                raise ValueError(f"{op}: {bad[0]} must be 1-D, got shape {values[bad[0]].shape}")
+            return
+        n = values.get("n_features_in_")
+        arrays = {k: v for k, v in values.items()
+                  if isinstance(v, np.ndarray) and k not in ("n_features_in_", "n_samples_seen_")}
+        if n is None:
+            if arrays:
+                raise ValueError(f"{op}: fitted arrays without n_features_in_, got "
+                                 f"{sorted(arrays)}")
+            return
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"{op}: n_features_in_ must be an int >= 1, got {n!r}")
+        for k, v in arrays.items():
+            if v.dtype.kind not in "fiu":
+                raise ValueError(f"{op}: {k} must be numeric, got dtype {v.dtype}")
+            if v.shape != (n,):
+                raise ValueError(f"{op}: {k} must have shape ({n},) for n_features_in_={n}, got "
+                                 f"{v.shape}")
+            bad = np.isinf(v) if k in self._nan_ok else ~np.isfinite(v)
+            if bad.any():
+                raise ValueError(f"{op}: {k} must be finite, got {int(bad.sum())} "
+                                 f"{'Inf' if k in self._nan_ok else 'NaN/Inf'} value(s)")
 
     def __repr__(self):
         args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._params)
@@ -256,6 +290,7 @@ class SimpleImputer(_Transformer):
 
     _params = ("strategy", "fill_value", "missing_values", "keep_empty_features")
     _state = ("statistics_", "n_features_in_")
+    _nan_ok = ("statistics_",)   # NaN marks a feature without any observed value
 
     def __init__(self, strategy="mean", fill_value=None, missing_values=np.nan,
                  keep_empty_features=False):
@@ -592,9 +627,19 @@ class OneHotEncoder(_Transformer):
         return state
 
     def load_state_dict(self, state):
+        cats = state.get("categories_")
+        n = state.get("n_features_in_")
+        if cats is not None:
+            if not isinstance(cats, list) or len(cats) != n:
+                raise ValueError(f"OneHotEncoder.load_state_dict: categories_ must be a list of "
+                                 f"n_features_in_={n!r} lists, got {str(cats)[:60]}")
+            cats = [np.asarray(c) for c in cats]
+            if any(c.ndim != 1 or c.size == 0 for c in cats):
+                raise ValueError("OneHotEncoder.load_state_dict: each category list must be 1-D "
+                                 "and non-empty, got another shape")
         super().load_state_dict({k: v for k, v in state.items() if k != "categories_"}
                                 | {"categories_": None})
-        self.categories_ = [np.asarray(c) for c in state["categories_"]]
+        self.categories_ = cats
         return self
 
 

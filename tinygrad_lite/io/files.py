@@ -22,7 +22,9 @@ import json
 import os
 import struct
 import tempfile
+import warnings
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -135,7 +137,8 @@ def write_file(path, arrays, metadata):
 
 # ------------------------------------------------------------------ reading ---
 
-def _read_capped(path, max_bytes):
+def _check_size(path, max_bytes):
+    """The file's size in bytes; ``ModelFormatError`` if it is unreadable or over ``max_bytes``."""
     try:
         size = os.path.getsize(path)
     except OSError as e:
@@ -143,8 +146,16 @@ def _read_capped(path, max_bytes):
     if size > max_bytes:
         raise _fail(path, f"file is {size} bytes, over the cap of {max_bytes} "
                           "(pass max_bytes= to allow more)")
-    with open(path, "rb") as f:
-        return f.read()
+    return size
+
+
+def _read_capped(path, max_bytes):
+    _check_size(path, max_bytes)
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise _fail(path, f"cannot read the file ({e.strerror or e})") from None
 
 
 def _parse_json(path, text, what):
@@ -210,13 +221,17 @@ def _read_safetensors(path, max_bytes):
     return arrays, _parse_json(path, meta[META_KEY], "metadata")
 
 
+# What a corrupted zip archive can raise from zipfile / zlib / np.load: bad headers (BadZipFile,
+# ValueError, KeyError, EOFError), "compression method is not supported" or "zip file version"
+# (NotImplementedError), a broken deflate stream (zlib.error), "encrypted, password required"
+# (RuntimeError), or an absurd size read from a flipped length field (MemoryError, OverflowError).
+_NPZ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, KeyError,
+               NotImplementedError, zlib.error, RuntimeError, MemoryError, OverflowError,
+               RecursionError, IndexError, struct.error)
+
+
 def _read_npz(path, max_bytes):
-    try:
-        size = os.path.getsize(path)
-    except OSError as e:
-        raise _fail(path, f"cannot read the file ({e.strerror or e})") from None
-    if size > max_bytes:
-        raise _fail(path, f"file is {size} bytes, over the cap of {max_bytes}")
+    _check_size(path, max_bytes)
     try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
@@ -234,8 +249,7 @@ def _read_npz(path, max_bytes):
                 arrays[k] = np.array(f[k], copy=True)
     except ModelFormatError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError,
-            KeyError) as e:
+    except _NPZ_ERRORS as e:
         raise _fail(path, f"not a readable npz archive ({type(e).__name__}: {str(e)[:80]})") \
             from None
     for k, a in arrays.items():
@@ -327,6 +341,24 @@ def _check_weights(path, model, weights):
             raise _fail(path, f"weight {k!r} holds NaN or Inf values")
 
 
+# What a hostile or corrupted config can raise while the layers are constructed and planned
+_CONFIG_ERRORS = (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError,
+                  MemoryError, RecursionError)
+
+
+def _check_plan(path, plan, weights):
+    """The file's weight names and shapes against the shapes the architecture will build."""
+    missing = sorted(set(plan) - set(weights))
+    unexpected = sorted(set(weights) - set(plan))
+    if missing or unexpected:
+        raise _fail(path, f"weights do not match the architecture (missing {missing[:5]}, "
+                          f"unexpected {unexpected[:5]})")
+    for k, shape in plan.items():
+        if weights[k].shape != shape:
+            raise _fail(path, f"weight {k!r} has shape {weights[k].shape}, the architecture "
+                              f"needs {shape}")
+
+
 def _split(arrays, prefix):
     return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
 
@@ -340,14 +372,26 @@ def load_model(path, max_bytes=MAX_FILE_BYTES):
     from .. import models
 
     arrays, meta = read_file(path, max_bytes)
+    weights = _split(arrays, "weights.")
     try:
-        model = models.Sequential.from_config(meta.get("architecture"))
+        # 1. the layers from the allow-list, no weights allocated yet; 2. every weight's shape
+        # from the configs alone
+        model = models.Sequential.from_config(meta.get("architecture"), build=False)
+        if model._input_shape is None:
+            raise ModelFormatError("from_config: the architecture has no input_shape")
+        plan = model.shape_plan()
     except ModelFormatError as e:
         raise _fail(path, str(e)) from None
-    except (TypeError, ValueError, KeyError) as e:
+    except _CONFIG_ERRORS as e:
         raise _fail(path, f"invalid architecture ({type(e).__name__}: {str(e)[:160]})") from None
-    weights = _split(arrays, "weights.")
-    _check_weights(path, model, weights)
+    # 3. the plan against the file's arrays before allocating: the parameter count is then
+    # bounded by the bytes actually in the file
+    _check_plan(path, plan, weights)
+    try:
+        model.build()
+    except _CONFIG_ERRORS as e:
+        raise _fail(path, f"invalid architecture ({type(e).__name__}: {str(e)[:160]})") from None
+    _check_weights(path, model, weights)   # names, shapes and dtypes of the built model, finite
     model.set_weights_dict(weights)
     model.preprocessing = None
     if meta.get("preprocessing") is not None:
@@ -355,15 +399,25 @@ def load_model(path, max_bytes=MAX_FILE_BYTES):
 
         try:
             model.preprocessing = from_state_dict(merge_state(meta["preprocessing"], arrays))
-        except (TypeError, ValueError, KeyError) as e:
+        except _CONFIG_ERRORS as e:
             raise _fail(path, f"invalid preprocessing state ({str(e)[:160]})") from None
     names = meta.get("label_names")
-    if names is not None and not (isinstance(names, list) and all(isinstance(s, str) for s in names)):
-        raise _fail(path, "label_names must be a list of strings")
+    if names is not None:
+        if not (isinstance(names, list) and all(isinstance(s, str) for s in names)):
+            raise _fail(path, "label_names must be a list of strings")
+        n_out = model.output_shape[-1]
+        if len(names) != n_out:
+            raise _fail(path, f"label_names has {len(names)} names for a model with {n_out} "
+                              "outputs (one name per output is needed)")
     model.label_names = names
     comp = meta.get("compile")
-    if isinstance(comp, dict) and hasattr(model, "_compile_from_config"):
-        model._compile_from_config(comp)
+    if comp is not None and hasattr(model, "_compile_from_config"):
+        problem = model._compile_from_config(comp) if isinstance(comp, dict) else \
+            f"it is a {type(comp).__name__}, not an object"
+        if problem:
+            warnings.warn(f"load_model: the stored compile config is not usable ({problem}), got "
+                          f"file {os.fspath(path)!r}; the model loads uncompiled, call "
+                          "model.compile(...) before fit/evaluate", UserWarning, stacklevel=2)
     model.file_metadata = meta
     return model
 
