@@ -7,37 +7,41 @@ import zlib
 import numpy as np
 import pytest
 
-from tinygrad_lite.data import (
-    IDXFormatError,
-    load_digits,
-    load_mnist,
-    make_moons,
-    make_regression,
-    make_spirals,
-    make_xor,
-    read_idx,
-)
+from tinygrad_lite import data
+from tinygrad_lite.data import datasets as D
+
+
+def test_package_reexports_the_datasets_module():
+    """tinygrad_lite.data exports exactly the public names of data.datasets, as the same objects.
+
+    Derived from ``datasets.__all__`` (not a copy of the import list in data/__init__.py), so a
+    name added to the module but forgotten in the package fails here.
+    """
+    assert D.__all__, "datasets.__all__ is empty"
+    for name in D.__all__:
+        assert name in data.__all__, f"tinygrad_lite.data.__all__ lacks {name}"
+        assert getattr(data, name) is getattr(D, name), name
 
 
 def test_digits_equal_sklearn():
     skd = pytest.importorskip("sklearn.datasets")
     ref = skd.load_digits()
-    d = load_digits()
+    d = D.load_digits()
     assert d.data.shape == (1797, 64) and d.images.shape == (1797, 8, 8)
     np.testing.assert_array_equal(d.data, ref.data)
     np.testing.assert_array_equal(d.images, ref.images)
     np.testing.assert_array_equal(d.target, ref.target)
     assert d.data.dtype == ref.data.dtype and d.target.dtype == np.int64
     assert d.data.min() == 0 and d.data.max() == 16
-    X, _ = load_digits(return_X_y=True)
+    X, _ = D.load_digits(return_X_y=True)
     np.testing.assert_array_equal(X, ref.data)
-    X5, y5 = load_digits(n_class=5, return_X_y=True)
+    X5, y5 = D.load_digits(n_class=5, return_X_y=True)
     Xr, yr = skd.load_digits(n_class=5, return_X_y=True)
     np.testing.assert_array_equal(X5, Xr)
     np.testing.assert_array_equal(y5, yr)
     assert "Alpaydin" in d.DESCR
     with pytest.raises(ValueError, match="n_class"):
-        load_digits(n_class=11)
+        D.load_digits(n_class=11)
 
 
 # ---------------------------------------------------------------------- IDX ---
@@ -66,7 +70,7 @@ def _write_mnist(folder, n_img=5, n_lab=5, gz=False, kind="train", rows=4, cols=
 @pytest.mark.parametrize("kind", ["train", "test"])
 def test_load_mnist_raw_and_gz(tmp_path, gz, kind):
     images, labels = _write_mnist(tmp_path, gz=gz, kind=kind)
-    X, y = load_mnist(tmp_path, kind=kind)
+    X, y = D.load_mnist(tmp_path, kind=kind)
     np.testing.assert_array_equal(X, images)
     np.testing.assert_array_equal(y, labels)
     assert X.dtype == np.uint8 and y.dtype == np.int64 and X.shape == (5, 4, 3)
@@ -76,42 +80,42 @@ def test_read_idx_other_types(tmp_path):
     a = np.arange(6, dtype=np.float32).reshape(2, 3) - 2.5
     p = tmp_path / "f.idx"
     p.write_bytes(_idx_bytes(a, 0x0D, ">f4"))
-    out = read_idx(p)
+    out = D.read_idx(p)
     np.testing.assert_array_equal(out, a)
     assert out.dtype == np.float32 and out.dtype.isnative
     b = np.array([-3, 1000, 7], dtype=np.int32)
     p.write_bytes(_idx_bytes(b, 0x0C, ">i4"))
-    np.testing.assert_array_equal(read_idx(p), b)
+    np.testing.assert_array_equal(D.read_idx(p), b)
 
 
 def test_truncated_files(tmp_path):
     _write_mnist(tmp_path)
     p = tmp_path / "train-images-idx3-ubyte"
     p.write_bytes(p.read_bytes()[:-7])
-    with pytest.raises(IDXFormatError, match="truncated.*expected"):
-        load_mnist(tmp_path)
+    with pytest.raises(D.IDXFormatError, match="truncated.*expected"):
+        D.load_mnist(tmp_path)
     p.write_bytes(p.read_bytes()[:9])
-    with pytest.raises(IDXFormatError, match="truncated header"):
-        load_mnist(tmp_path)
+    with pytest.raises(D.IDXFormatError, match="truncated header"):
+        D.load_mnist(tmp_path)
     p.write_bytes(b"\x00\x00")
-    with pytest.raises(IDXFormatError, match="too short"):
-        load_mnist(tmp_path)
+    with pytest.raises(D.IDXFormatError, match="too short"):
+        D.load_mnist(tmp_path)
 
 
 def test_trailing_bytes(tmp_path):
     _write_mnist(tmp_path)
     p = tmp_path / "train-labels-idx1-ubyte"
     p.write_bytes(p.read_bytes() + b"\x00")
-    with pytest.raises(IDXFormatError, match="trailing bytes"):
-        load_mnist(tmp_path)
+    with pytest.raises(D.IDXFormatError, match="trailing bytes"):
+        D.load_mnist(tmp_path)
 
 
 def test_truncated_gzip(tmp_path):
     _write_mnist(tmp_path, gz=True)
     p = tmp_path / "train-images-idx3-ubyte.gz"
     p.write_bytes(p.read_bytes()[:20])
-    with pytest.raises(IDXFormatError, match="gzip stream is truncated"):
-        load_mnist(tmp_path)
+    with pytest.raises(D.IDXFormatError, match="gzip stream is truncated"):
+        D.load_mnist(tmp_path)
 
 
 def test_bad_magic_and_swapped_files(tmp_path):
@@ -120,38 +124,38 @@ def test_bad_magic_and_swapped_files(tmp_path):
     data = bytearray(p.read_bytes())
     data[0] = 0x12
     p.write_bytes(bytes(data))
-    with pytest.raises(IDXFormatError, match="bad magic"):
-        load_mnist(tmp_path)
+    with pytest.raises(D.IDXFormatError, match="bad magic"):
+        D.load_mnist(tmp_path)
     data[0], data[2] = 0, 0x42
     p.write_bytes(bytes(data))
-    with pytest.raises(IDXFormatError, match="bad magic"):
-        load_mnist(tmp_path)
+    with pytest.raises(D.IDXFormatError, match="bad magic"):
+        D.load_mnist(tmp_path)
     labels = (tmp_path / "train-labels-idx1-ubyte").read_bytes()
     p.write_bytes(labels)
-    with pytest.raises(IDXFormatError, match="expected 3 dimensions, got 1"):
-        load_mnist(tmp_path)
+    with pytest.raises(D.IDXFormatError, match="expected 3 dimensions, got 1"):
+        D.load_mnist(tmp_path)
 
 
 def test_count_mismatch_and_bad_labels(tmp_path):
     _write_mnist(tmp_path, n_img=5, n_lab=4)
-    with pytest.raises(IDXFormatError, match="counts differ, got 5 images.*4 labels"):
-        load_mnist(tmp_path)
+    with pytest.raises(D.IDXFormatError, match="counts differ, got 5 images.*4 labels"):
+        D.load_mnist(tmp_path)
     (tmp_path / "train-labels-idx1-ubyte").write_bytes(_idx_bytes(np.array([1, 2, 3, 4, 12])))
-    with pytest.raises(IDXFormatError, match="0..9"):
-        load_mnist(tmp_path)
+    with pytest.raises(D.IDXFormatError, match="0..9"):
+        D.load_mnist(tmp_path)
 
 
 def test_missing_files_and_bad_kind(tmp_path):
     with pytest.raises(FileNotFoundError, match="train-images-idx3-ubyte"):
-        load_mnist(tmp_path)
+        D.load_mnist(tmp_path)
     with pytest.raises(ValueError, match="kind"):
-        load_mnist(tmp_path, kind="val")
+        D.load_mnist(tmp_path, kind="val")
 
 
 def test_dot_spelling(tmp_path):
     images, _ = _write_mnist(tmp_path)
     (tmp_path / "train-images-idx3-ubyte").rename(tmp_path / "train-images.idx3-ubyte")
-    X, _ = load_mnist(tmp_path)
+    X, _ = D.load_mnist(tmp_path)
     np.testing.assert_array_equal(X, images)
 
 
@@ -159,15 +163,15 @@ def test_dot_spelling(tmp_path):
 
 def test_moons_like_sklearn_without_noise():
     skd = pytest.importorskip("sklearn.datasets")
-    X, y = make_moons(20, shuffle=False)
+    X, y = D.make_moons(20, shuffle=False)
     Xr, yr = skd.make_moons(20, shuffle=False)
     np.testing.assert_allclose(X, Xr, atol=1e-12)
     np.testing.assert_array_equal(y, yr)
 
 
 @pytest.mark.parametrize("make", [
-    lambda s: make_moons(50, noise=0.1, seed=s), lambda s: make_spirals(60, seed=s),
-    lambda s: make_xor(40, seed=s), lambda s: make_regression(30, 3, seed=s)])
+    lambda s: D.make_moons(50, noise=0.1, seed=s), lambda s: D.make_spirals(60, seed=s),
+    lambda s: D.make_xor(40, seed=s), lambda s: D.make_regression(30, 3, seed=s)])
 def test_toy_sets_seeded(make):
     a, b, c = make(0), make(0), make(1)
     for x, y in zip(a, b):
@@ -177,27 +181,27 @@ def test_toy_sets_seeded(make):
 
 
 def test_toy_shapes_and_labels():
-    X, y = make_spirals(100, n_classes=4, seed=0, dtype=np.float32)
+    X, y = D.make_spirals(100, n_classes=4, seed=0, dtype=np.float32)
     assert X.shape == (100, 2) and X.dtype == np.float32
     assert np.bincount(y).tolist() == [25, 25, 25, 25]
-    X, y = make_xor(100, noise=0.0, seed=0)
+    X, y = D.make_xor(100, noise=0.0, seed=0)
     assert ((X[:, 0] * X[:, 1] < 0) == (y == 1)).all() and set(y.tolist()) == {0, 1}
-    X, y, w = make_regression(200, 2, noise=0.0, bias=3.0, seed=0, return_coef=True)
+    X, y, w = D.make_regression(200, 2, noise=0.0, bias=3.0, seed=0, return_coef=True)
     np.testing.assert_allclose(X @ w + 3.0, y)
-    X, y = make_regression(2000, 1, noise=0.5, coef=[2.0], seed=0)
+    X, y = D.make_regression(2000, 1, noise=0.5, coef=[2.0], seed=0)
     assert np.std(y - 2.0 * X[:, 0]) == pytest.approx(0.5, rel=0.1)
     with pytest.raises(ValueError, match="coef"):
-        make_regression(10, 2, coef=[1.0])
+        D.make_regression(10, 2, coef=[1.0])
     with pytest.raises(ValueError, match="noise"):
-        make_moons(10, noise=-1)
+        D.make_moons(10, noise=-1)
     with pytest.raises(ValueError, match="n_samples"):
-        make_xor(0)
+        D.make_xor(0)
 
 
 def test_corrupt_gzip_fuzz(tmp_path):
     """Random byte flips in a gzipped IDX file: the array or IDXFormatError, nothing else.
 
-    Before read_idx caught zlib.error, a corrupt deflate block ("invalid stored block lengths",
+    Before D.read_idx caught zlib.error, a corrupt deflate block ("invalid stored block lengths",
     "invalid distance too far back") escaped in about 1 of 12 of these cases.
     """
     import random
@@ -214,8 +218,8 @@ def test_corrupt_gzip_fuzz(tmp_path):
             b[i] = rng.randrange(256)
         p.write_bytes(bytes(b))
         try:
-            out = read_idx(p)
-        except IDXFormatError as e:
+            out = D.read_idx(p)
+        except D.IDXFormatError as e:
             assert str(e).startswith("read_idx: ") and str(p) in str(e)
             outcomes["error"] += 1
         else:   # a flip that only hit the data would fail the CRC, so this must be unchanged
@@ -240,8 +244,8 @@ def test_gzip_bomb_is_not_decompressed(tmp_path):
     assert p.stat().st_size < 200_000
     tracemalloc.start()
     try:
-        with pytest.raises(IDXFormatError, match="trailing bytes"):
-            read_idx(p)
+        with pytest.raises(D.IDXFormatError, match="trailing bytes"):
+            D.read_idx(p)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -253,8 +257,8 @@ def test_gzip_header_announcing_more_than_deflate_can_hold(tmp_path):
     header = bytes([0, 0, 8, 2]) + struct.pack(">2I", 2**32 - 1, 2**32 - 1)
     p = tmp_path / "liar-idx2-ubyte.gz"
     p.write_bytes(gzip.compress(header + bytes(100)))
-    with pytest.raises(IDXFormatError, match="cannot hold that much"):
-        read_idx(p)
+    with pytest.raises(D.IDXFormatError, match="cannot hold that much"):
+        D.read_idx(p)
 
 
 def test_gzip_valid_stream_still_reads_exactly(tmp_path):
@@ -263,7 +267,7 @@ def test_gzip_valid_stream_still_reads_exactly(tmp_path):
     data = _idx_bytes(a)
     p = tmp_path / "ok-idx3-ubyte.gz"
     p.write_bytes(gzip.compress(data[:50]) + gzip.compress(data[50:]))   # two gzip members
-    np.testing.assert_array_equal(read_idx(p), a)
+    np.testing.assert_array_equal(D.read_idx(p), a)
     p.write_bytes(gzip.compress(data[:-1]))
-    with pytest.raises(IDXFormatError, match="truncated"):
-        read_idx(p)
+    with pytest.raises(D.IDXFormatError, match="truncated"):
+        D.read_idx(p)
