@@ -6,8 +6,9 @@
     R^2  = 1 - SS_res / SS_tot,  SS_res = sum (y - y_hat)^2,  SS_tot = sum (y - mean y)^2
            1 is perfect, 0 is "always predict the mean", negative is worse than that.
 
-Multi-output targets (n, k) are averaged over outputs (``multioutput='uniform_average'``) or
-returned per output (``'raw_values'``).
+Multi-output targets (n, k) are averaged over outputs (``multioutput='uniform_average'``),
+returned per output (``'raw_values'``), or averaged with weights (an array; for R^2 also
+``'variance_weighted'``: each output weighted by its variance).
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ from tinygrad_lite.errors import ShapeError
 __all__ = ["mean_absolute_error", "mean_squared_error", "r2_score", "root_mean_squared_error"]
 
 
-def _check(y_true, y_pred, sample_weight, multioutput, op):
+_AVERAGES = ("raw_values", "uniform_average")
+
+
+def _check(y_true, y_pred, sample_weight, multioutput, op, averages=_AVERAGES):
     y_true = as_numpy(y_true).astype(np.float64)
     y_pred = as_numpy(y_pred).astype(np.float64)
     if y_true.ndim == 1:
@@ -45,16 +49,33 @@ def _check(y_true, y_pred, sample_weight, multioutput, op):
         if len(w) != len(y_true):
             raise ShapeError(f"{op}: sample_weight has a different length, got {len(w)} for "
                              f"{len(y_true)} samples")
-    if not (isinstance(multioutput, str) and multioutput in ("raw_values", "uniform_average")
-            or not isinstance(multioutput, str)):
-        raise ValueError(f"{op}: multioutput must be 'raw_values', 'uniform_average' or weights, "
-                         f"got {multioutput!r}")
+    if isinstance(multioutput, str):
+        if multioutput not in averages:
+            names = ", ".join(repr(a) for a in averages)
+            raise ValueError(f"{op}: multioutput must be one of {names} or an array of weights, "
+                             f"got {multioutput!r}")
+    else:
+        weights = as_numpy(multioutput)
+        if weights.shape != (y_true.shape[1],):
+            raise ShapeError(f"{op}: multioutput weights need one value per output, got shape "
+                             f"{weights.shape} for {y_true.shape[1]} outputs")
     return y_true, y_pred, w
 
 
-def _reduce(per_output, multioutput):
+def _reduce(per_output, multioutput, variance=None):
+    """Combine per-output scores: as they are, their plain mean, or a weighted mean.
+
+    ``'variance_weighted'`` (R^2 only) weights output j by its total sum of squares
+    ``variance[j]``, so outputs that vary more count more; when every output is constant
+    (all zero) it falls back to the plain mean, like scikit-learn.
+    """
     if isinstance(multioutput, str):
-        return per_output if multioutput == "raw_values" else float(np.mean(per_output))
+        if multioutput == "raw_values":
+            return per_output
+        if multioutput == "variance_weighted" and np.any(variance != 0):
+            with np.errstate(invalid="ignore"):    # 0 * (-inf) for constant outputs: nan
+                return float(np.average(per_output, weights=variance))
+        return float(np.mean(per_output))
     return float(np.average(per_output, weights=as_numpy(multioutput)))
 
 
@@ -102,12 +123,21 @@ def r2_score(y_true, y_pred, *, sample_weight=None, multioutput="uniform_average
     A constant ``y_true`` has SS_tot = 0: the score is then 1.0 for a perfect prediction and 0.0
     otherwise (scikit-learn's ``force_finite=True``; ``False`` gives nan / -inf).
 
+    ``multioutput`` combines the R^2 of each output j: ``'uniform_average'`` (plain mean),
+    ``'raw_values'`` (one score per output), ``'variance_weighted'`` (mean weighted by each
+    output's SS_tot_j, i.e. by how much that output varies; equal to
+    ``1 - sum_j SS_res_j / sum_j SS_tot_j`` when no output is constant), or an array of weights.
+
     Examples
     --------
     >>> r2_score([3, -0.5, 2, 7], [2.5, 0.0, 2, 8])
     0.9486081370449679
+    >>> round(r2_score([[0.5, 1], [-1, 1], [7, -6]], [[0, 2], [-1, 2], [8, -5]],
+    ...                multioutput="variance_weighted"), 4)
+    0.9383
     """
-    t, p, w = _check(y_true, y_pred, sample_weight, multioutput, "r2_score")
+    t, p, w = _check(y_true, y_pred, sample_weight, multioutput, "r2_score",
+                     _AVERAGES + ("variance_weighted",))
     if len(t) < 2:
         raise ValueError("r2_score: R^2 is not defined for a single sample, got 1 sample")
     ww = np.ones(len(t)) if w is None else w
@@ -121,4 +151,4 @@ def r2_score(y_true, y_pred, *, sample_weight=None, multioutput="uniform_average
     scores[bad] = 0.0 if force_finite else -np.inf
     if not force_finite:
         scores[~ok_num & ~ok_den] = np.nan
-    return _reduce(scores, multioutput)
+    return _reduce(scores, multioutput, variance=den)
