@@ -120,3 +120,43 @@ def test_bad_callbacks():
         LambdaCallback(on_epoch_finish=print)
     with pytest.raises(ValueError, match="patience"):
         EarlyStopping(patience=-1)
+
+
+def test_model_checkpoint_save_weights_only(tmp_path, capsys):
+    from tinygrad_lite.errors import ModelFormatError
+    from tinygrad_lite.io import read_file
+
+    m, x, y = setup()
+    snaps = []
+    path = tmp_path / "w.safetensors"
+    ck = ModelCheckpoint(str(path), monitor="score", mode="min", save_best_only=True,
+                         save_weights_only=True, verbose=1)
+    m.fit(x, y, epochs=3, verbose=0, callbacks=[scripted([2, 1, 3], snaps), ck])
+    arrays, meta = read_file(path)
+    assert "architecture" not in meta and "compile" not in meta
+    assert sorted(arrays) == sorted("weights." + k for k in m.weights_dict())
+    with pytest.raises(ModelFormatError, match="weights only"):
+        load_model(path)
+    fresh, _, _ = setup(seed=1)
+    fresh.load_weights(path)
+    for a, b in zip(fresh.get_weights(), snaps[1]):   # the best epoch (score 1)
+        np.testing.assert_array_equal(a, b)
+    err = capsys.readouterr().err
+    assert "Epoch 2: score improved from 2.00000 to 1.00000, saving weights to" in err
+    assert "Epoch 3: score did not improve from 1.00000" in err
+
+
+def test_verbose_callbacks_write_lines_without_print(monkeypatch, capsys):
+    import builtins
+
+    def no_print(*a, **k):
+        raise AssertionError("library code called print()")
+    monkeypatch.setattr(builtins, "print", no_print)
+    m, x, y = setup()
+    flat = LambdaCallback(on_epoch_end=lambda e, logs: logs.__setitem__("score", 1.0))
+    m.fit(x, y, epochs=4, verbose=0, callbacks=[
+        flat, ReduceLROnPlateau(monitor="score", factor=0.5, patience=1, verbose=1),
+        EarlyStopping(monitor="score", patience=2, verbose=1)])
+    err = capsys.readouterr().err
+    assert "Epoch 2: ReduceLROnPlateau reducing learning rate to 0.005." in err
+    assert "Epoch 3: early stopping (best score=1.0000 at epoch 1)" in err

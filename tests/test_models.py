@@ -324,3 +324,54 @@ def test_terminate_on_nan_stops_quietly():
                   callbacks=[TerminateOnNaN()])
     assert any("TerminateOnNaN" in str(i.message) for i in w)
     assert h.epoch == [] and m.stop_training
+
+
+def test_terminate_on_nan_counts_batches_like_the_error():
+    x, y = toy()
+    x[8:] = 3e38
+    with pytest.warns(RuntimeWarning, match="at epoch 1, batch 2; terminating"):
+        small_model().fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0,
+                          callbacks=[TerminateOnNaN()])
+
+
+def test_fit_and_evaluate_never_call_print(monkeypatch, capsys):
+    import builtins
+
+    def no_print(*a, **k):
+        raise AssertionError("library code called print()")
+    monkeypatch.setattr(builtins, "print", no_print)
+    x, y = toy()
+    m = small_model()
+    m.fit(x, y, epochs=2, verbose=2)
+    m.evaluate(x, y, verbose=1)
+    err = capsys.readouterr().err
+    assert "Epoch 2/2: loss=" in err and "evaluate: loss=" in err
+
+
+def test_validation_data_sample_weights_weight_val_loss():
+    x, y = toy(60)
+    xv, yv = x[40:], y[40:]
+    m = small_model()
+    tl.manual_seed(0)
+    m.build()
+    w0 = m.get_weights()
+    h1 = m.fit(x[:40], y[:40], epochs=1, verbose=0, shuffle=False,
+               validation_data=(xv, yv, np.zeros(20)))
+    assert h1.history["val_loss"][0] == 0.0            # every validation sample weighted 0
+    w = np.r_[np.ones(10), np.zeros(10)]
+    m.set_weights(w0)
+    m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    h2 = m.fit(x[:40], y[:40], epochs=1, verbose=0, shuffle=False, validation_data=(xv, yv, w))
+    full = m.evaluate(xv[:10], yv[:10], verbose=0)[0]   # sum over 10 weighted ones / 20
+    assert h2.history["val_loss"][0] == pytest.approx(full * 10 / 20, rel=1e-5)
+    with pytest.raises(ValueError, match="val_sample_weight"):
+        m.fit(x, y, verbose=0, validation_data=(xv, yv, -np.ones(20)))
+
+
+def test_class_weight_must_cover_every_class_and_shuffle_is_bool():
+    x, y = toy()
+    m = small_model()
+    with pytest.raises(ValueError, match=r"class_weight must contain every class.*\[1, 2\]"):
+        m.fit(x, y, verbose=0, class_weight={0: 2.0})
+    with pytest.raises(TypeError, match="shuffle must be True or False"):
+        m.fit(x, y, verbose=0, shuffle="batch")

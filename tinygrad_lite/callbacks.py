@@ -13,6 +13,7 @@ batch) index and ``logs``, the dict of numbers the progress bar shows (``loss``,
 import csv
 import math
 import os
+import sys
 import warnings
 
 import numpy as np
@@ -20,6 +21,17 @@ import numpy as np
 __all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ModelCheckpoint",
            "ReduceLROnPlateau", "LearningRateScheduler", "CSVLogger", "TerminateOnNaN",
            "LambdaCallback"]
+
+
+def write_line(text, file=None):
+    """Print one progress line (verbose output) without breaking an active tqdm bar.
+
+    Library code never calls ``print``: progress goes through ``tqdm.write`` to stderr (or
+    ``file``), which moves any bar out of the way first.
+    """
+    from tqdm import tqdm
+
+    tqdm.write(text, file=sys.stderr if file is None else file)
 
 
 class Callback:
@@ -151,17 +163,19 @@ class EarlyStopping(_Monitor):
         if self.restore_best_weights and self.best_weights is not None:
             self.model.set_weights(self.best_weights)
         if self.stopped_epoch and self.verbose:
-            import sys
-
-            print(f"Epoch {self.stopped_epoch + 1}: early stopping (best {self.monitor}="
-                  f"{self.best:.4f} at epoch {self.best_epoch + 1})", file=sys.stderr)
+            best = "" if self.best_epoch is None else \
+                f" (best {self.monitor}={self.best:.4f} at epoch {self.best_epoch + 1})"
+            write_line(f"Epoch {self.stopped_epoch + 1}: early stopping{best}")
 
 
 class ModelCheckpoint(_Monitor):
     """Save the model after each epoch, or only when ``monitor`` improves (``save_best_only``).
 
     ``filepath`` may hold ``{epoch}`` and log keys: ``"ckpt-{epoch:02d}-{val_loss:.3f}.npz"``.
-    Files go through ``io.save_model`` (atomic; safetensors or npz by the suffix).
+    Files go through ``io.save_model`` (atomic; safetensors or npz by the suffix), or with
+    ``save_weights_only=True`` through ``io.save_weights`` (the weights alone: restore them into
+    a model of the same architecture with ``model.load_weights(path)``). ``verbose=1`` prints
+    one line per epoch saying whether (and where) it saved.
     """
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
@@ -174,13 +188,28 @@ class ModelCheckpoint(_Monitor):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         path = self.filepath.format(epoch=epoch + 1, **logs)
+        note = ""
         if self.save_best_only:
             v = self._value(logs)
-            if v is None or not self._improved(v):
+            if v is None:
                 return
+            if not self._improved(v):
+                if self.verbose:
+                    write_line(f"Epoch {epoch + 1}: {self.monitor} did not improve from "
+                               f"{self.best:.5f}")
+                return
+            note = f"{self.monitor} improved from {self.best:.5f} to {v:.5f}, "
             self.best = v
-        self.model.save(path)
+        if self.save_weights_only:
+            from .io import save_weights
+
+            save_weights(self.model, path)
+        else:
+            self.model.save(path)
         self.saved.append((epoch, path))
+        if self.verbose:
+            what = "weights" if self.save_weights_only else "model"
+            write_line(f"Epoch {epoch + 1}: {note}saving {what} to {path}")
 
 
 class ReduceLROnPlateau(_Monitor):
@@ -213,8 +242,13 @@ class ReduceLROnPlateau(_Monitor):
             return
         self.wait += 1
         if self.wait >= self.patience:
+            old = float(self.model.optimizer.param_groups[0]["lr"])
             for g in self.model.optimizer.param_groups:
                 g["lr"] = max(g["lr"] * self.factor, self.min_lr)
+            new = float(self.model.optimizer.param_groups[0]["lr"])
+            if self.verbose and new < old:
+                write_line(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to "
+                           f"{new:.4g}.")
             self.cooldown_counter, self.wait = self.cooldown, 0
 
 
@@ -264,12 +298,19 @@ class CSVLogger(Callback):
 
 
 class TerminateOnNaN(Callback):
-    """Stop training (with a warning instead of an error) when the loss becomes NaN or Inf."""
+    """Stop training (with a warning instead of an error) when the loss becomes NaN or Inf.
+
+    Epochs and batches are counted from 1 in the message, as in ``NonFiniteLossError``.
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not np.isfinite(loss):
-            warnings.warn(f"TerminateOnNaN: batch {batch}: invalid loss {loss}, terminating "
+            where = f"epoch {getattr(self, '_epoch', 0) + 1}, batch {batch + 1}"
+            warnings.warn(f"TerminateOnNaN: the loss became {loss} at {where}; terminating "
                           "training", RuntimeWarning, stacklevel=2)
             self.model.stop_training = True
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from . import layers as L
 from .autograd import no_grad
-from .callbacks import CallbackList, History, TerminateOnNaN
+from .callbacks import CallbackList, History, TerminateOnNaN, write_line
 from .errors import LabelError, ModelFormatError, ShapeError, TinygradLiteError
 from .nn.module import Module
 from .tensor import Tensor, default_generator, manual_seed
@@ -609,9 +609,12 @@ class Sequential(Module):
         verbose : 0 silent, 1 (or 'auto') a tqdm bar per epoch on stderr, 2 one line per epoch
         callbacks : list of ``callbacks.Callback``
         validation_split : fraction in [0, 1) held out from the *end* of x, y (before shuffling)
-        validation_data : (x_val, y_val) used instead of validation_split
-        shuffle : reshuffle the training samples every epoch
-        class_weight : {class: weight} multiplying each sample's loss
+        validation_data : (x_val, y_val) or (x_val, y_val, val_sample_weight), used instead of
+            validation_split; the weights weight ``val_loss`` (as ``sample_weight`` weights the
+            training loss), the other validation metrics stay unweighted
+        shuffle : bool, reshuffle the training samples every epoch
+        class_weight : {class: weight} multiplying each sample's loss; every class present in
+            y needs an entry (as Keras)
         seed : seeds weight init (for a model built here), dropout and shuffling
 
         Returns
@@ -630,6 +633,8 @@ class Sequential(Module):
             verbose = 1
         if verbose not in (0, 1, 2):
             raise ValueError(f"{op}: verbose must be 0, 1, 2 or 'auto', got {verbose!r}")
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"{op}: shuffle must be True or False, got shuffle={shuffle!r}")
         if x is None or y is None:
             raise ValueError(f"{op}: x and y are needed, got x={type(x).__name__}, "
                              f"y={type(y).__name__}")
@@ -639,12 +644,20 @@ class Sequential(Module):
         y = self._check_y(y, len(x), op)
         sw = None if sample_weight is None else self._check_y(sample_weight, len(x), op,
                                                                 "sample_weight")
+        swv = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-                raise ValueError(f"{op}: validation_data must be (x_val, y_val), got "
+                raise ValueError(f"{op}: validation_data must be (x_val, y_val[, "
+                                 "val_sample_weight]), got "
                                  f"{type(validation_data).__name__}")
             xv = self._check_x(validation_data[0], op + " (validation_data)")
             yv = self._check_y(validation_data[1], len(xv), op + " (validation_data)")
+            if len(validation_data) == 3 and validation_data[2] is not None:
+                swv = self._check_y(validation_data[2], len(xv), op + " (validation_data)",
+                                    "val_sample_weight")
+                if swv.ndim != 1 or (swv < 0).any():
+                    raise ValueError(f"{op}: val_sample_weight must be 1-D and >= 0, got shape "
+                                     f"{swv.shape} and min {swv.min()}")
         elif validation_split > 0:
             split_at = int(len(x) * (1.0 - validation_split))
             if split_at < 1 or split_at >= len(x):
@@ -726,13 +739,13 @@ class Sequential(Module):
                     bar.close()
                 break
             if xv is not None:
-                val = self._evaluate_arrays(xv, yv, batch_size)
+                val = self._evaluate_arrays(xv, yv, batch_size, swv)
                 logs.update({f"val_{k}": v for k, v in val.items()})
             if bar is not None:
                 bar.set_postfix_str(_fmt(logs), refresh=True)
                 bar.close()
             elif verbose == 2:
-                print(f"Epoch {epoch + 1}/{epochs}: {_fmt(logs)}", file=sys.stderr)
+                write_line(f"Epoch {epoch + 1}/{epochs}: {_fmt(logs)}")
             cb.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
@@ -751,17 +764,23 @@ class Sequential(Module):
             if not np.isfinite(v) or v < 0:
                 raise ValueError(f"{op}: class weights must be finite and >= 0, got {k}: {v}")
             lut[int(k)] = float(v)
-        w = np.array([lut.get(int(c), 1.0) for c in cls], dtype=np.float32)
+        missing = sorted(set(np.unique(cls).tolist()) - set(lut))
+        if missing:
+            raise ValueError(f"{op}: class_weight must contain every class in the data, got no "
+                             f"weight for class(es) {missing[:10]}; add them (e.g. weight 1.0)")
+        w = np.array([lut[int(c)] for c in cls], dtype=np.float32)
         return w if sw is None else w * sw.astype(np.float32)
 
     # ---- evaluate / predict -----------------------------------------------------------
-    def _evaluate_arrays(self, x, y, batch_size):
+    def _evaluate_arrays(self, x, y, batch_size, sw=None):
+        """Mean loss (``sum(w_i l_i) / n`` with weights) and metrics over (x, y), in batches."""
         self.eval()
         mets = self._metrics()
         total, n = 0.0, 0
         with no_grad():
             for s in range(0, len(x), batch_size):
-                loss, probs = self._loss(Tensor(x[s:s + batch_size]), y[s:s + batch_size], None)
+                wb = None if sw is None else sw[s:s + batch_size]
+                loss, probs = self._loss(Tensor(x[s:s + batch_size]), y[s:s + batch_size], wb)
                 total += float(loss.item()) * len(probs)
                 n += len(probs)
                 for m in mets:
@@ -780,7 +799,7 @@ class Sequential(Module):
         y = self._check_labels(y, self.output_shape, op)
         res = self._evaluate_arrays(x, y, batch_size)
         if verbose in (1, "auto", 2):
-            print(f"evaluate: {_fmt(res)}", file=sys.stderr)
+            write_line(f"evaluate: {_fmt(res)}")
         if return_dict:
             return res
         vals = list(res.values())
@@ -926,7 +945,10 @@ class Sequential(Module):
                           self.label_names, extra=extra)
 
     def save_weights(self, path):
-        return self.save(path)
+        """Save the weights alone (``io.save_weights``); restore with ``load_weights``."""
+        from .io import save_weights
+
+        return save_weights(self, path)
 
     def load_weights(self, path):
         """Load weights saved from a model of the same architecture; nothing changes on error."""

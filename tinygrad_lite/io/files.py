@@ -37,6 +37,7 @@ MAX_HEADER_BYTES = 16 * 2**20        # a safetensors JSON header larger than thi
 MAX_FILE_BYTES = 2 * 2**30           # default cap on a model file (override with max_bytes=)
 MAX_TENSORS = 100_000
 MAX_NDIM = 8
+WEIGHTS_ONLY = "weights"             # metadata "content" of a save_weights file
 
 # safetensors dtype codes <-> NumPy (the ones a model file may hold)
 _ST_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64,
@@ -373,6 +374,9 @@ def load_model(path, max_bytes=MAX_FILE_BYTES):
 
     arrays, meta = read_file(path, max_bytes)
     weights = _split(arrays, "weights.")
+    if meta.get("content") == WEIGHTS_ONLY:
+        raise _fail(path, "the file holds weights only (save_weights), no architecture; build the "
+                          "model in code and call model.load_weights(path)")
     try:
         # 1. the layers from the allow-list, no weights allocated yet; 2. every weight's shape
         # from the configs alone
@@ -423,8 +427,19 @@ def load_model(path, max_bytes=MAX_FILE_BYTES):
 
 
 def save_weights(model, path):
-    """Save only the weights (plus the architecture, for checking) of ``model``."""
-    return save_model(model, path)
+    """Save only the weights of ``model`` (no architecture, preprocessing or compile config).
+
+    The file restores into a model of the same architecture with ``load_weights``; every name,
+    shape and dtype is checked then. ``load_model`` refuses it (there is nothing to rebuild from).
+
+    Examples
+    --------
+    >>> save_weights(model, "ckpt.safetensors"); load_weights(model, "ckpt.safetensors")  # doctest: +SKIP
+    """
+    arrays = {f"weights.{k}": v for k, v in _state_arrays(model).items()}
+    write_file(path, arrays, {"format": FORMAT, "format_version": FORMAT_VERSION,
+                              "content": WEIGHTS_ONLY})
+    return os.fspath(path)
 
 
 def load_weights(model, path, max_bytes=MAX_FILE_BYTES):
