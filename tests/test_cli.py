@@ -84,3 +84,67 @@ def test_cnn_and_npz_format_in_process(tmp_path, capsys):
                  "--out", str(tmp_path)]) == 0
     assert (tmp_path / "model.npz").exists()
     assert "validation: loss=" in capsys.readouterr().out
+
+
+def test_out_on_existing_file_and_os_errors_are_one_line(tmp_path):
+    f = tmp_path / "taken.npy"
+    f.write_bytes(b"x")
+    r = run("train", "--epochs", "1", "--quiet", "--out", str(f))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "--out must be a folder" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    from tinygrad_lite.cli import main
+
+    blocked = tmp_path / "file"
+    blocked.write_bytes(b"x")
+    # an OSError from deeper down (a folder under a file) is one line too, status 2
+    assert main(["train", "--epochs", "1", "--quiet", "--out", str(blocked / "sub")]) == 2
+
+
+def _write_idx(path, arr):
+    import struct
+
+    arr = np.ascontiguousarray(arr, dtype=np.uint8)
+    path.write_bytes(struct.pack(">BBBB", 0, 0, 0x08, arr.ndim)
+                     + struct.pack(f">{arr.ndim}I", *arr.shape) + arr.tobytes())
+
+
+def test_evaluate_rebuilds_the_held_out_rows_after_clean(tmp_path, capsys):
+    """clean() drops duplicate rows before training splits; evaluate must split the same rows."""
+    from tinygrad_lite.cli import main
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (150, 6, 6))
+    labels = rng.integers(0, 3, 150)
+    images[100:130], labels[100:130] = images[:30], labels[:30]      # 30 exact duplicates
+    _write_idx(tmp_path / "train-images-idx3-ubyte", images)
+    _write_idx(tmp_path / "train-labels-idx1-ubyte", labels)
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "mnist", "--data-dir", str(tmp_path), "--epochs", "2",
+                 "--quiet", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["clean"]["n_rows_out"] < 150                     # clean() dropped rows
+    assert main(["evaluate", str(out / "model.safetensors"), "--data-dir", str(tmp_path),
+                 "--json", str(tmp_path / "e.json")]) == 0
+    ev = json.loads((tmp_path / "e.json").read_text())
+    assert ev["samples"] == report["n_val"]
+    assert ev["accuracy"] == pytest.approx(report["validation"]["accuracy"])
+    assert ev["loss"] == pytest.approx(report["validation"]["loss"], rel=1e-6)
+    # the data changed since training: refused instead of evaluating other rows
+    _write_idx(tmp_path / "train-images-idx3-ubyte", 255 - images)
+    capsys.readouterr()
+    assert main(["evaluate", str(out / "model.safetensors"), "--data-dir", str(tmp_path)]) == 2
+    assert "held-out rows" in capsys.readouterr().err
+
+
+def test_evaluate_json_confusion_matrix_has_every_class(run_dir, tmp_path):
+    out, _ = run_dir
+    from tinygrad_lite.data import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    keep = y < 3                                  # only classes 0, 1, 2 present
+    np.savez(tmp_path / "d.npz", X=X[keep][:60], y=y[keep][:60])
+    r = run("evaluate", str(out / "model.safetensors"), "--data", str(tmp_path / "d.npz"),
+            "--json", str(tmp_path / "e.json"))
+    assert r.returncode == 0, r.stderr
+    cm = np.array(json.loads((tmp_path / "e.json").read_text())["confusion_matrix"])
+    assert cm.shape == (10, 10) and cm.sum() == 60

@@ -116,6 +116,9 @@ def cmd_train(args):
     if args.lr is not None and not args.lr > 0:
         raise CLIError(f"--lr must be > 0, got {args.lr}")
     out = args.out or _default_out()
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise CLIError(f"--out must be a folder (or a path that does not exist yet), got the "
+                       f"file {out!r}")
     os.makedirs(out, exist_ok=True)
     manual_seed(args.seed)
 
@@ -124,6 +127,7 @@ def cmd_train(args):
     x_tr, x_val, y_tr, y_val = train_test_split(X, y, test_size=args.val_size, stratify=y,
                                                 seed=args.seed)
     scaler = MinMaxScaler().fit(x_tr)
+    x_val_raw = x_val
     x_tr, x_val = scaler.transform(x_tr), scaler.transform(x_val)
     n_classes = int(y.max()) + 1
     model = _build_model(args.model, X.shape[1], image_shape, n_classes)
@@ -149,7 +153,7 @@ def cmd_train(args):
     files = {}
     model_path = os.path.join(out, f"model.{args.format}")
     extra = {"dataset": args.dataset, "val_size": args.val_size, "seed": args.seed,
-             "model": args.model}
+             "model": args.model, "val_fingerprint": _fingerprint(x_val_raw, y_val)}
     model.save(model_path, preprocessing=scaler, label_names=names[:n_classes], extra=extra)
     files["model"] = model_path
     try:
@@ -185,6 +189,16 @@ def cmd_train(args):
     _write_json(files["report"], report)
     print(f"outputs in {out}/: " + ", ".join(os.path.basename(p) for p in files.values()))
     return 0
+
+
+def _fingerprint(X, y):
+    """Short SHA-256 of the held-out rows (raw features and labels): ``evaluate`` checks that it
+    rebuilt exactly the rows training held out."""
+    import hashlib
+
+    h = hashlib.sha256(np.ascontiguousarray(X, dtype=np.float64).tobytes())
+    h.update(np.ascontiguousarray(y, dtype=np.int64).tobytes())
+    return h.hexdigest()[:16]
 
 
 def _backend_name():
@@ -238,26 +252,36 @@ def cmd_evaluate(args):
         if y is None:
             raise CLIError(f"{args.data} has no labels; evaluate needs an .npz with X and y")
     else:
-        from .data import train_test_split
+        from .data import clean, train_test_split
 
         dataset = args.dataset or extra.get("dataset", "digits")
         X, y, _, _, test = _load_dataset(dataset, args.data_dir)
         if test is not None:
             X, y = test
-        else:   # the held-out split of training, reproduced from the saved seed and size
+        else:   # the held-out split of training: same clean(), saved seed and size, verified
             seed, val = extra.get("seed", 0), extra.get("val_size", 0.2)
+            X, y, _ = clean(X, y)
             _, X, _, y = train_test_split(X, y, test_size=val, stratify=y, seed=seed)
+            want = extra.get("val_fingerprint")
+            if want is not None and _fingerprint(X, y) != want:
+                raise CLIError(f"could not rebuild the held-out rows that training used for "
+                               f"{args.model} (the {dataset} data changed?); pass --data with "
+                               "an .npz of X and y")
     if model._compiled is None:
         model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     Xp = _prepare(model, X)
     loss, acc = model.evaluate(Xp, y, verbose=0)
     y_pred = model.predict_classes(Xp)
     names = model.label_names
+    # every class the model can output, present in y or not (as train does)
+    labels = list(range(model.output_shape[-1] if model.output_shape[-1] > 1 else 2))
     print(f"evaluate: loss={loss:.4f} accuracy={acc:.4f} ({len(y)} samples)")
-    print(classification_report(y, y_pred, target_names=names, digits=4, zero_division=0))
+    print(classification_report(y, y_pred, labels=labels, target_names=names, digits=4,
+                                zero_division=0))
     if args.json:
+        cm = confusion_matrix(y, y_pred, labels=labels)
         _write_json(args.json, {"loss": loss, "accuracy": acc, "samples": len(y),
-                                "confusion_matrix": confusion_matrix(y, y_pred).tolist()})
+                                "confusion_matrix": cm.tolist()})
     return 0
 
 
@@ -348,8 +372,12 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (CLIError, TinygradLiteError, ValueError, FileNotFoundError, KeyError) as e:
+    except (CLIError, TinygradLiteError, ValueError, KeyError) as e:
         print(f"tinygrad-lite {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as e:   # a missing input, a read-only or full disk, --out on a file, ...
+        where = f": {e.filename!r}" if getattr(e, "filename", None) else ""
+        print(f"tinygrad-lite {args.command}: error: {e.strerror or e}{where}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
