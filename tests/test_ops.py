@@ -489,58 +489,44 @@ def test_case_names_are_unique():
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_forward_matches_oracle(case, backend):
-    @given(_inputs_strategy(case))
-    def check(drawn):
-        arrays, kw = drawn
-        for dtype in (np.float64, np.float32):
-            arrs = [a.astype(dtype) if a.dtype.kind == "f" else a for a in arrays]
-            got = case.fn(*_tensors(arrs, case, requires_grad=False), **kw)
-            want = case.oracle(*[a.astype(np.float64) if a.dtype.kind == "f" else a
-                                 for a in arrs], **kw)
-            tol = 1e-10 if dtype == np.float64 else 2e-5
-            np.testing.assert_allclose(got.numpy(), want, rtol=tol * 10, atol=tol * 10,
-                                       err_msg=f"{case.name} forward ({np.dtype(dtype).name})")
-            assert got.shape == np.shape(want), f"{case.name}: shape {got.shape} != " \
-                                                f"{np.shape(want)}"
-            if got.dtype.kind == "f":
-                assert got.dtype == dtype, f"{case.name}: dtype {got.dtype} for {dtype} input"
-
-    check()
+@given(data=st.data())
+def test_forward_matches_oracle(case, backend, data):
+    arrays, kw = data.draw(_inputs_strategy(case), label="inputs")
+    for dtype in (np.float64, np.float32):
+        arrs = [a.astype(dtype) if a.dtype.kind == "f" else a for a in arrays]
+        got = case.fn(*_tensors(arrs, case, requires_grad=False), **kw)
+        want = case.oracle(*[a.astype(np.float64) if a.dtype.kind == "f" else a
+                             for a in arrs], **kw)
+        tol = 1e-10 if dtype == np.float64 else 2e-5
+        np.testing.assert_allclose(got.numpy(), want, rtol=tol * 10, atol=tol * 10,
+                                   err_msg=f"{case.name} forward ({np.dtype(dtype).name})")
+        assert got.shape == np.shape(want), f"{case.name}: shape {got.shape} != {np.shape(want)}"
+        if got.dtype.kind == "f":
+            assert got.dtype == dtype, f"{case.name}: dtype {got.dtype} for {dtype} input"
 
 
 GRAD_CASES = [c for c in CASES if c.grad]
 
 
 @pytest.mark.parametrize("case", GRAD_CASES, ids=[c.name for c in GRAD_CASES])
-def test_first_order_gradient(case, backend):
-    @given(_inputs_strategy(case), st.integers(0, 2 ** 16))
-    def check(drawn, seed):
-        arrays, kw = drawn
-        tensors = _tensors(arrays, case)
-        if not any(t.requires_grad for t in tensors):
-            return
-        gradcheck(lambda *ts: case.fn(*ts, **kw), tensors, seed=seed, op=case.name,
-                  **case.tol)
-
-    check()
+@given(data=st.data(), seed=st.integers(0, 2 ** 16))
+def test_first_order_gradient(case, backend, data, seed):
+    arrays, kw = data.draw(_inputs_strategy(case), label="inputs")
+    tensors = _tensors(arrays, case)
+    assume(any(t.requires_grad and t.size for t in tensors))
+    gradcheck(lambda *ts: case.fn(*ts, **kw), tensors, seed=seed, op=case.name, **case.tol)
 
 
 SECOND_CASES = [c for c in CASES if c.grad and c.second]
 
 
 @pytest.mark.parametrize("case", SECOND_CASES, ids=[c.name for c in SECOND_CASES])
-def test_second_order_gradient(case, backend):
-    @given(_inputs_strategy(case), st.integers(0, 2 ** 16))
-    def check(drawn, seed):
-        arrays, kw = drawn
-        tensors = _tensors(arrays, case)
-        if not any(t.requires_grad for t in tensors):
-            return
-        gradgradcheck(lambda *ts: case.fn(*ts, **kw), tensors, seed=seed, op=case.name,
-                      **case.tol)
-
-    check()
+@given(data=st.data(), seed=st.integers(0, 2 ** 16))
+def test_second_order_gradient(case, backend, data, seed):
+    arrays, kw = data.draw(_inputs_strategy(case), label="inputs")
+    tensors = _tensors(arrays, case)
+    assume(any(t.requires_grad and t.size for t in tensors))
+    gradgradcheck(lambda *ts: case.fn(*ts, **kw), tensors, seed=seed, op=case.name, **case.tol)
 
 
 # ------------------------------------------------------------------ no-grad ops ---
