@@ -339,8 +339,14 @@ def test_absurd_layer_sizes_refused_before_allocating(tmp_path, monkeypatch):
 
 
 def test_shape_plan_matches_built_weights():
-    from tinygrad_lite.layers import GRU, AveragePooling2D, Dropout, Embedding, MaxPooling2D
-    from tinygrad_lite.layers import SimpleRNN
+    from tinygrad_lite.layers import (
+        GRU,
+        AveragePooling2D,
+        Dropout,
+        Embedding,
+        MaxPooling2D,
+        SimpleRNN,
+    )
 
     models_ = [
         Sequential([Reshape((6, 5, 2), input_shape=(60,)),

@@ -191,3 +191,34 @@ def test_regularizer_adds_to_the_training_loss():
         w = m.layers[0].kernel.numpy().copy()
         losses.append(m.fit(x, y, epochs=1, batch_size=16, verbose=0).history["loss"][0])
     assert losses[1] - losses[0] == pytest.approx(0.01 * (w ** 2).sum(), rel=1e-3)
+
+
+def test_batchnorm_delegates_to_nn_batch_norm(monkeypatch):
+    """Keras BatchNormalization is the core batch_norm with the channel axis last and momentum
+    1 - m; its moving variance uses the biased batch variance (Keras), the core's the unbiased."""
+    from tinygrad_lite.nn import BatchNorm1d
+    from tinygrad_lite.nn import normalization as N
+
+    x = (rng.standard_normal((16, 3)) * 3 + 1).astype(np.float32)
+    keras_bn = BatchNormalization(momentum=0.9, epsilon=1e-5)
+    torch_bn = BatchNorm1d(3, eps=1e-5, momentum=0.1)
+    calls = []
+    real = N.batch_norm
+    monkeypatch.setattr(N, "batch_norm", lambda *a, **k: (calls.append(k), real(*a, **k))[1])
+    yk = keras_bn(T(x)).numpy()
+    assert calls and calls[0]["axis"] == -1 and calls[0]["momentum"] == pytest.approx(0.1)
+    yt = torch_bn(Tensor(x)).numpy()
+    np.testing.assert_allclose(yk, yt, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(keras_bn.moving_mean.numpy(), torch_bn.running_mean.numpy(),
+                               rtol=1e-6)
+    np.testing.assert_allclose(keras_bn.moving_variance.numpy(), 0.9 + 0.1 * x.var(0), rtol=1e-5)
+    np.testing.assert_allclose(torch_bn.running_var.numpy(), 0.9 + 0.1 * x.var(0, ddof=1),
+                               rtol=1e-5)
+    # channels-last 4-D input: statistics over N, H, W per channel
+    x4 = rng.standard_normal((4, 3, 3, 2)).astype(np.float32)
+    bn4 = BatchNormalization()
+    y4 = bn4(T(x4)).numpy()
+    ref = (x4 - x4.mean((0, 1, 2))) / np.sqrt(x4.var((0, 1, 2)) + 1e-3)
+    np.testing.assert_allclose(y4, ref, rtol=1e-4, atol=1e-4)
+    assert [n for n, _ in bn4.weight_tensors()] == ["gamma", "beta", "moving_mean",
+                                                     "moving_variance"]

@@ -326,6 +326,7 @@ def test_terminate_on_nan_stops_quietly():
     assert h.epoch == [] and m.stop_training
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered")
 def test_terminate_on_nan_counts_batches_like_the_error():
     x, y = toy()
     x[8:] = 3e38

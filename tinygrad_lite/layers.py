@@ -576,7 +576,13 @@ class AveragePooling2D(_Pool):
 class BatchNormalization(Layer):
     """Normalize each feature (the last axis) by the batch mean and variance while training,
     by the moving averages otherwise: ``y = gamma (x - mean) / sqrt(var + eps) + beta``.
-    Moving averages follow Keras: ``moving = momentum * moving + (1 - momentum) * batch``."""
+    Moving averages follow Keras: ``moving = momentum * moving + (1 - momentum) * batch`` (the
+    biased batch variance).
+
+    The math is ``nn.normalization.batch_norm`` (the core BatchNorm's), called with the channel
+    axis last and PyTorch's momentum convention: Keras' ``momentum=m`` is PyTorch's ``1 - m``.
+    Note the different default epsilon: Keras 1e-3, PyTorch 1e-5.
+    """
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  input_shape=None, name=None):
@@ -600,21 +606,11 @@ class BatchNormalization(Layer):
         self.built = True
 
     def call(self, x):
-        axes = tuple(range(x.ndim - 1))
-        if self.training:
-            mean = x.mean(axis=axes)
-            var = ((x - mean) * (x - mean)).mean(axis=axes)
-            m = self.momentum
-            self.moving_mean.data[...] = m * self.moving_mean.data + (1 - m) * mean.data
-            self.moving_variance.data[...] = m * self.moving_variance.data + (1 - m) * var.data
-        else:
-            mean, var = self.moving_mean, self.moving_variance
-        y = (x - mean) / (var + self.epsilon).sqrt()
-        if self.gamma is not None:
-            y = y * self.gamma
-        if self.beta is not None:
-            y = y + self.beta
-        return y
+        from .nn.normalization import batch_norm
+
+        return batch_norm(x, self.moving_mean, self.moving_variance, self.gamma, self.beta,
+                          training=self.training, momentum=1.0 - self.momentum,
+                          eps=self.epsilon, axis=-1, unbiased_running_var=False)
 
     def weight_tensors(self):
         out = [("gamma", self.gamma)] if self.scale else []

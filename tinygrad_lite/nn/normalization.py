@@ -30,6 +30,52 @@ from .linear import _empty
 from .module import Module
 
 
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5, axis=1, unbiased_running_var=True):
+    """Batch normalization of ``x`` with one statistic per index of ``axis`` (PyTorch's
+    ``F.batch_norm`` with a choice of channel axis; the Keras layer uses ``axis=-1``).
+
+    Training (or no running estimates given): normalize by the batch mean and biased variance over
+    every other axis; gradients flow through both. If running estimates are given, they are
+    updated in place (no gradient): ``running = (1 - momentum) * running + momentum * batch``,
+    with the unbiased variance ``var * n / (n - 1)`` (PyTorch) or, with
+    ``unbiased_running_var=False``, the biased one (Keras). Otherwise normalize by the running
+    estimates. Then ``y = weight * x_hat + bias`` (each optional).
+
+    >>> x = Tensor(np.array([[1.0, 10.0], [3.0, 30.0]]))
+    >>> batch_norm(x, None, None, training=True, eps=0.0).numpy().tolist()
+    [[-1.0, -1.0], [1.0, 1.0]]
+    """
+    axis = axis % x.ndim
+    axes = tuple(i for i in range(x.ndim) if i != axis)
+    shape = tuple(-1 if i == axis else 1 for i in range(x.ndim))
+    if training or running_mean is None:
+        n = x.size // x.shape[axis]
+        mean = x.mean(axis=axes, keepdims=True)
+        var = x.var(axis=axes, keepdims=True)
+        if training and running_mean is not None:
+            if unbiased_running_var and n <= 1:
+                raise ShapeError(f"batch_norm: expected more than 1 value per channel when "
+                                 f"training, got input shape {x.shape}")
+            with no_grad():
+                rm, rv = running_mean, running_var
+                batch_mean = mean.data.reshape(-1).astype(rm.dtype)
+                batch_var = var.data.reshape(-1).astype(rv.dtype)
+                if unbiased_running_var:
+                    batch_var = batch_var * (n / (n - 1))
+                rm.data = (1 - momentum) * rm.data + momentum * batch_mean
+                rv.data = (1 - momentum) * rv.data + momentum * batch_var
+    else:
+        mean = running_mean.reshape(shape)
+        var = running_var.reshape(shape)
+    y = (x - mean) / (var + eps).sqrt()
+    if weight is not None:
+        y = y * weight.reshape(shape)
+    if bias is not None:
+        y = y + bias.reshape(shape)
+    return y
+
+
 class _BatchNorm(Module):
     _ndims = ()
 
@@ -75,40 +121,31 @@ class _BatchNorm(Module):
                 f"dimensions with {self.num_features} channels on axis 1, got shape "
                 f"{x.shape}"
             )
-        axes = (0,) + tuple(range(2, x.ndim))
-        shape = (1, -1) + (1,) * (x.ndim - 2)
-        use_batch = self.training or not self.track_running_stats
-        if use_batch:
-            n = x.size // self.num_features
-            if self.training and n <= 1:
-                raise ShapeError(
-                    f"{name}: expected more than 1 value per channel when training, "
-                    f"got input shape {x.shape}; use a larger batch or eval()"
-                )
-            mean = x.mean(axis=axes, keepdims=True)
-            var = x.var(axis=axes, keepdims=True)
-            if self.training and self.track_running_stats:
-                self._update_running(mean, var, n)
-        else:
-            mean = self.running_mean.reshape(shape)
-            var = self.running_var.reshape(shape)
-        y = (x - mean) / (var + self.eps).sqrt()
-        if self.affine:
-            y = y * self.weight.reshape(shape) + self.bias.reshape(shape)
-        return y
-
-    def _update_running(self, mean, var, n):
-        with no_grad():
-            nbt = self.num_batches_tracked
-            nbt.data = nbt.xp.asarray(nbt.data + 1)
-            m = self.momentum
-            if m is None:
+        if self.training and x.size // self.num_features <= 1:
+            raise ShapeError(
+                f"{name}: expected more than 1 value per channel when training, "
+                f"got input shape {x.shape}; use a larger batch or eval()"
+            )
+        m = self.momentum
+        update = self.training and self.track_running_stats
+        if update:
+            with no_grad():
+                nbt = self.num_batches_tracked
+                nbt.data = nbt.xp.asarray(nbt.data + 1)
+            if m is None:   # cumulative average
                 m = 1.0 / float(self.num_batches_tracked.data)
-            rm, rv = self.running_mean, self.running_var
-            batch_mean = mean.data.reshape(-1).astype(rm.dtype)
-            batch_var = var.data.reshape(-1).astype(rv.dtype) * (n / (n - 1))
-            rm.data = (1 - m) * rm.data + m * batch_mean
-            rv.data = (1 - m) * rv.data + m * batch_var
+        use_running = self.track_running_stats
+        return batch_norm(
+            x,
+            self.running_mean if use_running else None,
+            self.running_var if use_running else None,
+            self.weight,
+            self.bias,
+            training=self.training,
+            momentum=m,
+            eps=self.eps,
+            axis=1,
+        )
 
     def extra_repr(self):
         return (
