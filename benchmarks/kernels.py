@@ -8,10 +8,11 @@ it is installed -- each at every thread count asked for (OpenBLAS, our OpenMP an
 the same count). Every ratio compares implementations at the same thread count, measured in one
 run: ``vs_numpy = t_numpy / t_ours`` (above 1: ours is faster), same for torch.
 
-Method: each candidate is warmed up, then the candidates of one case are timed in rotation
-(interleaved, so a noisy neighbour hits them all alike) with a short pause between samples so
-one runtime's spinning worker threads don't steal the next one's cores; we report the median
-(and the best) of the samples. Every result is checked against a float64 NumPy computation before
+Method: each candidate is warmed up. At 1 thread the candidates of one case are timed in rotation
+(interleaved sample by sample, so a noisy neighbour hits them all alike). With more threads they
+are timed in rotated blocks after a 0.5 s pause (``_time_blocks``): on two cores, the worker
+threads one runtime leaves spinning after its call would otherwise steal a core from the next
+one's parallel region. We report the median (and the best) of the samples. Every result is checked against a float64 NumPy computation before
 it is timed. GFLOP/s count 2 flops per multiply-add; "% peak" is against --peak GFLOP/s per
 thread (default 147: the measured AVX-512 fp32 FMA peak of one core of the CI machine, see
 shared/KERNELS.md).
@@ -27,6 +28,8 @@ import time
 import numpy as np
 
 PEAK_PER_CORE = 147.0
+SETTLE_S = 0.002        # between interleaved 1-thread samples
+BLOCK_SETTLE_S = 0.5    # before each block of multi-threaded samples (see _time_blocks)
 
 # (label, m, n, k, trans_a, trans_b): the MLP 784-128-10 at batch 64, forward and backward.
 # nn.Linear keeps W as (out, in): forward y = x @ W.T, backward gx = gy @ W, gW = gy.T @ x.
@@ -193,7 +196,7 @@ def _time_case(cands, env, budget_s, min_samples=5, max_samples=60):
         for key in order[i % len(order):] + order[:i % len(order)]:      # rotate the start
             env.set(*key)
             fn, reps = cands[key], inner[key]
-            time.sleep(0.002)                # let other runtimes' spinning workers go idle
+            time.sleep(SETTLE_S)             # let other runtimes' spinning workers go idle
             t0 = time.perf_counter()
             for _ in range(reps):
                 fn()
@@ -202,6 +205,37 @@ def _time_case(cands, env, budget_s, min_samples=5, max_samples=60):
         n = len(samples[order[0]])
         if n >= max_samples or (n >= min_samples and time.perf_counter() > t_end):
             return samples
+
+
+def _time_blocks(cands, env, budget_s, rounds=3):
+    """Multi-threaded candidates, timed in blocks: all samples of one candidate back to back,
+    after a pause long enough for the previous runtime's worker threads to stop spinning.
+
+    Interleaving single calls (``_time_case``) is fairer against noise, but with two cores the
+    worker threads that OpenBLAS or another OpenMP runtime leave spinning after their call take a
+    core from the next candidate's parallel region and its join waits a whole time slice (measured
+    here: our 2-thread GEMM at n=256 fell from ~280 to ~5 GFLOP/s right after numpy's 2-thread
+    call, and recovered after a 0.5 s pause). Real use never interleaves runtimes like that (the
+    cython backend holds OpenBLAS at one thread), so blocks, rotated over ``rounds``, measure each
+    runtime as it runs in practice while still sharing slow drifts of the machine between them.
+    """
+    per_block = budget_s / rounds
+    samples = {key: [] for key in cands}
+    order = list(cands)
+    for r in range(rounds):
+        for key in order[r % len(order):] + order[:r % len(order)]:
+            env.set(*key)
+            fn = cands[key]
+            time.sleep(BLOCK_SETTLE_S)
+            fn()                                          # wake this runtime's pool
+            t_end = time.perf_counter() + per_block
+            while True:
+                t0 = time.perf_counter()
+                fn()
+                samples[key].append(time.perf_counter() - t0)
+                if time.perf_counter() > t_end and len(samples[key]) >= 2 * (r + 1):
+                    break
+    return samples
 
 
 def run(quick=False, threads=(1, 2), peak=PEAK_PER_CORE, log=print, only=None):
@@ -247,7 +281,11 @@ def run(quick=False, threads=(1, 2), peak=PEAK_PER_CORE, log=print, only=None):
             err, ok = _check(fn(), want)
             rows[key] = {"op": op, "case": label, "impl": key[0], "threads": key[1],
                          "max_rel_err": err, "ok": ok}
-        samples = _time_case(cands, env, budget)
+        samples = {}
+        for t in threads:
+            group = {k: fn for k, fn in cands.items() if k[1] == t}
+            timer = _time_case if t == 1 else _time_blocks
+            samples.update(timer(group, env, budget))
         for key, s in samples.items():
             r = rows[key]
             r["median_s"] = statistics.median(s)
