@@ -148,3 +148,19 @@ def test_evaluate_json_confusion_matrix_has_every_class(run_dir, tmp_path):
     assert r.returncode == 0, r.stderr
     cm = np.array(json.loads((tmp_path / "e.json").read_text())["confusion_matrix"])
     assert cm.shape == (10, 10) and cm.sum() == 60
+
+
+def test_bench_runs_the_training_suite_and_checks_it(tmp_path):
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, "-m", "tinygrad_lite", "bench", "training", "--only", "tiny",
+           "--repeats", "1", "--json", str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "tiny (a*b).sum() fwd+bwd" in r.stdout
+    res = json.loads(out.read_text())["results"][0]
+    assert res["times"]["tinygrad_lite"] > 0
+
+
+def test_bench_rejects_an_unknown_suite():
+    r = run("bench", "nope")
+    assert r.returncode == 2 and "invalid choice: 'nope'" in r.stderr

@@ -310,15 +310,14 @@ def cmd_predict(args):
 
 
 def cmd_bench(args):
+    import importlib
+
     try:
-        import benchmarks.kernels as bench
+        bench = importlib.import_module(f"benchmarks.{args.suite}")
     except ImportError as e:
         raise CLIError(f"benchmarks are not importable ({e}); run from the repository root, "
                        "where the benchmarks/ folder lives") from None
-    main = getattr(bench, "main", None)
-    if main is None:
-        raise CLIError("benchmarks.kernels has no main(argv)")
-    return main(args.rest) or 0
+    return bench.main(args.rest) or 0
 
 
 # ------------------------------------------------------------------ parser ---
@@ -362,8 +361,10 @@ def build_parser():
     r.add_argument("--backend")
     r.set_defaults(func=cmd_predict)
 
-    b = sub.add_parser("bench", help="run benchmarks.kernels (from the repository root)")
-    b.add_argument("rest", nargs=argparse.REMAINDER)
+    b = sub.add_parser("bench", help="run a benchmark suite (from the repository root)")
+    b.add_argument("suite", choices=["kernels", "training"],
+                   help="kernels: the kernel matrix; training: overhead, MLP fit, CNN step")
+    b.add_argument("rest", nargs=argparse.REMAINDER, help="options passed to the suite")
     b.set_defaults(func=cmd_bench)
     return p
 

@@ -215,6 +215,12 @@ def test_pipeline_chain_and_inverse():
     assert isinstance(p["sc"], P.MinMaxScaler) and p[0] is p["imp"]
     with pytest.raises(TypeError, match="has no fit"):
         P.Pipeline([object()])
+    state = p.state_dict()
+    again = P.from_state_dict(state)
+    np.testing.assert_allclose(again.transform(X), Z)
+    state["names"] = state["names"][:1]          # a tampered state: 1 name for 2 steps
+    with pytest.raises(ValueError, match="as many names as steps, got 1 names and 2 steps"):
+        P.from_state_dict(state)
 
 
 # --------------------------------------------------------------------- clean ---

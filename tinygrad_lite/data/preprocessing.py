@@ -723,7 +723,12 @@ def from_state_dict(state):
     """
     name = state.get("class") if isinstance(state, dict) else None
     if name == "Pipeline":
-        return Pipeline([(n, from_state_dict(s)) for n, s in zip(state["names"], state["steps"])])
+        names, steps = state.get("names"), state.get("steps")
+        if not isinstance(names, list) or not isinstance(steps, list) or len(names) != len(steps):
+            raise ValueError(f"from_state_dict: a Pipeline needs as many names as steps, got "
+                             f"{len(names) if isinstance(names, list) else names!r} names and "
+                             f"{len(steps) if isinstance(steps, list) else steps!r} steps")
+        return Pipeline([(n, from_state_dict(s)) for n, s in zip(names, steps)])
     if name not in _REGISTRY:
         raise ValueError(f"from_state_dict: unknown transformer class, got {name!r}; "
                          f"expected one of {sorted(_REGISTRY) + ['Pipeline']}")
