@@ -18,7 +18,16 @@ def _mask(t, dtype):
     """A constant Tensor of 0/1 in ``dtype`` from a boolean array (no gradient flows)."""
     from ..tensor import Tensor
 
-    return Tensor._wrap(t.astype(dtype), False)
+    return Tensor._wrap(t.astype(dtype, copy=False), False)
+
+
+def _keep_where(mask, g):
+    """g where ``mask`` (a boolean array) is true, else 0: one pass, and differentiable in g
+    (it is the ``where`` op with a constant condition)."""
+    from ..tensor import Tensor
+
+    zero = Tensor._wrap(g.xp.zeros((), dtype=g.dtype), False)
+    return Where.apply(Tensor._wrap(mask, False), g, zero)
 
 
 # ------------------------------------------------------------------ binary ---
@@ -141,7 +150,7 @@ class Where(Function):
 
     @staticmethod
     def forward(ctx, cond, a, b):
-        ctx.cond = cond.astype(bool)
+        ctx.cond = cond.astype(bool, copy=False)
         return ctx.xp.where(ctx.cond, a, b)
 
     @staticmethod
@@ -234,11 +243,11 @@ class ReLU(Function):
     @staticmethod
     def forward(ctx, x):
         ctx.pos = x > 0
-        return x * ctx.pos
+        return ctx.xp.maximum(x, 0)
 
     @staticmethod
     def backward(ctx, g):
-        return (g * _mask(ctx.pos, g.dtype),)
+        return (_keep_where(ctx.pos, g),)
 
 
 @register("leaky_relu")
@@ -371,7 +380,7 @@ class Clip(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return (g * _mask(ctx.inside, g.dtype),)
+        return (_keep_where(ctx.inside, g),)
 
 
 @register("cast")
