@@ -394,3 +394,4 @@ def gemm_naive(const floating[:, ::1] A, const floating[:, ::1] B, bint trans_a,
 
 include "conv.pxi"
 include "pool.pxi"
+include "optim.pxi"
