@@ -1,0 +1,323 @@
+"""The fused optimizer kernels (tinygrad_lite._cpu.adam_step / sgd_step) against the NumPy path.
+
+Every case runs the same optimizer twice from the same start, once under
+``backends.use("numpy")`` (the NumPy reference in ``_update``) and once under
+``backends.use("cython")`` (the fused kernel), feeds both the same gradients for a few steps and
+compares parameters and state. The fused kernels do the same float operations in the same order,
+so the results agree to a few ulp (bit for bit on x86-64, where no FMA is contracted).
+
+Sizes 1, 7, 257 exercise the SIMD tails; 70000 crosses the OpenMP threshold (1 << 16).
+"""
+
+import numpy as np
+import pytest
+
+from tinygrad_lite import backends
+from tinygrad_lite.optim import SGD, Adam, AdamW
+from tinygrad_lite.optim import sgd as sgd_module
+
+_cpu = pytest.importorskip("tinygrad_lite._cpu", reason="Cython kernels not built")
+
+SIZES = [1, 7, 257, 70000]
+DTYPES = [np.float32, np.float64]
+STEPS = 4
+
+
+class P:
+    """A bare parameter (the optimizer contract: .data and .grad.data)."""
+
+    def __init__(self, data):
+        self.data, self.grad = data, None
+
+
+class G:
+    def __init__(self, data):
+        self.data = data
+
+
+def _tol(dtype):
+    # a few ulp: the paths do the same operations; only an FMA contraction could differ
+    return {"rtol": 1e-12, "atol": 1e-300} if dtype == np.float64 else {"rtol": 4e-6, "atol": 1e-30}
+
+
+def _grads(n, dtype, steps, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(n).astype(dtype) for _ in range(steps)]
+
+
+def _run(backend, make_opt, x0, grads, shape=None, grad_view=None):
+    """Parameter and optimizer after ``len(grads)`` steps with ``backend`` active."""
+    p = P(x0.copy() if shape is None else x0.copy().reshape(shape))
+    opt = make_opt([p])
+    with backends.use(backend):
+        for g in grads:
+            g = g.reshape(p.data.shape) if shape is not None else g
+            p.grad = G(grad_view(g) if grad_view else g.copy())
+            opt.step()
+    return p, opt
+
+
+def _assert_same(ref, got, dtype):
+    (p_ref, o_ref), (p_got, o_got) = ref, got
+    assert p_got.data.dtype == dtype
+    np.testing.assert_allclose(p_got.data, p_ref.data, **_tol(dtype))
+    s_ref, s_got = o_ref.state_dict()["state"], o_got.state_dict()["state"]
+    assert s_ref.keys() == s_got.keys()
+    for i in s_ref:
+        assert s_ref[i].keys() == s_got[i].keys()
+        for k, v in s_ref[i].items():
+            if isinstance(v, np.ndarray):
+                np.testing.assert_allclose(s_got[i][k], v, **_tol(dtype), err_msg=k)
+            else:
+                assert s_got[i][k] == v, k
+
+
+@pytest.fixture(autouse=True)
+def _count_fused(monkeypatch):
+    """Count fused-kernel calls, so a test can check the fused path really ran."""
+    calls = {"n": 0}
+    real = sgd_module._fused_kernel
+
+    def counting(name, data, grad):
+        k = real(name, data, grad)
+        if k is None:
+            return None
+
+        def call(*args):
+            calls["n"] += 1
+            return k(*args)
+
+        return call
+
+    monkeypatch.setattr(sgd_module, "_fused_kernel", counting)
+    import tinygrad_lite.optim.adam as adam_module
+
+    monkeypatch.setattr(adam_module, "_fused_kernel", counting)
+    return calls
+
+
+ADAM_CASES = {
+    "plain": dict(lr=1e-2),
+    "amsgrad": dict(lr=1e-2, amsgrad=True),
+    "adamw": dict(lr=1e-2, weight_decay=0.1, decoupled_weight_decay=True),
+    "adamw_amsgrad": dict(lr=3e-3, weight_decay=0.05, amsgrad=True, decoupled_weight_decay=True),
+    "maximize": dict(lr=1e-2, maximize=True),
+    "coupled_wd": dict(lr=1e-2, weight_decay=0.1, betas=(0.8, 0.99), eps=1e-6),
+}
+
+SGD_CASES = {
+    "plain": dict(lr=0.1),
+    "momentum": dict(lr=0.1, momentum=0.9),
+    "dampening": dict(lr=0.1, momentum=0.9, dampening=0.3),
+    "nesterov": dict(lr=0.1, momentum=0.9, nesterov=True),
+    "weight_decay": dict(lr=0.1, momentum=0.5, weight_decay=0.01),
+    "maximize": dict(lr=0.05, momentum=0.9, maximize=True, weight_decay=0.01),
+}
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("case", ADAM_CASES, ids=list(ADAM_CASES))
+def test_adam_fused_matches_numpy(case, dtype, n, _count_fused):
+    x0 = np.random.default_rng(1).standard_normal(n).astype(dtype)
+    grads = _grads(n, dtype, STEPS)
+
+    def make(params):
+        return Adam(params, **ADAM_CASES[case])
+
+    ref = _run("numpy", make, x0, grads)
+    assert _count_fused["n"] == 0
+    got = _run("cython", make, x0, grads)
+    assert _count_fused["n"] == STEPS
+    _assert_same(ref, got, dtype)
+    assert not np.array_equal(got[0].data, x0)  # the step did something
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("case", SGD_CASES, ids=list(SGD_CASES))
+def test_sgd_fused_matches_numpy(case, dtype, n, _count_fused):
+    x0 = np.random.default_rng(2).standard_normal(n).astype(dtype)
+    grads = _grads(n, dtype, STEPS, seed=3)
+
+    def make(params):
+        return SGD(params, **SGD_CASES[case])
+
+    ref = _run("numpy", make, x0, grads)
+    got = _run("cython", make, x0, grads)
+    assert _count_fused["n"] == STEPS
+    _assert_same(ref, got, dtype)
+
+
+def test_adam_fused_2d_parameter_and_adamw_class(_count_fused):
+    x0 = np.random.default_rng(4).standard_normal(128 * 784).astype(np.float32)
+    grads = _grads(x0.size, np.float32, 3, seed=5)
+
+    def make(params):
+        return AdamW(params, lr=1e-3)
+
+    ref = _run("numpy", make, x0, grads, shape=(128, 784))
+    got = _run("cython", make, x0, grads, shape=(128, 784))
+    assert _count_fused["n"] == 3
+    assert got[0].data.shape == (128, 784)
+    _assert_same(ref, got, np.float32)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+@pytest.mark.parametrize("isa", _cpu.supported_isas())
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_adam_every_isa_matches_numpy(isa, dtype):
+    """The AVX-512, AVX2 and plain loops (forced with set_isa), with NaN/inf in the gradient."""
+    n = 1000 + 13
+    x0 = np.random.default_rng(6).standard_normal(n).astype(dtype)
+    grads = _grads(n, dtype, 3, seed=7)
+    grads[1][5], grads[1][6] = np.nan, np.inf
+
+    def make(params):
+        return Adam(params, lr=1e-2, amsgrad=True, weight_decay=0.01,
+                    decoupled_weight_decay=True)
+
+    ref = _run("numpy", make, x0, grads)
+    prev = _cpu.set_isa(isa)
+    try:
+        got = _run("cython", make, x0, grads)
+    finally:
+        _cpu.set_isa(prev)
+    np.testing.assert_array_equal(np.isnan(got[0].data), np.isnan(ref[0].data))
+    np.testing.assert_allclose(got[0].data, ref[0].data, **_tol(dtype))
+    vmax_ref = ref[1].state_dict()["state"][0]["max_exp_avg_sq"]
+    vmax_got = got[1].state_dict()["state"][0]["max_exp_avg_sq"]
+    np.testing.assert_array_equal(np.isnan(vmax_got), np.isnan(vmax_ref))
+    np.testing.assert_allclose(vmax_got, vmax_ref, **_tol(dtype))
+
+
+@pytest.mark.parametrize("opt", ["adam", "sgd"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_non_contiguous_grad(opt, dtype, _count_fused):
+    """A strided gradient view is copied before the kernel reads it (the fused path still runs)."""
+    n = 257
+    x0 = np.random.default_rng(8).standard_normal(n).astype(dtype)
+    grads = _grads(2 * n, dtype, STEPS, seed=9)
+
+    def make(params):
+        if opt == "adam":
+            return Adam(params, lr=1e-2, amsgrad=True)
+        return SGD(params, lr=0.1, momentum=0.9, nesterov=True)
+
+    def view(g):
+        v = g[::2]
+        assert not v.flags.c_contiguous
+        return v
+
+    ref = _run("numpy", make, x0, [g[::2].copy() for g in grads])
+    got = _run("cython", make, x0, grads, grad_view=view)   # every other element, no copy
+    assert _count_fused["n"] == STEPS
+    _assert_same(ref, got, dtype)
+    for g, g0 in zip(grads, _grads(2 * n, dtype, STEPS, seed=9)):  # only read
+        np.testing.assert_array_equal(g, g0)
+
+
+def test_fortran_order_parameter_falls_back(_count_fused):
+    """A non-C-contiguous parameter takes the NumPy path (the kernels need one flat view)."""
+    rng = np.random.default_rng(10)
+    x0 = np.asfortranarray(rng.standard_normal((5, 7)))
+    grads = [rng.standard_normal((5, 7)) for _ in range(3)]
+    out = {}
+    for b in ("numpy", "cython"):
+        p = P(x0.copy(order="F"))
+        opt = Adam([p], lr=1e-2)
+        with backends.use(b):
+            for g in grads:
+                p.grad = G(g)
+                opt.step()
+        out[b] = p.data
+    assert _count_fused["n"] == 0
+    np.testing.assert_array_equal(out["cython"], out["numpy"])
+
+
+def test_mixed_dtype_grad_falls_back(_count_fused):
+    p = P(np.ones(10, dtype=np.float32))
+    p.grad = G(np.full(10, 0.5, dtype=np.float64))
+    with backends.use("cython"):
+        SGD([p], lr=0.1).step()
+    assert _count_fused["n"] == 0
+    np.testing.assert_allclose(p.data, 0.95)
+
+
+def test_numpy_backend_never_calls_the_kernel(_count_fused):
+    p = P(np.ones(100))
+    opt = Adam([p], lr=1e-2)
+    with backends.use("numpy"):
+        for _ in range(3):
+            p.grad = G(np.ones(100))
+            opt.step()
+    assert _count_fused["n"] == 0
+
+
+@pytest.mark.parametrize("first,second", [("numpy", "cython"), ("cython", "numpy")])
+@pytest.mark.parametrize("opt", ["adam_amsgrad", "adamw", "sgd_nesterov"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_state_dict_round_trip_across_paths(first, second, opt, dtype):
+    """Run 3 steps on one path, checkpoint, load into a fresh optimizer, run 3 more on the other
+    path: the same as 6 steps on the NumPy path alone."""
+    n = 70000
+    x0 = np.random.default_rng(11).standard_normal(n).astype(dtype)
+    grads = _grads(n, dtype, 6, seed=12)
+
+    def make(params):
+        if opt == "adam_amsgrad":
+            return Adam(params, lr=1e-2, amsgrad=True, weight_decay=0.01)
+        if opt == "adamw":
+            return AdamW(params, lr=1e-2, weight_decay=0.1)
+        return SGD(params, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3)
+
+    ref_p, _ = _run("numpy", make, x0, grads)
+
+    p, o1 = _run(first, make, x0, grads[:3])
+    sd = o1.state_dict()
+    q = P(p.data.copy())
+    o2 = make([q])
+    o2.load_state_dict(sd)
+    with backends.use(second):
+        for g in grads[3:]:
+            q.grad = G(g.copy())
+            o2.step()
+    np.testing.assert_allclose(q.data, ref_p.data, **_tol(dtype))
+    if opt != "sgd_nesterov":
+        assert o2.state_dict()["state"][0]["step"] == 6
+
+
+def test_amsgrad_switched_on_mid_run():
+    """amsgrad turned on in the param group after some steps: both paths start max(v) at v_t."""
+    n = 300
+    x0 = np.random.default_rng(13).standard_normal(n)
+    grads = _grads(n, np.float64, 5, seed=14)
+    out = {}
+    for b in ("numpy", "cython"):
+        p = P(x0.copy())
+        opt = Adam([p], lr=1e-2)
+        with backends.use(b):
+            for i, g in enumerate(grads):
+                if i == 2:
+                    opt.param_groups[0]["amsgrad"] = True
+                p.grad = G(g.copy())
+                opt.step()
+        out[b] = (p.data, opt.state[p]["max_exp_avg_sq"])
+    np.testing.assert_allclose(out["cython"][0], out["numpy"][0], rtol=1e-12)
+    np.testing.assert_allclose(out["cython"][1], out["numpy"][1], rtol=1e-12)
+
+
+def test_kernel_threshold_and_threads():
+    """The OpenMP split gives the same result as one thread (blocks are independent)."""
+    n = _cpu.optim_parallel_threshold() + 17
+    rng = np.random.default_rng(15)
+    x0, g = rng.standard_normal(n), rng.standard_normal(n)
+    outs = []
+    for threads in (1, 2, 3):
+        p, m, v = x0.copy(), np.zeros(n), np.zeros(n)
+        for _ in range(2):
+            _cpu.adam_step(p, g, m, v, None, 1e-2, 0.9, 0.999, 1e-8, 0.1, 0.0447, 0.0, False,
+                           threads)
+        outs.append(p)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_array_equal(outs[0], outs[2])
