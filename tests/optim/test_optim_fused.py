@@ -97,21 +97,21 @@ def _count_fused(monkeypatch):
 
 
 ADAM_CASES = {
-    "plain": dict(lr=1e-2),
-    "amsgrad": dict(lr=1e-2, amsgrad=True),
-    "adamw": dict(lr=1e-2, weight_decay=0.1, decoupled_weight_decay=True),
-    "adamw_amsgrad": dict(lr=3e-3, weight_decay=0.05, amsgrad=True, decoupled_weight_decay=True),
-    "maximize": dict(lr=1e-2, maximize=True),
-    "coupled_wd": dict(lr=1e-2, weight_decay=0.1, betas=(0.8, 0.99), eps=1e-6),
+    "plain": {"lr": 1e-2},
+    "amsgrad": {"lr": 1e-2, "amsgrad": True},
+    "adamw": {"lr": 1e-2, "weight_decay": 0.1, "decoupled_weight_decay": True},
+    "adamw_amsgrad": {"lr": 3e-3, "weight_decay": 0.05, "amsgrad": True, "decoupled_weight_decay": True},
+    "maximize": {"lr": 1e-2, "maximize": True},
+    "coupled_wd": {"lr": 1e-2, "weight_decay": 0.1, "betas": (0.8, 0.99), "eps": 1e-6},
 }
 
 SGD_CASES = {
-    "plain": dict(lr=0.1),
-    "momentum": dict(lr=0.1, momentum=0.9),
-    "dampening": dict(lr=0.1, momentum=0.9, dampening=0.3),
-    "nesterov": dict(lr=0.1, momentum=0.9, nesterov=True),
-    "weight_decay": dict(lr=0.1, momentum=0.5, weight_decay=0.01),
-    "maximize": dict(lr=0.05, momentum=0.9, maximize=True, weight_decay=0.01),
+    "plain": {"lr": 0.1},
+    "momentum": {"lr": 0.1, "momentum": 0.9},
+    "dampening": {"lr": 0.1, "momentum": 0.9, "dampening": 0.3},
+    "nesterov": {"lr": 0.1, "momentum": 0.9, "nesterov": True},
+    "weight_decay": {"lr": 0.1, "momentum": 0.5, "weight_decay": 0.01},
+    "maximize": {"lr": 0.05, "momentum": 0.9, "maximize": True, "weight_decay": 0.01},
 }
 
 
