@@ -21,15 +21,6 @@ def _mask(t, dtype):
     return Tensor._wrap(t.astype(dtype, copy=False), False)
 
 
-def _keep_where(mask, g):
-    """g where ``mask`` (a boolean array) is true, else 0: one pass, and differentiable in g
-    (it is the ``where`` op with a constant condition)."""
-    from ..tensor import Tensor
-
-    zero = Tensor._wrap(g.xp.zeros((), dtype=g.dtype), False)
-    return Where.apply(Tensor._wrap(mask, False), g, zero)
-
-
 # ------------------------------------------------------------------ binary ---
 
 
@@ -247,7 +238,7 @@ class ReLU(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return (_keep_where(ctx.pos, g),)
+        return (g * _mask(ctx.pos, g.dtype),)   # a 0/1 multiply: np.where is ~10x slower here
 
 
 @register("leaky_relu")
@@ -380,7 +371,7 @@ class Clip(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return (_keep_where(ctx.inside, g),)
+        return (g * _mask(ctx.inside, g.dtype),)
 
 
 @register("cast")
