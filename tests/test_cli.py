@@ -11,10 +11,10 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run(*args):
+def run(*args, cwd=None):
     env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
     return subprocess.run([sys.executable, "-m", "tinygrad_lite", *args], capture_output=True,
-                          text=True, env=env, timeout=300)
+                          text=True, env=env, timeout=300, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +72,10 @@ def test_evaluate_and_predict(run_dir, tmp_path):
     (["predict", "m.pb", "x.npy"], "ONNX"),
 ])
 def test_errors_are_one_line(args, msg, tmp_path):
-    r = run(*args)
+    r = run(*args, cwd=tmp_path)
     assert r.returncode == 2
     assert msg in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "runs").exists(), "a failed run must not leave an output folder"
 
 
 def test_cnn_and_npz_format_in_process(tmp_path, capsys):

@@ -119,10 +119,10 @@ def cmd_train(args):
     if os.path.exists(out) and not os.path.isdir(out):
         raise CLIError(f"--out must be a folder (or a path that does not exist yet), got the "
                        f"file {out!r}")
-    os.makedirs(out, exist_ok=True)
     manual_seed(args.seed)
 
     X, y, image_shape, names, test = _load_dataset(args.dataset, args.data_dir)
+    os.makedirs(out, exist_ok=True)   # after the data loaded: a bad --data-dir leaves no folder
     X, y, cleaned = clean(X, y)
     x_tr, x_val, y_tr, y_val = train_test_split(X, y, test_size=args.val_size, stratify=y,
                                                 seed=args.seed)
