@@ -340,11 +340,9 @@ def expand(self, *shape):
                   for i, s in enumerate(shape))
     if shape == self.shape:
         return self
-    try:
-        if np.broadcast_shapes(self.shape, shape) != shape:
-            raise ValueError
-    except ValueError:
-        raise ShapeError(f"expand: cannot broadcast, got shape {self.shape} to {shape}") from None
+    lead = len(shape) - self.ndim
+    if lead < 0 or any(s != t and s != 1 for s, t in zip(self.shape, shape[lead:])):
+        raise ShapeError(f"expand: cannot broadcast, got shape {self.shape} to {shape}")
     if shape == self.shape:
         return self
     return M.Expand.apply(self, shape=shape)

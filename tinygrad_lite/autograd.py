@@ -147,13 +147,13 @@ class Function:
         backend = _current_for(arrays[0])
         ctx = Context(backend.xp, backend)
         out_data = cls.forward(ctx, *arrays, **attrs)
-        needs = (cls.differentiable and getattr(_state, "enabled", True)
-                 and any(t._requires_grad for t in tensors))
+        flags = [t._requires_grad for t in tensors]
+        needs = True in flags and cls.differentiable and getattr(_state, "enabled", True)
         out = Tensor._wrap(out_data, needs)
         if needs:
-            ctx.needs_input_grad = tuple(t._requires_grad for t in tensors)
+            ctx.needs_input_grad = flags
             if ctx._saved:
-                ctx.saved_tensors = tuple(_as_graph_tensor(a, tensors, out) for a in ctx._saved)
+                ctx.saved_tensors = [_as_graph_tensor(a, tensors, out) for a in ctx._saved]
                 ctx._saved = ()
             out._node = Node(cls, ctx, tensors)
         return out

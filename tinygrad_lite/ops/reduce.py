@@ -42,7 +42,11 @@ class Sum(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return (g.reshape(ctx.kd_shape).expand(ctx.in_shape),)
+        from .movement import Expand, Reshape
+
+        if g.shape != ctx.kd_shape:
+            g = Reshape.apply(g, shape=ctx.kd_shape)
+        return (Expand.apply(g, shape=ctx.in_shape) if g.shape != ctx.in_shape else g,)
 
 
 @register("prod")
