@@ -36,7 +36,8 @@ def extensions():
         extra_compile_args=compile_args,
         extra_link_args=link_args,
     )
-    exts = cythonize([ext], compiler_directives={"language_level": "3"}, include_path=["kernels/cpu"])
+    exts = cythonize([ext], compiler_directives={"language_level": "3"},
+                     include_path=["kernels/cpu"])
     # cythonize() drops Extension(optional=...): set it on what it returns.
     for e in exts:
         e.optional = not REQUIRE

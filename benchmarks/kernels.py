@@ -12,7 +12,8 @@ Method: each candidate is warmed up. At 1 thread the candidates of one case are 
 (interleaved sample by sample, so a noisy neighbour hits them all alike). With more threads they
 are timed in rotated blocks after a 0.5 s pause (``_time_blocks``): on two cores, the worker
 threads one runtime leaves spinning after its call would otherwise steal a core from the next
-one's parallel region. We report the median (and the best) of the samples. Every result is checked against a float64 NumPy computation before
+one's parallel region. We report the median (and the best) of the samples. Every result is
+checked against a float64 NumPy computation before
 it is timed. GFLOP/s count 2 flops per multiply-add; "% peak" is against --peak GFLOP/s per
 thread (default 147: the measured AVX-512 fp32 FMA peak of one core of the CI machine, see
 shared/KERNELS.md).
@@ -368,7 +369,8 @@ def plot(results, threads, path):
         for i, t in enumerate(threads):
             vals = {f"{r['op']}: {r['case']}": r[f"vs_{ref}"] for r in cy if r["threads"] == t}
             ys = np.arange(len(labels)) + i * width
-            ax.barh(ys, [vals.get(lbl) or 0 for lbl in labels], height=width, label=f"{t} thread(s)")
+            ax.barh(ys, [vals.get(lbl) or 0 for lbl in labels], height=width,
+                    label=f"{t} thread(s)")
         ax.axvline(1.0, color="k", lw=0.8)
         ax.set_title(f"cython speed vs {ref} (t_{ref} / t_cython, same threads)")
         ax.set_yticks(np.arange(len(labels)) + 0.4 - width / 2)

@@ -35,7 +35,7 @@ def write_line(text, file=None):
 
 
 class Callback:
-    """Base class: override the hooks you need. ``self.model`` and ``self.params`` are set by fit."""
+    """Base class: override the hooks you need; fit sets ``self.model`` and ``self.params``."""
 
     def __init__(self):
         self.model = None

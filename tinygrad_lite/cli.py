@@ -2,8 +2,8 @@
 
 ``tinygrad-lite train`` runs the whole pipeline on the embedded digits with no arguments:
 clean -> MinMax scale -> stratified split -> MLP (or ``--model cnn``) -> Adam -> a progress bar per
-epoch -> validation metrics and classification report -> an output folder with ``model.safetensors``,
-``confusion_matrix.png``, ``curves.png`` and ``report.json``.
+epoch -> validation metrics and classification report -> an output folder with
+``model.safetensors``, ``confusion_matrix.png``, ``curves.png`` and ``report.json``.
 
     tinygrad-lite train --epochs 5 --out runs/demo
     tinygrad-lite evaluate runs/demo/model.safetensors

@@ -10,7 +10,7 @@ from tinygrad_lite.tensor import Tensor
 
 
 def _fake_cupy_array(values):
-    """An object that looks like a CuPy ndarray: lives in module 'cupy', copies to host by .get()."""
+    """Looks like a CuPy ndarray: lives in module 'cupy', copies to the host with .get()."""
     class ndarray:
         def __init__(self, a):
             self._a = np.asarray(a)

@@ -1,4 +1,4 @@
-"""train_test_split / train_val_test_split: sizes like scikit-learn, stratification, seeds, errors."""
+"""train_test_split / train_val_test_split: sizes as scikit-learn, stratification, seeds, errors."""
 
 import math
 

@@ -100,7 +100,8 @@ ADAM_CASES = {
     "plain": {"lr": 1e-2},
     "amsgrad": {"lr": 1e-2, "amsgrad": True},
     "adamw": {"lr": 1e-2, "weight_decay": 0.1, "decoupled_weight_decay": True},
-    "adamw_amsgrad": {"lr": 3e-3, "weight_decay": 0.05, "amsgrad": True, "decoupled_weight_decay": True},
+    "adamw_amsgrad": {"lr": 3e-3, "weight_decay": 0.05, "amsgrad": True,
+                      "decoupled_weight_decay": True},
     "maximize": {"lr": 1e-2, "maximize": True},
     "coupled_wd": {"lr": 1e-2, "weight_decay": 0.1, "betas": (0.8, 0.99), "eps": 1e-6},
 }

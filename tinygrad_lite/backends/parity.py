@@ -26,8 +26,9 @@ class ParityTable(list):
                f"{'max_rel':>10}  ok"
         lines = [head, "-" * len(head)]
         for r in self:
+            ok = "yes" if r["ok"] else "NO"
             lines.append(f"{r['op']:<12} {r['backend']:<8} {r['output']:<8} {r['dtype']:<8} "
-                         f"{r['max_abs']:>10.2e} {r['max_rel']:>10.2e}  {'yes' if r['ok'] else 'NO'}")
+                         f"{r['max_abs']:>10.2e} {r['max_rel']:>10.2e}  {ok}")
         return "\n".join(lines)
 
 

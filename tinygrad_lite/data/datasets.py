@@ -186,9 +186,9 @@ def _find(directory, names):
             p = Path(directory) / candidate
             if p.exists():
                 return p
-    raise FileNotFoundError(f"load_mnist: no file {names[0]}[.gz] in {directory}, got "
-                            f"{sorted(os.listdir(directory))[:10] if Path(directory).is_dir() else 'no such folder'}"
-                            "; download the four MNIST IDX files into that folder")
+    found = sorted(os.listdir(directory))[:10] if Path(directory).is_dir() else "no such folder"
+    raise FileNotFoundError(f"load_mnist: no file {names[0]}[.gz] in {directory}, got {found}; "
+                            "download the four MNIST IDX files into that folder")
 
 
 def load_mnist(path, kind="train"):

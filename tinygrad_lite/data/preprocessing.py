@@ -1,4 +1,4 @@
-"""Preprocessing: clean raw arrays, impute, scale and encode them (scikit-learn names and semantics).
+"""Preprocessing: clean raw arrays, impute, scale and encode them (scikit-learn names, semantics).
 
 Every transformer learns its statistics in ``fit`` (on the training split only, so nothing leaks
 from the test data), applies them in ``transform``, undoes them in ``inverse_transform``, and can
@@ -45,7 +45,8 @@ def _check_2d(X, op, *, allow_nan=False):
     """X as a 2-D float array (float32 stays float32, anything else becomes float64)."""
     X = as_numpy(X)
     if X.ndim == 1:
-        raise ShapeError(f"{op}: expected a 2-D array (n_samples, n_features), got shape {X.shape}; "
+        raise ShapeError(f"{op}: expected a 2-D array (n_samples, n_features), got shape "
+                         f"{X.shape}; "
                          "use X.reshape(-1, 1) for a single feature or X.reshape(1, -1) "
                          "for a single sample")
     if X.ndim != 2:
@@ -91,7 +92,7 @@ def _json_value(v):
 
 @dataclass
 class CleanReport:
-    """What ``clean`` did. ``str(report)`` is one human-readable line; ``to_dict()`` is JSON-able."""
+    """What ``clean`` did: ``str(report)`` is one human-readable line, ``to_dict()`` JSON-able."""
 
     n_rows_in: int = 0
     n_rows_out: int = 0

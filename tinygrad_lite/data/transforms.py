@@ -87,7 +87,7 @@ def random_flip(images, rng, p=0.5, horizontal=True, vertical=False, channels_la
 
 
 def compose(*fns):
-    """Chain augmentations that take ``(images, rng)``: ``compose(f, g)(x, rng) == g(f(x, rng), rng)``.
+    """Chain augmentations of ``(images, rng)``: ``compose(f, g)(x, rng) == g(f(x, rng), rng)``.
 
     Examples
     --------

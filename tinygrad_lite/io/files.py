@@ -3,15 +3,15 @@
 A file holds named arrays and one JSON document of metadata:
 
 * ``.safetensors`` -- the weights as tensors, the JSON under the ``"tinygrad_lite"`` key of the
-  header's ``__metadata__``. Read by our own strict parser (below), so every offset, shape, dtype and
-  size is checked before a byte is interpreted.
+  header's ``__metadata__``. Read by our own strict parser (below), so every offset, shape, dtype
+  and size is checked before a byte is interpreted.
 * ``.npz`` -- the same arrays plus ``__metadata__`` (the JSON as uint8), loaded with
   ``allow_pickle=False``.
 
 Array names: ``weights.<name>`` for the model's tensors and ``preprocessing.<name>`` for a fitted
 scaler's arrays (see ``data.preprocessing.split_state``). The JSON holds ``format``,
-``format_version``, ``architecture`` (a list of layer configs from an allow-list), ``preprocessing``,
-``label_names`` and ``compile`` (strings only).
+``format_version``, ``architecture`` (a list of layer configs from an allow-list),
+``preprocessing``, ``label_names`` and ``compile`` (strings only).
 
 Writes are atomic (a temp file in the same folder, fsync, ``os.replace``): a crash never leaves a
 half-written model under the final name. Loading raises ``ModelFormatError`` naming the file and the
@@ -434,7 +434,8 @@ def save_weights(model, path):
 
     Examples
     --------
-    >>> save_weights(model, "ckpt.safetensors"); load_weights(model, "ckpt.safetensors")  # doctest: +SKIP
+    >>> save_weights(model, "ckpt.safetensors")   # doctest: +SKIP
+    >>> load_weights(model, "ckpt.safetensors")   # doctest: +SKIP
     """
     arrays = {f"weights.{k}": v for k, v in _state_arrays(model).items()}
     write_file(path, arrays, {"format": FORMAT, "format_version": FORMAT_VERSION,

@@ -256,7 +256,10 @@ class Module:
                 raise TypeError(
                     f"Module.to: only floating dtypes can be applied to a module, got {dtype}"
                 )
-            convert = lambda a: a.astype(dtype, copy=False)
+
+            def convert(a):
+                return a.astype(dtype, copy=False)
+
             cast = True
         for t in list(self.parameters()) + list(self.buffers()):
             if cast and t.dtype.kind != "f":
