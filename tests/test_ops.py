@@ -96,6 +96,16 @@ def _matmul_draw(d):
 
 
 @st.composite
+def _matmul_t_draw(d):
+    """2-D operands with transpose flags: C = op(A) op(B) for every (ta, tb)."""
+    m, k, n = (d(st.integers(1, 5)) for _ in range(3))
+    ta, tb = d(st.booleans()), d(st.booleans())
+    a = d(tst.arrays((k, m) if ta else (m, k)))
+    b = d(tst.arrays((n, k) if tb else (k, n)))
+    return (a, b), dict(ta=ta, tb=tb)
+
+
+@st.composite
 def _conv_draw(d, kind="conv"):
     g = d(tst.conv_geometries())
     geom = dict(stride=g["stride"], padding=g["padding"], dilation=g["dilation"],
@@ -426,6 +436,9 @@ CASES = [
     OpCase("matmul", lambda a, b: a @ b, np.matmul, draw=_matmul_draw()),
     OpCase("linear", F.linear, lambda x, w, b: x @ w.T + b, draw=_linear_draw(),
            covers=("matmul",)),
+    OpCase("matmul_transposed", lambda a, b, ta, tb: N.MatMul.apply(a, b, ta=ta, tb=tb),
+           lambda a, b, ta, tb: (a.T if ta else a) @ (b.T if tb else b),
+           draw=_matmul_t_draw(), covers=("matmul",)),
     OpCase("embedding", lambda w, idx: F.embedding(idx, w), lambda w, idx: w[idx],
            draw=_embedding_draw(), covers=("getitem", "index_add")),
     OpCase("dropout", _dropout, _dropout_oracle),

@@ -214,9 +214,14 @@ def sum_to_shape(g, shape):
     their gradients (the sum rule). Leading axes that broadcasting added are summed away; axes
     where x had size 1 are summed with keepdims.
     """
-    if g.shape == tuple(shape):
+    shape = tuple(shape)
+    if g.shape == shape:
         return g
+    from .ops.reduce import Sum
+
     lead = g.ndim - len(shape)
+    if g.shape[lead:] == shape:      # only leading axes were added (a bias): one sum, no reshape
+        return Sum.apply(g, axis=tuple(range(lead)), keepdims=False)
     axes = tuple(range(lead)) + tuple(
         i + lead for i, s in enumerate(shape) if s == 1 and g.shape[i + lead] != 1
     )

@@ -65,7 +65,10 @@ def linear(x, weight, bias=None):
             f"linear: input features differ from the weight, got x.shape={x.shape} "
             f"and weight.shape={weight.shape} ({x.shape[-1]} != {weight.shape[-1]})"
         )
-    y = x @ weight.T
+    if x.ndim == 2 and weight.ndim == 2:
+        y = N.MatMul.apply(x, weight, tb=True)      # x W^T without forming W^T
+    else:
+        y = x @ weight.T
     return y if bias is None else y + bias
 
 

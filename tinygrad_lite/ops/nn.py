@@ -75,22 +75,38 @@ class MatMul(Function):
     """C = A @ B (batched over leading axes);  dA = dC @ B^T, dB = A^T @ dC.
 
     Leading (batch) axes broadcast as in NumPy; the engine sums the gradient of a broadcast
-    operand back to its shape.
+    operand back to its shape. For 2-D operands ``ta``/``tb`` multiply by the transpose without
+    forming it (C = op(A) op(B)), so ``x @ W.T`` and every backward product is one kernel call.
     """
 
     @staticmethod
-    def forward(ctx, a, b):
+    def forward(ctx, a, b, ta=False, tb=False):
         ctx.save(a, b)
+        ctx.ta, ctx.tb = ta, tb
+        if a.ndim == 2 and b.ndim == 2:
+            if a.dtype == b.dtype and a.dtype.kind == "f" and a.dtype.itemsize >= 4:
+                return ctx.backend.matmul(a, b, trans_a=ta, trans_b=tb)
+            return ctx.xp.matmul(a.T if ta else a, b.T if tb else b)
         if a.dtype != b.dtype or a.dtype.kind != "f" or a.dtype.itemsize < 4:
             return ctx.xp.matmul(a, b)   # promotion and integer matmul stay in xp
-        if a.ndim == 2 and b.ndim == 2:
-            return ctx.backend.matmul(a, b)
         return ctx.backend.batched_matmul(a, b)
 
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved_tensors
         na, nb = ctx.needs_input_grad
+        ta, tb = ctx.ta, ctx.tb
+        if a.ndim == 2 and b.ndim == 2:
+            # With op(A) = A^T when ta: d op(A) = g op(B)^T and d op(B) = op(A)^T g; a
+            # transposed operand takes the transpose of its gradient. Written out per case:
+            ga = gb = None
+            if na:
+                ga = (MatMul.apply(b, g, ta=tb, tb=True) if ta else
+                      MatMul.apply(g, b, tb=not tb))
+            if nb:
+                gb = (MatMul.apply(g, a, ta=True, tb=ta) if tb else
+                      MatMul.apply(a, g, ta=not ta))
+            return ga, gb
         ga = g @ b.swapaxes(-1, -2) if na else None
         gb = a.swapaxes(-1, -2) @ g if nb else None
         return ga, gb
