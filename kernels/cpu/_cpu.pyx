@@ -3,8 +3,10 @@
 """tinygrad_lite._cpu -- the CPU kernels: GEMM, im2col/col2im, conv2d, pooling (float32/float64).
 
 Every kernel here is a ``cdef ... noexcept nogil`` core plus a thin ``def`` wrapper. The wrappers
-trust their caller (``tinygrad_lite/backends/cython_backend.py``) to have checked dtypes, shapes
-and geometry and to have made the arrays C-contiguous; the cores never raise.
+check, in O(1) and before they release the GIL, that the shapes fit each other and the geometry
+(else ValueError), so no call can read or write out of bounds; the friendly, op-named errors
+(ShapeError, DTypeError) and the layout normalization come from the caller
+(``tinygrad_lite/backends/cython_backend.py``). The cores never raise.
 
 Sections: ISA selection and workspace -- GEMM -- im2col / col2im -- conv2d -- pooling.
 The ISA-specific micro-kernels and the packing routines live in gemm_kernels.h.
@@ -29,7 +31,7 @@ cdef extern from "gemm_kernels.h" nogil:
     ctypedef void (*tgl_ukr_f64)(int, const double*, const double*, double*, ptrdiff_t,
                                  int) noexcept nogil
     ctypedef struct tgl_kernel_info:
-        int isa, mr, nr, nr_f64
+        int isa, mr, nr, nr_f64, pack_simd
         tgl_ukr_f32 ukr_f32
         tgl_ukr_f64 ukr_f64
         tgl_ukr_f32 ukr4_f32, ukr8_f32
@@ -40,13 +42,13 @@ cdef extern from "gemm_kernels.h" nogil:
     void tgl_select_kernel(int isa, tgl_kernel_info* k)
     void* tgl_aligned_alloc(size_t nbytes)
     void tgl_aligned_free(void* p)
-    void tgl_pack_a_f32(int mr, int mc, int kc, const float* a, ptrdiff_t rsa, ptrdiff_t csa,
+    void tgl_pack_a_f32(int simd, int mr, int mc, int kc, const float* a, ptrdiff_t rsa, ptrdiff_t csa,
                         float* dst)
-    void tgl_pack_a_f64(int mr, int mc, int kc, const double* a, ptrdiff_t rsa, ptrdiff_t csa,
+    void tgl_pack_a_f64(int simd, int mr, int mc, int kc, const double* a, ptrdiff_t rsa, ptrdiff_t csa,
                         double* dst)
-    void tgl_pack_b_f32(int nr, int nc, int kc, const float* b, ptrdiff_t rsb, ptrdiff_t csb,
+    void tgl_pack_b_f32(int simd, int nr, int nc, int kc, const float* b, ptrdiff_t rsb, ptrdiff_t csb,
                         float* dst, int j0, int j1)
-    void tgl_pack_b_f64(int nr, int nc, int kc, const double* b, ptrdiff_t rsb, ptrdiff_t csb,
+    void tgl_pack_b_f64(int simd, int nr, int nc, int kc, const double* b, ptrdiff_t rsb, ptrdiff_t csb,
                         double* dst, int j0, int j1)
     void tgl_macro_kernel_f32(const tgl_kernel_info* K, tgl_ukr_f32 ukr, int mr, int nr, int mc, int nc, int kc,
                               const float* pa, const float* pb, float* c, ptrdiff_t ldc,
@@ -67,6 +69,9 @@ cdef extern from "gemm_kernels.h" nogil:
 _ISA_NAMES = {TGL_ISA_GENERIC: "generic", TGL_ISA_AVX2: "avx2", TGL_ISA_AVX512: "avx512"}
 _ISA_CODES = {v: k for k, v in _ISA_NAMES.items()}
 cdef int _BEST_ISA = tgl_cpu_best_isa()
+# The selected kernels. Only ever written with the GIL held (set_isa), and every kernel entry
+# point copies it once, with the GIL held, before it releases the GIL: a running GEMM never
+# sees a half-switched table.
 cdef tgl_kernel_info _K
 
 
@@ -81,12 +86,15 @@ def set_isa(name):
     A variant the CPU cannot run would crash the process (SIGILL), so it is refused with a
     ValueError naming what is supported.
     """
+    global _K
     previous = isa()
     code = _BEST_ISA if name in (None, "", "auto") else _ISA_CODES.get(name)
     if code is None or code > _BEST_ISA:
         raise ValueError(f"set_isa: unknown or unsupported ISA variant, got {name!r}; "
                          f"this CPU supports {supported_isas()}")
-    tgl_select_kernel(code, &_K)
+    cdef tgl_kernel_info k
+    tgl_select_kernel(code, &k)
+    _K = k
     return previous
 
 
@@ -177,13 +185,14 @@ cdef inline size_t _round64(size_t nbytes) noexcept nogil:
 # packing buffers. Threads never wait for each other inside a call (one fork, one join), which
 # keeps two threads fast even when the machine is shared and a thread gets descheduled.
 
-DEF SMALL_GEMM = 96 * 96 * 128  # m*n*k below this runs on one thread (a wake-up costs more)
-DEF KC_F32 = 256
-DEF NC_F32 = 1024
-DEF MC_F32 = 144
-DEF KC_F64 = 192
-DEF NC_F64 = 512
-DEF MC_F64 = 96
+cdef enum:
+    SMALL_GEMM = 96 * 96 * 128  # m*n*k below this runs on one thread (a wake-up costs more)
+    KC_F32 = 256
+    NC_F32 = 1024
+    MC_F32 = 144
+    KC_F64 = 192
+    NC_F64 = 512
+    MC_F64 = 96
 
 cdef inline int _cdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return <int>((a + b - 1) // b)
@@ -210,20 +219,21 @@ cdef void _gemm_serial(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                        const floating* a, ptrdiff_t rsa, ptrdiff_t csa,
                        const floating* b, ptrdiff_t rsb, ptrdiff_t csb,
                        floating* c, ptrdiff_t ldc, ptrdiff_t csc, bint accumulate,
-                       char* ws) noexcept nogil:
+                       char* ws, const tgl_kernel_info* K) noexcept nogil:
     """The five loops on one thread; m, n, k > 0; C(i, j) at c[i*ldc + j*csc].
-    ws: _thread_ws_bytes, 64-byte aligned."""
-    cdef int mr = _K.mr, nr, kcb, ncb, mcb, kc, nc, mc, beta
+    ws: _thread_ws_bytes, 64-byte aligned. K: the caller's snapshot of the kernel table."""
+    cdef int mr = K.mr, nr, kcb, ncb, mcb, kc, nc, mc, beta
+    cdef int simd = K.pack_simd
     cdef Py_ssize_t jc, pc, ic
     cdef floating* pb = <floating*>ws
     cdef floating* pa
     if floating is float:
-        nr = _K.nr
+        nr = K.nr
         kcb = _balanced(k, KC_F32, 1)
         ncb = _balanced(n, NC_F32, nr)
         mcb = _balanced(m, MC_F32, mr)
     else:
-        nr = _K.nr_f64
+        nr = K.nr_f64
         kcb = _balanced(k, KC_F64, 1)
         ncb = _balanced(n, NC_F64, nr)
         mcb = _balanced(m, MC_F64, mr)
@@ -236,19 +246,19 @@ cdef void _gemm_serial(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
             kc = <int>(k - pc if k - pc < kcb else kcb)
             beta = 1 if (accumulate or pc > 0) else 0
             if floating is float:
-                tgl_pack_b_f32(nr, nc, kc, b + pc * rsb + jc * csb, rsb, csb, pb, 0, nc)
+                tgl_pack_b_f32(simd, nr, nc, kc, b + pc * rsb + jc * csb, rsb, csb, pb, 0, nc)
             else:
-                tgl_pack_b_f64(nr, nc, kc, b + pc * rsb + jc * csb, rsb, csb, pb, 0, nc)
+                tgl_pack_b_f64(simd, nr, nc, kc, b + pc * rsb + jc * csb, rsb, csb, pb, 0, nc)
             ic = 0
             while ic < m:
                 mc = <int>(m - ic if m - ic < mcb else mcb)
                 if floating is float:
-                    tgl_pack_a_f32(mr, mc, kc, a + ic * rsa + pc * csa, rsa, csa, pa)
-                    tgl_macro_kernel_f32(&_K, _K.ukr_f32, mr, nr, mc, nc, kc, pa, pb,
+                    tgl_pack_a_f32(simd, mr, mc, kc, a + ic * rsa + pc * csa, rsa, csa, pa)
+                    tgl_macro_kernel_f32(K, K.ukr_f32, mr, nr, mc, nc, kc, pa, pb,
                                          c + ic * ldc + jc * csc, ldc, csc, beta)
                 else:
-                    tgl_pack_a_f64(mr, mc, kc, a + ic * rsa + pc * csa, rsa, csa, pa)
-                    tgl_macro_kernel_f64(&_K, _K.ukr_f64, mr, nr, mc, nc, kc, pa, pb,
+                    tgl_pack_a_f64(simd, mr, mc, kc, a + ic * rsa + pc * csa, rsa, csa, pa)
+                    tgl_macro_kernel_f64(K, K.ukr_f64, mr, nr, mc, nc, kc, pa, pb,
                                          c + ic * ldc + jc * csc, ldc, csc, beta)
                 ic += mc
             pc += kc
@@ -259,8 +269,9 @@ cdef void gemm_core(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                     const floating* a, ptrdiff_t rsa, ptrdiff_t csa,
                     const floating* b, ptrdiff_t rsb, ptrdiff_t csb,
                     floating* c, ptrdiff_t ldc, bint accumulate, int threads,
-                    char* ws) noexcept nogil:
-    """The blocked GEMM (loops above). ws: gemm_workspace_bytes(...) bytes, 64-byte aligned."""
+                    char* ws, const tgl_kernel_info* K) noexcept nogil:
+    """The blocked GEMM (loops above). ws: gemm_workspace_bytes(...) bytes, 64-byte aligned.
+    K: a snapshot of _K taken by the def entry point (never _K itself: see set_isa)."""
     cdef Py_ssize_t i
     cdef int nr
     if m <= 0 or n <= 0:
@@ -271,14 +282,14 @@ cdef void gemm_core(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                 memset(c + i * ldc, 0, n * sizeof(floating))
         return
     if floating is float:
-        nr = _K.nr
+        nr = K.nr
     else:
-        nr = _K.nr_f64
-    if _swap_pays(m, n, _K.mr, nr):
+        nr = K.nr_f64
+    if _swap_pays(m, n, K.mr, nr):
         # C^T = op(B)^T op(A)^T: the thin n goes on the MR axis, C is written transposed.
-        _gemm_threads(n, m, k, b, csb, rsb, a, csa, rsa, c, 1, ldc, accumulate, threads, ws)
+        _gemm_threads(n, m, k, b, csb, rsb, a, csa, rsa, c, 1, ldc, accumulate, threads, ws, K)
     else:
-        _gemm_threads(m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, 1, accumulate, threads, ws)
+        _gemm_threads(m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, 1, accumulate, threads, ws, K)
 
 
 cdef inline bint _swap_pays(Py_ssize_t m, Py_ssize_t n, int mr, int nr) noexcept nogil:
@@ -292,24 +303,24 @@ cdef void _gemm_threads(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                         const floating* a, ptrdiff_t rsa, ptrdiff_t csa,
                         const floating* b, ptrdiff_t rsb, ptrdiff_t csb,
                         floating* c, ptrdiff_t ldc, ptrdiff_t csc, bint accumulate, int threads,
-                        char* ws) noexcept nogil:
+                        char* ws, const tgl_kernel_info* K) noexcept nogil:
     """Cut C into one slab per thread and run _gemm_serial on each (no barriers inside)."""
     cdef Py_ssize_t lo, hi
     cdef int t, slabs, unit, nunits
     cdef bint by_cols
     cdef size_t per = _thread_ws_bytes(sizeof(floating))
     if threads <= 1:
-        _gemm_serial(m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, csc, accumulate, ws)
+        _gemm_serial(m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, csc, accumulate, ws, K)
         return
     by_cols = n >= m
     if floating is float:
-        unit = _K.nr if by_cols else _K.mr
+        unit = K.nr if by_cols else K.mr
     else:
-        unit = _K.nr_f64 if by_cols else _K.mr
+        unit = K.nr_f64 if by_cols else K.mr
     nunits = _cdiv(n if by_cols else m, unit)
     slabs = threads if threads < nunits else nunits
     if slabs <= 1:
-        _gemm_serial(m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, csc, accumulate, ws)
+        _gemm_serial(m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, csc, accumulate, ws, K)
         return
     for t in prange(slabs, num_threads=slabs, schedule="static"):
         lo = <Py_ssize_t>(nunits * t // slabs) * unit
@@ -318,12 +329,12 @@ cdef void _gemm_threads(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
             if hi > n:
                 hi = n
             _gemm_serial(m, hi - lo, k, a, rsa, csa, b + lo * csb, rsb, csb, c + lo * csc, ldc,
-                         csc, accumulate, ws + t * per)
+                         csc, accumulate, ws + t * per, K)
         else:
             if hi > m:
                 hi = m
             _gemm_serial(hi - lo, n, k, a + lo * rsa, rsa, csa, b, rsb, csb, c + lo * ldc, ldc,
-                         csc, accumulate, ws + t * per)
+                         csc, accumulate, ws + t * per, K)
 
 
 cdef inline void _strides(bint trans, Py_ssize_t ld, ptrdiff_t* rs, ptrdiff_t* cs) noexcept nogil:
@@ -336,17 +347,45 @@ cdef inline void _strides(bint trans, Py_ssize_t ld, ptrdiff_t* rs, ptrdiff_t* c
         cs[0] = 1
 
 
+cdef inline bint _overlap(const void* p, size_t pn, const void* q, size_t qn) noexcept nogil:
+    """True when the byte ranges [p, p+pn) and [q, q+qn) intersect (both non-empty)."""
+    cdef size_t a = <size_t>p, b = <size_t>q
+    return pn > 0 and qn > 0 and a < b + qn and b < a + pn
+
+
+cdef int _gemm_check(str op, Py_ssize_t ar, Py_ssize_t ac, Py_ssize_t br, Py_ssize_t bc,
+                     Py_ssize_t om, Py_ssize_t on, bint trans_a, bint trans_b,
+                     const void* pa, const void* pb, const void* po, size_t itemsize) except -1:
+    """O(1) checks of one GEMM call: op(A) (m, k), op(B) (k, n), out (m, n), out not overlapping
+    an input (the K loop would read values it already wrote). Raises ValueError."""
+    cdef Py_ssize_t m = ac if trans_a else ar, k = ar if trans_a else ac
+    cdef Py_ssize_t k2 = bc if trans_b else br, n = br if trans_b else bc
+    if k != k2 or m != om or n != on:
+        raise ValueError(f"{op}: shapes do not fit, got op(A) {(m, k)}, op(B) {(k2, n)} and out "
+                         f"{(om, on)}; need op(A) (m, k), op(B) (k, n), out (m, n)")
+    if (_overlap(po, om * on * itemsize, pa, ar * ac * itemsize)
+            or _overlap(po, om * on * itemsize, pb, br * bc * itemsize)):
+        raise ValueError(f"{op}: out overlaps an input in memory; pass a separate out array")
+    return 0
+
+
 def gemm(const floating[:, ::1] A, const floating[:, ::1] B, bint trans_a, bint trans_b,
          floating[:, ::1] out, bint accumulate=False, int threads=1):
     """out = op(A) @ op(B)  (out += ... when accumulate), op = transpose when the flag is set.
 
-    A, B, out: C-contiguous, one dtype (float32 or float64); shapes checked by the caller:
-    op(A) is (m, k), op(B) is (k, n), out is (m, n). Runs the packed, blocked GEMM with
-    ``threads`` OpenMP threads and the GIL released.
+    A, B, out: C-contiguous, one dtype (float32 or float64); op(A) is (m, k), op(B) is (k, n),
+    out is (m, n) and shares no memory with A or B (else ValueError, checked in O(1) before any
+    work). Runs the packed, blocked GEMM with ``threads`` OpenMP threads and the GIL released.
     """
     cdef Py_ssize_t m = out.shape[0], n = out.shape[1]
     cdef Py_ssize_t k = A.shape[0] if trans_a else A.shape[1]
     cdef ptrdiff_t rsa, csa, rsb, csb
+    cdef const floating* pa = &A[0, 0] if A.shape[0] * A.shape[1] else NULL
+    cdef const floating* pb = &B[0, 0] if B.shape[0] * B.shape[1] else NULL
+    cdef floating* po = &out[0, 0] if m * n else NULL
+    _gemm_check("gemm", A.shape[0], A.shape[1], B.shape[0], B.shape[1], m, n, trans_a, trans_b,
+                pa, pb, po, sizeof(floating))
+    cdef tgl_kernel_info K = _K          # one snapshot per call (see set_isa)
     _strides(trans_a, A.shape[1], &rsa, &csa)
     _strides(trans_b, B.shape[1], &rsb, &csb)
     if m == 0 or n == 0:
@@ -358,9 +397,7 @@ def gemm(const floating[:, ::1] A, const floating[:, ::1] B, bint trans_a, bint 
     try:
         buf = ws.ensure(gemm_workspace_bytes(sizeof(floating), m, n, k, threads))
         with nogil:
-            gemm_core(m, n, k, &A[0, 0] if A.shape[0] * A.shape[1] else NULL, rsa, csa,
-                      &B[0, 0] if B.shape[0] * B.shape[1] else NULL, rsb, csb,
-                      &out[0, 0], n, accumulate, threads, buf)
+            gemm_core(m, n, k, pa, rsa, csa, pb, rsb, csb, po, n, accumulate, threads, buf, &K)
     finally:
         _ws_release(ws)
     return
@@ -376,20 +413,53 @@ def gemm_naive(const floating[:, ::1] A, const floating[:, ::1] B, bint trans_a,
     cdef Py_ssize_t m = out.shape[0], n = out.shape[1]
     cdef Py_ssize_t k = A.shape[0] if trans_a else A.shape[1]
     cdef ptrdiff_t rsa, csa, rsb, csb
+    cdef const floating* pa = &A[0, 0] if A.shape[0] * A.shape[1] else NULL
+    cdef const floating* pb = &B[0, 0] if B.shape[0] * B.shape[1] else NULL
+    cdef floating* po = &out[0, 0] if m * n else NULL
+    _gemm_check("gemm_naive", A.shape[0], A.shape[1], B.shape[0], B.shape[1], m, n, trans_a,
+                trans_b, pa, pb, po, sizeof(floating))
     _strides(trans_a, A.shape[1], &rsa, &csa)
     _strides(trans_b, B.shape[1], &rsb, &csb)
     if m == 0 or n == 0:
         return
-    cdef const floating* pa = &A[0, 0] if A.shape[0] * A.shape[1] else NULL
-    cdef const floating* pb = &B[0, 0] if B.shape[0] * B.shape[1] else NULL
     with nogil:
         if floating is float:
-            tgl_gemm_naive_f32(<int>m, <int>n, <int>k, pa, rsa, csa, pb, rsb, csb, &out[0, 0], n,
+            tgl_gemm_naive_f32(<int>m, <int>n, <int>k, pa, rsa, csa, pb, rsb, csb, po, n,
                                accumulate)
         else:
-            tgl_gemm_naive_f64(<int>m, <int>n, <int>k, pa, rsa, csa, pb, rsb, csb, &out[0, 0], n,
+            tgl_gemm_naive_f64(<int>m, <int>n, <int>k, pa, rsa, csa, pb, rsb, csb, po, n,
                                accumulate)
     return
+
+
+# ================================================================ geometry checks ==========
+
+cdef int _window_check(str op, Py_ssize_t H, Py_ssize_t W, int kh, int kw, int sh, int sw, int ph,
+                       int pw, int dh, int dw, Py_ssize_t OH, Py_ssize_t OW) except -1:
+    """O(1): window sizes, strides, dilations >= 1, paddings >= 0, and (OH, OW) the output size
+    of an (H, W) input under them. Raises ValueError (the entry points call it with the GIL)."""
+    cdef Py_ssize_t nh, nw
+    if kh < 1 or kw < 1 or sh < 1 or sw < 1 or dh < 1 or dw < 1 or ph < 0 or pw < 0:
+        raise ValueError(f"{op}: bad window, got kernel {(kh, kw)}, stride {(sh, sw)}, padding "
+                         f"{(ph, pw)}, dilation {(dh, dw)}; need kernel, stride, dilation >= 1 "
+                         "and padding >= 0")
+    nh = H + 2 * ph - <Py_ssize_t>dh * (kh - 1) - 1
+    nw = W + 2 * pw - <Py_ssize_t>dw * (kw - 1) - 1
+    if nh < 0 or nw < 0:
+        raise ValueError(f"{op}: kernel larger than the padded input, got input {(H, W)}, kernel "
+                         f"{(kh, kw)}, padding {(ph, pw)}, dilation {(dh, dw)}")
+    if OH != nh // sh + 1 or OW != nw // sw + 1:
+        raise ValueError(f"{op}: output size must be {(nh // sh + 1, nw // sw + 1)} for input "
+                         f"{(H, W)}, got {(OH, OW)}")
+    return 0
+
+
+cdef int _conv_check(str op, tuple x, tuple w, tuple y, int groups) except -1:
+    """O(1): x (N, C, H, W), w (O, C/groups, kh, kw), y (N, O, OH, OW) fit each other."""
+    if groups < 1 or w[0] % groups or x[1] != w[1] * groups or y[0] != x[0] or y[1] != w[0]:
+        raise ValueError(f"{op}: shapes do not fit, got x {x}, w {w}, y {y}, groups {groups}; "
+                         "need x (N, C, H, W), w (O, C/groups, kh, kw), y (N, O, OH, OW)")
+    return 0
 
 
 include "conv.pxi"

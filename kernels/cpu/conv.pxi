@@ -19,6 +19,7 @@ cdef struct _Geom:
     int N, C, H, W, O, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW, G
     int Cg, Og, K, OHW, CKK
     bint pointwise
+    tgl_kernel_info kinfo      # this call's snapshot of the GEMM kernel table (see set_isa)
 
 
 cdef _Geom _geom(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O,
@@ -31,6 +32,7 @@ cdef _Geom _geom(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssiz
     g.Cg = g.C // g.G; g.Og = g.O // g.G
     g.K = g.Cg * kh * kw; g.OHW = g.OH * g.OW; g.CKK = g.C * kh * kw
     g.pointwise = kh == 1 and kw == 1 and sh == 1 and sw == 1 and ph == 0 and pw == 0
+    g.kinfo = _K               # taken with the GIL held, before any nogil work
     return g
 
 
@@ -113,11 +115,16 @@ cdef void _col2im_image(const floating* cols, _Geom* g, floating* x, int c0,
 
 def im2col(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols, int kh, int kw, int sh,
            int sw, int ph, int pw, int dh, int dw, int threads=1):
-    """cols (N, C*kh*kw, OH*OW) = im2col(x (N, C, H, W)); OH*OW taken from cols' shape check
-    by the caller. Parallel over (image, channel) pairs."""
+    """cols (N, C*kh*kw, OH*OW) = im2col(x (N, C, H, W)). Parallel over (image, channel) pairs.
+    ValueError unless cols has exactly that shape for the geometry."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1]
     cdef Py_ssize_t OHW = cols.shape[2]
-    cdef Py_ssize_t OW = (x.shape[3] + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    cdef Py_ssize_t OH = (x.shape[2] + 2 * ph - dh * (kh - 1) - 1) // sh + 1 if sh > 0 else 0
+    cdef Py_ssize_t OW = (x.shape[3] + 2 * pw - dw * (kw - 1) - 1) // sw + 1 if sw > 0 else 0
+    _window_check("im2col", x.shape[2], x.shape[3], kh, kw, sh, sw, ph, pw, dh, dw, OH, OW)
+    if cols.shape[0] != N or cols.shape[1] != C * kh * kw or OHW != OH * OW:
+        raise ValueError(f"im2col: cols must have shape {(N, C * kh * kw, OH * OW)}, got "
+                         f"{tuple(cols.shape)[:3]}")
     cdef _Geom g = _geom(N, C, x.shape[2], x.shape[3], C, kh, kw, sh, sw, ph, pw, dh, dw,
                          OHW // OW if OW > 0 else 0, OW, 1)
     cdef int t
@@ -132,10 +139,16 @@ def im2col(const floating[:, :, :, ::1] x, floating[:, :, ::1] cols, int kh, int
 def col2im(const floating[:, :, ::1] cols, floating[:, :, :, ::1] x, int kh, int kw, int sh,
            int sw, int ph, int pw, int dh, int dw, int threads=1):
     """x (N, C, H, W) = col2im(cols (N, C*kh*kw, OH*OW)); x is overwritten (zeroed, then
-    scatter-added). Parallel over (image, channel) planes, so no two threads touch one pixel."""
+    scatter-added). Parallel over (image, channel) planes, so no two threads touch one pixel.
+    ValueError unless cols has exactly that shape for x's shape and the geometry."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t OHW = cols.shape[2]
-    cdef Py_ssize_t OW = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    cdef Py_ssize_t OH = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1 if sh > 0 else 0
+    cdef Py_ssize_t OW = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1 if sw > 0 else 0
+    _window_check("col2im", H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW)
+    if cols.shape[0] != N or cols.shape[1] != C * kh * kw or OHW != OH * OW:
+        raise ValueError(f"col2im: cols must have shape {(N, C * kh * kw, OH * OW)} for x "
+                         f"{tuple(x.shape)[:4]}, got {tuple(cols.shape)[:3]}")
     cdef _Geom g = _geom(N, C, H, W, C, kh, kw, sh, sw, ph, pw, dh, dw,
                          OHW // OW if OW > 0 else 0, OW, 1)
     cdef int t
@@ -176,7 +189,7 @@ cdef void _conv_fwd_image(const floating* x, const floating* w, floating* y, _Ge
     for gi in range(g.G):
         gemm_core(g.Og, g.OHW, g.K, w + <ptrdiff_t>gi * g.Og * g.K, g.K, 1,
                   b + <ptrdiff_t>gi * g.K * g.OHW, g.OHW, 1,
-                  y + <ptrdiff_t>gi * g.Og * g.OHW, g.OHW, False, threads, gws)
+                  y + <ptrdiff_t>gi * g.Og * g.OHW, g.OHW, False, threads, gws, &g.kinfo)
 
 
 cdef void _conv_bwd_input_image(const floating* gy, const floating* w, floating* gx, _Geom* g,
@@ -186,7 +199,7 @@ cdef void _conv_bwd_input_image(const floating* gy, const floating* w, floating*
     for gi in range(g.G):
         gemm_core(g.K, g.OHW, g.Og, w + <ptrdiff_t>gi * g.Og * g.K, 1, g.K,
                   gy + <ptrdiff_t>gi * g.Og * g.OHW, g.OHW, 1,
-                  c + <ptrdiff_t>gi * g.K * g.OHW, g.OHW, False, threads, gws)
+                  c + <ptrdiff_t>gi * g.K * g.OHW, g.OHW, False, threads, gws, &g.kinfo)
     if not g.pointwise:
         memset(gx, 0, <size_t>g.C * g.H * g.W * sizeof(floating))
         _col2im_image(gcols, g, gx, 0, g.C)
@@ -202,7 +215,7 @@ cdef void _conv_bwd_weight_image(const floating* gy, const floating* x, floating
     for gi in range(g.G):
         gemm_core(g.Og, g.K, g.OHW, gy + <ptrdiff_t>gi * g.Og * g.OHW, g.OHW, 1,
                   b + <ptrdiff_t>gi * g.K * g.OHW, 1, g.OHW,
-                  gw + <ptrdiff_t>gi * g.Og * g.K, g.K, True, threads, gws)
+                  gw + <ptrdiff_t>gi * g.Og * g.K, g.K, True, threads, gws, &g.kinfo)
 
 
 cdef int _split(_Geom* g, int threads, int* outer, int* inner) noexcept nogil:
@@ -220,12 +233,16 @@ cdef int _split(_Geom* g, int threads, int* outer, int* inner) noexcept nogil:
 def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                    floating[:, :, :, ::1] y, int sh, int sw, int ph, int pw, int dh, int dw,
                    int groups, int threads=1):
-    """y = conv2d(x, w) (no bias); y is preallocated (N, O, OH, OW), shapes checked by the caller."""
+    """y = conv2d(x, w) (no bias); y is preallocated (N, O, OH, OW). ValueError on a misfit."""
+    _conv_check("conv2d_forward", tuple(x.shape)[:4], tuple(w.shape)[:4], tuple(y.shape)[:4],
+                groups)
+    _window_check("conv2d_forward", x.shape[2], x.shape[3], <int>w.shape[2], <int>w.shape[3], sh,
+                  sw, ph, pw, dh, dw, y.shape[2], y.shape[3])
     cdef _Geom g = _geom(x.shape[0], x.shape[1], x.shape[2], x.shape[3], w.shape[0],
                          <int>w.shape[2], <int>w.shape[3], sh, sw, ph, pw, dh, dw,
                          y.shape[2], y.shape[3], groups)
     cdef int outer, inner, n, tid
-    if g.N * g.O * g.OHW == 0:
+    if <size_t>g.N * g.O * g.OHW == 0:
         return
     if g.K == 0:
         memset(&y[0, 0, 0, 0], 0, <size_t>g.N * g.O * g.OHW * sizeof(floating))
@@ -257,7 +274,12 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
 def conv2d_backward_input(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] w,
                           floating[:, :, :, ::1] gx, int sh, int sw, int ph, int pw, int dh,
                           int dw, int groups, int threads=1):
-    """gx (N, C, H, W) = the adjoint of conv2d in x applied to gy; gx is overwritten."""
+    """gx (N, C, H, W) = the adjoint of conv2d in x applied to gy; gx is overwritten.
+    ValueError on a misfit of gy (N, O, OH, OW), w and gx."""
+    _conv_check("conv2d_backward_input", tuple(gx.shape)[:4], tuple(w.shape)[:4],
+                tuple(gy.shape)[:4], groups)
+    _window_check("conv2d_backward_input", gx.shape[2], gx.shape[3], <int>w.shape[2],
+                  <int>w.shape[3], sh, sw, ph, pw, dh, dw, gy.shape[2], gy.shape[3])
     cdef _Geom g = _geom(gx.shape[0], gx.shape[1], gx.shape[2], gx.shape[3], w.shape[0],
                          <int>w.shape[2], <int>w.shape[3], sh, sw, ph, pw, dh, dw,
                          gy.shape[2], gy.shape[3], groups)
@@ -295,7 +317,12 @@ def conv2d_backward_weight(const floating[:, :, :, ::1] gy, const floating[:, :,
                            floating[:, :, :, ::1] gw, int sh, int sw, int ph, int pw, int dh,
                            int dw, int groups, int threads=1):
     """gw (O, C/G, kh, kw) = sum over images of gy[n] . cols[n]^T per group; gw is overwritten.
-    With several threads each sums its own images into a private partial, then partials add."""
+    With several threads each sums its own images into a private partial, then partials add.
+    ValueError on a misfit of gy (N, O, OH, OW), x and gw."""
+    _conv_check("conv2d_backward_weight", tuple(x.shape)[:4], tuple(gw.shape)[:4],
+                tuple(gy.shape)[:4], groups)
+    _window_check("conv2d_backward_weight", x.shape[2], x.shape[3], <int>gw.shape[2],
+                  <int>gw.shape[3], sh, sw, ph, pw, dh, dw, gy.shape[2], gy.shape[3])
     cdef _Geom g = _geom(x.shape[0], x.shape[1], x.shape[2], x.shape[3], gw.shape[0],
                          <int>gw.shape[2], <int>gw.shape[3], sh, sw, ph, pw, dh, dw,
                          gy.shape[2], gy.shape[3], groups)

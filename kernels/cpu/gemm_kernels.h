@@ -1,7 +1,7 @@
 /*
  * gemm_kernels.h -- register-blocked GEMM micro-kernels and packing routines (float32, float64).
  *
- * The blocked driver (the five Goto/BLIS loops and the OpenMP split) lives in gemm.pyx; this header
+ * The blocked driver (the five Goto/BLIS loops and the OpenMP split) lives in _cpu.pyx; this header
  * holds what is ISA-specific or needs a fixed-size register tile:
  *
  *   micro-kernel ukr(kc, pa, pb, c, ldc, beta) computes one MR x NR tile of C from packed panels:
@@ -21,11 +21,20 @@
  *     generic:  4 x  8 plain C (the compiler uses SSE2 at baseline x86-64)
  *
  * Portability: the file is compiled for baseline x86-64; every ISA kernel carries a
- * __attribute__((target(...))) so only it may use AVX instructions, and gemm.pyx picks one at
+ * __attribute__((target(...))) so only it may use AVX instructions, and _cpu.pyx picks one at
  * import with __builtin_cpu_supports (or the env var TINYGRAD_LITE_CPU_ISA).
  *
- * Assumptions: no aliasing between A, B and C; ldc >= NR for full tiles; callers (gemm.pyx) handle
- * partial edge tiles by running the kernel into a scratch tile (macro_kernel below).
+ * No process-wide state: the chosen kernels (and whether packing may use SIMD) live in a
+ * tgl_kernel_info that each GEMM call copies once and passes down, so switching the ISA from
+ * another thread (set_isa) never changes MR/NR under a running GEMM.
+ *
+ * Threads (in _cpu.pyx): C is cut into one slab per thread -- column slabs (whole NR panels) when
+ * n >= m, else row slabs (whole MR panels); each thread runs all five loops on its slab with its
+ * own packing buffers, so with column slabs every thread packs all of A (cheap next to the
+ * FLOPs at the sizes where threads pay off) and no thread ever waits for another.
+ *
+ * Assumptions: no aliasing between A, B and C; ldc >= NR for full tiles; callers (_cpu.pyx)
+ * handle partial edge tiles by running the kernel into a scratch tile (macro_kernel below).
  */
 #ifndef TGL_GEMM_KERNELS_H
 #define TGL_GEMM_KERNELS_H
@@ -302,6 +311,7 @@ __attribute__((target("avx2,fma"))) static void tgl_pack_transpose_f32_avx2(
 
 typedef struct {
     int isa, mr, nr;
+    int pack_simd; /* float32 packing may use the AVX2 transposing copy */
     tgl_ukr_f32 ukr_f32;
     tgl_ukr_f64 ukr_f64;
     int nr_f64; /* double tiles hold half as many lanes per vector */
@@ -310,9 +320,8 @@ typedef struct {
     tgl_ukr_f64 ukr4_f64, ukr8_f64;
 } tgl_kernel_info;
 
-static int tgl_pack_simd;
 static void tgl_select_kernel(int isa, tgl_kernel_info *k) {
-    tgl_pack_simd = isa != TGL_ISA_GENERIC;
+    k->pack_simd = isa != TGL_ISA_GENERIC;
     k->ukr4_f32 = k->ukr8_f32 = NULL;
     k->ukr4_f64 = k->ukr8_f64 = NULL;
 #if TGL_HAVE_SIMD_KERNELS
@@ -362,37 +371,37 @@ static void tgl_select_kernel(int isa, tgl_kernel_info *k) {
         }                                                                                      \
     } while (0)
 
-/* Set by tgl_select_kernel: use the AVX2 transposing packer for float32 (any SIMD ISA). */
+/* simd (tgl_kernel_info.pack_simd): use the AVX2 transposing packer for float32 (any SIMD ISA). */
 
 #define TGL_DEFINE_PACK(SFX, T, TRANSPOSE)                                                     \
     /* one panel: for p < kc: for i < P: dst[p*P + i] = i < n ? X(i, p) : 0,                   \
        X(i, p) = src[i*rs + p*cs] */                                                           \
-    static void tgl_pack_panel_##SFX(int P, int n, int kc, const T *src, ptrdiff_t rs,         \
-                                     ptrdiff_t cs, T *dst) {                                   \
+    static void tgl_pack_panel_##SFX(int simd, int P, int n, int kc, const T *src,             \
+                                     ptrdiff_t rs, ptrdiff_t cs, T *dst) {                     \
         if (n == P && rs == 1) {                 /* k-major already: contiguous copies */      \
             for (int p = 0; p < kc; p++) TGL_COPY_P(dst + (ptrdiff_t)p * P, src + p * cs, P, T);\
             return;                                                                            \
         }                                                                                      \
-        if (cs == 1 && TRANSPOSE(P, n, kc, src, rs, dst)) return;                              \
+        if (cs == 1 && TRANSPOSE(simd, P, n, kc, src, rs, dst)) return;                           \
         for (int p = 0; p < kc; p++) {                                                         \
             T *d = dst + (ptrdiff_t)p * P;                                                     \
             for (int i = 0; i < n; i++) d[i] = src[i * rs + p * cs];                           \
             for (int i = n; i < P; i++) d[i] = 0;                                              \
         }                                                                                      \
     }                                                                                          \
-    static void tgl_pack_a_##SFX(int mr, int mc, int kc, const T *a, ptrdiff_t rsa,           \
+    static void tgl_pack_a_##SFX(int simd, int mr, int mc, int kc, const T *a, ptrdiff_t rsa, \
                                  ptrdiff_t csa, T *dst) {                                      \
         for (int ip = 0; ip < mc; ip += mr) {                                                  \
             int m = mc - ip < mr ? mc - ip : mr;                                               \
-            tgl_pack_panel_##SFX(mr, m, kc, a + ip * rsa, rsa, csa, dst + (ptrdiff_t)ip * kc); \
+            tgl_pack_panel_##SFX(simd, mr, m, kc, a + ip * rsa, rsa, csa, dst + (ptrdiff_t)ip * kc);\
         }                                                                                      \
     }                                                                                          \
     /* pack the NR-wide panels [j0, j1) of a kc x nc block; B(p, j) = b[p*rsb + j*csb] */       \
-    static void tgl_pack_b_##SFX(int nr, int nc, int kc, const T *b, ptrdiff_t rsb,           \
+    static void tgl_pack_b_##SFX(int simd, int nr, int nc, int kc, const T *b, ptrdiff_t rsb, \
                                  ptrdiff_t csb, T *dst, int j0, int j1) {                      \
         for (int jp = j0; jp < j1 && jp < nc; jp += nr) {                                      \
             int n = nc - jp < nr ? nc - jp : nr;                                               \
-            tgl_pack_panel_##SFX(nr, n, kc, b + jp * csb, csb, rsb, dst + (ptrdiff_t)jp * kc); \
+            tgl_pack_panel_##SFX(simd, nr, n, kc, b + jp * csb, csb, rsb, dst + (ptrdiff_t)jp * kc);\
         }                                                                                      \
     }                                                                                          \
     /* C(i, j) at c[i*ldc + j*csc]; csc != 1 (a transposed C) always goes through the tile. */ \
@@ -439,15 +448,16 @@ static void tgl_select_kernel(int isa, tgl_kernel_info *k) {
     }
 
 #if TGL_HAVE_SIMD_KERNELS
-static int tgl_transpose_f32(int P, int n, int kc, const float *src, ptrdiff_t ld, float *dst) {
-    if (!tgl_pack_simd || kc < 8) return 0;
+static int tgl_transpose_f32(int simd, int P, int n, int kc, const float *src, ptrdiff_t ld,
+                             float *dst) {
+    if (!simd || kc < 8) return 0;
     tgl_pack_transpose_f32_avx2(P, n, kc, src, ld, dst);
     return 1;
 }
 #else
-#define tgl_transpose_f32(P, n, kc, src, ld, dst) 0
+#define tgl_transpose_f32(simd, P, n, kc, src, ld, dst) 0
 #endif
-#define tgl_transpose_none(P, n, kc, src, ld, dst) 0
+#define tgl_transpose_none(simd, P, n, kc, src, ld, dst) 0
 
 TGL_DEFINE_PACK(f32, float, tgl_transpose_f32)
 TGL_DEFINE_PACK(f64, double, tgl_transpose_none)

@@ -8,6 +8,15 @@
 from libc.math cimport INFINITY
 
 
+cdef int _pool_check(str op, x, y, int kh, int kw, int sh, int sw, int ph, int pw) except -1:
+    """O(1): y is (N, C, OH, OW) for the (N, C, H, W) input x under the window. ValueError."""
+    if x.shape[0] != y.shape[0] or x.shape[1] != y.shape[1]:
+        raise ValueError(f"{op}: the output must have the input's (N, C), got input "
+                         f"{tuple(x.shape)[:4]} and output {tuple(y.shape)[:4]}")
+    _window_check(op, x.shape[2], x.shape[3], kh, kw, sh, sw, ph, pw, 1, 1, y.shape[2], y.shape[3])
+    return 0
+
+
 cdef void _max_pool_plane(const floating* x, floating* y, int64_t* idx, int H, int W, int OH,
                           int OW, int kh, int kw, int sh, int sw, int ph, int pw) noexcept nogil:
     """for p, q:  idx[p, q] = argmax over the window (first winner in row-major order;
@@ -39,10 +48,14 @@ def max_pool2d_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
                        int64_t[:, :, :, ::1] idx, int kh, int kw, int sh, int sw, int ph, int pw,
                        int threads=1):
     """y, idx = max_pool2d(x); both preallocated (N, C, OH, OW); idx is the flat h*W + w index
-    of the winner in its (H, W) plane."""
+    of the winner in its (H, W) plane. ValueError on a misfit of the shapes and the geometry."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t OH = y.shape[2], OW = y.shape[3]
     cdef int t
+    _pool_check("max_pool2d_forward", x, y, kh, kw, sh, sw, ph, pw)
+    if tuple(idx.shape)[:4] != tuple(y.shape)[:4]:
+        raise ValueError(f"max_pool2d_forward: idx must have y's shape {tuple(y.shape)[:4]}, got "
+                         f"{tuple(idx.shape)[:4]}")
     if N * C * OH * OW == 0:
         return
     with nogil:
@@ -56,7 +69,8 @@ def max_pool2d_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
 def max_pool2d_backward(const floating[:, :, :, ::1] gy, const int64_t[:, :, :, ::1] idx,
                         floating[:, :, :, ::1] gx, int threads=1):
     """gx (overwritten) = 0; then gx[n, c].flat[idx[n, c, p, q]] += gy[n, c, p, q].
-    Indices outside the plane are skipped (the caller's indices come from max_pool2d_forward)."""
+    Indices outside the plane are skipped (the caller's indices come from max_pool2d_forward).
+    ValueError unless idx has gy's shape and gy, gx agree on (N, C)."""
     cdef Py_ssize_t N = gx.shape[0], C = gx.shape[1], HW = gx.shape[2] * gx.shape[3]
     cdef Py_ssize_t OHW = gy.shape[2] * gy.shape[3]
     cdef Py_ssize_t s
@@ -65,6 +79,11 @@ def max_pool2d_backward(const floating[:, :, :, ::1] gy, const int64_t[:, :, :, 
     cdef floating* dst
     cdef const floating* src
     cdef const int64_t* ix
+    if (tuple(idx.shape)[:4] != tuple(gy.shape)[:4] or gy.shape[0] != N
+            or gy.shape[1] != C):
+        raise ValueError(f"max_pool2d_backward: shapes do not fit, got gy "
+                         f"{tuple(gy.shape)[:4]}, idx {tuple(idx.shape)[:4]}, gx "
+                         f"{tuple(gx.shape)[:4]}; need idx of gy's shape and gy (N, C, ...) like gx")
     if N * C * HW == 0:
         return
     with nogil:
@@ -136,6 +155,7 @@ def avg_pool2d_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t OH = y.shape[2], OW = y.shape[3]
     cdef int t
+    _pool_check("avg_pool2d_forward", x, y, kh, kw, sh, sw, ph, pw)
     if N * C * OH * OW == 0:
         return
     with nogil:
@@ -151,6 +171,7 @@ def avg_pool2d_backward(const floating[:, :, :, ::1] gy, floating[:, :, :, ::1] 
     cdef Py_ssize_t N = gx.shape[0], C = gx.shape[1], H = gx.shape[2], W = gx.shape[3]
     cdef Py_ssize_t OH = gy.shape[2], OW = gy.shape[3]
     cdef int t
+    _pool_check("avg_pool2d_backward", gx, gy, kh, kw, sh, sw, ph, pw)
     if N * C * H * W == 0:
         return
     if OH * OW == 0:

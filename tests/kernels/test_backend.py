@@ -104,14 +104,17 @@ def test_describe(cy):
     assert isinstance(d["openmp"], bool) and d["threads"] >= 1
 
 
-def test_blas_limited_while_active(cy):
+def test_blas_limited_while_active():
+    """use('cython') holds OpenBLAS at one thread; leaving it gives the threads back."""
     pytest.importorskip("threadpoolctl")
-    from threadpoolctl import threadpool_info
-
-    cy.activate()
-    blas = [p for p in threadpool_info() if p.get("user_api") == "blas"]
-    if blas:
-        assert all(p["num_threads"] == 1 for p in blas)
+    if not _blas_threads():
+        pytest.skip("no BLAS library found by threadpoolctl")
+    with backends.use("numpy"):
+        free = _blas_threads()
+        with backends.use("cython"):
+            assert _blas_threads() == [1] * len(free)
+            assert backends.get("cython").describe()["blas_limited"]
+        assert _blas_threads() == free
 
 
 _SCRIPT = """
@@ -184,3 +187,164 @@ def test_engine_gradcheck_with_cython_backend():
         a = Tensor(rng.standard_normal((3, 4)), requires_grad=True)
         b = Tensor(rng.standard_normal((4, 5)), requires_grad=True)
         assert gradcheck(lambda a, b: a @ b, [a, b]) and gradgradcheck(lambda a, b: a @ b, [a, b])
+
+
+# ---- review 2: shape validation, aliasing, ISA switching, BLAS limit, error types -------------
+
+def test_pool_and_col2im_backward_shapes_are_checked(cy):
+    """A gy/idx that does not fit x_shape under the pool geometry is a ShapeError, not a crash."""
+    f = np.ones
+    geo = ((2, 2), (2, 2), (0, 0))
+    idx = np.zeros((1, 1, 2, 2), np.int64)
+    for x_shape in [(2, 1, 4, 4), (1, 2, 4, 4), (1, 1, 8, 8), (64, 64, 8, 8)]:
+        with pytest.raises(ShapeError, match=r"max_pool2d_backward: .*\(1, 1, 2, 2\)"):
+            cy.max_pool2d_backward(f((1, 1, 2, 2)), idx, x_shape, *geo)
+        with pytest.raises(ShapeError, match="avg_pool2d_backward"):
+            cy.avg_pool2d_backward(f((1, 1, 2, 2)), x_shape, *geo)
+    with pytest.raises(ShapeError, match="max_pool2d_backward"):
+        cy.max_pool2d_backward(f((1, 1, 2, 2)), np.zeros((1, 1, 2, 1), np.int64), (1, 1, 4, 4),
+                               *geo)
+    with pytest.raises(DTypeError, match="max_pool2d_backward: idx .*float64"):
+        cy.max_pool2d_backward(f((1, 1, 2, 2)), np.zeros((1, 1, 2, 2)), (1, 1, 4, 4), *geo)
+    with pytest.raises(ShapeError, match="col2im: cols must have shape"):
+        cy.col2im(f((2, 4, 4)), (1, 1, 3, 3), (2, 2), (1, 1), (0, 0), (1, 1))
+    conv = ((1, 1), (0, 0), (1, 1), 1)
+    with pytest.raises(ShapeError, match="conv2d_backward_weight: gy must have shape"):
+        cy.conv2d_backward_weight(f((2, 3, 3, 3)), f((1, 2, 5, 5)), (3, 2, 3, 3), *conv)
+    with pytest.raises(ShapeError, match="conv2d_backward_weight: w_shape"):
+        cy.conv2d_backward_weight(f((1, 3, 3, 3)), f((1, 2, 5, 5)), (3, 2, 3), *conv)
+    with pytest.raises(ShapeError, match="conv2d_backward_input: x_shape"):
+        cy.conv2d_backward_input(f((1, 3, 3, 3)), f((3, 2, 3, 3)), (1, 2, 5), *conv)
+
+
+def test_kernel_entry_points_check_shapes():
+    """The _cpu def wrappers check shapes in O(1) and raise ValueError (never read out of
+    bounds)."""
+    f32 = np.float32
+    z = np.zeros
+    with pytest.raises(ValueError, match="gemm: shapes do not fit"):
+        _cpu.gemm(z((3, 4), f32), z((2, 5), f32), False, False, z((3, 5), f32), False, 1)
+    with pytest.raises(ValueError, match="gemm: shapes do not fit"):
+        _cpu.gemm(z((3, 4), f32), z((4, 5), f32), False, False, z((3, 6), f32), False, 1)
+    with pytest.raises(ValueError, match="gemm_naive: shapes do not fit"):
+        _cpu.gemm_naive(z((3, 4), f32), z((4, 5), f32), True, False, z((3, 5), f32), False)
+    a = z((4, 4), f32)
+    with pytest.raises(ValueError, match="gemm: out overlaps an input"):
+        _cpu.gemm(a, z((4, 4), f32), False, False, a, False, 1)
+    with pytest.raises(ValueError, match="col2im: cols must have shape"):
+        _cpu.col2im(z((1, 4, 3), f32), z((1, 1, 3, 3), f32), 2, 2, 1, 1, 0, 0, 1, 1, 1)
+    with pytest.raises(ValueError, match="im2col: cols must have shape"):
+        _cpu.im2col(z((1, 1, 3, 3), f32), z((1, 4, 3), f32), 2, 2, 1, 1, 0, 0, 1, 1, 1)
+    with pytest.raises(ValueError, match="stride"):
+        _cpu.im2col(z((1, 1, 3, 3), f32), z((1, 4, 4), f32), 2, 2, 0, 1, 0, 0, 1, 1, 1)
+    x, w = z((1, 2, 5, 5), f32), z((3, 2, 3, 3), f32)
+    with pytest.raises(ValueError, match="conv2d_forward: output size"):
+        _cpu.conv2d_forward(x, w, z((1, 3, 4, 3), f32), 1, 1, 0, 0, 1, 1, 1, 1)
+    with pytest.raises(ValueError, match="conv2d_forward: shapes do not fit"):
+        _cpu.conv2d_forward(x, z((3, 1, 3, 3), f32), z((1, 3, 3, 3), f32), 1, 1, 0, 0, 1, 1, 1, 1)
+    with pytest.raises(ValueError, match="conv2d_backward_input: shapes do not fit"):
+        _cpu.conv2d_backward_input(z((2, 3, 3, 3), f32), w, x, 1, 1, 0, 0, 1, 1, 1, 1)
+    with pytest.raises(ValueError, match="conv2d_backward_weight: output size"):
+        _cpu.conv2d_backward_weight(z((1, 3, 2, 2), f32), x, w, 1, 1, 0, 0, 1, 1, 1, 1)
+    gy, idx = z((1, 1, 2, 2), f32), z((1, 1, 2, 2), np.int64)
+    with pytest.raises(ValueError, match="max_pool2d_backward: shapes do not fit"):
+        _cpu.max_pool2d_backward(gy, idx, z((2, 1, 4, 4), f32), 1)
+    with pytest.raises(ValueError, match="max_pool2d_forward"):
+        _cpu.max_pool2d_forward(z((1, 1, 4, 4), f32), gy, z((1, 1, 3, 2), np.int64), 2, 2, 2, 2,
+                                0, 0, 1)
+    with pytest.raises(ValueError, match="avg_pool2d_forward: output size"):
+        _cpu.avg_pool2d_forward(z((1, 1, 8, 8), f32), gy, 2, 2, 2, 2, 0, 0, 1)
+    with pytest.raises(ValueError, match="avg_pool2d_backward"):
+        _cpu.avg_pool2d_backward(gy, z((2, 1, 4, 4), f32), 2, 2, 2, 2, 0, 0, 1)
+
+
+@pytest.mark.parametrize("n", [7, 200])
+def test_matmul_out_aliasing_an_input(cy, n):
+    """out= may be a or b (or overlap them): the result must still be a @ b."""
+    rng = np.random.default_rng(5)
+    for trans in (False, True):
+        a = rng.standard_normal((n, n)).astype(np.float32)
+        b = rng.standard_normal((n, n)).astype(np.float32)
+        want = (a.T if trans else a).astype(np.float64) @ b
+        res = cy.matmul(a, b, trans_a=trans, out=a)
+        assert res is a
+        np.testing.assert_allclose(a, want, atol=1e-3 * np.sqrt(n))
+        a = rng.standard_normal((n, n)).astype(np.float32)
+        want = a.astype(np.float64) @ b + b
+        cy.matmul(a, b, out=b, accumulate=True)
+        np.testing.assert_allclose(b, want, atol=1e-3 * np.sqrt(n))
+    big = rng.standard_normal((n + 1, n)).astype(np.float32)
+    a, out = big[:n], big[1:]                       # out overlaps a, shifted by one row
+    want = a.astype(np.float64) @ b
+    cy.matmul(a, b, out=out)
+    np.testing.assert_allclose(out, want, atol=1e-3 * np.sqrt(n))
+
+
+def test_set_isa_from_another_thread_during_gemm():
+    """Every GEMM call snapshots the kernel table once: flipping the ISA from another thread
+    never mixes MR/NR of two kernels inside a running call (this used to crash)."""
+    import threading
+
+    rng = np.random.default_rng(6)
+    isas = _cpu.supported_isas()
+    previous = _cpu.isa()
+    stop = threading.Event()
+
+    def flip():
+        while not stop.is_set():
+            for name in isas:
+                _cpu.set_isa(name)
+
+    t = threading.Thread(target=flip)
+    t.start()
+    bad = []
+    try:
+        for i in range(60):
+            a = rng.standard_normal((301, 517)).astype(np.float32)
+            b = rng.standard_normal((517, 203)).astype(np.float32)
+            out = np.empty((301, 203), np.float32)
+            _cpu.gemm(a, b, False, False, out, False, 2)
+            x = rng.standard_normal((4, 3, 20, 20)).astype(np.float32)
+            w = rng.standard_normal((5, 3, 3, 3)).astype(np.float32)
+            y = np.empty((4, 5, 18, 18), np.float32)
+            _cpu.conv2d_forward(x, w, y, 1, 1, 0, 0, 1, 1, 1, 1 + i % 2)
+            if np.abs(out - a.astype(np.float64) @ b).max() > 1e-2:
+                bad.append(i)
+    finally:
+        stop.set()
+        t.join()
+        _cpu.set_isa(previous)
+    assert not bad
+
+
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+
+    return [p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas"]
+
+
+def test_cython_calls_leave_numpy_blas_alone():
+    """Calling the cython kernels while numpy is the active backend must not limit OpenBLAS."""
+    pytest.importorskip("threadpoolctl")
+    if not _blas_threads():
+        pytest.skip("no BLAS library found by threadpoolctl")
+    with backends.use("numpy"):
+        before = _blas_threads()
+        cy = backends.get("cython")
+        cy.matmul(np.ones((3, 4)), np.ones((4, 5)))
+        cy.conv2d(np.ones((1, 1, 4, 4)), np.ones((1, 1, 2, 2)), (1, 1), (0, 0), (1, 1), 1)
+        backends.check_parity("matmul", ((3, 4), (4, 5)))
+        assert _blas_threads() == before
+
+
+def test_error_types_follow_the_house_style(cy):
+    with pytest.raises(DTypeError, match="matmul: out .*float64.*float32"):
+        cy.matmul(np.ones((3, 4)), np.ones((4, 2)), out=np.ones((3, 2), np.float32))
+    with pytest.raises(ShapeError, match="max_pool2d: kernel must be a pair of ints"):
+        cy.max_pool2d(np.ones((1, 1, 4, 4)), 2, (2, 2), (0, 0))
+    with pytest.raises(ShapeError, match="conv2d: stride must be a pair of ints"):
+        cy.conv2d(np.ones((1, 1, 4, 4)), np.ones((1, 1, 2, 2)), 1, (0, 0), (1, 1), 1)
+    with pytest.raises(ShapeError, match="avg_pool2d: padding must be a pair"):
+        cy.avg_pool2d(np.ones((1, 1, 4, 4)), (2, 2), (2, 2), (0.5, 0))
+    y, _ = cy.max_pool2d(np.ones((1, 1, 4, 4)), (np.int64(2), 2), (2, np.int32(2)), (0, 0))
+    assert y.shape == (1, 1, 2, 2)

@@ -5,11 +5,16 @@ shapes and geometry (else ``ShapeError``), C-contiguous layout -- and then calls
 trusts its inputs and runs with the GIL released. An F-contiguous matrix (a transposed view) is
 passed as its C-contiguous transpose with the transpose flag flipped, so it is never copied.
 
-While these kernels are active OpenBLAS is held at one thread (``threadpoolctl``): our OpenMP
-threads and OpenBLAS's would otherwise fight for the same cores.
+While this backend is the active one OpenBLAS is held at one thread (``threadpoolctl``): our
+OpenMP threads and OpenBLAS's would otherwise fight for the same cores. Only ``activate()`` /
+``deactivate()`` (called by ``backends.use`` and ``backends.current``) change it; calling these
+kernels while another backend is active leaves OpenBLAS alone.
 
 Next: kernels/cpu/gemm_kernels.h, the micro-kernel every GEMM here ends in.
 """
+
+import operator
+import warnings
 
 import numpy as np
 
@@ -38,18 +43,27 @@ if HAVE_CPU_KERNELS:
 
 # ------------------------------------------------------------------ OpenBLAS thread limit ---
 
-_blas_limiter = None      # None: not tried; False: threadpoolctl missing; else a limiter
+_blas_limiter = None      # None: not limited; False: could not limit; else a limiter
+_warned_no_threadpoolctl = False
 
 
 def limit_blas_threads():
     """Hold OpenBLAS at one thread (idempotent). Called when the backend becomes active."""
-    global _blas_limiter
+    global _blas_limiter, _warned_no_threadpoolctl
     if _blas_limiter is None:
         try:
             from threadpoolctl import ThreadpoolController
-
+        except ImportError:
+            _blas_limiter = False
+            if not _warned_no_threadpoolctl:
+                _warned_no_threadpoolctl = True
+                warnings.warn("cython backend: threadpoolctl is not installed, so OpenBLAS keeps "
+                              "all its threads and competes with ours; pip install threadpoolctl",
+                              RuntimeWarning, stacklevel=3)
+            return
+        try:
             _blas_limiter = ThreadpoolController().limit(limits=1, user_api="blas")
-        except Exception:  # threadpoolctl missing or no BLAS found: nothing to limit
+        except Exception:  # no BLAS found: nothing to limit
             _blas_limiter = False
 
 
@@ -80,10 +94,21 @@ def _c(a):
 
 
 def _pair(op, name, v, minimum):
-    v = tuple(int(t) for t in v)
+    try:
+        v = tuple(operator.index(t) for t in v)
+    except TypeError:  # not a sequence, or not of ints (an int, a float, None)
+        raise ShapeError(f"{op}: {name} must be a pair of ints >= {minimum}, got {v!r}; pass "
+                         f"({v!r}, {v!r}) for a square window") from None
     if len(v) != 2 or v[0] < minimum or v[1] < minimum:
         raise ShapeError(f"{op}: {name} must be two ints >= {minimum}, got {v}")
     return v
+
+
+def _shape4(op, name, shape):
+    shape = tuple(operator.index(s) for s in shape)
+    if len(shape) != 4 or min(shape) < 0:
+        raise ShapeError(f"{op}: {name} must have 4 entries >= 0 (N, C, H, W), got {shape}")
+    return shape
 
 
 def _ndim(op, name, a, n):
@@ -149,8 +174,6 @@ class CythonBackend(Backend):
 
     # ---- matmul -----------------------------------------------------------------------------
     def matmul(self, a, b, trans_a=False, trans_b=False, out=None, accumulate=False):
-        if _blas_limiter is None:
-            limit_blas_threads()
         if a.dtype is not b.dtype or a.dtype not in _FLOATS:
             a, b = _float("matmul", a, b)
         if a.ndim != 2 or b.ndim != 2:
@@ -177,10 +200,15 @@ class CythonBackend(Backend):
             out = np.empty((m, n), dtype=a.dtype)
             _GEMM[a.dtype](a, b, trans_a, trans_b, out, False, _threads._num_threads)
             return out
-        if out.shape != (m, n) or out.dtype != a.dtype:
-            raise ShapeError(f"matmul: out must have shape {(m, n)} and dtype {a.dtype}, got "
-                             f"{out.shape} and {out.dtype}")
-        if out.flags.c_contiguous and out.flags.writeable:
+        if out.shape != (m, n):
+            raise ShapeError(f"matmul: out must have shape {(m, n)}, got {out.shape}")
+        if out.dtype != a.dtype:
+            raise DTypeError(f"matmul: out must have the result dtype {a.dtype}, got {out.dtype}")
+        if not out.flags.writeable:
+            raise ValueError("matmul: out is read-only, got a non-writeable array")
+        # An out that shares memory with an input would be read after the first K block wrote
+        # to it: compute into a temporary instead (np.matmul does the same).
+        if out.flags.c_contiguous and not (np.shares_memory(out, a) or np.shares_memory(out, b)):
             _GEMM[a.dtype](a, b, trans_a, trans_b, out, accumulate, _threads._num_threads)
             return out
         tmp = np.empty((m, n), dtype=a.dtype)
@@ -227,8 +255,6 @@ class CythonBackend(Backend):
 
     # ---- convolution --------------------------------------------------------------------------
     def conv2d(self, x, w, stride, padding, dilation, groups):
-        if _blas_limiter is None:
-            limit_blas_threads()
         x, w = _float("conv2d", x, w)
         _ndim("conv2d", "x", x, 4)
         _ndim("conv2d", "w", w, 4)
@@ -244,7 +270,7 @@ class CythonBackend(Backend):
         gy, w = _float("conv2d_backward_input", gy, w)
         _ndim("conv2d_backward_input", "gy", gy, 4)
         _ndim("conv2d_backward_input", "w", w, 4)
-        x_shape = tuple(int(s) for s in x_shape)
+        x_shape = _shape4("conv2d_backward_input", "x_shape", x_shape)
         groups = _conv_shapes("conv2d_backward_input", x_shape, w.shape, groups)
         _, stride, padding, dilation, out = _geometry("conv2d_backward_input", x_shape,
                                                       w.shape[2:], stride, padding, dilation)
@@ -260,7 +286,7 @@ class CythonBackend(Backend):
         gy, x = _float("conv2d_backward_weight", gy, x)
         _ndim("conv2d_backward_weight", "gy", gy, 4)
         _ndim("conv2d_backward_weight", "x", x, 4)
-        w_shape = tuple(int(s) for s in w_shape)
+        w_shape = _shape4("conv2d_backward_weight", "w_shape", w_shape)
         groups = _conv_shapes("conv2d_backward_weight", x.shape, w_shape, groups)
         _, stride, padding, dilation, out = _geometry("conv2d_backward_weight", x.shape,
                                                       w_shape[2:], stride, padding, dilation)
@@ -285,9 +311,14 @@ class CythonBackend(Backend):
     def max_pool2d_backward(self, gy, idx, x_shape, kernel, stride, padding):
         (gy,) = _float("max_pool2d_backward", gy)
         x_shape = tuple(int(s) for s in x_shape)
-        if idx.shape != gy.shape or gy.ndim != 4 or len(x_shape) != 4:
-            raise ShapeError(f"max_pool2d_backward: gy and idx must be 4-D of one shape, got "
-                             f"{gy.shape}, {idx.shape} (x_shape {x_shape})")
+        _, _, _, out = _pool_geometry("max_pool2d_backward", x_shape, kernel, stride, padding)
+        want = x_shape[:2] + out
+        if gy.shape != want or idx.shape != want:
+            raise ShapeError(f"max_pool2d_backward: gy and idx must have shape {want} for x_shape "
+                             f"{x_shape}, got gy {gy.shape} and idx {idx.shape}")
+        if idx.dtype.kind not in "iu":
+            raise DTypeError(f"max_pool2d_backward: idx must be an integer array (from "
+                             f"max_pool2d), got {idx.dtype}")
         gx = np.empty(x_shape, dtype=gy.dtype)
         _cpu.max_pool2d_backward(_c(gy), _c(idx.astype(np.int64, copy=False)), gx,
                                  _threads._num_threads)
