@@ -43,10 +43,18 @@ def test_conv2d_matches_numpy(cy, ref, threads, dtype, case):
 
 
 def test_conv2d_every_isa(cy, ref, isa):
+    """Forward and both backward passes (their GEMMs run with transposed strides) per ISA."""
     rng = np.random.default_rng(1)
-    for case in CONVS[:4]:
+    for case in CONVS[:4] + CONVS[6:]:
         x, w, geo = _data(rng, case, np.float32)
-        np.testing.assert_allclose(cy.conv2d(x, w, *geo), ref.conv2d(x, w, *geo), atol=1e-4)
+        y = ref.conv2d(x, w, *geo)
+        np.testing.assert_allclose(cy.conv2d(x, w, *geo), y, atol=1e-4)
+        gy = rng.standard_normal(y.shape).astype(np.float32)
+        np.testing.assert_allclose(cy.conv2d_backward_input(gy, w, x.shape, *geo),
+                                   ref.conv2d_backward_input(gy, w, x.shape, *geo), atol=1e-4)
+        np.testing.assert_allclose(cy.conv2d_backward_weight(gy, x, w.shape, *geo),
+                                   ref.conv2d_backward_weight(gy, x, w.shape, *geo),
+                                   atol=tol(np.float32, y.size) * 10)
 
 
 def test_conv2d_noncontiguous_readonly(cy, ref):

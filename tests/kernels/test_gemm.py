@@ -37,6 +37,27 @@ def test_gemm_matches_numpy(isa, threads, dtype, ta, tb):
         np.testing.assert_allclose(acc, want + 1, rtol=0, atol=tol(dtype, k) * 10)
 
 
+# Above the one-thread cutoff (m*n*k >= 96*96*128), odd sizes: column slabs (n >= m), row slabs
+# (m > n) and the thin-n swap (n < NR, computed as C^T), on 1, 2 and 3 threads.
+THREADED = [(151, 377, 211), (401, 97, 301), (999, 7, 257), (13, 1201, 131)]
+
+
+@pytest.mark.parametrize("nthreads", [1, 2, 3])
+@pytest.mark.parametrize("ta,tb", [(0, 0), (1, 1)])
+def test_threaded_gemm_above_the_cutoff(isa, nthreads, ta, tb):
+    rng = np.random.default_rng(8)
+    for m, n, k in THREADED:
+        assert m * n * k >= 96 * 96 * 128
+        a, b, want = _operands(rng, m, n, k, ta, tb, np.float32)
+        out = np.full((m, n), np.nan, np.float32)
+        _cpu.gemm(a, b, ta, tb, out, False, nthreads)
+        np.testing.assert_allclose(out, want, rtol=0, atol=tol(np.float32, k) * 10,
+                                   err_msg=f"{isa} {(m, n, k)} threads={nthreads}")
+        out += 1
+        _cpu.gemm(a, b, ta, tb, out, True, nthreads)
+        np.testing.assert_allclose(out, 2 * want + 1, rtol=0, atol=tol(np.float32, k) * 20)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_gemm_naive_matches_numpy(dtype):
     rng = np.random.default_rng(1)
@@ -71,7 +92,8 @@ def test_backend_matmul_layouts(cy, ref, threads, dtype):
     cases = [
         (a, b), (ro, b),
         (np.asfortranarray(a), np.asfortranarray(b)),      # folded into the transpose flags
-        (a[:, ::1].T.T, b[::1, ::1]),
+        (a[::-1], b[:, ::-1]),                              # negative strides: copied
+        (a[::-1].T.T, b[::-1]),
         (np.repeat(a, 2, axis=1)[:, ::2], b),              # strided: copied
         (rng.standard_normal((13, 37)).astype(dtype).T, b),
     ]
