@@ -462,4 +462,140 @@ static int tgl_transpose_f32(int simd, int P, int n, int kc, const float *src, p
 TGL_DEFINE_PACK(f32, float, tgl_transpose_f32)
 TGL_DEFINE_PACK(f64, double, tgl_transpose_none)
 
+/* ------------------------------------------------------------------------------------------ */
+/* Direct (unpacked) float32 kernels for small problems, AVX-512                               */
+/* ------------------------------------------------------------------------------------------ */
+/*
+ * For tiny GEMMs (the MLP's N = 10 layers) packing costs as much as the FLOPs, so these read A
+ * and B through their strides and keep a tile of C in registers:
+ *
+ *   row form (B rows contiguous, csb == 1):  for an 8 x 32 tile of C
+ *       for p < k:  b0, b1 = B[p, j:j+32] (masked at the n edge)
+ *                   for i < 8:  acc[i] += A(i, p) (broadcast) * (b0, b1)
+ *   dot form (A and B both contiguous along k: csa == 1, rsb == 1):  for a 4 x 4 tile of C
+ *       for p < k step 16:  acc[i][j] += A[i, p:p+16] * B[p:p+16, j]   (lane-wise)
+ *       C(i, j) = sum of the 16 lanes of acc[i][j]
+ *
+ * Edge rows in the row form run one at a time; edge rows/columns in the dot form reuse a valid
+ * row (clamped pointers) and store only the valid results. Returns 0 when the layout is not one
+ * of these two (the caller then packs as usual).
+ */
+#if TGL_HAVE_SIMD_KERNELS
+#define TGL_DR_ROW(R)                                                                          \
+    __attribute__((target("avx512f,fma"))) static void tgl_direct_rows##R##_f32(               \
+        int k, int n, const float *a, ptrdiff_t rsa, ptrdiff_t csa, const float *b,            \
+        ptrdiff_t rsb, float *c, ptrdiff_t ldc, int beta) {                                    \
+        for (int j = 0; j < n; j += 32) {                                                      \
+            int w = n - j < 32 ? n - j : 32;                                                   \
+            __mmask16 m0 = (__mmask16)(w >= 16 ? 0xFFFF : (1u << w) - 1);                     \
+            __mmask16 m1 = (__mmask16)(w >= 32 ? 0xFFFF : w > 16 ? (1u << (w - 16)) - 1 : 0); \
+            __m512 acc0[R], acc1[R];                                                           \
+            for (int i = 0; i < R; i++) { acc0[i] = _mm512_setzero_ps(); acc1[i] = acc0[i]; }  \
+            const float *bp = b + j;                                                           \
+            for (int p = 0; p < k; p++) {                                                      \
+                __m512 b0 = _mm512_maskz_loadu_ps(m0, bp + p * rsb);                           \
+                __m512 b1 = _mm512_maskz_loadu_ps(m1, bp + p * rsb + 16);                      \
+                for (int i = 0; i < R; i++) {                                                  \
+                    __m512 av = _mm512_set1_ps(a[i * rsa + p * csa]);                          \
+                    acc0[i] = _mm512_fmadd_ps(av, b0, acc0[i]);                                \
+                    acc1[i] = _mm512_fmadd_ps(av, b1, acc1[i]);                                \
+                }                                                                              \
+            }                                                                                  \
+            for (int i = 0; i < R; i++) {                                                      \
+                float *cc = c + i * ldc + j;                                                   \
+                if (beta) {                                                                    \
+                    acc0[i] = _mm512_add_ps(acc0[i], _mm512_maskz_loadu_ps(m0, cc));           \
+                    acc1[i] = _mm512_add_ps(acc1[i], _mm512_maskz_loadu_ps(m1, cc + 16));      \
+                }                                                                              \
+                _mm512_mask_storeu_ps(cc, m0, acc0[i]);                                        \
+                _mm512_mask_storeu_ps(cc + 16, m1, acc1[i]);                                   \
+            }                                                                                  \
+        }                                                                                      \
+    }
+TGL_DR_ROW(8)
+TGL_DR_ROW(1)
+
+__attribute__((target("avx512f,fma"))) static void tgl_direct_dot_f32(
+    int m, int n, int k, const float *a, ptrdiff_t rsa, const float *b, ptrdiff_t csb, float *c,
+    ptrdiff_t ldc, int beta) {
+    int kt = k & 15;
+    __mmask16 mt = (__mmask16)((1u << kt) - 1);
+    for (int i0 = 0; i0 < m; i0 += 4) {
+        const float *ar[4];
+        for (int r = 0; r < 4; r++) ar[r] = a + (i0 + r < m ? i0 + r : i0) * rsa;
+        for (int j0 = 0; j0 < n; j0 += 4) {
+            const float *bc[4];
+            for (int q = 0; q < 4; q++) bc[q] = b + (j0 + q < n ? j0 + q : j0) * csb;
+            __m512 acc[4][4];
+            for (int r = 0; r < 4; r++)
+                for (int q = 0; q < 4; q++) acc[r][q] = _mm512_setzero_ps();
+            int p = 0;
+            for (; p + 16 <= k; p += 16) {
+                __m512 bv[4];
+                for (int q = 0; q < 4; q++) bv[q] = _mm512_loadu_ps(bc[q] + p);
+                for (int r = 0; r < 4; r++) {
+                    __m512 av = _mm512_loadu_ps(ar[r] + p);
+                    for (int q = 0; q < 4; q++) acc[r][q] = _mm512_fmadd_ps(av, bv[q], acc[r][q]);
+                }
+            }
+            if (kt) {
+                __m512 bv[4];
+                for (int q = 0; q < 4; q++) bv[q] = _mm512_maskz_loadu_ps(mt, bc[q] + p);
+                for (int r = 0; r < 4; r++) {
+                    __m512 av = _mm512_maskz_loadu_ps(mt, ar[r] + p);
+                    for (int q = 0; q < 4; q++) acc[r][q] = _mm512_fmadd_ps(av, bv[q], acc[r][q]);
+                }
+            }
+            for (int r = 0; r < 4 && i0 + r < m; r++) {
+                /* the 16-lane sums of acc[r][0..3] as one 4-vector: add interleaved halves,
+                   then the four 128-bit lanes */
+                __m512 s01 = _mm512_add_ps(_mm512_unpacklo_ps(acc[r][0], acc[r][1]),
+                                           _mm512_unpackhi_ps(acc[r][0], acc[r][1]));
+                __m512 s23 = _mm512_add_ps(_mm512_unpacklo_ps(acc[r][2], acc[r][3]),
+                                           _mm512_unpackhi_ps(acc[r][2], acc[r][3]));
+                __m512d lo = _mm512_unpacklo_pd(_mm512_castps_pd(s01), _mm512_castps_pd(s23));
+                __m512d hi = _mm512_unpackhi_pd(_mm512_castps_pd(s01), _mm512_castps_pd(s23));
+                __m512 t = _mm512_add_ps(_mm512_castpd_ps(lo), _mm512_castpd_ps(hi));
+                __m128 v = _mm_add_ps(_mm_add_ps(_mm512_extractf32x4_ps(t, 0),
+                                                 _mm512_extractf32x4_ps(t, 1)),
+                                      _mm_add_ps(_mm512_extractf32x4_ps(t, 2),
+                                                 _mm512_extractf32x4_ps(t, 3)));
+                float *d = c + (i0 + r) * ldc + j0;
+                if (j0 + 4 <= n) {
+                    if (beta) v = _mm_add_ps(v, _mm_loadu_ps(d));
+                    _mm_storeu_ps(d, v);
+                } else {
+                    float tmp[4];
+                    _mm_storeu_ps(tmp, v);
+                    for (int q = 0; j0 + q < n; q++) d[q] = beta ? d[q] + tmp[q] : tmp[q];
+                }
+            }
+        }
+    }
+}
+
+/* The direct GEMM: C (m x n, row stride ldc) (+)= op(A) op(B); 1 when done, 0 when the layout
+   has no direct kernel (then nothing was touched). m, n, k >= 1. */
+static int tgl_direct_f32(const tgl_kernel_info *K, int m, int n, int k, const float *a,
+                          ptrdiff_t rsa, ptrdiff_t csa, const float *b, ptrdiff_t rsb,
+                          ptrdiff_t csb, float *c, ptrdiff_t ldc, int beta) {
+    if (K->isa != TGL_ISA_AVX512) return 0;
+    if (csb == 1) {
+        int i = 0;
+        for (; i + 8 <= m; i += 8)
+            tgl_direct_rows8_f32(k, n, a + i * rsa, rsa, csa, b, rsb, c + i * ldc, ldc, beta);
+        for (; i < m; i++)
+            tgl_direct_rows1_f32(k, n, a + i * rsa, rsa, csa, b, rsb, c + i * ldc, ldc, beta);
+        return 1;
+    }
+    if (csa == 1 && rsb == 1) {
+        tgl_direct_dot_f32(m, n, k, a, rsa, b, csb, c, ldc, beta);
+        return 1;
+    }
+    return 0;
+}
+#else
+#define tgl_direct_f32(K, m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, beta) 0
+#endif
+
 #endif /* TGL_GEMM_KERNELS_H */

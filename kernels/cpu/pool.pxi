@@ -83,7 +83,8 @@ def max_pool2d_backward(const floating[:, :, :, ::1] gy, const int64_t[:, :, :, 
             or gy.shape[1] != C):
         raise ValueError(f"max_pool2d_backward: shapes do not fit, got gy "
                          f"{tuple(gy.shape)[:4]}, idx {tuple(idx.shape)[:4]}, gx "
-                         f"{tuple(gx.shape)[:4]}; need idx of gy's shape and gy (N, C, ...) like gx")
+                         f"{tuple(gx.shape)[:4]}; need idx of gy's shape and gy's (N, C) "
+                         "equal to gx's")
     if N * C * HW == 0:
         return
     with nogil:
