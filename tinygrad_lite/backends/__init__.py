@@ -33,8 +33,10 @@ def _load_all():
             from .cython_backend import CythonBackend
 
             _loaded["cython"] = CythonBackend()
-        except Exception as e:  # ImportError, or a broken build
-            _missing["cython"] = (f"extension not built ({type(e).__name__}: {e}); build it with "
+        except BackendUnavailableError as e:  # not built or disabled: the message says why
+            _missing["cython"] = str(e)
+        except Exception as e:  # a broken build
+            _missing["cython"] = (f"extension unusable ({type(e).__name__}: {e}); rebuild it with "
                                   "`pip install -e .` (needs a C compiler and Cython>=3)")
         gpu_reason = _gpu_unavailable_reason()
         for name, cls_name in (("cupy", "CupyBackend"), ("cublas", "CublasBackend")):

@@ -22,11 +22,9 @@ from ..errors import BackendUnavailableError, DTypeError, ShapeError
 from . import threads as _threads
 from .base import Backend, conv_output_size
 
-try:
-    from .. import _cpu
-except ImportError as e:  # not built: the registry falls back to numpy and says why
-    _cpu = None
-    _IMPORT_ERROR = e
+from ._ext import load_cpu_kernels
+
+_cpu, _IMPORT_ERROR = load_cpu_kernels()
 HAVE_CPU_KERNELS = _cpu is not None
 
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)

@@ -67,7 +67,7 @@ def _run(backend, op, inputs, gy_of, kw):
 
 
 def _pair(v):
-    return (v, v) if isinstance(v, int) else tuple(v)
+    return (int(v), int(v)) if isinstance(v, (int, np.integer)) else tuple(int(i) for i in v)
 
 
 def check_parity(op, shapes, dtype=np.float64, backends=None, seed=0, stride=1, padding=0,

@@ -9,10 +9,9 @@ from tinygrad_lite import backends as _backends
 from tinygrad_lite.backends import threads as _threads
 from tinygrad_lite.optim.optimizer import Optimizer, array_module
 
-try:
-    from tinygrad_lite import _cpu
-except ImportError:  # extension not built: the NumPy update runs
-    _cpu = None
+from tinygrad_lite.backends._ext import load_cpu_kernels
+
+_cpu, _ = load_cpu_kernels()   # None: the extension is not built (or disabled); NumPy updates
 
 __all__ = ["SGD"]
 
