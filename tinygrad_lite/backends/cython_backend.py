@@ -151,6 +151,21 @@ def _pool_geometry(op, x_shape, kernel, stride, padding):
 
 # ----------------------------------------------------------------------------- backend -----
 
+
+def _conv_call(op, x_shape, w_shape, stride, padding, dilation, groups, gy=None):
+    """Validate one convolution; returns the kernel's flat geometry arguments
+    (sh, sw, ph, pw, dh, dw, groups) and the output (OH, OW). With ``gy`` (a backward pass),
+    also checks it has the forward output's shape."""
+    groups = _conv_shapes(op, x_shape, w_shape, groups)
+    _, stride, padding, dilation, out = _geometry(op, x_shape, w_shape[2:], stride, padding,
+                                                  dilation)
+    if gy is not None:
+        want = (x_shape[0], w_shape[0]) + tuple(out)
+        if gy.shape != want:
+            raise ShapeError(f"{op}: gy must have shape {want}, got {gy.shape}")
+    return (*stride, *padding, *dilation, groups), out
+
+
 class CythonBackend(Backend):
     """Our CPU kernels: packed AVX-512/AVX2 GEMM, im2col conv, direct pooling, OpenMP threads."""
 
@@ -271,44 +286,31 @@ class CythonBackend(Backend):
         x, w = _float("conv2d", x, w)
         _ndim("conv2d", "x", x, 4)
         _ndim("conv2d", "w", w, 4)
-        groups = _conv_shapes("conv2d", x.shape, w.shape, groups)
-        _, stride, padding, dilation, (oh, ow) = _geometry("conv2d", x.shape, w.shape[2:], stride,
-                                                           padding, dilation)
+        geom, (oh, ow) = _conv_call("conv2d", x.shape, w.shape, stride, padding, dilation, groups)
         y = np.empty((x.shape[0], w.shape[0], oh, ow), dtype=x.dtype)
-        _cpu.conv2d_forward(_c(x), _c(w), y, *stride, *padding, *dilation, groups,
-                            _threads._num_threads)
+        _cpu.conv2d_forward(_c(x), _c(w), y, *geom, _threads._num_threads)
         return y
 
     def conv2d_backward_input(self, gy, w, x_shape, stride, padding, dilation, groups):
-        gy, w = _float("conv2d_backward_input", gy, w)
-        _ndim("conv2d_backward_input", "gy", gy, 4)
-        _ndim("conv2d_backward_input", "w", w, 4)
-        x_shape = _shape4("conv2d_backward_input", "x_shape", x_shape)
-        groups = _conv_shapes("conv2d_backward_input", x_shape, w.shape, groups)
-        _, stride, padding, dilation, out = _geometry("conv2d_backward_input", x_shape,
-                                                      w.shape[2:], stride, padding, dilation)
-        want = (x_shape[0], w.shape[0]) + out
-        if gy.shape != want:
-            raise ShapeError(f"conv2d_backward_input: gy must have shape {want}, got {gy.shape}")
+        op = "conv2d_backward_input"
+        gy, w = _float(op, gy, w)
+        _ndim(op, "gy", gy, 4)
+        _ndim(op, "w", w, 4)
+        x_shape = _shape4(op, "x_shape", x_shape)
+        geom, _ = _conv_call(op, x_shape, w.shape, stride, padding, dilation, groups, gy)
         gx = np.empty(x_shape, dtype=gy.dtype)
-        _cpu.conv2d_backward_input(_c(gy), _c(w), gx, *stride, *padding, *dilation, groups,
-                                   _threads._num_threads)
+        _cpu.conv2d_backward_input(_c(gy), _c(w), gx, *geom, _threads._num_threads)
         return gx
 
     def conv2d_backward_weight(self, gy, x, w_shape, stride, padding, dilation, groups):
-        gy, x = _float("conv2d_backward_weight", gy, x)
-        _ndim("conv2d_backward_weight", "gy", gy, 4)
-        _ndim("conv2d_backward_weight", "x", x, 4)
-        w_shape = _shape4("conv2d_backward_weight", "w_shape", w_shape)
-        groups = _conv_shapes("conv2d_backward_weight", x.shape, w_shape, groups)
-        _, stride, padding, dilation, out = _geometry("conv2d_backward_weight", x.shape,
-                                                      w_shape[2:], stride, padding, dilation)
-        want = (x.shape[0], w_shape[0]) + out
-        if gy.shape != want:
-            raise ShapeError(f"conv2d_backward_weight: gy must have shape {want}, got {gy.shape}")
+        op = "conv2d_backward_weight"
+        gy, x = _float(op, gy, x)
+        _ndim(op, "gy", gy, 4)
+        _ndim(op, "x", x, 4)
+        w_shape = _shape4(op, "w_shape", w_shape)
+        geom, _ = _conv_call(op, x.shape, w_shape, stride, padding, dilation, groups, gy)
         gw = np.empty(w_shape, dtype=gy.dtype)
-        _cpu.conv2d_backward_weight(_c(gy), _c(x), gw, *stride, *padding, *dilation, groups,
-                                    _threads._num_threads)
+        _cpu.conv2d_backward_weight(_c(gy), _c(x), gw, *geom, _threads._num_threads)
         return gw
 
     # ---- pooling ------------------------------------------------------------------------------
