@@ -327,15 +327,9 @@ def save_model(model, path, preprocessing=None, label_names=None, extra=None):
 def _check_weights(path, model, weights):
     """Every name present, nothing extra, every shape and dtype equal to the model's."""
     want = _state_arrays(model)
-    missing = sorted(set(want) - set(weights))
-    unexpected = sorted(set(weights) - set(want))
-    if missing or unexpected:
-        raise _fail(path, f"weights do not match the architecture (missing {missing[:5]}, "
-                          f"unexpected {unexpected[:5]})")
+    _check_plan(path, {k: a.shape for k, a in want.items()}, weights)   # names and shapes
     for k, a in want.items():
         w = weights[k]
-        if w.shape != a.shape:
-            raise _fail(path, f"weight {k!r} has shape {w.shape}, the model needs {a.shape}")
         if w.dtype != a.dtype:
             raise _fail(path, f"weight {k!r} has dtype {w.dtype}, the model needs {a.dtype}")
         if w.dtype.kind == "f" and not np.all(np.isfinite(w)):
