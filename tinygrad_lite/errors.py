@@ -39,3 +39,8 @@ class NotFittedError(TinygradLiteError, ValueError, AttributeError):
 
 class LabelError(TinygradLiteError, ValueError):
     """Class labels that are not integers or fall outside [0, num_classes)."""
+
+
+class AxisError(ShapeError, IndexError):
+    """An axis or index outside the valid range (both our ShapeError and an IndexError, as in
+    PyTorch, so ``except IndexError`` written for PyTorch code keeps working)."""
