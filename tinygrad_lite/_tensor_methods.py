@@ -7,7 +7,8 @@ differentiates the ops they are made of.
 
 import numpy as np
 
-from .errors import ShapeError
+from .errors import AxisError, ShapeError
+from .returns import ValuesIndices
 from .ops import elementwise as E
 from .ops import movement as M
 from .ops import nn as N
@@ -78,6 +79,7 @@ def matmul(self, other):
     if self.ndim == 0 or other.ndim == 0:
         raise ShapeError(f"matmul: both operands need at least 1 dimension, got shapes "
                          f"{self.shape} and {other.shape}; use * for scalars")
+    N.check_same_float("matmul", self, other)
     a = self.reshape(1, -1) if self.ndim == 1 else self
     b = other.reshape(-1, 1) if other.ndim == 1 else other
     if a.shape[-1] != b.shape[-2]:
@@ -224,8 +226,6 @@ def _reduce(fn):
 
 Tensor.sum = _reduce(R.Sum)
 Tensor.prod = _reduce(R.Prod)
-Tensor.max = _reduce(R.Max)
-Tensor.min = _reduce(R.Min)
 
 
 def _count(t, axis):
@@ -241,17 +241,20 @@ def mean(self, axis=None, keepdims=False, dim=None, keepdim=None):
 
 
 @_method("var")
-def var(self, axis=None, keepdims=False, ddof=0, dim=None, keepdim=None, correction=None):
-    """var = sum (x - mean)^2 / (n - ddof). NumPy's default ddof=0 (PyTorch's is 1: pass ddof=1)."""
+def var(self, axis=None, keepdims=False, ddof=None, dim=None, keepdim=None, correction=None):
+    """var = sum (x - mean)^2 / (n - correction). The default is PyTorch's unbiased estimate,
+    correction=1 (NumPy's np.var defaults to ddof=0); ``ddof=`` keeps NumPy's meaning when given,
+    so ``x.var(ddof=0)`` is np.var(x)."""
     axis, keepdims = _axis_args(axis, keepdims, dim, keepdim)
-    ddof = ddof if correction is None else correction
+    ddof = correction if correction is not None else 1 if ddof is None else ddof
     n = _count(self, axis)
     centered = self - self.mean(axis=axis, keepdims=True)
     return (centered * centered).sum(axis=axis, keepdims=keepdims) * (1.0 / max(n - ddof, 1))
 
 
 @_method("std")
-def std(self, axis=None, keepdims=False, ddof=0, dim=None, keepdim=None, correction=None):
+def std(self, axis=None, keepdims=False, ddof=None, dim=None, keepdim=None, correction=None):
+    """sqrt(var): unbiased (correction=1) by default, as PyTorch; ``ddof=0`` gives np.std."""
     return self.var(axis, keepdims, ddof, dim, keepdim, correction).sqrt()
 
 
@@ -383,7 +386,7 @@ def getitem(self, index):
     try:
         np.empty(self.shape, dtype=bool)[index]
     except IndexError as e:
-        raise ShapeError(f"getitem: bad index for shape {self.shape}, got {e}") from None
+        raise AxisError(f"getitem: bad index for shape {self.shape}, got {e}") from None
     return M.GetItem.apply(self, index=index)
 
 
@@ -451,3 +454,80 @@ def chunk(self, chunks, axis=0):
 @_method("type_as")
 def type_as(self, other):
     return self.astype(other.dtype)
+
+
+# ------------------------------------------------------------------ PyTorch-style names ---
+
+
+def _extremum_pair(fn, arg_reducer, name):
+    def method(self, *args, axis=None, keepdims=False, dim=None, keepdim=None):
+        if args and isinstance(args[0], Tensor):          # torch.max(a, b): elementwise
+            return (self.maximum if name == "max" else self.minimum)(args[0])
+        if len(args) > 2:
+            raise TypeError(f"{name}: takes at most (dim, keepdim) positionally, got {args!r}")
+        if args:
+            dim = args[0]
+            keepdim = args[1] if len(args) > 1 else keepdim
+        if dim is not None and axis is not None:
+            raise TypeError(f"{name}: pass dim (PyTorch) or axis (NumPy), got dim={dim!r} and "
+                            f"axis={axis!r}")
+        if dim is None:                                   # NumPy style: the values
+            kd = keepdims if keepdim is None else keepdim
+            return fn.apply(self, axis=R.normalize_axis(axis, self.ndim, name), keepdims=kd)
+        if not isinstance(dim, (int, np.integer)):
+            raise TypeError(f"{name}: dim must be an int when indices are returned, got "
+                            f"{dim!r}; use axis= for a tuple of axes")
+        kd = bool(keepdim) if keepdim is not None else bool(keepdims)
+        (d,) = R.normalize_axis(int(dim), self.ndim, name)
+        values = fn.apply(self, axis=(d,), keepdims=kd)
+        idx = getattr(self.xp, arg_reducer)(self.data, axis=d if self.ndim else None,
+                                            keepdims=kd)
+        return ValuesIndices(values, Tensor._wrap(self.xp.asarray(idx, dtype=np.int64), False))
+
+    method.__name__ = name
+    method.__doc__ = (
+        f"{name} over ``dim`` (PyTorch) or ``axis`` (NumPy), with different results:\n\n"
+        f"- ``t.{name}(1)`` or ``t.{name}(dim=1)``: a named pair ``ValuesIndices(values, "
+        f"indices)``, as torch.{name}; ``t.{name}(1)[1]`` is the {arg_reducer} (first hit on "
+        "ties).\n"
+        f"- ``t.{name}(axis=1)`` or ``t.{name}()``: the values alone, as np.{name}.\n"
+        f"- ``t.{name}(other_tensor)``: elementwise, as torch.{name}(a, b).\n\n"
+        "The gradient of the values flows to the extreme elements (ties share it evenly); the "
+        "indices carry no gradient.")
+    return method
+
+
+Tensor.max = _extremum_pair(R.Max, "argmax", "max")
+Tensor.min = _extremum_pair(R.Min, "argmin", "min")
+
+
+@_method("__iter__")
+def iter_(self):
+    """Iterate over the first axis (``for row in t``, ``a, b = t``), as PyTorch and NumPy."""
+    if self.ndim == 0:
+        raise TypeError("iter: iteration over a 0-d tensor, got shape (); use .item()")
+    return (self[i] for i in range(self.shape[0]))
+
+
+@_method("dim")
+def dim_(self):
+    """Number of axes (PyTorch's ``dim()``; NumPy's ``ndim``)."""
+    return self.ndim
+
+
+@_method("contiguous")
+def contiguous(self):
+    """A C-contiguous tensor with the same values (``self`` when it already is)."""
+    if self.data.flags.c_contiguous:
+        return self
+    return M.Contiguous.apply(self)
+
+
+@_method("int")
+def int_(self):
+    return self.astype(np.int32)
+
+
+@_method("bool")
+def bool_(self):
+    return self.astype(np.bool_)

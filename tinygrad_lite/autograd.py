@@ -253,6 +253,8 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
             g = grads.pop(id(t), None)
             if g is None:
                 continue
+            if t._hooks:                     # Tensor.register_hook: the gradient is complete
+                g = _run_hooks(t._hooks, g)
             if wanted is not None and id(t) in wanted:
                 captured[id(t)] = g if id(t) not in captured else captured[id(t)] + g
             node = t._node
@@ -286,6 +288,15 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
     if inputs is None:
         return None
     return captured
+
+
+def _run_hooks(hooks, g):
+    """Each hook sees the gradient; a non-None return value replaces it."""
+    for h in list(hooks):
+        r = h(g)
+        if r is not None:
+            g = r if isinstance(r, _Tensor) else _Tensor._wrap(g.xp.asarray(r), False)
+    return g
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,

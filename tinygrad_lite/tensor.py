@@ -97,7 +97,8 @@ class Tensor:
            [6., 8.]], dtype=float32)
     """
 
-    __slots__ = ("data", "grad", "_requires_grad", "_node", "_retains_grad", "__weakref__")
+    __slots__ = ("data", "grad", "_requires_grad", "_node", "_retains_grad", "_hooks",
+                 "__weakref__")
     __array_ufunc__ = None  # ndarray * Tensor -> Tensor.__rmul__, not an object array
     __array_priority__ = 1000
 
@@ -108,6 +109,7 @@ class Tensor:
         self.grad = None
         self._node = None
         self._retains_grad = False
+        self._hooks = None
         self._requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -119,6 +121,7 @@ class Tensor:
         t.grad = None
         t._node = None
         t._retains_grad = False
+        t._hooks = None
         t._requires_grad = requires_grad
         return t
 
@@ -179,7 +182,12 @@ class Tensor:
 
     @property
     def grad_fn(self):
-        return None if self._node is None else self._node.fn
+        """The recorded op that made this tensor, as a ``graph.GradFn`` (None for a leaf)."""
+        if self._node is None:
+            return None
+        from .graph import GradFn
+
+        return GradFn(self._node)
 
     @property
     def T(self):
@@ -206,6 +214,29 @@ class Tensor:
         """Keep ``.grad`` for this non-leaf tensor during backward."""
         self._retains_grad = True
         return self
+
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` when this tensor's gradient is complete during backward; a
+        non-None return value replaces the gradient (for ``.grad`` and for everything upstream).
+        Returns a handle whose ``remove()`` takes the hook off.
+
+        >>> x = Tensor([1.0, 2.0], requires_grad=True)
+        >>> h = x.register_hook(lambda g: g * 2)
+        >>> (x * 3).sum().backward()
+        >>> x.grad
+        Tensor([6., 6.])
+        """
+        if not self.requires_grad:
+            raise autograd.GraphError("register_hook: cannot register a hook on a tensor that "
+                                      "does not require grad; create it with requires_grad=True")
+        if not callable(hook):
+            raise TypeError(f"register_hook: hook must be callable, got {type(hook).__name__}")
+        from .graph import RemovableHandle
+
+        if self._hooks is None:
+            self._hooks = []
+        self._hooks.append(hook)
+        return RemovableHandle(self, hook)
 
     def __array__(self, dtype=None, copy=None):
         a = self.numpy()
@@ -289,8 +320,15 @@ class Tensor:
     def long(self):
         return self.astype(np.int64)
 
-    def to(self, target):
-        """``to("cpu"|"cuda")`` moves the data (as a new leaf); ``to(dtype)`` casts."""
+    def to(self, target=None, dtype=None, device=None):
+        """``to("cpu"|"cuda")`` moves the data (as a new leaf); ``to(dtype)`` casts;
+        ``to(device=..., dtype=...)`` does both; ``to(other_tensor)`` takes its dtype."""
+        if isinstance(target, Tensor):
+            target = target.dtype
+        if dtype is not None or device is not None:
+            out = self if target is None else self.to(target)
+            out = out if device is None else out.to(str(device))
+            return out if dtype is None else out.astype(dtype)
         if isinstance(target, str):
             if target == self.device or (target.startswith("cuda") and self.device == "cuda"):
                 return self

@@ -65,6 +65,7 @@ def linear(x, weight, bias=None):
             f"linear: input features differ from the weight, got x.shape={x.shape} "
             f"and weight.shape={weight.shape} ({x.shape[-1]} != {weight.shape[-1]})"
         )
+    N.check_same_float("linear", x, weight)
     if x.ndim == 2 and weight.ndim == 2:
         y = N.MatMul.apply(x, weight, tb=True)      # x W^T without forming W^T
     else:
@@ -125,6 +126,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     d(k-1)+1 is even the extra row/column goes at the bottom/right, as PyTorch and Keras."""
     x = _tensor(x)
     N.check_float("conv2d", x, weight)
+    N.check_same_float("conv2d", x, weight)
     if isinstance(padding, str):
         padding, extra = _same_padding(padding, weight.shape, dilation, stride)
         if any(extra):

@@ -52,7 +52,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     if training or running_mean is None:
         n = x.size // x.shape[axis]
         mean = x.mean(axis=axes, keepdims=True)
-        var = x.var(axis=axes, keepdims=True)
+        var = x.var(axis=axes, keepdims=True, ddof=0)   # biased, as the layer defines
         if training and running_mean is not None:
             if unbiased_running_var and n <= 1:
                 raise ShapeError(f"batch_norm: expected more than 1 value per channel when "
@@ -204,7 +204,7 @@ class LayerNorm(Module):
             )
         axes = tuple(range(x.ndim - k, x.ndim))
         mean = x.mean(axis=axes, keepdims=True)
-        var = x.var(axis=axes, keepdims=True)
+        var = x.var(axis=axes, keepdims=True, ddof=0)   # biased, as the layer defines
         y = (x - mean) / (var + self.eps).sqrt()
         if self.weight is not None:
             y = y * self.weight

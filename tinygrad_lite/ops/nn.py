@@ -332,3 +332,11 @@ def pool_geometry(op, x_shape, kernel_size, stride, padding):
     return (k, s, p)
 
 
+
+
+def check_same_float(op, a, b):
+    """matmul/linear/conv take one float dtype (as PyTorch): a float64 batch into a float32
+    layer would otherwise give float64 outputs and a float64 gradient on a float32 weight."""
+    if a.dtype != b.dtype and (a.dtype.kind == "f" or b.dtype.kind == "f"):
+        raise DTypeError(f"{op}: both operands must have the same dtype, got {a.dtype} and "
+                         f"{b.dtype}; convert one with .float() (float32) or .double() (float64)")

@@ -7,7 +7,7 @@ Next: movement.py (reshape, transpose, indexing), ops that only move elements ar
 """
 
 from ..autograd import Function, register
-from ..errors import ShapeError
+from ..errors import AxisError, ShapeError
 
 
 def normalize_axis(axis, ndim, op):
@@ -18,7 +18,7 @@ def normalize_axis(axis, ndim, op):
     out = []
     for a in axes:
         if not -ndim <= a < max(ndim, 1):
-            raise ShapeError(f"{op}: axis {a} is out of range for a tensor of {ndim} dims, "
+            raise AxisError(f"{op}: axis {a} is out of range for a tensor of {ndim} dims, "
                              f"got axis={axis!r}")
         out.append(a % ndim if ndim else 0)
     if len(set(out)) != len(out):
