@@ -104,9 +104,11 @@ def test_describe(cy):
     assert isinstance(d["openmp"], bool) and d["threads"] >= 1
 
 
-def test_blas_limited_while_active():
-    """use('cython') holds OpenBLAS at one thread; leaving it gives the threads back."""
+def test_blas_limited_while_active(monkeypatch):
+    """Opted in (TINYGRAD_LITE_LIMIT_BLAS=1), use('cython') holds OpenBLAS at one thread;
+    leaving it gives the threads back. The default leaves OpenBLAS alone (tests/test_embedding)."""
     pytest.importorskip("threadpoolctl")
+    monkeypatch.setenv("TINYGRAD_LITE_LIMIT_BLAS", "1")
     if not _blas_threads():
         pytest.skip("no BLAS library found by threadpoolctl")
     with backends.use("numpy"):

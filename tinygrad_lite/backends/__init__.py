@@ -12,6 +12,7 @@ import warnings
 
 from ..errors import BackendUnavailableError
 from .base import Backend, conv_output_size  # noqa: F401
+from .threads import limit_blas_threads  # noqa: F401
 
 _lock = threading.Lock()
 _loaded = {}      # name -> Backend instance
@@ -104,8 +105,9 @@ def current():
 
 
 def _switch(old, new):
-    """Hand the cores from one CPU backend to another: the Cython backend holds OpenBLAS at one
-    thread while it is active (two thread pools on two cores fight) and gives them back after."""
+    """Hand the cores from one CPU backend to another. With TINYGRAD_LITE_LIMIT_BLAS=1 the Cython
+    backend holds OpenBLAS at one thread while it is active and gives them back after; by default
+    it leaves OpenBLAS (the application's) alone."""
     if old is new:
         return
     if old is not None and hasattr(old, "deactivate"):

@@ -5,15 +5,17 @@ shapes and geometry (else ``ShapeError``), C-contiguous layout -- and then calls
 trusts its inputs and runs with the GIL released. An F-contiguous matrix (a transposed view) is
 passed as its C-contiguous transpose with the transpose flag flipped, so it is never copied.
 
-While this backend is the active one OpenBLAS is held at one thread (``threadpoolctl``): our
-OpenMP threads and OpenBLAS's would otherwise fight for the same cores. Only ``activate()`` /
-``deactivate()`` (called by ``backends.use`` and ``backends.current``) change it; calling these
-kernels while another backend is active leaves OpenBLAS alone.
+OpenBLAS's thread count belongs to the application, so this backend leaves it alone by default
+(BLAS is not on its hot path: matmul and conv run in our own kernels). To keep the two thread
+pools apart anyway, opt in: ``with backends.limit_blas_threads(1): ...`` around a training loop,
+or ``TINYGRAD_LITE_LIMIT_BLAS=1``, which makes ``activate()`` hold OpenBLAS at one thread while
+this backend is the active one and ``deactivate()`` give the threads back.
 
 Next: kernels/cpu/gemm_kernels.h, the micro-kernel every GEMM here ends in.
 """
 
 import operator
+import os
 import warnings
 
 import numpy as np
@@ -45,10 +47,15 @@ _blas_limiter = None      # None: not limited; False: could not limit; else a li
 _warned_no_threadpoolctl = False
 
 
+def _limit_opted_in():
+    return os.environ.get("TINYGRAD_LITE_LIMIT_BLAS", "").strip() not in ("", "0")
+
+
 def limit_blas_threads():
-    """Hold OpenBLAS at one thread (idempotent). Called when the backend becomes active."""
+    """Hold OpenBLAS at one thread (idempotent). Called when the backend becomes active, and
+    only when the app opted in with ``TINYGRAD_LITE_LIMIT_BLAS=1``."""
     global _blas_limiter, _warned_no_threadpoolctl
-    if _blas_limiter is None:
+    if _blas_limiter is None and _limit_opted_in():
         try:
             from threadpoolctl import ThreadpoolController
         except ImportError:

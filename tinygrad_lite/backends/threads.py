@@ -1,8 +1,11 @@
 """How many threads our own CPU kernels (the cython backend) use.
 
 The default is the number of CPUs this process may run on, or ``TINYGRAD_LITE_NUM_THREADS`` when
-set. This is separate from OpenBLAS's thread count, which the cython backend holds at 1 while it
-is active so the two thread pools never fight over the same cores.
+set. This is separate from OpenBLAS's thread count, which belongs to the application: importing
+the package, loading a model or predicting never changes it. ``limit_blas_threads(n)`` is the
+opt-in for a training loop that wants OpenBLAS out of the way of our OpenMP threads, restored
+when the ``with`` block ends (or set ``TINYGRAD_LITE_LIMIT_BLAS=1`` to limit it while the cython
+backend is active).
 """
 
 import os
@@ -60,3 +63,22 @@ def set_num_threads(n):
 def get_num_threads():
     """The number of threads our CPU kernels use (see ``set_num_threads``)."""
     return _num_threads
+
+
+def limit_blas_threads(n=1):
+    """Opt-in: hold BLAS (OpenBLAS, MKL) at ``n`` threads inside a ``with`` block, then restore
+    the application's own setting.
+
+    >>> from tinygrad_lite.backends import limit_blas_threads
+    >>> with limit_blas_threads(1):
+    ...     pass                      # train here: our kernels get the cores
+    """
+    _check(n, "limit_blas_threads")
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        from ..errors import BackendUnavailableError
+
+        raise BackendUnavailableError("limit_blas_threads: needs threadpoolctl, got no "
+                                      "threadpoolctl module; pip install threadpoolctl") from None
+    return threadpool_limits(limits=n, user_api="blas")
