@@ -20,6 +20,7 @@ from .tensor import (Tensor, arange, default_generator, eye, full, manual_seed, 
                      rand, randn, tensor, zeros, zeros_like)
 
 from . import cuda  # noqa: E402,F401  (tl.cuda.is_available(); imports no CuPy)
+from .io.checkpoint import load, save  # noqa: E402  (state dicts and checkpoints, no pickle)
 from ._module_functions import (argmax, argmin, bool, device, double, exp, flatten,  # noqa: E402
                                 float, float16, float32, float64, from_numpy, half, inference_mode,
                                 int, int32, int64, log, log_softmax, long, max, mean, min, relu,
@@ -48,7 +49,7 @@ __all__ = [
     "matmul", "broadcast_to", "split", "set_num_threads", "get_num_threads",
     "TinygradLiteError", "ShapeError", "DTypeError", "DeviceError", "ModelFormatError",
     "BackendUnavailableError", "GraphError", "LabelError",
-    "from_numpy", "device", "cuda", "flatten", "max", "min", "argmax", "argmin", "sum", "mean",
+    "save", "load", "from_numpy", "device", "cuda", "flatten", "max", "min", "argmax", "argmin", "sum", "mean",
     "exp", "log", "softmax", "log_softmax", "relu", "inference_mode", "float32", "float64",
     "float16", "half", "int64", "long", "int32", "int", "uint8", "float", "double", "bool",
 ]

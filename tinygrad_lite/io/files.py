@@ -97,11 +97,17 @@ def atomic_write_bytes(path, payload):
         pass
 
 
+def _contiguous(a):
+    """C order without np.ascontiguousarray's promotion of 0-d arrays to 1-d."""
+    a = np.asarray(a)
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
 def _safetensors_bytes(arrays, meta_json):
     header = {"__metadata__": {META_KEY: meta_json}}
     offset, chunks = 0, []
     for name in sorted(arrays):
-        a = np.ascontiguousarray(arrays[name])
+        a = _contiguous(arrays[name])
         if a.dtype not in _NP_TO_ST:
             raise TypeError(f"save_model: dtype {a.dtype} of {name!r} cannot be stored, got it; "
                             "use float32/float64/int/bool arrays")
@@ -119,7 +125,7 @@ def _npz_bytes(arrays, meta_json):
     import io
 
     buf = io.BytesIO()
-    payload = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    payload = {k: _contiguous(v) for k, v in arrays.items()}
     for k, v in payload.items():
         if v.dtype.kind not in "fiub":
             raise TypeError(f"save_model: dtype {v.dtype} of {k!r} cannot be stored, got it")
@@ -166,7 +172,7 @@ def _parse_json(path, text, what):
         raise _fail(path, f"{what} is not valid JSON ({type(e).__name__}: {str(e)[:80]})") from None
 
 
-def _read_safetensors(path, max_bytes):
+def _read_safetensors(path, max_bytes, require_meta=True):
     blob = _read_capped(path, max_bytes)
     if len(blob) < 8:
         raise _fail(path, f"file is truncated ({len(blob)} bytes, no safetensors header)")
@@ -216,6 +222,8 @@ def _read_safetensors(path, max_bytes):
             raise _fail(path, f"tensors {n0!r} and {n1!r} overlap")
     if spans and spans[-1][1] != len(data) or not spans and len(data):
         raise _fail(path, "trailing bytes after the last tensor (corrupted file?)")
+    if not require_meta and not (isinstance(meta, dict) and isinstance(meta.get(META_KEY), str)):
+        return arrays, None          # a plain safetensors file (tl.load)
     if not isinstance(meta, dict) or not isinstance(meta.get(META_KEY), str):
         raise _fail(path, "no tinygrad_lite metadata in the header (not a tinygrad_lite model "
                           "file?)")
@@ -283,16 +291,37 @@ def read_file(path, max_bytes=MAX_FILE_BYTES):
 
 # ------------------------------------------------------------------ models ---
 
+MODULE_WEIGHTS = "module"            # metadata "content" of a save_model file from an nn.Module
+
+
 def _state_arrays(model):
-    return {k: np.asarray(v) for k, v in model.weights_dict().items()}
+    """name -> array: a Keras-style model's ``weights_dict()``, else any nn.Module's
+    ``state_dict()`` (PyTorch key names)."""
+    if hasattr(model, "weights_dict"):
+        return {k: np.asarray(v) for k, v in model.weights_dict().items()}
+    if hasattr(model, "state_dict") and hasattr(model, "load_state_dict"):
+        return {k: np.asarray(v) for k, v in model.state_dict().items()}
+    raise TypeError(f"save_model: expected a models.Sequential or an nn.Module, got "
+                    f"{type(model).__name__}")
+
+
+def _assign(model, weights):
+    if hasattr(model, "set_weights_dict"):
+        model.set_weights_dict(weights)
+    else:
+        model.load_state_dict(weights, strict=True)
 
 
 def save_model(model, path, preprocessing=None, label_names=None, extra=None):
     """Save a ``models.Sequential`` (architecture + weights) and optional preprocessing state.
 
+    Any ``nn.Module`` is accepted too: its ``state_dict()`` is saved with the class name; its
+    architecture is Python code, so restore it with ``load_weights(module, path)`` into a module
+    built in code (``load_model`` says so).
+
     Parameters
     ----------
-    model : models.Sequential (built)
+    model : models.Sequential (built) or nn.Module
     path : ``*.safetensors`` (default format) or ``*.npz``
     preprocessing : a fitted scaler/Pipeline from ``data.preprocessing`` (its ``state_dict``)
     label_names : list of class names, index i for output i
@@ -304,6 +333,17 @@ def save_model(model, path, preprocessing=None, label_names=None, extra=None):
     >>> model2 = load_model("runs/model.safetensors")                      # doctest: +SKIP
     """
     arrays = {f"weights.{k}": v for k, v in _state_arrays(model).items()}
+    if not hasattr(model, "get_config"):      # an nn.Module: its architecture is Python code
+        meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "content": MODULE_WEIGHTS,
+                "module_class": type(model).__name__,
+                "label_names": None if label_names is None else [str(s) for s in label_names],
+                "extra": extra}
+        if preprocessing is not None:
+            raise TypeError("save_model: preprocessing is stored with a models.Sequential only, "
+                            f"got an nn.Module ({type(model).__name__}); save the scaler's "
+                            "state_dict() with tl.save")
+        write_file(path, arrays, meta)
+        return os.fspath(path)
     pre_meta = None
     if preprocessing is not None:
         from ..data.preprocessing import split_state
@@ -368,6 +408,10 @@ def load_model(path, max_bytes=MAX_FILE_BYTES):
 
     arrays, meta = read_file(path, max_bytes)
     weights = _split(arrays, "weights.")
+    if meta.get("content") == MODULE_WEIGHTS:
+        raise _fail(path, f"the file holds the weights of an nn.Module "
+                          f"({str(meta.get('module_class'))[:60]}), whose architecture is Python "
+                          "code; build the module in code and call io.load_weights(module, path)")
     if meta.get("content") == WEIGHTS_ONLY:
         raise _fail(path, "the file holds weights only (save_weights), no architecture; build the "
                           "model in code and call model.load_weights(path)")
@@ -421,7 +465,8 @@ def load_model(path, max_bytes=MAX_FILE_BYTES):
 
 
 def save_weights(model, path):
-    """Save only the weights of ``model`` (no architecture, preprocessing or compile config).
+    """Save only the weights of ``model`` (a models.Sequential or any nn.Module: its
+    ``state_dict()``), with no architecture, preprocessing or compile config.
 
     The file restores into a model of the same architecture with ``load_weights``; every name,
     shape and dtype is checked then. ``load_model`` refuses it (there is nothing to rebuild from).
@@ -438,7 +483,8 @@ def save_weights(model, path):
 
 
 def load_weights(model, path, max_bytes=MAX_FILE_BYTES):
-    """Load weights from ``path`` into an existing, built ``model``.
+    """Load weights from ``path`` into an existing, built ``model`` (a models.Sequential, or any
+    nn.Module for a file saved from one with ``save_weights`` or ``save_model``).
 
     Every name, shape and dtype is checked before anything is assigned, so on any error the model is
     exactly as it was.
@@ -446,5 +492,5 @@ def load_weights(model, path, max_bytes=MAX_FILE_BYTES):
     arrays, _ = read_file(path, max_bytes)
     weights = _split(arrays, "weights.")
     _check_weights(path, model, weights)
-    model.set_weights_dict(weights)
+    _assign(model, weights)
     return model

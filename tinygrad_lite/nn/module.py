@@ -36,6 +36,19 @@ def _to_numpy(v):
     return np.asarray(v)
 
 
+def _state_copy(t):
+    return np.array(t.numpy(), copy=True).view(StateArray)
+
+
+class StateArray(np.ndarray):
+    """A ``state_dict()`` value: a NumPy array (a copy, on the host) that also has ``.numpy()``,
+    so PyTorch code's ``sd[k].numpy()`` works; ``Tensor(v)`` or ``tl.from_numpy(v)`` make it a
+    Tensor."""
+
+    def numpy(self):
+        return self.view(np.ndarray)
+
+
 class Module:
     """Base class for layers and models: subclass it, assign layers in ``__init__``, write
     ``forward``.
@@ -286,6 +299,8 @@ class Module:
     def state_dict(self, prefix=""):
         """Parameters and persistent buffers as ``{dotted name: NumPy array}`` (copies, on the
         host), with PyTorch's key names, so weights move to and from PyTorch with a plain dict.
+        The values are arrays, not Tensors (a deliberate difference from PyTorch); each is a
+        ``StateArray`` whose ``.numpy()`` works as on a Tensor. ``tl.save(sd, path)`` stores it.
 
         >>> Linear(3, 2).state_dict().keys()
         odict_keys(['weight', 'bias'])
@@ -294,10 +309,10 @@ class Module:
         for mprefix, m in self.named_modules(prefix.rstrip(".")):
             for name, p in m._parameters.items():
                 if p is not None:
-                    out[f"{mprefix}.{name}" if mprefix else name] = np.array(p.numpy(), copy=True)
+                    out[f"{mprefix}.{name}" if mprefix else name] = _state_copy(p)
             for name, b in m._buffers.items():
                 if b is not None and name not in m._non_persistent:
-                    out[f"{mprefix}.{name}" if mprefix else name] = np.array(b.numpy(), copy=True)
+                    out[f"{mprefix}.{name}" if mprefix else name] = _state_copy(b)
         return out
 
     def _state_slots(self):
