@@ -28,6 +28,7 @@ from .datasets import (
     read_idx,
 )
 from .loader import DataLoader, default_collate, numpy_collate
+from .workers import get_worker_info
 from .preprocessing import (
     CleanReport,
     LabelEncoder,
@@ -47,7 +48,7 @@ from .transforms import compose, random_flip, random_shift
 
 __all__ = [  # noqa: RUF022  (grouped by topic, not sorted)
     "Dataset", "TensorDataset", "IterableDataset", "GeneratorDataset", "DataLoader",
-    "default_collate", "numpy_collate",
+    "default_collate", "numpy_collate", "get_worker_info",
     "clean", "CleanReport", "SimpleImputer", "MinMaxScaler", "StandardScaler", "LabelEncoder",
     "OneHotEncoder", "one_hot", "Pipeline", "from_state_dict", "split_state", "merge_state",
     "train_test_split", "train_val_test_split",

@@ -11,6 +11,7 @@ arrive, so data larger than memory works (the "data generator" answer to out-of-
 
 from __future__ import annotations
 
+import functools
 import math
 import types
 from numbers import Integral
@@ -104,6 +105,19 @@ def default_collate(samples):
     return _to_tensors(numpy_collate(samples))
 
 
+# What a worker process runs (module level, so spawn can pickle them by name).
+def _fetch_one(dataset, i):
+    return dataset[i]
+
+
+def _fetch_fancy(dataset, idx):
+    return dataset[idx]
+
+
+def _fetch_collate(collate, dataset, idx):
+    return collate([dataset[i] for i in idx])
+
+
 class DataLoader:
     """Iterate over a dataset in mini-batches.
 
@@ -117,6 +131,17 @@ class DataLoader:
     seed : int or None. Seeds the shuffling: same seed, same batches, epoch by epoch.
     collate_fn : callable(list of samples) -> batch. Default: ``default_collate`` (Tensors);
         use ``numpy_collate`` for NumPy arrays.
+    num_workers : int >= 0. With N > 0, map-style datasets are loaded in N worker processes
+        (started with "spawn"; batch k from worker k % N), giving the same batches in the same
+        order as ``num_workers=0``. The dataset, ``collate_fn`` and ``worker_init_fn`` must then
+        be picklable (module-level); see ``data.workers``.
+    worker_init_fn : callable(worker_id) run in each worker after it is seeded with
+        ``base_seed + worker_id`` (NumPy's global generator, ``random``, ``manual_seed``).
+    pin_memory : bool. Accepted for PyTorch compatibility; a no-op on the CPU (there is no
+        host-to-device copy to speed up).
+    prefetch_factor : batches each worker works ahead (default 2).
+    timeout : seconds to wait for a worker's batch (0: no limit).
+    multiprocessing_context : "spawn" (default) or "forkserver"; "fork" is refused.
 
     Examples
     --------
@@ -126,7 +151,8 @@ class DataLoader:
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None,
-                 collate_fn=None):
+                 collate_fn=None, num_workers=0, pin_memory=False, worker_init_fn=None,
+                 prefetch_factor=2, timeout=0, multiprocessing_context="spawn"):
         if batch_size is not None and (isinstance(batch_size, bool) or
                                        not isinstance(batch_size, Integral) or batch_size < 1):
             raise ValueError(f"DataLoader: batch_size must be an int >= 1 (or None), got "
@@ -165,6 +191,37 @@ class DataLoader:
                 seed = int(np.random.SeedSequence().entropy % (2**63))
         self.seed = int(seed)
         self.epoch = 0
+        self._init_workers(num_workers, pin_memory, worker_init_fn, prefetch_factor, timeout,
+                           multiprocessing_context)
+
+    def _init_workers(self, num_workers, pin_memory, worker_init_fn, prefetch_factor, timeout,
+                      context):
+        if isinstance(num_workers, bool) or not isinstance(num_workers, Integral) \
+                or num_workers < 0:
+            raise ValueError(f"DataLoader: num_workers must be an int >= 0, got {num_workers!r}")
+        if num_workers and self._stream is not None:
+            raise ValueError("DataLoader: num_workers > 0 needs a map-style dataset (len + "
+                             f"indexing), got a stream ({type(self.dataset).__name__}); use "
+                             "num_workers=0")
+        if worker_init_fn is not None and not callable(worker_init_fn):
+            raise TypeError(f"DataLoader: worker_init_fn must be callable, got "
+                            f"{type(worker_init_fn).__name__}")
+        if isinstance(prefetch_factor, bool) or not isinstance(prefetch_factor, Integral) \
+                or prefetch_factor < 1:
+            raise ValueError(f"DataLoader: prefetch_factor must be an int >= 1, got "
+                             f"{prefetch_factor!r}")
+        if not isinstance(timeout, (int, float)) or timeout < 0:
+            raise ValueError(f"DataLoader: timeout must be a number >= 0, got {timeout!r}")
+        if context not in ("spawn", "forkserver"):
+            raise ValueError(f"DataLoader: multiprocessing_context must be 'spawn' or "
+                             f"'forkserver', got {context!r}; 'fork' after OpenMP or OpenBLAS "
+                             "threads have started can deadlock the workers")
+        self.num_workers = int(num_workers)
+        self.pin_memory = bool(pin_memory)     # no-op on the CPU
+        self.worker_init_fn = worker_init_fn
+        self.prefetch_factor = int(prefetch_factor)
+        self.timeout = timeout
+        self.multiprocessing_context = context
 
     # ------------------------------------------------------------------ size ---
 
@@ -201,6 +258,9 @@ class DataLoader:
             order = np.random.default_rng([self.seed, epoch]).permutation(n)
         else:
             order = np.arange(n)
+        if self.num_workers:
+            yield from self._iter_workers(order, epoch)
+            return
         if self.batch_size is None:
             for i in order:
                 yield self._single(self.dataset[int(i)])
@@ -218,6 +278,30 @@ class DataLoader:
                 yield _to_tensors(self.dataset[idx])
             else:
                 yield self._collate([self.dataset[int(i)] for i in idx])
+
+    def _fast(self):
+        return (self.collate_fn is None and isinstance(self.dataset, TensorDataset)
+                and type(self.dataset).__getitem__ is TensorDataset.__getitem__)
+
+    def _iter_workers(self, order, epoch):
+        """The same batches as the loop above, each loaded in a worker process."""
+        from . import workers
+
+        base_seed = int(np.random.default_rng([self.seed, epoch, 1]).integers(2**62))
+        if self.batch_size is None:
+            for sample in workers.run(self, [int(i) for i in order], _fetch_one, base_seed):
+                yield self._single(sample)
+            return
+        n, bs = len(order), self.batch_size
+        stop = n - n % bs if self.drop_last else n
+        batches = [order[s:s + bs] for s in range(0, stop, bs)]
+        if self._fast():
+            fetch = _fetch_fancy
+        else:
+            batches = [[int(i) for i in b] for b in batches]
+            fetch = functools.partial(_fetch_collate, self.collate_fn or numpy_collate)
+        for batch in workers.run(self, batches, fetch, base_seed):
+            yield batch if self.collate_fn is not None else _to_tensors(batch)
 
     def _single(self, sample):
         if self.collate_fn is not None:
@@ -246,4 +330,5 @@ class DataLoader:
 
     def __repr__(self):
         return (f"DataLoader({type(self.dataset).__name__}, batch_size={self.batch_size}, "
-                f"shuffle={self.shuffle}, drop_last={self.drop_last}, seed={self.seed})")
+                f"shuffle={self.shuffle}, drop_last={self.drop_last}, seed={self.seed}, "
+                f"num_workers={self.num_workers})")
