@@ -23,3 +23,19 @@ def test_markdown_code_blocks_run(path, capsys):
             exec(compile(code, f"{path.name}[block {i}]", "exec"), namespace)
         except Exception as e:
             raise AssertionError(f"{path.name}: code block {i} failed: {e!r}\n{code}") from e
+
+
+def _section(text, title):
+    start = text.index(title)
+    nxt = text.find("\n## ", start + len(title))
+    return text[start:] if nxt < 0 else text[start:nxt]
+
+
+def test_every_tutorial_is_linked_from_the_readme_and_the_reading_order():
+    readme = (ROOT / "README.md").read_text()
+    order = _section(readme, "## How to read this code")
+    for doc in sorted((ROOT / "docs").glob("*.md")):
+        link = f"](docs/{doc.name})"
+        assert link in readme, f"README does not link docs/{doc.name}"
+        if doc.name[:2].isdigit():          # numbered tutorials are part of the reading order
+            assert link in order, f"'How to read this code' does not link docs/{doc.name}"
