@@ -37,8 +37,9 @@ def _load_all():
         except BackendUnavailableError as e:  # not built or disabled: the message says why
             _missing["cython"] = str(e)
         except Exception as e:  # a broken build
-            _missing["cython"] = (f"extension unusable ({type(e).__name__}: {e}); rebuild it with "
-                                  "`pip install -e .` (needs a C compiler and Cython>=3)")
+            from ._ext import build_hint
+
+            _missing["cython"] = f"extension unusable ({type(e).__name__}: {e}); {build_hint()}"
         gpu_reason = _gpu_unavailable_reason()
         for name, cls_name in (("cupy", "CupyBackend"), ("cublas", "CublasBackend")):
             if gpu_reason:
@@ -79,9 +80,20 @@ def _default_name():
         return env
     if "cython" in _loaded:
         return "cython"
-    warnings.warn("tinygrad_lite: Cython kernels not built, using the numpy backend; build them "
-                  "with `pip install -e .`", RuntimeWarning, stacklevel=3)
+    from ._ext import disabled_by_env
+
+    if not disabled_by_env():          # asked for with the env var: nothing to warn about
+        warnings.warn(not_built_message(), RuntimeWarning, stacklevel=3)
     return "numpy"
+
+
+def not_built_message(package_dir=None):
+    """The one-line warning of a process whose kernels are missing, with the fix for how this
+    copy was installed."""
+    from ._ext import build_hint
+
+    return ("tinygrad_lite: Cython kernels not built in this install, using the numpy backend "
+            f"(slower matmul, conv and pooling); {build_hint(package_dir)}")
 
 
 def get(name):

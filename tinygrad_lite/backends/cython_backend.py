@@ -63,7 +63,8 @@ def limit_blas_threads():
             if not _warned_no_threadpoolctl:
                 _warned_no_threadpoolctl = True
                 warnings.warn("cython backend: threadpoolctl is not installed, so OpenBLAS keeps "
-                              "all its threads and competes with ours; pip install threadpoolctl",
+                              "all its threads and competes with ours; "
+                              "pip install tinygrad_lite[threads]",
                               RuntimeWarning, stacklevel=3)
             return
         try:
@@ -181,10 +182,14 @@ class CythonBackend(Backend):
 
     def __init__(self):
         if not HAVE_CPU_KERNELS:
+            from ._ext import DISABLED_REASON, build_hint, disabled_by_env
+
+            if disabled_by_env():
+                raise BackendUnavailableError(f"cython backend: {DISABLED_REASON} (the extension "
+                                              "may be built); unset it to use the kernels")
             raise BackendUnavailableError(
                 f"cython backend: extension tinygrad_lite._cpu not built, got "
-                f"{type(_IMPORT_ERROR).__name__}: {_IMPORT_ERROR}; build it with `pip install -e .`"
-                " or `python setup.py build_ext --inplace`")
+                f"{type(_IMPORT_ERROR).__name__}: {_IMPORT_ERROR}; {build_hint()}")
 
     def activate(self):
         limit_blas_threads()
