@@ -43,7 +43,8 @@ def test_state_dict_round_trip_as_safetensors(tmp_path):
 
 def test_load_reads_a_safetensors_file_written_elsewhere(tmp_path):
     st = pytest.importorskip("safetensors.numpy")
-    st.save_file({"w": np.arange(6, dtype=np.float32).reshape(2, 3)}, str(tmp_path / "x.safetensors"))
+    w = np.arange(6, dtype=np.float32).reshape(2, 3)
+    st.save_file({"w": w}, str(tmp_path / "x.safetensors"))
     back = tl.load(tmp_path / "x.safetensors")
     assert isinstance(back["w"], tl.Tensor) and back["w"].shape == (2, 3)
 

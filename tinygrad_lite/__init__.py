@@ -49,7 +49,8 @@ __all__ = [
     "matmul", "broadcast_to", "split", "set_num_threads", "get_num_threads",
     "TinygradLiteError", "ShapeError", "DTypeError", "DeviceError", "ModelFormatError",
     "BackendUnavailableError", "GraphError", "LabelError",
-    "save", "load", "from_numpy", "device", "cuda", "flatten", "max", "min", "argmax", "argmin", "sum", "mean",
+    "save", "load", "from_numpy", "device", "cuda", "flatten", "max", "min", "argmax", "argmin",
+    "sum", "mean",
     "exp", "log", "softmax", "log_softmax", "relu", "inference_mode", "float32", "float64",
     "float16", "half", "int64", "long", "int32", "int", "uint8", "float", "double", "bool",
 ]

@@ -80,5 +80,6 @@ def limit_blas_threads(n=1):
         from ..errors import BackendUnavailableError
 
         raise BackendUnavailableError("limit_blas_threads: needs threadpoolctl, got no "
-                                      "threadpoolctl module; pip install tinygrad_lite[threads]") from None
+                                      "threadpoolctl module; pip install "
+                                      "tinygrad_lite[threads]") from None
     return threadpool_limits(limits=n, user_api="blas")

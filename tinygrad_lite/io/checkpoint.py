@@ -102,8 +102,8 @@ def _decode(node, arrays, fail, depth=0):
         if tag == "__dict__" and isinstance(val, list):
             out = {}
             for item in val:
-                if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], (str, int))
-                        and not isinstance(item[0], bool)):
+                if not (isinstance(item, list) and len(item) == 2
+                        and isinstance(item[0], (str, int)) and not isinstance(item[0], bool)):
                     raise fail("a dict entry in the structure is malformed")
                 out[item[0]] = _decode(item[1], arrays, fail, depth + 1)
             return out
@@ -116,7 +116,8 @@ def _ext(path, op):
 
 
 def save(obj, path):
-    """Save a state dict or a nested checkpoint to ``path`` (``.safetensors`` or ``.npz``), atomically.
+    """Save a state dict or a nested checkpoint to ``path`` (``.safetensors`` or ``.npz``),
+    atomically.
 
     Parameters
     ----------
