@@ -290,3 +290,18 @@ def test_register_hook_with_retain_grad_and_grad():
     np.testing.assert_allclose(h.grad.numpy(), 2 * h.numpy() + 1)
     (gx,) = tl.grad((x * x).sum(), x)
     np.testing.assert_allclose(gx.numpy(), 2 * x.numpy())
+
+
+def test_subpackages_are_reachable_from_the_top_level():
+    import subprocess
+    import sys
+
+    code = ("import sys, tinygrad_lite as tl\n"
+            "assert 'tinygrad_lite.optim' not in sys.modules   # not imported eagerly\n"
+            "print(tl.nn.Linear.__name__, tl.optim.Adam.__name__, tl.data.DataLoader.__name__,\n"
+            "      tl.nn.utils.clip_grad_norm_.__name__)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["Linear", "Adam", "DataLoader", "clip_grad_norm_"]
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+        tl.nope

@@ -54,3 +54,16 @@ __all__ = [
     "exp", "log", "softmax", "log_softmax", "relu", "inference_mode", "float32", "float64",
     "float16", "half", "int64", "long", "int32", "int", "uint8", "float", "double", "bool",
 ]
+
+
+_LAZY = ("nn", "optim", "data", "io", "models", "layers", "metrics", "callbacks", "testing")
+
+
+def __getattr__(name):
+    """``tl.nn``, ``tl.optim``, ``tl.data``... imported on first use (as ``torch.nn`` is there after
+    ``import torch``), so ``import tinygrad_lite`` itself stays fast."""
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
