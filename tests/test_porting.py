@@ -207,6 +207,7 @@ def test_dtype_objects():
     assert t.to(tl.long).dtype == np.int64 and t.to(tl.float64).dtype == np.float64
     assert t.to(dtype=tl.double, device="cpu").dtype == np.float64
     assert t.to(Tensor(np.zeros(1))).dtype == np.float64            # to(other): its dtype
+    assert t.to() is t
     assert t.dtype == tl.float32
 
 

@@ -329,6 +329,8 @@ class Tensor:
             out = self if target is None else self.to(target)
             out = out if device is None else out.to(str(device))
             return out if dtype is None else out.astype(dtype)
+        if target is None:
+            return self
         if isinstance(target, str):
             if target == self.device or (target.startswith("cuda") and self.device == "cuda"):
                 return self
