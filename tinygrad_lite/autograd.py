@@ -253,6 +253,10 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
             g = grads.pop(id(t), None)
             if g is None:
                 continue
+            if t._hooks:   # g is complete here: hooks may replace it (DDP starts its all-reduce)
+                for h in t._hooks:
+                    r = h(g)
+                    g = g if r is None else r
             if wanted is not None and id(t) in wanted:
                 captured[id(t)] = g if id(t) not in captured else captured[id(t)] + g
             node = t._node

@@ -97,7 +97,8 @@ class Tensor:
            [6., 8.]], dtype=float32)
     """
 
-    __slots__ = ("data", "grad", "_requires_grad", "_node", "_retains_grad", "__weakref__")
+    __slots__ = ("data", "grad", "_requires_grad", "_node", "_retains_grad", "_hooks",
+                 "__weakref__")
     __array_ufunc__ = None  # ndarray * Tensor -> Tensor.__rmul__, not an object array
     __array_priority__ = 1000
 
@@ -109,6 +110,7 @@ class Tensor:
         self._node = None
         self._retains_grad = False
         self._requires_grad = False
+        self._hooks = None
         if requires_grad:
             self.requires_grad_(True)
 
@@ -120,6 +122,7 @@ class Tensor:
         t._node = None
         t._retains_grad = False
         t._requires_grad = requires_grad
+        t._hooks = None
         return t
 
     # ---- attributes ---------------------------------------------------------------------

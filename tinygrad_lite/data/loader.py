@@ -117,6 +117,9 @@ class DataLoader:
     seed : int or None. Seeds the shuffling: same seed, same batches, epoch by epoch.
     collate_fn : callable(list of samples) -> batch. Default: ``default_collate`` (Tensors);
         use ``numpy_collate`` for NumPy arrays.
+    sampler : iterable of indices with ``len`` (e.g. ``distributed.DistributedSampler``) that
+        decides the order instead of ``shuffle`` (map-style datasets only); ``set_epoch`` is
+        passed on to it.
 
     Examples
     --------
@@ -126,7 +129,7 @@ class DataLoader:
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None,
-                 collate_fn=None):
+                 collate_fn=None, sampler=None):
         if batch_size is not None and (isinstance(batch_size, bool) or
                                        not isinstance(batch_size, Integral) or batch_size < 1):
             raise ValueError(f"DataLoader: batch_size must be an int >= 1 (or None), got "
@@ -165,13 +168,18 @@ class DataLoader:
                 seed = int(np.random.SeedSequence().entropy % (2**63))
         self.seed = int(seed)
         self.epoch = 0
+        if sampler is not None and (self.shuffle or self._stream is not None):
+            raise ValueError("DataLoader: sampler needs shuffle=False and a map-style dataset "
+                             "(the sampler decides the order), got "
+                             f"shuffle={self.shuffle}, dataset {type(dataset).__name__}")
+        self.sampler = sampler
 
     # ------------------------------------------------------------------ size ---
 
     def __len__(self):
         """Number of batches per epoch (map-style datasets, or streams that define len)."""
         try:
-            n = len(self.dataset)
+            n = len(self.dataset) if self.sampler is None else len(self.sampler)
         except TypeError:
             raise TypeError("DataLoader: len() is unknown for a streamed dataset, got "
                             f"{type(self.dataset).__name__} without __len__") from None
@@ -182,6 +190,8 @@ class DataLoader:
     def set_epoch(self, epoch):
         """Choose which epoch's permutation the next iteration uses (it then counts up)."""
         self.epoch = int(epoch)
+        if getattr(self.sampler, "set_epoch", None) is not None:
+            self.sampler.set_epoch(epoch)
 
     # ------------------------------------------------------------- iteration ---
 
@@ -197,7 +207,12 @@ class DataLoader:
 
     def _iter_map(self, epoch):
         n = len(self.dataset)
-        if self.shuffle:
+        if self.sampler is not None:
+            if getattr(self.sampler, "set_epoch", None) is not None:
+                self.sampler.set_epoch(epoch)
+            order = np.fromiter(self.sampler, dtype=np.int64)
+            n = len(order)
+        elif self.shuffle:
             order = np.random.default_rng([self.seed, epoch]).permutation(n)
         else:
             order = np.arange(n)
