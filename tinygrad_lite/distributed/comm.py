@@ -81,6 +81,7 @@ class _Group:
         self.seq += 1
         if self.size == 1:
             return self.seq
+        self.poll()     # drain the notes of collectives that completed at once
         self._sends = [(r, b) for r, b in self._sends if not r.Test()]
         buf = np.array([self.seq], np.int64)
         for peer in range(self.size):
