@@ -96,7 +96,7 @@ def _host(a):
         import cupy
 
         return cupy.asnumpy(a), True
-    return np.ascontiguousarray(a), False
+    return np.asarray(a, order="C"), False   # (ascontiguousarray would make 0-d 1-d)
 
 
 def _device(a, on_gpu):
@@ -155,13 +155,17 @@ def broadcast(x, src=0):
                     + [host.dtype.num], np.int64) if host.ndim <= 8 else None
     if head is None:
         raise ShapeError(f"broadcast: at most 8 dimensions, got shape {host.shape}")
-    mine = head.copy()
+    heads = np.zeros((g.size, head.size), np.int64)     # every rank checks every header
     seq = g._announce()
-    g.wait(g.comm.Ibcast(head, root=src), "broadcast", seq)
-    if not np.array_equal(head, mine):
-        raise ShapeError(f"broadcast: rank {g.rank} passed shape {host.shape} dtype {host.dtype}"
-                         f" but rank {src} has shape {tuple(head[1:1 + head[0]])} (dtype number "
-                         f"{head[-1]}); pass arrays of the same shape and dtype on every rank")
+    g.wait(g.comm.Iallgather(head, heads), "broadcast", seq)
+    for r in range(g.size):
+        if not np.array_equal(heads[r], heads[src]):
+            h, hs = heads[r], heads[src]
+            raise ShapeError(
+                f"broadcast: rank {r} passed shape {tuple(int(v) for v in h[1:1 + h[0]])} "
+                f"(dtype number {h[-1]}) but rank {src}, the source, has shape "
+                f"{tuple(int(v) for v in hs[1:1 + hs[0]])} (dtype number {hs[-1]}); pass "
+                "arrays of the same shape and dtype on every rank")
     buf = np.array(host, copy=True, order="C")
     seq = g._announce()
     g.wait(g.comm.Ibcast(buf, root=src), "broadcast", seq)

@@ -113,11 +113,12 @@ class GradientSync:
         def hook(g):
             if not self.enabled:
                 return None
-            return self._mark(i, g.data)
+            return self._mark(i, g.data, in_hook=True)
         return hook
 
-    def _mark(self, i, g):
-        """Parameter ``i``'s gradient for this backward is ``g`` (array or None for zero)."""
+    def _mark(self, i, g, in_hook=False):
+        """Parameter ``i``'s gradient for this backward is ``g`` (array or None for zero).
+        In a hook, autograd stores the returned value as ``.grad`` of parameter ``i``."""
         if i in self.marked:
             raise DistributedError(
                 f"DistributedDataParallel: parameter {self.names[i]!r} got a second gradient "
@@ -138,7 +139,7 @@ class GradientSync:
         self.ready += 1
         self._launch()
         if self.ready == len(self.params):
-            return self._finish(i)
+            return self._finish(i if in_hook else None)
         return None
 
     def _launch(self):
