@@ -334,7 +334,23 @@ def fault_timeout():
     dist.all_reduce(np.ones(3))
 
 
-SCENARIOS = {"core": (check_collectives, check_equivalence, check_ddp, check_sampler,
+def nccl_check():
+    """GPU check (owed; needs CuPy with NCCL and one GPU per rank): the NCCL path must give
+    the MPI path's sums. Run: mpiexec -n 2 python tests/distributed/worker.py nccl"""
+    import cupy
+
+    from tinygrad_lite.distributed import collectives
+
+    cupy.cuda.Device(dist.rank() % cupy.cuda.runtime.getDeviceCount()).use()
+    a = cupy.arange(1000, dtype=cupy.float32) * (dist.rank() + 1)
+    assert collectives.select_transport(a) == "nccl", collectives.nccl_available()
+    got = cupy.asnumpy(dist.all_reduce(a))
+    close(got, np.arange(1000) * 3.0, 0, 0, "nccl all_reduce")
+    ok("nccl")
+
+
+SCENARIOS = {"nccl": (nccl_check,),
+             "core": (check_collectives, check_equivalence, check_ddp, check_sampler,
                       check_syncbn, check_fit),
              "fault_raise": (fault_raise,), "fault_kill": (fault_kill,),
              "fault_timeout": (fault_timeout,)}
