@@ -65,11 +65,11 @@ class _Group:
     """One initialized process group: the user communicator plus a private control channel."""
 
     def __init__(self, comm, timeout):
-        MPI = _mpi()
-        self.MPI = MPI
-        self.comm = comm
-        self.ctrl = comm.Dup()            # notes travel here, never mixed with the user's traffic
-        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        self.MPI = _mpi() if comm is not None else None
+        self.comm = comm                  # None: one process without MPI (every op is local)
+        # notes travel on a duplicate, never mixed with the user's own traffic
+        self.ctrl = comm.Dup() if comm is not None else None
+        self.rank, self.size = (comm.Get_rank(), comm.Get_size()) if comm is not None else (0, 1)
         self.timeout = float(timeout)
         self.seq = 0
         self.seen = np.zeros(self.size, np.int64)   # highest seq each peer announced
@@ -92,6 +92,8 @@ class _Group:
 
     def poll(self, op=None):
         """Read every note that arrived; raise ``RemoteRankError`` on an abort note."""
+        if self.size == 1:
+            return
         MPI, st = self.MPI, self.MPI.Status()
         while self.ctrl.Iprobe(MPI.ANY_SOURCE, MPI.ANY_TAG, st):
             src, tag = st.Get_source(), st.Get_tag()
@@ -148,6 +150,8 @@ def init(comm=None, timeout=None):
 
     ``timeout`` (seconds) bounds every collective; default ``TINYGRAD_LITE_DIST_TIMEOUT`` or 300.
     Also installs the fail-fast hook: an uncaught exception on any rank aborts every rank.
+    Not launched by ``mpiexec`` and mpi4py not installed: a one-process group without MPI, so
+    the same script runs on a laptop.
 
     >>> from tinygrad_lite import distributed as dist
     >>> dist.init(); dist.rank(), dist.world_size()      # (0, 1) without mpiexec
@@ -163,8 +167,13 @@ def init(comm=None, timeout=None):
                                    "communicator; call distributed.shutdown() first")
         _GROUP.timeout = float(timeout)
         return _GROUP
-    MPI = _mpi()
-    _GROUP = _Group(comm if comm is not None else MPI.COMM_WORLD, timeout)
+    if comm is None:
+        try:
+            comm = _mpi().COMM_WORLD
+        except BackendUnavailableError:
+            if launched_with_mpi():
+                raise
+    _GROUP = _Group(comm, timeout)
     if _GROUP.size > 1:
         _install_excepthook()
     return _GROUP
@@ -197,6 +206,8 @@ def is_main():
 def barrier():
     """Wait until every rank arrives here (with the group's timeout)."""
     g = group()
+    if g.size == 1:
+        return
     seq = g._announce()
     g.wait(g.comm.Ibarrier(), "barrier", seq)
 
@@ -210,7 +221,8 @@ def shutdown():
     g, _GROUP = _GROUP, None
     for r, _ in g._sends:
         r.Wait()
-    g.ctrl.Free()
+    if g.ctrl is not None:
+        g.ctrl.Free()
     if sys.excepthook is _excepthook:
         sys.excepthook = _prev_hook[0]
 
