@@ -59,7 +59,7 @@ def launch(args, timeout, tmp, n=2, env_extra=None):
 
 CHECKS = ["collectives", "equivalence_mlp_sgd", "equivalence_mlp_adam", "equivalence_cnn_sgd",
           "equivalence_cnn_adam", "broadcast_at_wrap", "no_sync", "shape_mismatch_at_wrap",
-          "find_unused_parameters", "sampler", "syncbn", "fit"]
+          "find_unused_parameters", "buckets_overlap_backward", "sampler", "syncbn", "fit"]
 
 
 @pytest.fixture(scope="module")

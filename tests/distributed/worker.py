@@ -182,6 +182,25 @@ def check_ddp():
     close(m2.module.b.weight.grad.numpy(), np.zeros((2, 3)), 0, 0, "unused grads zero")
     ok("find_unused_parameters")
 
+    # small buckets: several all-reduces, each started while backward still has work to do
+    tl.manual_seed(0)
+    big = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(),
+                        nn.Linear(128, 10))
+    ref = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(),
+                        nn.Linear(128, 10))
+    ddp3 = dist.DistributedDataParallel(big, bucket_cap_mb=0.05)   # ~50 KB buckets
+    ref.load_state_dict(big.state_dict())
+    xb = np.random.default_rng(4).standard_normal((2, 16, 64)).astype(np.float32)
+    ddp3(Tensor(xb[r])).sum().backward()
+    nb, npar = len(ddp3.sync.buckets), len(ddp3.sync.params)
+    log = ddp3.sync.launch_log
+    assert nb >= 3 and len(log) == nb, (nb, log)
+    assert log[0] < npar and log == sorted(log), f"buckets must start during backward: {log}"
+    ref(Tensor(xb.reshape(32, 64))).sum().backward()
+    for p, q in zip(big.parameters(), ref.parameters()):
+        close(p.grad.numpy(), q.grad.numpy() / 2, 1e-5, 1e-6, "bucketed gradient average")
+    ok("buckets_overlap_backward")
+
 
 # ------------------------------------------------------------------ sampler ---
 

@@ -65,6 +65,7 @@ class GradientSync:
                                                            for i in range(len(self.params))]
         self.enabled = True
         self.comm_time = 0.0
+        self.launch_log = []  # per started bucket: how many gradients were ready (overlap proof)
         self.where = {}       # param index -> (bucket, position in bucket)
         self.buckets = []
         cap = max(1, int(bucket_cap_mb * 2**20))
@@ -137,6 +138,8 @@ class GradientSync:
             b.flat[sl] = (prev + g).reshape(-1)
         b.pending -= 1
         self.ready += 1
+        if self.next_launch:      # MPI progresses a started all-reduce only inside MPI calls
+            self.buckets[self.next_launch - 1].req.Test()
         self._launch()
         if self.ready == len(self.params):
             return self._finish(i if in_hook else None)
@@ -156,6 +159,7 @@ class GradientSync:
                 b.req = self.g.comm.Iallreduce(MPI.IN_PLACE, b.flat, op=MPI.SUM)
             b.started = True
             self.next_launch += 1
+            self.launch_log.append(self.ready)
 
     def _finish(self, current=None):
         """Wait for every bucket, write the averages into ``.grad``; returns the averaged
