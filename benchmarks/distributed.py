@@ -129,7 +129,8 @@ def main(argv=None):
           f"(time waiting in the gradient all-reduce, including waiting for the other rank);\n"
           f"ratio of median step times {summary['ratio_of_median_steps']:.2f}x; ceiling for "
           f"this step size (1 rank: step(256) / step(128)) "
-          f"{summary['ceiling_t256_over_t128']:.2f}x; {os.cpu_count()} CPUs on this machine, load average {os.getloadavg()[0]:.1f}")
+          f"{summary['ceiling_t256_over_t128']:.2f}x; {os.cpu_count()} CPUs on this machine, "
+          f"load average {os.getloadavg()[0]:.1f}")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(summary, f, indent=2)
