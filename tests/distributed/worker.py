@@ -116,6 +116,9 @@ def check_equivalence():
             assert moved > 1e-2, f"{name}/{opt_name}: the weights hardly moved ({moved})"
             for k, (a, b) in enumerate(zip(one, two)):
                 close(b, a, 1e-4, 2e-5, f"{name}/{opt_name} parameter {k}")
+            diff = max(float(np.abs(a - b).max()) for a, b in zip(one, two))
+            print(f"INFO {name}/{opt_name} max |w_2ranks - w_1process| = {diff:.3g} "
+                  f"(weights moved {moved:.3g})", flush=True)
             other = dist.all_gather(np.concatenate([p.ravel() for p in two]))
             close(other[0], other[1], 0, 0, f"{name}/{opt_name} ranks agree")
             ok(f"equivalence_{name}_{opt_name}")
