@@ -115,7 +115,7 @@ def check_equivalence():
             moved = max(np.abs(a - b).max() for a, b in zip(one, make_init(make)))
             assert moved > 1e-2, f"{name}/{opt_name}: the weights hardly moved ({moved})"
             for k, (a, b) in enumerate(zip(one, two)):
-                close(b, a, 1e-4, 2e-5, f"{name}/{opt_name} parameter {k}")
+                close(b, a, 1e-5, 1e-6, f"{name}/{opt_name} parameter {k}")
             diff = max(float(np.abs(a - b).max()) for a, b in zip(one, two))
             print(f"INFO {name}/{opt_name} max |w_2ranks - w_1process| = {diff:.3g} "
                   f"(weights moved {moved:.3g})", flush=True)
