@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 import reference as ref
 import tinygrad_lite as tl
+from tinygrad_lite import distributed as _dist
 from tinygrad_lite.autograd import REGISTRY
 from tinygrad_lite.nn import functional as F
 from tinygrad_lite.ops import elementwise as E
@@ -477,6 +478,9 @@ CASES = [
                gy, x_shape=x.shape, geom=_pool_geom(x.shape, **k)),
            lambda gy, x, **k: ref.avg_pool2d_backward(gy, x.shape, *_pool_geom(x.shape, **k)),
            draw=_pool_draw(with_grad=True, distinct=False), const=(1,)),
+    # distributed: the sum over ranks; one process here, so the identity (the 2-rank case is
+    # checked against single-process BatchNorm in tests/distributed)
+    OpCase("all_reduce_sum", lambda x: _dist.all_reduce_sum(x), lambda x: x),
 ]
 
 IDS = [c.name for c in CASES]

@@ -200,9 +200,12 @@ def _topo_order(roots):
         stack.append((t, True))
         node = t._node
         if node is not None:
-            for p in node.parents:
-                if p.requires_grad and id(p) not in seen:
-                    stack.append((p, False))
+            # leaves are pushed first, so popped last: each lands right after its last consumer
+            # in the final order, and its gradient is ready (hooks, DDP) while the walk goes on
+            for leaf_pass in (True, False):
+                for p in node.parents:
+                    if (p._node is None) == leaf_pass and p.requires_grad and id(p) not in seen:
+                        stack.append((p, False))
     order.reverse()
     return order
 

@@ -115,6 +115,7 @@ def cmd_train(args):
         raise CLIError(f"--val-size must be in (0, 1), got {args.val_size}")
     if args.lr is not None and not args.lr > 0:
         raise CLIError(f"--lr must be > 0, got {args.lr}")
+    main_rank, world = _distributed_rank()
     out = args.out or _default_out()
     if os.path.exists(out) and not os.path.isdir(out):
         raise CLIError(f"--out must be a folder (or a path that does not exist yet), got the "
@@ -122,7 +123,8 @@ def cmd_train(args):
     manual_seed(args.seed)
 
     X, y, image_shape, names, test = _load_dataset(args.dataset, args.data_dir)
-    os.makedirs(out, exist_ok=True)   # after the data loaded: a bad --data-dir leaves no folder
+    if main_rank:   # under mpiexec only rank 0 writes; every rank trains its share
+        os.makedirs(out, exist_ok=True)   # after the data loaded: a bad --data-dir: no folder
     X, y, cleaned = clean(X, y)
     x_tr, x_val, y_tr, y_val = train_test_split(X, y, test_size=args.val_size, stratify=y,
                                                 seed=args.seed)
@@ -135,11 +137,13 @@ def cmd_train(args):
     optimizer = _keras_optimizer(args.optimizer, list(model.parameters()), args.lr)
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
-    if not args.quiet:
+    if not args.quiet and main_rank:
         model.summary(print_fn=lambda s: print(s, file=sys.stderr))
     history = model.fit(x_tr, y_tr, epochs=epochs, batch_size=args.batch_size,
                         validation_data=(x_val, y_val), seed=args.seed,
                         verbose=0 if args.quiet else 1)
+    if not main_rank:   # the weights are rank 0's; evaluation, plots and files are its job
+        return 0
     val_loss, val_acc = model.evaluate(x_val, y_val, verbose=0)
     y_pred = model.predict_classes(x_val)
     report_text = classification_report(y_val, y_pred, target_names=names[:n_classes], digits=4,
@@ -176,7 +180,7 @@ def cmd_train(args):
         "command": "train", "dataset": args.dataset, "model": args.model,
         "optimizer": args.optimizer, "lr": model.optimizer.param_groups[0]["lr"],
         "epochs": epochs, "epochs_run": len(history.epoch), "batch_size": args.batch_size,
-        "seed": args.seed, "val_size": args.val_size,
+        "seed": args.seed, "val_size": args.val_size, "world_size": world,
         "backend": _backend_name(), "n_train": len(y_tr), "n_val": len(y_val),
         "clean": cleaned.to_dict(), "history": history.history,
         "validation": {"loss": val_loss, "accuracy": val_acc},
@@ -189,6 +193,28 @@ def cmd_train(args):
     _write_json(files["report"], report)
     print(f"outputs in {out}/: " + ", ".join(os.path.basename(p) for p in files.values()))
     return 0
+
+
+def _distributed_rank():
+    """(is this the main rank, world size); joins the MPI group when launched by mpiexec."""
+    from .distributed.comm import launched_with_mpi
+
+    if not launched_with_mpi():
+        return True, 1
+    from . import distributed
+
+    distributed.init()
+    return distributed.is_main(), distributed.world_size()
+
+
+def _abort_if_distributed(message):
+    """A handled error on one rank of a multi-rank run must still stop the other ranks."""
+    try:
+        from .distributed import comm
+    except ImportError:
+        return
+    if comm.is_initialized() and comm.world_size() > 1:
+        comm.abort(message, EXIT_USAGE)
 
 
 def _fingerprint(X, y):
@@ -375,10 +401,12 @@ def main(argv=None):
         return args.func(args)
     except (CLIError, TinygradLiteError, ValueError, KeyError) as e:
         print(f"tinygrad-lite {args.command}: error: {e}", file=sys.stderr)
+        _abort_if_distributed(f"tinygrad-lite {args.command}: {type(e).__name__}: {e}")
         return EXIT_USAGE
     except OSError as e:   # a missing input, a read-only or full disk, --out on a file, ...
         where = f": {e.filename!r}" if getattr(e, "filename", None) else ""
         print(f"tinygrad-lite {args.command}: error: {e.strerror or e}{where}", file=sys.stderr)
+        _abort_if_distributed(f"tinygrad-lite {args.command}: {e.strerror or e}{where}")
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

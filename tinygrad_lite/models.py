@@ -598,7 +598,7 @@ class Sequential(Module):
     # ---- fit -------------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
-            sample_weight=None, initial_epoch=0, seed=None):
+            sample_weight=None, initial_epoch=0, seed=None, distributed=None):
         """Train for ``epochs`` passes over (x, y); returns a ``History``.
 
         Parameters
@@ -616,6 +616,10 @@ class Sequential(Module):
         class_weight : {class: weight} multiplying each sample's loss; every class present in
             y needs an entry (as Keras)
         seed : seeds weight init (for a model built here), dropout and shuffling
+        distributed : data-parallel over MPI ranks (see ``tinygrad_lite.distributed.fit``):
+            None (default) when launched by ``mpiexec`` with several ranks, True, or False.
+            ``batch_size`` stays the global batch; each rank computes its share; rank 0 alone
+            prints and runs the callbacks; the History is the one-process run's
 
         Returns
         -------
@@ -680,10 +684,17 @@ class Sequential(Module):
         if class_weight is not None:
             sw = self._class_weights(class_weight, y, sw, op)
         rng = np.random.default_rng(seed) if seed is not None else default_generator()
+        dsync = self._fit_distributed(distributed)
+        if dsync is not None:
+            rng = dsync.rng(rng, seed)
+            verbose = verbose if dsync.main else 0
+            classes = self.output_shape[-1] if self.output_shape[-1] > 1 else 2
 
         history = History()
         cbs = list(callbacks or [])
         stopper = any(isinstance(cb, TerminateOnNaN) for cb in cbs)
+        if dsync is not None and not dsync.main:   # rank 0 decides; see sync_decisions
+            cbs = []
         n, steps = len(x), -(-len(x) // batch_size)
         params = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "samples": n,
                   "verbose": verbose}
@@ -696,6 +707,8 @@ class Sequential(Module):
         cb.on_train_begin({})
         for epoch in range(initial_epoch, epochs):
             cb.on_epoch_begin(epoch, {})
+            if dsync is not None:
+                dsync.sync_decisions(self)
             self.train()
             order = rng.permutation(n) if shuffle else np.arange(n)
             mets = self._metrics()
@@ -707,38 +720,62 @@ class Sequential(Module):
             logs = {}
             for step in range(steps):
                 idx = order[step * batch_size:(step + 1) * batch_size]
+                n_step = len(idx)
+                if dsync is not None:
+                    idx = dsync.shard(idx)
                 cb.on_train_batch_begin(step, {"batch": step, "size": len(idx)})
-                loss, probs = self._loss(Tensor(x[idx]), y[idx], None if sw is None else sw[idx])
-                reg = self._reg_loss()
-                total = loss if reg is None else loss + reg
-                value = float(total.item())
+                if dsync is not None and len(idx) == 0:   # fewer samples than ranks
+                    value = dsync.idle_value(n_step)
+                else:
+                    loss, probs = self._loss(Tensor(x[idx]), y[idx],
+                                             None if sw is None else sw[idx])
+                    reg = self._reg_loss()
+                    total = loss if reg is None else loss + reg
+                    if dsync is None:
+                        value = float(total.item())
+                    else:
+                        total, value = dsync.global_loss(loss, reg, len(idx), n_step)
                 if not math.isfinite(value):
                     if bar is not None:
                         bar.close()
                     if stopper:
                         cb.on_train_batch_end(step, {"loss": value})
+                        if dsync is not None:   # every rank saw the same global value
+                            self.stop_training = True
                         break
                     raise NonFiniteLossError(
                         f"fit: the loss became {value} at epoch {epoch + 1}, batch {step + 1}; "
                         "lower the learning rate, scale the inputs (e.g. MinMaxScaler), check "
                         "the labels, or pass callbacks=[TerminateOnNaN()] to stop quietly")
-                self.optimizer.zero_grad()
-                total.backward()
-                self.optimizer.step()
-                loss_sum += value * len(idx)
-                seen += len(idx)
-                for m in mets:
-                    m.update(probs, y[idx])
+                if dsync is not None and len(idx) == 0:
+                    dsync.idle_backward(self)
+                else:
+                    self.optimizer.zero_grad()
+                    total.backward()
+                    self.optimizer.step()
+                    for m in mets:
+                        m.update(probs, y[idx])
+                loss_sum += value * n_step
+                seen += n_step
                 logs = {"loss": loss_sum / seen, **{m.name: m.result() for m in mets}}
                 if bar is not None:
                     bar.set_postfix_str(_fmt(logs), refresh=False)
                     bar.update(1)
                 cb.on_train_batch_end(step, dict(logs))
+            if dsync is not None and seen:    # epoch numbers over every rank's samples
+                dsync.reduce_metrics(mets, classes)
+                logs = {"loss": loss_sum / seen, **{m.name: m.result() for m in mets}}
+                dsync.sync_buffers(self)
             if self.stop_training and seen < n:   # TerminateOnNaN inside the epoch
                 if bar is not None and not bar.disable:
                     bar.close()
                 break
-            if xv is not None:
+            if xv is not None and dsync is not None:
+                xs, ys, ws = dsync.eval_shard(xv, yv, swv)
+                val = self._evaluate_arrays(xs, ys, batch_size, ws,
+                                            reduce=dsync.reduce_eval(classes))
+                logs.update({f"val_{k}": v for k, v in val.items()})
+            elif xv is not None:
                 val = self._evaluate_arrays(xv, yv, batch_size, swv)
                 logs.update({f"val_{k}": v for k, v in val.items()})
             if bar is not None:
@@ -747,9 +784,13 @@ class Sequential(Module):
             elif verbose == 2:
                 write_line(f"Epoch {epoch + 1}/{epochs}: {_fmt(logs)}")
             cb.on_epoch_end(epoch, logs)
+            if dsync is not None:
+                dsync.sync_decisions(self)
             if self.stop_training:
                 break
         cb.on_train_end({})
+        if dsync is not None:
+            dsync.close(self)
         self.eval()
         return history
 
@@ -772,7 +813,19 @@ class Sequential(Module):
         return w if sw is None else w * sw.astype(np.float32)
 
     # ---- evaluate / predict -----------------------------------------------------------
-    def _evaluate_arrays(self, x, y, batch_size, sw=None):
+    def _fit_distributed(self, distributed):
+        """A ``distributed.fit.FitSync`` when this fit runs data-parallel, else None."""
+        if distributed is None:
+            from .distributed.comm import launched_with_mpi
+
+            distributed = launched_with_mpi()
+        if not distributed:
+            return None
+        from .distributed.fit import FitSync
+
+        return FitSync(self)
+
+    def _evaluate_arrays(self, x, y, batch_size, sw=None, reduce=None):
         """Mean loss (``sum(w_i l_i) / n`` with weights) and metrics over (x, y), in batches."""
         self.eval()
         mets = self._metrics()
@@ -785,6 +838,8 @@ class Sequential(Module):
                 n += len(probs)
                 for m in mets:
                     m.update(probs, y[s:s + batch_size])
+        if reduce is not None:   # distributed: sums over every rank's share
+            total, n = reduce(total, n, mets)
         return {"loss": total / n, **{m.name: m.result() for m in mets}}
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False):

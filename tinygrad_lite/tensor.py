@@ -111,6 +111,7 @@ class Tensor:
         self._retains_grad = False
         self._hooks = None
         self._requires_grad = False
+        self._hooks = None
         if requires_grad:
             self.requires_grad_(True)
 
@@ -123,6 +124,7 @@ class Tensor:
         t._retains_grad = False
         t._hooks = None
         t._requires_grad = requires_grad
+        t._hooks = None
         return t
 
     # ---- attributes ---------------------------------------------------------------------

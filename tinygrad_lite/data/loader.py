@@ -142,6 +142,9 @@ class DataLoader:
     prefetch_factor : batches each worker works ahead (default 2).
     timeout : seconds to wait for a worker's batch (0: no limit).
     multiprocessing_context : "spawn" (default) or "forkserver"; "fork" is refused.
+    sampler : iterable of indices with ``len`` (e.g. ``distributed.DistributedSampler``) that
+        decides the order instead of ``shuffle`` (map-style datasets only); ``set_epoch`` is
+        passed on to it.
 
     Examples
     --------
@@ -152,7 +155,8 @@ class DataLoader:
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None,
                  collate_fn=None, num_workers=0, pin_memory=False, worker_init_fn=None,
-                 prefetch_factor=2, timeout=0, multiprocessing_context="spawn"):
+                 prefetch_factor=2, timeout=0, multiprocessing_context="spawn",
+                 sampler=None):
         if batch_size is not None and (isinstance(batch_size, bool) or
                                        not isinstance(batch_size, Integral) or batch_size < 1):
             raise ValueError(f"DataLoader: batch_size must be an int >= 1 (or None), got "
@@ -191,6 +195,11 @@ class DataLoader:
                 seed = int(np.random.SeedSequence().entropy % (2**63))
         self.seed = int(seed)
         self.epoch = 0
+        if sampler is not None and (self.shuffle or self._stream is not None):
+            raise ValueError("DataLoader: sampler needs shuffle=False and a map-style dataset "
+                             "(the sampler decides the order), got "
+                             f"shuffle={self.shuffle}, dataset {type(dataset).__name__}")
+        self.sampler = sampler
         self._init_workers(num_workers, pin_memory, worker_init_fn, prefetch_factor, timeout,
                            multiprocessing_context)
 
@@ -228,7 +237,7 @@ class DataLoader:
     def __len__(self):
         """Number of batches per epoch (map-style datasets, or streams that define len)."""
         try:
-            n = len(self.dataset)
+            n = len(self.dataset) if self.sampler is None else len(self.sampler)
         except TypeError:
             raise TypeError("DataLoader: len() is unknown for a streamed dataset, got "
                             f"{type(self.dataset).__name__} without __len__") from None
@@ -239,6 +248,8 @@ class DataLoader:
     def set_epoch(self, epoch):
         """Choose which epoch's permutation the next iteration uses (it then counts up)."""
         self.epoch = int(epoch)
+        if getattr(self.sampler, "set_epoch", None) is not None:
+            self.sampler.set_epoch(epoch)
 
     # ------------------------------------------------------------- iteration ---
 
@@ -254,7 +265,12 @@ class DataLoader:
 
     def _iter_map(self, epoch):
         n = len(self.dataset)
-        if self.shuffle:
+        if self.sampler is not None:
+            if getattr(self.sampler, "set_epoch", None) is not None:
+                self.sampler.set_epoch(epoch)
+            order = np.fromiter(self.sampler, dtype=np.int64)
+            n = len(order)
+        elif self.shuffle:
             order = np.random.default_rng([self.seed, epoch]).permutation(n)
         else:
             order = np.arange(n)
