@@ -27,6 +27,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import layers as L
+from . import plan as _plan
 from .autograd import no_grad
 from .callbacks import CallbackList, History, TerminateOnNaN, write_line
 from .errors import LabelError, ModelFormatError, ShapeError, TinygradLiteError
@@ -200,7 +201,7 @@ def _as_array(a, name, op):
 
 
 def _check_finite(arr, name, op):
-    if arr.dtype.kind != "f":
+    if arr.dtype.kind != "f" or np.isfinite(arr).all():   # the common case: one cheap pass
         return
     bad = ~np.isfinite(arr)
     n = int(bad.sum())
@@ -813,12 +814,19 @@ class Sequential(Module):
         if self._input_shape is None:
             self.build(x.shape[1:])
         self._require_built(op)
-        self.eval()
+        if self.training or any(layer.training for layer in self.layers):
+            self.eval()
         outs = []
         with no_grad():
             for s in range(0, len(x), batch_size):
-                outs.append(self._forward(Tensor(x[s:s + batch_size])).numpy())
-        return np.concatenate(outs, axis=0)
+                xb = x[s:s + batch_size]
+                # The compiled path (plan.py): kernel calls on preallocated buffers, no Tensors.
+                y = _plan.run(self, self.layers, xb) if self.layers else None
+                if y is None:                    # not plannable: the eager layers, all in eval
+                    self.eval()
+                    y = self._forward(Tensor(xb)).numpy()
+                outs.append(y)
+        return outs[0] if len(outs) == 1 else np.concatenate(outs, axis=0)
 
     def predict_classes(self, x, batch_size=None):
         """Class indices: argmax of the outputs (or output > 0.5 for a single unit)."""

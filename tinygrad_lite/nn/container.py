@@ -5,6 +5,9 @@ Next: activation.py.
 
 from collections import OrderedDict
 
+from .. import plan as _plan
+from ..autograd import is_grad_enabled
+from ..tensor import Tensor
 from .activation import ReLU
 from .conv import Conv2d
 from .module import Module
@@ -33,6 +36,16 @@ class Sequential(Module):
         for m in self._modules.values():
             x = m(x)
         return x
+
+    def __call__(self, *args, **kwargs):
+        # Eval mode under no_grad: the compiled path (tinygrad_lite/plan.py) runs the chain as
+        # kernel calls on preallocated buffers; it returns None for what it cannot run.
+        if (not self.training and len(args) == 1 and not kwargs and not self._forward_hooks
+                and not is_grad_enabled() and type(args[0]) is Tensor):
+            y = _plan.run(self, self._modules.values(), args[0].data)
+            if y is not None:
+                return Tensor._wrap(y, False)
+        return Module.__call__(self, *args, **kwargs)
 
     def append(self, module):
         self.add_module(str(len(self._modules)), module)
