@@ -31,6 +31,7 @@ from . import plan as _plan
 from .autograd import no_grad
 from .callbacks import CallbackList, History, TerminateOnNaN, write_line
 from .errors import LabelError, ModelFormatError, ShapeError, TinygradLiteError
+from .nn.losses import softmax_cross_entropy
 from .nn.module import Module
 from .tensor import Tensor, default_generator, manual_seed
 
@@ -566,6 +567,10 @@ class Sequential(Module):
             per = per if isinstance(per, Tensor) else Tensor(np.asarray(per, dtype=np.float32))
             if per.ndim > 1:
                 per = per.reshape(per.shape[0], -1).mean(axis=-1)
+        elif (c["task"] == "sparse" and (fused or c["from_logits"]) and wb is None
+              and out.ndim == 2 and len(yb)):
+            # mean of -log softmax(z)[y] as one fused Function (forward and backward in one pass)
+            per = softmax_cross_entropy(out, np.asarray(yb).reshape(-1).astype(np.int64))
         else:
             per = c["loss_fn"](out, yb, fused or c["from_logits"])
         if per.ndim == 0:

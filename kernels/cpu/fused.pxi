@@ -120,8 +120,8 @@ def softmax_xent(const floating[:, ::1] z, const int64_t[::1] labels, floating[:
     Per row i, with m = max_j z_ij, s = sum_j exp(z_ij - m):
         loss_i = log(s) - (z_i,y_i - m)                 (= -log softmax(z_i)[y_i])
         dz_ij  = (exp(z_ij - m) / s - [j == y_i]) / N   (= d mean_i loss_i / d z_ij)
-    Returns sum_i loss_i / N (a double: the loss is summed in double). Labels must lie in
-    [0, C) -- the caller checks.
+    Returns sum_i loss_i / N (a double: the loss is summed in double), or -1.0 (nothing
+    written) when a label lies outside [0, C).
     """
     cdef Py_ssize_t n = z.shape[0], c = z.shape[1], i, j
     cdef double total = 0.0, s
@@ -133,6 +133,9 @@ def softmax_xent(const floating[:, ::1] z, const int64_t[::1] labels, floating[:
                          f"{(labels.shape[0],)}, dz {(dz.shape[0], dz.shape[1])}")
     if n == 0 or c == 0:
         return 0.0
+    for i in range(n):
+        if labels[i] < 0 or labels[i] >= c:
+            return -1.0        # a label out of range: the caller raises (a loss is never < 0)
     inv_n = <floating>(1.0 / n)
     with nogil:
         for i in range(n):

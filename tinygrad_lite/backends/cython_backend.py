@@ -36,6 +36,8 @@ _FLOATS = (_F32, _F64)
 _GEMM = {}
 if HAVE_CPU_KERNELS:
     _GEMM = {_F32: _cpu.gemm.__signatures__["float"], _F64: _cpu.gemm.__signatures__["double"]}
+    _SOFTMAX_XENT = {_F32: _cpu.softmax_xent.__signatures__["float"],
+                     _F64: _cpu.softmax_xent.__signatures__["double"]}
 
 
 
@@ -184,6 +186,13 @@ class CythonBackend(Backend):
 
     def deactivate(self):
         restore_blas_threads()
+
+    # ---- fused softmax cross-entropy (ops/nn.py SoftmaxCrossEntropy) ---------------------
+    def softmax_xent(self, z, labels, dz):
+        """Mean loss of C-contiguous float32/float64 logits z (N, C) for int labels (checked
+        by the caller), writing dz = (softmax - onehot) / N into dz (z's dtype and shape)."""
+        labels = np.ascontiguousarray(labels, dtype=np.int64)
+        return _SOFTMAX_XENT[z.dtype](z, labels, dz)
 
     # ---- matmul -----------------------------------------------------------------------------
     def matmul(self, a, b, trans_a=False, trans_b=False, out=None, accumulate=False):
