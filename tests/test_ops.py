@@ -320,6 +320,20 @@ def _xent_oracle(z, labels):
 
 
 @st.composite
+def _linear_relu_draw(d):
+    """x (m, k), W in either layout, b (n,), with every pre-activation at least 0.1 from the
+    ReLU kink (finite differences across it would be meaningless)."""
+    m, k, n = (d(st.integers(1, 5)) for _ in range(3))
+    keras = d(st.booleans())
+    x = d(tst.arrays((m, k)))
+    w = d(tst.arrays((k, n) if keras else (n, k)))
+    b = d(tst.arrays((n,)))
+    pre = x @ (w if keras else w.T) + b
+    assume(np.abs(pre).min() > 0.1)
+    return (x, w, b), dict(keras_layout=keras)
+
+
+@st.composite
 def _embedding_draw(d):
     v, e = d(st.integers(1, 6)), d(st.integers(1, 4))
     idx = np.asarray(d(st.lists(st.integers(0, v - 1), min_size=1, max_size=6)))
@@ -448,6 +462,9 @@ CASES = [
     OpCase("softmax_cross_entropy",
            lambda z, labels: N.SoftmaxCrossEntropy.apply(z, labels=labels), _xent_oracle,
            draw=_xent_draw()),
+    OpCase("linear_relu", F.linear_relu,
+           lambda x, w, b, keras_layout: np.maximum(x @ (w if keras_layout else w.T) + b, 0),
+           draw=_linear_relu_draw()),
     OpCase("matmul", lambda a, b: a @ b, np.matmul, draw=_matmul_draw()),
     OpCase("linear", F.linear, lambda x, w, b: x @ w.T + b, draw=_linear_draw(),
            covers=("matmul",)),

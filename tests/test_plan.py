@@ -242,3 +242,36 @@ def test_integer_input_and_other_dtypes_fall_back():
     net = nn.Sequential(nn.Linear(3, 2)).eval()
     assert plan.run(net, tuple(net), np.ones((2, 3), np.int64)) is None
     assert plan.run(net, tuple(net), np.ones((2, 3), np.float64)) is None  # dtype != weights
+
+
+def test_fortran_ordered_weights_from_load_state_dict(backend):
+    """load_state_dict of transposed arrays keeps their Fortran order: the plan reads them with
+    the transpose flag flipped (as the backend does) and stays bitwise eager."""
+    tl.manual_seed(7)
+    net = nn.Sequential(nn.Linear(9, 6), nn.ReLU(), nn.Linear(6, 3)).eval()
+    rng = np.random.default_rng(8)
+    net.load_state_dict({"0.weight": rng.standard_normal((9, 6)).astype(np.float32).T,
+                         "0.bias": np.zeros(6, np.float32),
+                         "2.weight": rng.standard_normal((6, 3)).astype(np.float32).T,
+                         "2.bias": np.zeros(3, np.float32)})
+    assert net[0].weight.data.flags.f_contiguous and not net[0].weight.data.flags.c_contiguous
+    x = rng.standard_normal((4, 9)).astype(np.float32)
+    with tl.no_grad():
+        got = net(tl.Tensor(x)).numpy()
+    assert next(iter(_plans(net).values())) is not None
+    np.testing.assert_array_equal(got, _eager_nn(net, x))
+
+
+def test_a_weight_that_stops_fitting_runs_eagerly_and_is_remembered():
+    tl.manual_seed(9)
+    net = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2)).eval()
+    x = tl.Tensor(np.ones((3, 4), np.float32))
+    with tl.no_grad():
+        net(x)
+        assert next(iter(_plans(net).values())) is not None
+        net[2].weight.data = np.ones((4, 6), np.float32)[::2, :]   # strided: no GEMM layout
+        got = net(x)          # Stale: this call runs eagerly
+        np.testing.assert_array_equal(got.numpy(), _eager_nn(net, x.numpy()))
+        net(x)                # rebuilt once; the weight still does not fit: remembered as eager
+        assert list(_plans(net).values()) == [None]
+        np.testing.assert_array_equal(net(x).numpy(), _eager_nn(net, x.numpy()))

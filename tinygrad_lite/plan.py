@@ -53,10 +53,11 @@ class _Weight:
         return a
 
 
-def _want(shape, dtype, contiguous=True):
+def _want(shape, dtype, contiguous=True, fortran=False):
     def check(a):
         if (type(a) is not np.ndarray or a.shape != shape or a.dtype != dtype
-                or (contiguous and not a.flags.c_contiguous)):
+                or (contiguous and not a.flags.c_contiguous)
+                or (fortran and not a.flags.f_contiguous)):
             raise Stale
     return check
 
@@ -92,11 +93,16 @@ class _Dense:
         n, k = w.shape if trans_b else w.shape[::-1]
         if k != shape[1]:
             raise _Unsupported
-        self.w = _Weight(store, wname, _want(w.shape, dtype))
+        # A Fortran-ordered weight (e.g. a transposed array loaded by load_state_dict) is read
+        # as its C-ordered transpose with the transpose flag flipped, as the cython backend does.
+        self.flip = not w.flags.c_contiguous and w.flags.f_contiguous
+        self.w = _Weight(store, wname, _want(w.shape, dtype, not self.flip, self.flip))
         bstore = _store(layer, bname) if bname else None
         self.b = None
         if bstore is not None and bstore[bname] is not None:
             self.b = _Weight(bstore, bname, _want((n,), dtype))
+            self.b.get()
+        self.w.get()                       # raises Stale now if a weight does not fit
         self.trans_b, self.act = trans_b, act
         self.out_shape = (shape[0], n)
         self.buf = np.empty(self.out_shape, dtype)
@@ -107,7 +113,12 @@ class _Dense:
         b = None if self.b is None else self.b.get()
         out = self.buf
         if self.fast:
-            _cpu.gemm_bias_act(x, w, False, self.trans_b, b, out, self.act, _threads._num_threads)
+            if self.flip:
+                _cpu.gemm_bias_act(x, w.T, False, not self.trans_b, b, out, self.act,
+                                   _threads._num_threads)
+            else:
+                _cpu.gemm_bias_act(x, w, False, self.trans_b, b, out, self.act,
+                                   _threads._num_threads)
             return out
         np.matmul(x, w.T if self.trans_b else w, out=out)   # the numpy backend's matmul
         if b is not None:

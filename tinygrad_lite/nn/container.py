@@ -8,8 +8,10 @@ from collections import OrderedDict
 from .. import plan as _plan
 from ..autograd import is_grad_enabled
 from ..tensor import Tensor
+from . import functional as F
 from .activation import ReLU
 from .conv import Conv2d
+from .linear import Linear
 from .module import Module
 from .normalization import BatchNorm2d
 
@@ -33,8 +35,16 @@ class Sequential(Module):
                 self.add_module(str(i), m)
 
     def forward(self, x):
-        for m in self._modules.values():
+        mods = list(self._modules.values())
+        i = 0
+        while i < len(mods):
+            m = mods[i]
+            if _linear_then_relu(m, mods[i + 1] if i + 1 < len(mods) else None):
+                x = F.linear_relu(x, m.weight, m.bias)   # one fused Function, the same values
+                i += 2
+                continue
             x = m(x)
+            i += 1
         return x
 
     def __call__(self, *args, **kwargs):
@@ -62,6 +72,12 @@ class Sequential(Module):
         if isinstance(i, slice):
             return Sequential(OrderedDict(list(self._modules.items())[i]))
         return mods[i]
+
+
+def _linear_then_relu(m, nxt):
+    """True for a Linear (with bias) followed by a ReLU, neither with forward hooks."""
+    return (type(m) is Linear and type(nxt) is ReLU and m.bias is not None
+            and not m._forward_hooks and not nxt._forward_hooks)
 
 
 class ModuleList(Module):

@@ -391,3 +391,44 @@ class SoftmaxCrossEntropy(Function):
         onehot = ctx.xp.zeros((n, c), dtype=z.dtype)
         onehot[ctx.xp.arange(n), ctx.labels] = 1
         return ((z.softmax(axis=1) - _t(onehot)) * (g * (1.0 / max(n, 1))),)
+
+
+# ------------------------------------------------------------------ linear + ReLU ---
+
+
+@register("linear_relu")
+class LinearReLU(Function):
+    """y = max(x op(W) + b, 0) for 2-D x, with op(W) = W^T when ``tb`` (nn.Linear's (out, in)
+    layout) else W (Keras' (in, out) kernel);  with m = [y > 0] and gm = g * m:
+    dx = gm op(W)^T,  dW = x^T gm (or gm^T x when ``tb``),  db = sum over rows of gm.
+
+    One kernel call forward on the Cython backend: the GEMM with a bias + ReLU epilogue
+    (``_cpu.gemm_bias_act``); elsewhere matmul, add and maximum. Either way the values are bit
+    for bit those of ``relu(linear(x, W, b))``. The backward is written with MatMul, so the
+    gradient is differentiable again (the mask is a constant, as in ReLU).
+    """
+
+    @staticmethod
+    def forward(ctx, x, w, b, tb=False):
+        ctx.save(x, w)
+        ctx.tb = tb
+        fused = getattr(ctx.backend, "gemm_bias_act", None)
+        y = fused(x, w, tb, b, relu=True) if fused is not None else None
+        if y is None:
+            y = ctx.backend.matmul(x, w, trans_b=tb) + b
+            ctx.xp.maximum(y, 0, out=y)
+        ctx.pos = y > 0
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        nx, nw, nb = ctx.needs_input_grad
+        gm = g * _t(ctx.pos.astype(g.dtype))
+        tb = ctx.tb
+        gx = (MatMul.apply(gm, w) if tb else MatMul.apply(gm, w, tb=True)) if nx else None
+        gw = None
+        if nw:
+            gw = MatMul.apply(gm, x, ta=True) if tb else MatMul.apply(x, gm, ta=True)
+        gb = gm.sum(axis=0) if nb else None
+        return gx, gw, gb
