@@ -186,9 +186,9 @@ def case_mlp(repeats):
 def _import_jax(threads):
     global jax
     if threads:
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen="
-                                   f"{'true' if threads > 1 else 'false'} "
-                                   f"intra_op_parallelism_threads={threads}").strip()
+        flags = (f" --xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'}"
+                 f" intra_op_parallelism_threads={threads}")
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + flags).strip()
     try:
         import jax as _jax
         import jax.numpy  # noqa: F401

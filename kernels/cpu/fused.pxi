@@ -182,8 +182,8 @@ cdef int _adam_many(floating tag, list params, list grads, list exp_avgs, list e
             if vm.shape[0] != n:
                 raise ValueError(f"adam_step_many: parameter {i}: arrays of different lengths")
             pvm = &vm[0]
-        _adam_core(&p[0], &g[0], &m[0], &v[0], pvm, n, lr, beta1, beta2, eps, <double>bc1[i], <double>bc2[i],
-                   wd, threads)
+        _adam_core(&p[0], &g[0], &m[0], &v[0], pvm, n, lr, beta1, beta2, eps, <double>bc1[i],
+                   <double>bc2[i], wd, threads)
     return 0
 
 
@@ -233,7 +233,8 @@ cdef int _sgd_many(floating tag, list params, list grads, list bufs, double lr, 
                 pb = &b[0]
         if n == 0:
             continue
-        _sgd_core(&p[0], &g[0], pb, n, lr, momentum, dampening, nesterov, <bint>first_steps[i], threads)
+        _sgd_core(&p[0], &g[0], pb, n, lr, momentum, dampening, nesterov, <bint>first_steps[i],
+                  threads)
     return 0
 
 
