@@ -445,6 +445,42 @@ def report(res):
     return "\n".join(lines)
 
 
+def speedups(res):
+    """{peer: ours-vs-peer speed ratio (above 1: ours faster)} of one case's result."""
+    times, hib = res["times"], res.get("higher_is_better", False)
+    ours = times["tinygrad_lite"]
+    return {k: (ours / v if hib else v / ours) for k, v in times.items() if k != "tinygrad_lite"}
+
+
+def plot(runs, path):
+    """Bar chart of every case's speed ratios, one panel per thread count (``runs``: the JSON
+    documents written with ``--json``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(runs), figsize=(7 * len(runs), 6), sharey=True, squeeze=False)
+    for ax, run in zip(axes[0], runs):
+        labels, vals = [], []
+        for res in run["results"]:
+            for peer, r in speedups(res).items():
+                labels.append(f"{res['case']}\nvs {peer}")
+                vals.append(r)
+        ys = np.arange(len(labels))
+        ax.barh(ys, vals, color=["tab:green" if v >= 1 else "tab:red" for v in vals])
+        ax.axvline(1.0, color="k", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_yticks(ys)
+        ax.set_yticklabels(labels, fontsize=6)
+        ax.invert_yaxis()
+        ax.set_title(f"tinygrad_lite speed vs peer, {run.get('threads')} thread(s) "
+                     "(above 1: ours faster)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 CASES = {"tiny": case_tiny, "mlp": case_mlp, "predict1": lambda r: case_predict(r, 1),
          "predict256": lambda r: case_predict(r, 256), "jit": case_jit, "cnn": case_cnn,
          "lstm": lambda r: case_recurrent("lstm", r), "gru": lambda r: case_recurrent("gru", r)}
@@ -458,7 +494,16 @@ def main(argv=None):
                     help="threads for every runtime; a list (1,2) runs the suite once per entry")
     ap.add_argument("--only", default=",".join(CASES))
     ap.add_argument("--json", default=None)
+    ap.add_argument("--plot", default=None,
+                    help="draw a PNG of the ratios from the JSON files of --json (no timing)")
     args = ap.parse_args(argv)
+    if args.plot:
+        runs = []
+        for path in args.json.split(","):
+            with open(path) as f:
+                runs.append(json.load(f))
+        plot(runs, args.plot)
+        return 0
     threads = [int(t) for t in args.threads.split(",")] if args.threads else [None]
     if len(threads) > 1:     # one fresh process per thread count (XLA reads it at import)
         rc = 0

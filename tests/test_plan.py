@@ -275,3 +275,26 @@ def test_a_weight_that_stops_fitting_runs_eagerly_and_is_remembered():
         net(x)                # rebuilt once; the weight still does not fit: remembered as eager
         assert list(_plans(net).values()) == [None]
         np.testing.assert_array_equal(net(x).numpy(), _eager_nn(net, x.numpy()))
+
+
+def test_concurrent_predicts_from_threads_agree():
+    """The plan's buffers are used by one call at a time; other threads run eagerly."""
+    import threading
+
+    m = _mlp()
+    rng = np.random.default_rng(10)
+    xs = [rng.standard_normal((64, 13)).astype(np.float32) for _ in range(8)]
+    want = [m.predict(x, batch_size=64) for x in xs]
+    got = [None] * len(xs)
+
+    def work(i):
+        for _ in range(20):
+            got[i] = m.predict(xs[i], batch_size=64)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(xs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=2e-6, atol=1e-7)

@@ -21,6 +21,8 @@ tests compare the two bit for bit where the same kernels run.
 Next: models.py, where ``Sequential.predict`` asks for a plan.
 """
 
+import threading
+
 import numpy as np
 
 from . import backends as _backends
@@ -323,15 +325,19 @@ def _steps_for(layers, shape, dtype, fast):
 
 
 class Plan:
-    """The steps for one input shape and dtype; ``run(x)`` returns a fresh output array."""
+    """The steps for one input shape and dtype; ``run(x)`` returns a fresh output array.
 
-    __slots__ = ("steps", "layers", "buffers")
+    The buffers belong to the plan, so one call at a time may use it (``lock``); a call that
+    finds it busy (another thread is inside, the kernels release the GIL) runs eagerly."""
+
+    __slots__ = ("steps", "layers", "buffers", "lock")
 
     def __init__(self, layers, shape, dtype):
         fast = _backends.current().name == "cython"
         self.layers = tuple(layers)
         self.steps = tuple(s.run for s in _steps_for(self.layers, shape, dtype, fast))
         self.buffers = {id(getattr(s.__self__, "buf", None)) for s in self.steps}
+        self.lock = threading.Lock()
 
     def run(self, x):
         for step in self.steps:
@@ -374,8 +380,12 @@ def run(owner, layers, x):
         return None
     if not x.flags.c_contiguous:
         x = np.ascontiguousarray(x)
+    if not plan.lock.acquire(blocking=False):
+        return None                            # another thread is running this plan
     try:
         return plan.run(x)
     except Stale:
-        del plans[key]                         # a weight no longer fits: rebuild next time
+        plans.pop(key, None)                   # a weight no longer fits: rebuild next time
         return None
+    finally:
+        plan.lock.release()
