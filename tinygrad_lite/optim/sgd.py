@@ -56,6 +56,27 @@ class SGD(Optimizer):
     array([0.95, 2.1 ])
     """
 
+    def _update(self, p, grad, state, group):
+        """One parameter, in NumPy: the reference the fused kernel is tested against."""
+        lr, mu = group["lr"], group["momentum"]
+        if mu == 0:
+            p.data -= lr * grad           # the seed's update: theta <- theta - alpha grad J(theta)
+            return
+        buf = state.get("momentum_buffer")
+        if buf is None:
+            buf = state["momentum_buffer"] = array_module(p.data).array(grad, dtype=p.data.dtype)
+        else:
+            buf *= mu
+            buf += (1 - group["dampening"]) * grad
+        grad = grad + mu * buf if group["nesterov"] else buf
+        p.data -= lr * grad
+
+    def _update_group(self, items, group):
+        # The fast path: the whole group in one fused Cython call (optim/_fused.py); whatever
+        # it cannot take (NumPy backend active, other dtypes or layouts) runs _update above.
+        for p, grad in _fused.sgd_group(items, self.state, group):
+            self._update(p, grad, self.state[p], group)
+
     def __init__(
         self,
         params,
@@ -87,24 +108,3 @@ class SGD(Optimizer):
                 f"Nesterov momentum needs momentum > 0 and dampening = 0, got "
                 f"momentum={group['momentum']!r} and dampening={group['dampening']!r}",
             )
-
-    def _update(self, p, grad, state, group):
-        """One parameter, in NumPy: the reference the fused kernel is tested against."""
-        lr, mu = group["lr"], group["momentum"]
-        if mu == 0:
-            p.data -= lr * grad           # the seed's update: theta <- theta - alpha grad J(theta)
-            return
-        buf = state.get("momentum_buffer")
-        if buf is None:
-            buf = state["momentum_buffer"] = array_module(p.data).array(grad, dtype=p.data.dtype)
-        else:
-            buf *= mu
-            buf += (1 - group["dampening"]) * grad
-        grad = grad + mu * buf if group["nesterov"] else buf
-        p.data -= lr * grad
-
-    def _update_group(self, items, group):
-        # The fast path: the whole group in one fused Cython call (optim/_fused.py); whatever
-        # it cannot take (NumPy backend active, other dtypes or layouts) runs _update above.
-        for p, grad in _fused.sgd_group(items, self.state, group):
-            self._update(p, grad, self.state[p], group)
