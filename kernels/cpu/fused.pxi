@@ -18,8 +18,8 @@ cdef void _bias_act_rows(floating* c, Py_ssize_t m, Py_ssize_t n, const floating
                          int act) noexcept nogil:
     """for each row i: c[i, :] = act(c[i, :] + b)   (b may be NULL; act 1 = ReLU).
 
-    ReLU keeps NaN and -0.0 exactly as numpy.maximum(v, 0) does (v < 0 is false for both), so
-    the result is bitwise the eager ``maximum(x @ W + b, 0)``."""
+    ReLU as numpy.maximum(v, 0): v when v > 0 or v is NaN, else +0.0 (-0.0 becomes +0.0 too),
+    so the result is bitwise the eager ``maximum(x @ W + b, 0)``."""
     cdef Py_ssize_t i, j
     cdef floating v
     cdef floating* row
@@ -28,14 +28,14 @@ cdef void _bias_act_rows(floating* c, Py_ssize_t m, Py_ssize_t n, const floating
         if b != NULL and act == 1:
             for j in range(n):
                 v = row[j] + b[j]
-                row[j] = <floating>0 if v < 0 else v
+                row[j] = v if (v > 0 or v != v) else <floating>0
         elif b != NULL:
             for j in range(n):
                 row[j] = row[j] + b[j]
         elif act == 1:
             for j in range(n):
                 v = row[j]
-                row[j] = <floating>0 if v < 0 else v
+                row[j] = v if (v > 0 or v != v) else <floating>0
 
 
 def gemm_bias_act(const floating[:, ::1] A, const floating[:, ::1] B, bint trans_a, bint trans_b,
