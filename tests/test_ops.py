@@ -309,6 +309,32 @@ def _softmax_draw(d):
 
 
 @st.composite
+def _xent_draw(d):
+    """Logits (N, C) (N, C in 1..7, primes included) and int64 labels in [0, C)."""
+    n, c = d(st.integers(1, 7)), d(st.integers(1, 7))
+    labels = np.asarray(d(st.lists(st.integers(0, c - 1), min_size=n, max_size=n)), np.int64)
+    return (d(tst.arrays((n, c), low=-4.0, high=4.0)),), dict(labels=labels)
+
+
+def _xent_oracle(z, labels):
+    return -np.mean(np.log(ref.softmax(z, 1))[np.arange(len(labels)), labels])
+
+
+@st.composite
+def _linear_relu_draw(d):
+    """x (m, k), W in either layout, b (n,), with every pre-activation at least 0.1 from the
+    ReLU kink (finite differences across it would be meaningless)."""
+    m, k, n = (d(st.integers(1, 5)) for _ in range(3))
+    keras = d(st.booleans())
+    x = d(tst.arrays((m, k)))
+    w = d(tst.arrays((k, n) if keras else (n, k)))
+    b = d(tst.arrays((n,)))
+    pre = x @ (w if keras else w.T) + b
+    assume(np.abs(pre).min() > 0.1)
+    return (x, w, b), dict(keras_layout=keras)
+
+
+@st.composite
 def _embedding_draw(d):
     v, e = d(st.integers(1, 6)), d(st.integers(1, 4))
     idx = np.asarray(d(st.lists(st.integers(0, v - 1), min_size=1, max_size=6)))
@@ -436,6 +462,12 @@ CASES = [
     OpCase("softmax", lambda x, axis: x.softmax(axis), ref.softmax, draw=_softmax_draw()),
     OpCase("log_softmax", lambda x, axis: x.log_softmax(axis),
            lambda x, axis: np.log(ref.softmax(x, axis)), draw=_softmax_draw()),
+    OpCase("softmax_cross_entropy",
+           lambda z, labels: N.SoftmaxCrossEntropy.apply(z, labels=labels), _xent_oracle,
+           draw=_xent_draw()),
+    OpCase("linear_relu", F.linear_relu,
+           lambda x, w, b, keras_layout: np.maximum(x @ (w if keras_layout else w.T) + b, 0),
+           draw=_linear_relu_draw()),
     OpCase("matmul", lambda a, b: a @ b, np.matmul, draw=_matmul_draw()),
     OpCase("linear", F.linear, lambda x, w, b: x @ w.T + b, draw=_linear_draw(),
            covers=("matmul",)),

@@ -297,6 +297,9 @@ class Dense(Layer):
         return y + self.bias if self.bias is not None else y
 
     def call(self, x):
+        if (self.activation == "relu" and self.bias is not None and isinstance(x, Tensor)
+                and x.ndim == 2 and self.built and x.shape[1] == self.kernel.shape[0]):
+            return F.linear_relu(x, self.kernel, self.bias, keras_layout=True)  # one GEMM call
         return self._act(self.logits(x))
 
     def weight_tensors(self):

@@ -27,9 +27,11 @@ from collections import OrderedDict
 import numpy as np
 
 from . import layers as L
+from . import plan as _plan
 from .autograd import no_grad
 from .callbacks import CallbackList, History, TerminateOnNaN, write_line
 from .errors import LabelError, ModelFormatError, ShapeError, TinygradLiteError
+from .nn.losses import softmax_cross_entropy
 from .nn.module import Module
 from .tensor import Tensor, default_generator, manual_seed
 
@@ -200,7 +202,7 @@ def _as_array(a, name, op):
 
 
 def _check_finite(arr, name, op):
-    if arr.dtype.kind != "f":
+    if arr.dtype.kind != "f" or np.isfinite(arr).all():   # the common case: one cheap pass
         return
     bad = ~np.isfinite(arr)
     n = int(bad.sum())
@@ -565,6 +567,10 @@ class Sequential(Module):
             per = per if isinstance(per, Tensor) else Tensor(np.asarray(per, dtype=np.float32))
             if per.ndim > 1:
                 per = per.reshape(per.shape[0], -1).mean(axis=-1)
+        elif (c["task"] == "sparse" and (fused or c["from_logits"]) and wb is None
+              and out.ndim == 2 and len(yb)):
+            # mean of -log softmax(z)[y] as one fused Function (forward and backward in one pass)
+            per = softmax_cross_entropy(out, np.asarray(yb).reshape(-1).astype(np.int64))
         else:
             per = c["loss_fn"](out, yb, fused or c["from_logits"])
         if per.ndim == 0:
@@ -868,12 +874,23 @@ class Sequential(Module):
         if self._input_shape is None:
             self.build(x.shape[1:])
         self._require_built(op)
-        self.eval()
+        if self.training or any(layer.training for layer in self.layers):
+            self.eval()
+        if len(x) <= batch_size and self.layers:   # one batch: straight to the plan (plan.py)
+            y = _plan.run(self, self.layers, x)
+            if y is not None:
+                return y
         outs = []
         with no_grad():
             for s in range(0, len(x), batch_size):
-                outs.append(self._forward(Tensor(x[s:s + batch_size])).numpy())
-        return np.concatenate(outs, axis=0)
+                xb = x[s:s + batch_size]
+                # The compiled path (plan.py): kernel calls on preallocated buffers, no Tensors.
+                y = _plan.run(self, self.layers, xb) if self.layers else None
+                if y is None:                    # not plannable: the eager layers, all in eval
+                    self.eval()
+                    y = self._forward(Tensor(xb)).numpy()
+                outs.append(y)
+        return outs[0] if len(outs) == 1 else np.concatenate(outs, axis=0)
 
     def predict_classes(self, x, batch_size=None):
         """Class indices: argmax of the outputs (or output > 0.5 for a single unit)."""

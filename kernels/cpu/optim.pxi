@@ -203,12 +203,22 @@ def adam_step(floating[::1] param, const floating[::1] grad, floating[::1] exp_a
     The coupled (L2) weight decay and ``maximize`` are already folded into ``grad`` by the
     caller. ``max_exp_avg_sq`` may be None when ``amsgrad`` is false.
     """
-    cdef Py_ssize_t n = param.shape[0], nb, b, lo, hi, chunk
+    cdef Py_ssize_t n = param.shape[0]
     if n == 0:
         return
     cdef floating* vm = NULL
     if amsgrad:
         vm = &max_exp_avg_sq[0]
+    _adam_core(&param[0], &grad[0], &exp_avg[0], &exp_avg_sq[0], vm, n, lr, beta1, beta2, eps,
+               bias_correction1, bias_correction2_sqrt, weight_decay_decoupled, threads)
+
+
+cdef void _adam_core(floating* p, const floating* g, floating* m, floating* v, floating* vm,
+                     Py_ssize_t n, double lr, double beta1, double beta2, double eps,
+                     double bias_correction1, double bias_correction2_sqrt,
+                     double weight_decay_decoupled, int threads) noexcept:
+    """adam_step on raw pointers (shared with adam_step_many, fused.pxi); n > 0."""
+    cdef Py_ssize_t nb, b, lo, hi, chunk
     cdef bint decoupled = weight_decay_decoupled != 0
     # The scalars exactly as the NumPy code forms them (in double), then rounded to the dtype.
     cdef floating decay = <floating>(1.0 - lr * weight_decay_decoupled)
@@ -216,10 +226,6 @@ def adam_step(floating[::1] param, const floating[::1] grad, floating[::1] exp_a
     cdef floating b2 = <floating>beta2, omb2 = <floating>(1.0 - beta2)
     cdef floating bc2 = <floating>bias_correction2_sqrt, e = <floating>eps
     cdef floating step_size = <floating>(lr / bias_correction1)
-    cdef floating* p = &param[0]
-    cdef const floating* g = &grad[0]
-    cdef floating* m = &exp_avg[0]
-    cdef floating* v = &exp_avg_sq[0]
     cdef int isa = _K.isa
     if threads <= 1 or n < _OPTIM_PAR_MIN:
         with nogil:
@@ -285,16 +291,22 @@ def sgd_step(floating[::1] param, const floating[::1] grad, floating[::1] moment
     Weight decay and ``maximize`` are already folded into ``grad`` by the caller; pass
     ``momentum_buf=None`` when momentum is 0.
     """
-    cdef Py_ssize_t n = param.shape[0], nb, b, lo, hi, chunk
+    cdef Py_ssize_t n = param.shape[0]
     if n == 0:
         return
     cdef floating* bp = NULL
     if momentum_buf is not None:
         bp = &momentum_buf[0]
+    _sgd_core(&param[0], &grad[0], bp, n, lr, momentum, dampening, nesterov, first_step, threads)
+
+
+cdef void _sgd_core(floating* p, const floating* g, floating* bp, Py_ssize_t n, double lr,
+                    double momentum, double dampening, bint nesterov, bint first_step,
+                    int threads) noexcept:
+    """sgd_step on raw pointers (shared with sgd_step_many, fused.pxi); n > 0."""
+    cdef Py_ssize_t nb, b, lo, hi, chunk
     cdef floating flr = <floating>lr, mu = <floating>momentum
     cdef floating omd = <floating>(1.0 - dampening)
-    cdef floating* p = &param[0]
-    cdef const floating* g = &grad[0]
     if threads <= 1 or n < _OPTIM_PAR_MIN:
         with nogil:
             _sgd_range(p, g, bp, 0, n, flr, mu, omd, nesterov, first_step)

@@ -14,12 +14,12 @@ import pytest
 
 from tinygrad_lite import backends
 from tinygrad_lite.optim import SGD, Adam, AdamW
-from tinygrad_lite.optim import sgd as sgd_module
+from tinygrad_lite.optim import _fused
 
-if not sgd_module._cpu:
+if not _fused._cpu:
     pytest.skip("Cython kernels not built (or hidden by TINYGRAD_LITE_DISABLE_KERNELS=1)",
                 allow_module_level=True)
-_cpu = sgd_module._cpu
+_cpu = _fused._cpu
 
 SIZES = [1, 7, 257, 70000]
 DTYPES = [np.float32, np.float64]
@@ -77,25 +77,16 @@ def _assert_same(ref, got, dtype):
 
 @pytest.fixture(autouse=True)
 def _count_fused(monkeypatch):
-    """Count fused-kernel calls, so a test can check the fused path really ran."""
+    """Count fused-kernel calls (one per param group and dtype), so a test can check the fused
+    path really ran."""
     calls = {"n": 0}
-    real = sgd_module._fused_kernel
+    real = _fused.call
 
-    def counting(name, data, grad):
-        k = real(name, data, grad)
-        if k is None:
-            return None
+    def counting(name, *args):
+        calls["n"] += 1
+        return real(name, *args)
 
-        def call(*args):
-            calls["n"] += 1
-            return k(*args)
-
-        return call
-
-    monkeypatch.setattr(sgd_module, "_fused_kernel", counting)
-    import tinygrad_lite.optim.adam as adam_module
-
-    monkeypatch.setattr(adam_module, "_fused_kernel", counting)
+    monkeypatch.setattr(_fused, "call", counting)
     return calls
 
 
@@ -325,3 +316,98 @@ def test_kernel_threshold_and_threads():
         outs.append(p)
     np.testing.assert_array_equal(outs[0], outs[1])
     np.testing.assert_array_equal(outs[0], outs[2])
+
+
+# ------------------------------------------------------------------ one call per group ---
+
+def _group(dtypes=(np.float32,), shapes=((1,), (7,), (13, 5), (128, 31), (257,)), seed=20):
+    rng = np.random.default_rng(seed)
+    return [P(rng.standard_normal(s).astype(dt)) for dt in dtypes for s in shapes]
+
+
+def _step_group(params, opt, grads_per_step, backend):
+    with backends.use(backend):
+        for grads in grads_per_step:
+            for p, g in zip(params, grads):
+                p.grad = G(g.copy())
+            opt.step()
+
+
+@pytest.mark.parametrize("case", ["adam", "adamw_amsgrad", "sgd_momentum", "sgd_plain"])
+def test_one_call_per_group_is_bitwise_the_per_parameter_kernels(case, _count_fused):
+    """The group call (adam/sgd_step_many) against one adam_step/sgd_step call per parameter,
+    and against the NumPy path: the same bits."""
+    dtypes = (np.float32, np.float64)
+    base = _group(dtypes)
+    rng = np.random.default_rng(21)
+    grads = [[rng.standard_normal(p.data.shape).astype(p.data.dtype) for p in base]
+             for _ in range(STEPS)]
+
+    def make(params):
+        if case == "adam":
+            return Adam(params, lr=1e-2, weight_decay=0.01)
+        if case == "adamw_amsgrad":
+            return AdamW(params, lr=1e-2, amsgrad=True)
+        if case == "sgd_momentum":
+            return SGD(params, lr=0.1, momentum=0.9, nesterov=True)
+        return SGD(params, lr=0.1)
+
+    fused = [P(p.data.copy()) for p in base]
+    _step_group(fused, make(fused), grads, "cython")
+    assert _count_fused["n"] == 2 * STEPS          # one call per dtype per step
+    ref = [P(p.data.copy()) for p in base]
+    _step_group(ref, make(ref), grads, "numpy")
+    for a, b in zip(fused, ref):
+        np.testing.assert_array_equal(a.data, b.data)
+    # the single-parameter kernels, called by hand, one per parameter
+    for i, p0 in enumerate(base):
+        x = p0.data.copy().reshape(-1)
+        m, v, vm = np.zeros_like(x), np.zeros_like(x), np.zeros_like(x)
+        for t in range(1, STEPS + 1):
+            g = grads[t - 1][i].reshape(-1)
+            if case == "adam":
+                g = g + 0.01 * x
+                _cpu.adam_step(x, g, m, v, None, 1e-2, 0.9, 0.999, 1e-8, 1 - 0.9**t,
+                               np.sqrt(1 - 0.999**t), 0.0, False, 1)
+            elif case == "adamw_amsgrad":
+                _cpu.adam_step(x, g, m, v, vm, 1e-2, 0.9, 0.999, 1e-8, 1 - 0.9**t,
+                               np.sqrt(1 - 0.999**t), 1e-2, True, 1)
+            elif case == "sgd_momentum":
+                _cpu.sgd_step(x, g, m, 0.1, 0.9, 0.0, True, t == 1, 1)
+            else:
+                _cpu.sgd_step(x, g, None, 0.1, 0.0, 0.0, False, False, 1)
+        np.testing.assert_array_equal(fused[i].data.reshape(-1), x)
+
+
+def test_group_with_a_misfit_parameter_runs_it_on_numpy(_count_fused):
+    """An F-order parameter and a float64-grad-on-float32 parameter leave the group call; the
+    others still go through it, and every result equals the NumPy path."""
+    rng = np.random.default_rng(22)
+    shapes = [(5, 7), (5, 7), (9,)]
+    x0 = [rng.standard_normal(s) for s in shapes]
+    x0[0] = np.asfortranarray(x0[0])
+    x0[2] = x0[2].astype(np.float32)
+    grads = [[rng.standard_normal(s) for s in shapes] for _ in range(3)]
+    out = {}
+    for b in ("numpy", "cython"):
+        ps = [P(a.copy(order="K")) for a in x0]
+        opt = Adam(ps, lr=1e-2)
+        _step_group(ps, opt, grads, b)    # the float32 param gets float64 grads: NumPy path
+        out[b] = (ps, opt)
+    assert _count_fused["n"] == 3          # only parameter 1 was fused, once per step
+    for a, b in zip(out["cython"][0], out["numpy"][0]):
+        np.testing.assert_array_equal(a.data, b.data)
+    assert [out["cython"][1].state[p]["step"] for p in out["cython"][0]] == [3, 3, 3]
+
+
+def test_replaced_parameter_array_is_seen_by_the_cached_views():
+    """load_state_dict-style replacement of p.data: the cached flat views are rebuilt."""
+    p = P(np.ones(10, np.float32))
+    opt = SGD([p], lr=0.5)
+    with backends.use("cython"):
+        p.grad = G(np.ones(10, np.float32))
+        opt.step()
+        np.testing.assert_array_equal(p.data, 0.5)
+        p.data = np.full(10, 4.0, np.float32)
+        opt.step()
+        np.testing.assert_array_equal(p.data, 3.5)

@@ -38,6 +38,10 @@ _FLOATS = (_F32, _F64)
 _GEMM = {}
 if HAVE_CPU_KERNELS:
     _GEMM = {_F32: _cpu.gemm.__signatures__["float"], _F64: _cpu.gemm.__signatures__["double"]}
+    _GEMM_BIAS_ACT = {_F32: _cpu.gemm_bias_act.__signatures__["float"],
+                      _F64: _cpu.gemm_bias_act.__signatures__["double"]}
+    _SOFTMAX_XENT = {_F32: _cpu.softmax_xent.__signatures__["float"],
+                     _F64: _cpu.softmax_xent.__signatures__["double"]}
 
 
 
@@ -196,6 +200,30 @@ class CythonBackend(Backend):
 
     def deactivate(self):
         restore_blas_threads()
+
+    # ---- fused softmax cross-entropy (ops/nn.py SoftmaxCrossEntropy) ---------------------
+    def softmax_xent(self, z, labels, dz):
+        """Mean loss of C-contiguous float32/float64 logits z (N, C) for int labels (checked
+        by the caller), writing dz = (softmax - onehot) / N into dz (z's dtype and shape)."""
+        labels = np.ascontiguousarray(labels, dtype=np.int64)
+        return _SOFTMAX_XENT[z.dtype](z, labels, dz)
+
+    # ---- GEMM with a bias + ReLU epilogue (ops/nn.py LinearReLU, plan.py) ------------------
+    def gemm_bias_act(self, x, w, trans_b, bias, relu=True):
+        """act(x @ op(w) + bias) in one kernel call, or None (the caller falls back) unless x,
+        w, bias are C-contiguous 2-D/2-D/1-D arrays of one float dtype that fit."""
+        dt = x.dtype
+        if not (dt is w.dtype is bias.dtype and (dt is _F32 or dt is _F64) and x.ndim == 2
+                and w.ndim == 2 and bias.ndim == 1 and x.flags.c_contiguous
+                and w.flags.c_contiguous and bias.flags.c_contiguous):
+            return None
+        n, k = w.shape if trans_b else w.shape[::-1]
+        if k != x.shape[1] or bias.shape[0] != n:
+            return None
+        out = np.empty((x.shape[0], n), dtype=dt)
+        _GEMM_BIAS_ACT[dt](x, w, False, trans_b, bias, out, 1 if relu else 0,
+                           _threads._num_threads)
+        return out
 
     # ---- matmul -----------------------------------------------------------------------------
     def matmul(self, a, b, trans_a=False, trans_b=False, out=None, accumulate=False):

@@ -5,8 +5,13 @@ Next: activation.py.
 
 from collections import OrderedDict
 
+from .. import plan as _plan
+from ..autograd import is_grad_enabled
+from ..tensor import Tensor
+from . import functional as F
 from .activation import ReLU
 from .conv import Conv2d
+from .linear import Linear
 from .module import Module
 from .normalization import BatchNorm2d
 
@@ -30,9 +35,27 @@ class Sequential(Module):
                 self.add_module(str(i), m)
 
     def forward(self, x):
-        for m in self._modules.values():
+        mods = list(self._modules.values())
+        i = 0
+        while i < len(mods):
+            m = mods[i]
+            if _linear_then_relu(m, mods[i + 1] if i + 1 < len(mods) else None):
+                x = F.linear_relu(x, m.weight, m.bias)   # one fused Function, the same values
+                i += 2
+                continue
             x = m(x)
+            i += 1
         return x
+
+    def __call__(self, *args, **kwargs):
+        # Eval mode under no_grad: the compiled path (tinygrad_lite/plan.py) runs the chain as
+        # kernel calls on preallocated buffers; it returns None for what it cannot run.
+        if (not self.training and len(args) == 1 and not kwargs and not self._forward_hooks
+                and not is_grad_enabled() and type(args[0]) is Tensor):
+            y = _plan.run(self, self._modules.values(), args[0].data)
+            if y is not None:
+                return Tensor._wrap(y, False)
+        return Module.__call__(self, *args, **kwargs)
 
     def append(self, module):
         self.add_module(str(len(self._modules)), module)
@@ -49,6 +72,12 @@ class Sequential(Module):
         if isinstance(i, slice):
             return Sequential(OrderedDict(list(self._modules.items())[i]))
         return mods[i]
+
+
+def _linear_then_relu(m, nxt):
+    """True for a Linear (with bias) followed by a ReLU, neither with forward hooks."""
+    return (type(m) is Linear and type(nxt) is ReLU and m.bias is not None
+            and not m._forward_hooks and not nxt._forward_hooks)
 
 
 class ModuleList(Module):

@@ -73,6 +73,22 @@ def linear(x, weight, bias=None):
     return y if bias is None else y + bias
 
 
+def linear_relu(x, weight, bias, keras_layout=False):
+    """relu(x W^T + b) (or relu(x W + b) with ``keras_layout``: W of shape (in, out)) as one
+    fused Function (the GEMM with a bias + ReLU epilogue); the same values as
+    ``linear(x, weight, bias).relu()``, which runs instead for anything but 2-D x and one float
+    dtype."""
+    x = _tensor(x)
+    if (x.ndim == 2 and weight.ndim == 2 and bias is not None and x.dtype == weight.dtype
+            == bias.dtype and x.dtype.kind == "f"
+            and x.shape[-1] == weight.shape[0 if keras_layout else 1]):
+        return N.LinearReLU.apply(x, weight, bias, tb=not keras_layout)
+    if keras_layout:
+        y = x @ weight
+        return (y if bias is None else y + bias).relu()
+    return linear(x, weight, bias).relu()
+
+
 def dropout(x, p=0.5, training=True, generator=None):
     """Inverted dropout: zero each element with probability p and scale the rest by 1/(1-p), so
     the expected value is unchanged and evaluation needs no rescaling. Identity when not

@@ -279,8 +279,25 @@ def cross_entropy(
     tkind = (target.dtype if isinstance(target, Tensor) else np.asarray(target).dtype).kind
     if tkind == "f" and tshape == tuple(input.shape):
         return _soft_ce(op, input, target, weight, reduction, label_smoothing, axis=1)
+    if (input.ndim == 2 and weight is None and reduction == "mean" and not label_smoothing
+            and input.dtype.kind == "f" and tshape == (input.shape[0],) and input.shape[0]):
+        labels, valid = _labels(op, target, input.shape[1], ignore_index)
+        if valid.all():   # the common case: one fused Function (ops/nn.py)
+            return softmax_cross_entropy(input, labels)
     logp = input.log_softmax(axis=1 if input.ndim > 1 else 0)
     return _nll(op, logp, target, weight, ignore_index, reduction, label_smoothing)
+
+
+def softmax_cross_entropy(logits, labels):
+    """Mean cross-entropy of logits (N, C) and int64 labels (N,) in [0, C), as one fused
+    Function: -(1/N) sum_i log softmax(z_i)[y_i] (``cross_entropy``'s common case).
+
+    >>> round(softmax_cross_entropy(Tensor([[2., 0., 0.]]), np.array([0])).item(), 4)
+    0.2395
+    """
+    from ..ops.nn import SoftmaxCrossEntropy
+
+    return SoftmaxCrossEntropy.apply(_as_tensor(logits), labels=np.asarray(labels, np.int64))
 
 
 def _soft_ce(op, logits, target, weight, reduction, label_smoothing, axis, logp=None):

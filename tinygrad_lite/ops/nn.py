@@ -340,3 +340,103 @@ def check_same_float(op, a, b):
     if a.dtype != b.dtype and (a.dtype.kind == "f" or b.dtype.kind == "f"):
         raise DTypeError(f"{op}: both operands must have the same dtype, got {a.dtype} and "
                          f"{b.dtype}; convert one with .float() (float32) or .double() (float64)")
+# ------------------------------------------------------------------ softmax cross-entropy ---
+
+
+def _bad_labels(labels, c):
+    from ..errors import LabelError
+
+    bad = labels[(labels < 0) | (labels >= c)]
+    raise LabelError(f"softmax_cross_entropy: class labels must be in [0, {c}), got "
+                     f"{sorted(set(bad.tolist()))[:5]}")
+
+
+@register("softmax_cross_entropy")
+class SoftmaxCrossEntropy(Function):
+    """Mean cross-entropy of logits z (N, C) and integer labels y (N,), forward and backward in
+    one pass:  L = (1/N) sum_i [logsumexp(z_i) - z_i,y_i];
+    dL/dz_ij = g (softmax(z_i)_j - [j == y_i]) / N.
+
+    The forward already computes softmax(z) for the log-sum-exp, so it keeps the gradient
+    (softmax - onehot) / N; backward is one multiply by g. On the Cython backend both come from
+    one kernel call (``_cpu.softmax_xent``). Under ``create_graph`` the backward recomputes
+    softmax(z) with Tensor ops, so the gradient is differentiable again. The caller
+    (``nn.functional.cross_entropy``) checks the labels lie in [0, C).
+    """
+
+    @staticmethod
+    def forward(ctx, z, labels):
+        xp, n = ctx.xp, z.shape[0]
+        kernel = getattr(ctx.backend, "softmax_xent", None)
+        if (kernel is not None and z.ndim == 2 and z.flags.c_contiguous
+                and z.dtype.kind == "f" and z.dtype.itemsize >= 4):
+            dz = xp.empty_like(z)
+            loss = kernel(z, labels, dz)
+            if loss < 0:
+                _bad_labels(labels, z.shape[1])
+        else:
+            if n and (labels.min() < 0 or labels.max() >= z.shape[1]):
+                _bad_labels(labels, z.shape[1])
+            s = z - z.max(axis=1, keepdims=True)
+            lse = xp.log(xp.exp(s).sum(axis=1, keepdims=True))
+            rows = xp.arange(n)
+            loss = (lse[:, 0] - s[rows, labels]).sum() / max(n, 1)
+            dz = xp.exp(s - lse)
+            dz[rows, labels] -= 1
+            dz *= 1.0 / max(n, 1)
+        ctx.save(z)
+        ctx.dz, ctx.labels = dz, labels
+        return xp.asarray(loss, dtype=z.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        from ..autograd import is_grad_enabled
+
+        if not is_grad_enabled():                # the usual case: the gradient is ready
+            return (g * _t(ctx.dz),)
+        (z,) = ctx.saved_tensors                 # create_graph: a differentiable formula
+        n, c = z.shape
+        onehot = ctx.xp.zeros((n, c), dtype=z.dtype)
+        onehot[ctx.xp.arange(n), ctx.labels] = 1
+        return ((z.softmax(axis=1) - _t(onehot)) * (g * (1.0 / max(n, 1))),)
+
+
+# ------------------------------------------------------------------ linear + ReLU ---
+
+
+@register("linear_relu")
+class LinearReLU(Function):
+    """y = max(x op(W) + b, 0) for 2-D x, with op(W) = W^T when ``tb`` (nn.Linear's (out, in)
+    layout) else W (Keras' (in, out) kernel);  with m = [y > 0] and gm = g * m:
+    dx = gm op(W)^T,  dW = x^T gm (or gm^T x when ``tb``),  db = sum over rows of gm.
+
+    One kernel call forward on the Cython backend: the GEMM with a bias + ReLU epilogue
+    (``_cpu.gemm_bias_act``); elsewhere matmul, add and maximum. Either way the values are bit
+    for bit those of ``relu(linear(x, W, b))``. The backward is written with MatMul, so the
+    gradient is differentiable again (the mask is a constant, as in ReLU).
+    """
+
+    @staticmethod
+    def forward(ctx, x, w, b, tb=False):
+        ctx.save(x, w)
+        ctx.tb = tb
+        fused = getattr(ctx.backend, "gemm_bias_act", None)
+        y = fused(x, w, tb, b, relu=True) if fused is not None else None
+        if y is None:
+            y = ctx.backend.matmul(x, w, trans_b=tb) + b
+            ctx.xp.maximum(y, 0, out=y)
+        ctx.pos = y > 0
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        nx, nw, nb = ctx.needs_input_grad
+        gm = g * _t(ctx.pos.astype(g.dtype))
+        tb = ctx.tb
+        gx = (MatMul.apply(gm, w) if tb else MatMul.apply(gm, w, tb=True)) if nx else None
+        gw = None
+        if nw:
+            gw = MatMul.apply(gm, x, ta=True) if tb else MatMul.apply(x, gm, ta=True)
+        gb = gm.sum(axis=0) if nb else None
+        return gx, gw, gb

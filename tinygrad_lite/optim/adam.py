@@ -5,11 +5,8 @@ Next: rmsprop.py and adagrad.py, the two ideas Adam combines.
 
 import math
 
-import numpy as np
-
-from tinygrad_lite.backends import threads as _threads
+from tinygrad_lite.optim import _fused
 from tinygrad_lite.optim.optimizer import Optimizer, array_module
-from tinygrad_lite.optim.sgd import _fused_arrays, _fused_kernel
 
 __all__ = ["Adam", "AdamW"]
 
@@ -31,10 +28,11 @@ class Adam(Optimizer):
     :math:`1 - \beta^t` removes that bias. With ``amsgrad=True`` the denominator uses the running
     maximum :math:`\max_{s \le t} v_s` (bias-corrected) so the step size never grows back.
 
-    With the Cython backend active (``tinygrad_lite.backends.current().name == "cython"``) and
-    NumPy float32/float64 arrays, the whole update runs as one fused pass over each parameter
-    (``tinygrad_lite._cpu.adam_step``, kernels/cpu/optim.pxi); otherwise the NumPy code in
-    ``_update`` below runs -- it is the reference the fused kernel is tested against.
+    ``_update`` below is the update in NumPy, one parameter at a time -- the reference. With the
+    Cython backend active (``tinygrad_lite.backends.current().name == "cython"``) and NumPy
+    float32/float64 arrays, ``step`` instead updates the whole param group in one fused kernel
+    call (``tinygrad_lite._cpu.adam_step_many``, optim/_fused.py): one pass over each parameter,
+    the same operations in the same order.
 
     Parameters
     ----------
@@ -103,9 +101,6 @@ class Adam(Optimizer):
                 state["max_exp_avg_sq"] = xp.zeros_like(p.data)
         state["step"] += 1
         t = state["step"]
-        kernel = _fused_kernel("adam_step", p.data, grad)
-        if kernel is not None and self._fused(kernel, p, grad, state, group, t):
-            return
         if wd != 0 and group["decoupled_weight_decay"]:
             p.data *= 1 - lr * wd  # AdamW: shrink theta itself, not through m and v
         m, v = state["exp_avg"], state["exp_avg_sq"]
@@ -135,24 +130,11 @@ class Adam(Optimizer):
         tmp *= step_size
         p.data -= tmp                              # theta -= lr m_hat / denom
 
-    def _fused(self, kernel, p, grad, state, group, t):
-        """The same step as one pass of the Cython kernel; False (nothing done) when the state
-        arrays don't fit it (wrong dtype or layout, e.g. set by hand), so the NumPy path runs."""
-        amsgrad = group["amsgrad"]
-        if amsgrad and "max_exp_avg_sq" not in state:
-            # amsgrad switched on mid-run: the NumPy path starts the maximum at v_t; starting it
-            # at 0 gives max(0, v_t) = v_t, the same values, inside the kernel.
-            state["max_exp_avg_sq"] = np.zeros_like(p.data)
-        vmax = state["max_exp_avg_sq"] if amsgrad else None
-        flat = _fused_arrays(p.data, grad, state["exp_avg"], state["exp_avg_sq"], vmax)
-        if flat is None:
-            return False
-        (b1, b2), wd = group["betas"], group["weight_decay"]
-        wd_decoupled = wd if group["decoupled_weight_decay"] else 0.0
-        # bias corrections 1 - b1^t and sqrt(1 - b2^t) in double, exactly as the NumPy path
-        kernel(*flat, group["lr"], b1, b2, group["eps"], 1 - b1**t, math.sqrt(1 - b2**t),
-               wd_decoupled, amsgrad, _threads._num_threads)
-        return True
+    def _update_group(self, items, group):
+        # The fast path: the whole group in one fused Cython call (optim/_fused.py); whatever
+        # it cannot take (NumPy backend active, other dtypes or layouts) runs _update above.
+        for p, grad in _fused.adam_group(items, self.state, group):
+            self._update(p, grad, self.state[p], group)
 
 
 class AdamW(Adam):

@@ -190,6 +190,7 @@ class Optimizer:
         if closure is not None:
             loss = closure()
         for group in self.param_groups:
+            items = []
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -204,13 +205,20 @@ class Optimizer:
                 wd = group.get("weight_decay", 0)
                 if wd and not group.get("decoupled_weight_decay", False):
                     grad = grad + wd * p.data      # L2 penalty wd/2 |theta|^2 in the gradient
-                self._update(p, grad, self.state[p], group)
+                items.append((p, grad))
+            self._update_group(items, group)
         return loss
 
     def _update(self, p, grad, state, group):
         """Update ``p.data`` in place. ``grad`` already has ``maximize`` and the coupled (L2)
         ``weight_decay`` applied by ``step``; ``state`` is this parameter's dict."""
         raise NotImplementedError
+
+    def _update_group(self, items, group):
+        """Update every ``(param, grad)`` pair of one group: ``_update`` on each. SGD and Adam
+        override it to hand the whole group to one fused kernel call (optim/_fused.py)."""
+        for p, grad in items:
+            self._update(p, grad, self.state[p], group)
 
     # ---- checkpoints ----------------------------------------------------------------------
     def state_dict(self):
@@ -231,10 +239,12 @@ class Optimizer:
         state = {}
         for p in self.state:
             if id(p) in index and self.state[p]:
-                state[index[id(p)]] = {
+                packed = {
                     k: _to_numpy(v) if _is_array(v) else copy.deepcopy(v)
                     for k, v in self.state[p].items() if not k.startswith("_")  # scratch
                 }
+                if packed:
+                    state[index[id(p)]] = packed
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict):

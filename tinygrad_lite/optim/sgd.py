@@ -3,67 +3,10 @@
 Next: adam.py, per-coordinate step sizes from running moments of the gradient.
 """
 
-import numpy as np
-
-from tinygrad_lite import backends as _backends
-from tinygrad_lite.backends import threads as _threads
+from tinygrad_lite.optim import _fused
 from tinygrad_lite.optim.optimizer import Optimizer, array_module
 
-from tinygrad_lite.backends._ext import load_cpu_kernels
-
-_cpu, _ = load_cpu_kernels()   # None: the extension is not built (or disabled); NumPy updates
-
 __all__ = ["SGD"]
-
-# ---- the fused path (shared with adam.py) ----------------------------------------------------
-# tinygrad_lite._cpu.sgd_step / adam_step (kernels/cpu/optim.pxi) do a whole update in one pass
-# over each parameter. They trust their inputs, so every check happens here; whatever does not
-# pass runs the NumPy code, which stays the reference.
-
-_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
-_KERNELS = {}
-if _cpu is not None:
-    for _name in ("sgd_step", "adam_step"):
-        # the float/double specializations, picked by dtype (skips Cython's fused dispatch)
-        _sig = getattr(_cpu, _name).__signatures__
-        _KERNELS[_name] = {_F32: _sig["float"], _F64: _sig["double"]}
-
-
-def _fused_kernel(name, data, grad):
-    """The fused kernel ``name`` specialized for ``data``'s dtype, or None when the NumPy path
-    must run: extension not built, a backend other than ``cython`` active (so
-    ``TINYGRAD_LITE_BACKEND=numpy`` and ``backends.use("numpy")`` give the NumPy path), not a
-    NumPy float32/float64 array, or a gradient of another dtype."""
-    if (
-        not _KERNELS
-        or type(data) is not np.ndarray
-        or type(grad) is not np.ndarray
-        or grad.dtype != data.dtype
-        or data.dtype not in (_F32, _F64)
-        or _backends.current().name != "cython"
-    ):
-        return None
-    return _KERNELS[name][data.dtype]
-
-
-def _fused_arrays(data, grad, *state):
-    """1-D C-contiguous views ``[param, grad, *state]`` for a fused kernel, or None when the
-    parameter or a state array (None entries pass through) has another dtype, shape or layout.
-    A non-contiguous gradient is copied (it is only read)."""
-    dt, shape = data.dtype, data.shape
-    if not data.flags.c_contiguous:
-        return None
-    for a in state:
-        if a is not None and (
-            type(a) is not np.ndarray or a.dtype != dt or a.shape != shape
-            or not a.flags.c_contiguous
-        ):
-            return None
-    if not grad.flags.c_contiguous:
-        grad = np.ascontiguousarray(grad)
-    return [data.reshape(-1), grad.reshape(-1)] + [
-        None if a is None else a.reshape(-1) for a in state
-    ]
 
 
 class SGD(Optimizer):
@@ -85,9 +28,10 @@ class SGD(Optimizer):
     Momentum keeps a running direction ``b`` so steps build up along consistent slopes and
     oscillations across a narrow valley cancel; Nesterov looks one momentum step ahead.
 
-    With the Cython backend active and NumPy float32/float64 arrays the update runs as one fused
-    pass (``tinygrad_lite._cpu.sgd_step``, kernels/cpu/optim.pxi); otherwise the NumPy code in
-    ``_update`` runs -- the reference the fused kernel is tested against.
+    ``_update`` below is that update in NumPy, one parameter at a time -- the reference. With the
+    Cython backend active and NumPy float32/float64 arrays, ``step`` instead updates the whole
+    param group in one fused kernel call (``tinygrad_lite._cpu.sgd_step_many``, optim/_fused.py),
+    with the same per-element operations in the same order.
 
     Parameters
     ----------
@@ -111,6 +55,27 @@ class SGD(Optimizer):
     >>> SGD([p], lr=0.1).step(); p.data
     array([0.95, 2.1 ])
     """
+
+    def _update(self, p, grad, state, group):
+        """One parameter, in NumPy: the reference the fused kernel is tested against."""
+        lr, mu = group["lr"], group["momentum"]
+        if mu == 0:
+            p.data -= lr * grad           # the seed's update: theta <- theta - alpha grad J(theta)
+            return
+        buf = state.get("momentum_buffer")
+        if buf is None:
+            buf = state["momentum_buffer"] = array_module(p.data).array(grad, dtype=p.data.dtype)
+        else:
+            buf *= mu
+            buf += (1 - group["dampening"]) * grad
+        grad = grad + mu * buf if group["nesterov"] else buf
+        p.data -= lr * grad
+
+    def _update_group(self, items, group):
+        # The fast path: the whole group in one fused Cython call (optim/_fused.py); whatever
+        # it cannot take (NumPy backend active, other dtypes or layouts) runs _update above.
+        for p, grad in _fused.sgd_group(items, self.state, group):
+            self._update(p, grad, self.state[p], group)
 
     def __init__(
         self,
@@ -143,30 +108,3 @@ class SGD(Optimizer):
                 f"Nesterov momentum needs momentum > 0 and dampening = 0, got "
                 f"momentum={group['momentum']!r} and dampening={group['dampening']!r}",
             )
-
-    def _update(self, p, grad, state, group):
-        lr, mu = group["lr"], group["momentum"]
-        kernel = _fused_kernel("sgd_step", p.data, grad)
-        if kernel is not None:
-            buf = state.get("momentum_buffer") if mu != 0 else None
-            first = mu != 0 and buf is None
-            if first:  # the kernel fills it with g on the first step
-                buf = np.empty_like(p.data)
-            flat = _fused_arrays(p.data, grad, buf)
-            if flat is not None:
-                if first:
-                    state["momentum_buffer"] = buf
-                kernel(*flat, lr, mu, group["dampening"], group["nesterov"], first,
-                       _threads._num_threads)
-                return
-        if mu != 0:
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = array_module(p.data).array(
-                    grad, dtype=p.data.dtype
-                )
-            else:
-                buf *= mu
-                buf += (1 - group["dampening"]) * grad
-            grad = grad + mu * buf if group["nesterov"] else buf
-        p.data -= lr * grad
