@@ -97,7 +97,8 @@ class Tensor:
            [6., 8.]], dtype=float32)
     """
 
-    __slots__ = ("data", "grad", "_requires_grad", "_node", "_retains_grad", "__weakref__")
+    __slots__ = ("data", "grad", "_requires_grad", "_node", "_retains_grad", "_hooks",
+                 "__weakref__")
     __array_ufunc__ = None  # ndarray * Tensor -> Tensor.__rmul__, not an object array
     __array_priority__ = 1000
 
@@ -109,6 +110,7 @@ class Tensor:
         self._node = None
         self._retains_grad = False
         self._requires_grad = False
+        self._hooks = None   # None or a list of callables h(grad) (see autograd.run_backward)
         if requires_grad:
             self.requires_grad_(True)
 
@@ -120,6 +122,7 @@ class Tensor:
         t._node = None
         t._retains_grad = False
         t._requires_grad = requires_grad
+        t._hooks = None
         return t
 
     # ---- attributes ---------------------------------------------------------------------
@@ -254,18 +257,23 @@ class Tensor:
         freed afterwards unless ``retain_graph``; ``create_graph`` records the backward pass
         itself for higher-order derivatives.
         """
-        g = autograd._default_grad(self, gradient, "backward")
+        g = autograd._default_grad(self, gradient, "backward", cached=not create_graph)
         autograd.run_backward([self], [g], retain_graph or create_graph, create_graph)
 
     def _accumulate_grad(self, g, create_graph):
         # The first gradient is copied: backward rules may hand the same array to several
         # inputs (add) or a read-only broadcast view, and optimizers/clipping edit .grad in place.
+        # ``g`` is a Tensor on the graph walk (create_graph) and a raw array on the lean walk.
         if create_graph:
             self.grad = g if self.grad is None else self.grad + g
-        elif self.grad is None:
-            self.grad = Tensor._wrap(g.xp.array(g.data, copy=True), False)
+            return
+        if isinstance(g, Tensor):
+            g = g.data
+        if self.grad is None:
+            self.grad = Tensor._wrap(g.copy(order="K") if type(g) is np.ndarray else
+                                     _xp_of(g).array(g, copy=True), False)
         else:
-            self.grad.data = self.grad.data + g.data
+            self.grad.data = self.grad.data + g
 
     def zero_(self):
         self.data[...] = 0

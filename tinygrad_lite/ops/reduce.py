@@ -6,7 +6,7 @@ The backward pass of every reduction first puts the reduced axes back (as size-1
 Next: movement.py (reshape, transpose, indexing), ops that only move elements around.
 """
 
-from ..autograd import Function, register
+from ..autograd import Function, call, const_like, register
 from ..errors import ShapeError
 
 
@@ -34,6 +34,8 @@ def keepdims_shape(shape, axes):
 class Sum(Function):
     """y = sum_{i in axes} x_i;  dy/dx_i = 1: the gradient is broadcast back over the axes."""
 
+    array_backward = True
+
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
         ctx.in_shape = x.shape
@@ -45,13 +47,15 @@ class Sum(Function):
         from .movement import Expand, Reshape
 
         if g.shape != ctx.kd_shape:
-            g = Reshape.apply(g, shape=ctx.kd_shape)
-        return (Expand.apply(g, shape=ctx.in_shape) if g.shape != ctx.in_shape else g,)
+            g = call(Reshape, g, shape=ctx.kd_shape)
+        return (call(Expand, g, shape=ctx.in_shape) if g.shape != ctx.in_shape else g,)
 
 
 @register("prod")
 class Prod(Function):
     """y = prod_i x_i;  dy/dx_i = prod_{j != i} x_j = y / x_i  (domain: x != 0)."""
+
+    array_backward = True
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
@@ -69,6 +73,8 @@ class Prod(Function):
 class _Extremum(Function):
     """y = max_i x_i (or min);  dy/dx_i = [x_i == y] / (number of ties): ties share evenly."""
 
+    array_backward = True
+
     reducer = None
 
     @classmethod
@@ -83,9 +89,7 @@ class _Extremum(Function):
 
     @staticmethod
     def backward(ctx, g):
-        from ..tensor import Tensor
-
-        return (g.reshape(ctx.kd_shape) * Tensor._wrap(ctx.share.astype(g.dtype), False),)
+        return (g.reshape(ctx.kd_shape) * const_like(ctx.share, g),)
 
 
 @register("max")
