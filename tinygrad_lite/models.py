@@ -69,7 +69,16 @@ _EPS = 1e-7  # Keras' epsilon: probabilities are clipped to [eps, 1 - eps] befor
 
 
 def _onehot(y, c, dtype):
+    if y.ndim == 2:      # already one-hot: fit(jit=True) passes it in as a step argument
+        return _target(y, y)
     return Tensor(np.eye(c, dtype=dtype)[y])
+
+
+def _target(y, out):
+    """Labels as a constant Tensor of out's dtype and shape. No copy when they already fit, so a
+    jitted step (fit(jit=True)) sees the very array it was given as an argument."""
+    y = y.astype(out.dtype, copy=False)
+    return Tensor(y if y.shape == out.shape else y.reshape(out.shape))
 
 
 def _sparse_ce(out, y, from_logits):
@@ -79,13 +88,13 @@ def _sparse_ce(out, y, from_logits):
 
 
 def _categorical_ce(out, y, from_logits):
-    t = Tensor(y.astype(out.dtype))
+    t = _target(y, out)
     logp = out.log_softmax(axis=-1) if from_logits else out.clip(_EPS, 1 - _EPS).log()
     return -(logp * t).sum(axis=-1)
 
 
 def _binary_ce(out, y, from_logits):
-    t = Tensor(y.astype(out.dtype).reshape(out.shape))
+    t = _target(y, out)
     if from_logits:   # -[t log s(z) + (1-t) log(1-s(z))] = softplus(z) - t z, stable for any z
         per = out.softplus() - t * out
     else:
@@ -96,7 +105,7 @@ def _binary_ce(out, y, from_logits):
 
 def _regression(kind):
     def loss(out, y, from_logits=False):
-        e = out - Tensor(y.astype(out.dtype).reshape(out.shape))
+        e = out - _target(y, out)
         if kind == "mse":
             per = e * e
         elif kind == "mae":
@@ -553,8 +562,9 @@ class Sequential(Module):
         return y
 
     # ---- loss ------------------------------------------------------------------------
-    def _loss(self, xb, yb, wb):
-        """(scalar loss Tensor, numpy probabilities) for one batch."""
+    def _loss(self, xb, yb, wb, probs=True):
+        """(scalar loss Tensor, numpy probabilities) for one batch; with ``probs=False``
+        (scalar loss Tensor, output Tensor), reading nothing back (a jitted step)."""
         c = self._compiled
         fused = (not c["from_logits"] and self._fusable() is not None and
                  ((c["task"] in ("sparse", "categorical") and self._fusable() == "softmax") or
@@ -572,7 +582,14 @@ class Sequential(Module):
         elif wb is None:
             loss = per.mean()
         else:   # Keras' sum_over_batch_size: sum(w_i l_i) / n
-            loss = (per * Tensor(wb.astype(per.dtype))).sum() / per.shape[0]
+            loss = (per * Tensor(wb.astype(per.dtype, copy=False))).sum() / per.shape[0]
+        return (loss, self._probs(out)) if probs else (loss, out)
+
+    def _probs(self, out):
+        c = self._compiled
+        fused = (not c["from_logits"] and self._fusable() is not None and
+                 ((c["task"] in ("sparse", "categorical") and self._fusable() == "softmax") or
+                  (c["task"] == "binary" and self._fusable() == "sigmoid")))
         probs = out.numpy()
         if fused or c["from_logits"]:
             logits_task = c["task"] in ("sparse", "categorical") or (
@@ -581,7 +598,7 @@ class Sequential(Module):
                 probs = 1.0 / (1.0 + np.exp(-probs))
             elif logits_task:
                 probs = _softmax_np(probs)
-        return loss, probs
+        return probs
 
     def _reg_loss(self):
         total = None
@@ -598,7 +615,7 @@ class Sequential(Module):
     # ---- fit -------------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
-            sample_weight=None, initial_epoch=0, seed=None):
+            sample_weight=None, initial_epoch=0, seed=None, jit=False):
         """Train for ``epochs`` passes over (x, y); returns a ``History``.
 
         Parameters
@@ -616,6 +633,10 @@ class Sequential(Module):
         class_weight : {class: weight} multiplying each sample's loss; every class present in
             y needs an entry (as Keras)
         seed : seeds weight init (for a model built here), dropout and shuffling
+        jit : capture the training step with ``tinygrad_lite.jit`` (the first two batches of
+            each shape run eagerly and record, later ones replay; bitwise equal to eager). It
+            raises ``JitError`` where the step cannot be captured (e.g. Dropout, whose random
+            mask differs per batch). A non-finite loss is then seen after its update, not before
 
         Returns
         -------
@@ -693,6 +714,7 @@ class Sequential(Module):
         tqdm = None
         if verbose == 1:
             from tqdm import tqdm
+        jit_step = self._jit_step() if jit else None
         cb.on_train_begin({})
         for epoch in range(initial_epoch, epochs):
             cb.on_epoch_begin(epoch, {})
@@ -708,10 +730,16 @@ class Sequential(Module):
             for step in range(steps):
                 idx = order[step * batch_size:(step + 1) * batch_size]
                 cb.on_train_batch_begin(step, {"batch": step, "size": len(idx)})
-                loss, probs = self._loss(Tensor(x[idx]), y[idx], None if sw is None else sw[idx])
-                reg = self._reg_loss()
-                total = loss if reg is None else loss + reg
-                value = float(total.item())
+                if jit_step is not None:    # forward, backward and step, captured
+                    total, out = jit_step(x[idx], self._jit_target(y[idx], out_shape),
+                                          None if sw is None else sw[idx].astype(np.float32))
+                    value, probs = float(total.item()), self._probs(out)
+                else:
+                    loss, probs = self._loss(Tensor(x[idx]), y[idx],
+                                             None if sw is None else sw[idx])
+                    reg = self._reg_loss()
+                    total = loss if reg is None else loss + reg
+                    value = float(total.item())
                 if not math.isfinite(value):
                     if bar is not None:
                         bar.close()
@@ -722,9 +750,10 @@ class Sequential(Module):
                         f"fit: the loss became {value} at epoch {epoch + 1}, batch {step + 1}; "
                         "lower the learning rate, scale the inputs (e.g. MinMaxScaler), check "
                         "the labels, or pass callbacks=[TerminateOnNaN()] to stop quietly")
-                self.optimizer.zero_grad()
-                total.backward()
-                self.optimizer.step()
+                if jit_step is None:
+                    self.optimizer.zero_grad()
+                    total.backward()
+                    self.optimizer.step()
                 loss_sum += value * len(idx)
                 seen += len(idx)
                 for m in mets:
@@ -752,6 +781,33 @@ class Sequential(Module):
         cb.on_train_end({})
         self.eval()
         return history
+
+    def _jit_step(self):
+        """fit's training step as a ``tinygrad_lite.jit`` step: the same calls as the eager loop."""
+        from .jit import jit
+
+        def step(xb, yb, wb):
+            loss, out = self._loss(Tensor(xb), yb, wb, probs=False)
+            reg = self._reg_loss()
+            total = loss if reg is None else loss + reg
+            self.optimizer.zero_grad()
+            total.backward()
+            self.optimizer.step()
+            return total, out
+
+        return jit(step, modules=[self])
+
+    def _jit_target(self, yb, out_shape):
+        """Labels in the form the loss uses them, made outside the step so a replay sees them
+        as an argument: one-hot rows for sparse labels, float32 otherwise."""
+        task = self._compiled["task"]
+        dt = next((t.dtype for _, t in self._weight_tensors() if t.dtype.kind == "f"),
+                  np.dtype(np.float32))
+        if task == "sparse":
+            return np.eye(out_shape[-1], dtype=dt)[yb]
+        if task in ("binary", "regression"):
+            return yb.astype(dt).reshape((len(yb),) + tuple(out_shape[1:]))
+        return yb.astype(dt, copy=False) if task == "categorical" else yb
 
     def _class_weights(self, class_weight, y, sw, op):
         if not isinstance(class_weight, dict):
