@@ -84,7 +84,8 @@ def matmul(self, other):
         raise ShapeError(f"matmul: inner dimensions differ, got a.shape={self.shape} and "
                          f"b.shape={other.shape} ({a.shape[-1]} != {b.shape[-2]})")
     try:
-        np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        if a.ndim > 2 or b.ndim > 2:
+            np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     except ValueError:
         raise ShapeError(f"matmul: batch dimensions do not broadcast, got a.shape={self.shape} "
                          f"and b.shape={other.shape}") from None

@@ -1,7 +1,8 @@
 """Elementwise ops: y[i] = f(x[i]) or y[i] = f(a[i], b[i]) with NumPy broadcasting.
 
 Each backward returns dL/d(input) = dL/dy * dy/d(input), computed with Tensor operations so that
-it can be differentiated again. Gradients of broadcast inputs are summed back to the input's
+it can be differentiated again. Rules marked ``array_backward`` use only what Tensors and arrays
+share, so the lean walk (autograd.py) runs the same text on raw arrays when nothing is recorded. Gradients of broadcast inputs are summed back to the input's
 shape by the engine (autograd.sum_to_shape), so the rules here ignore broadcasting.
 
 Next: reduce.py (sum, max, ...), where one output depends on many inputs.
