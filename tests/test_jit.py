@@ -303,3 +303,20 @@ def test_jit_rejects_unhashable_arguments_and_bad_returns():
         step([1.0, 2.0])
     with pytest.raises(JitError, match="must return"):
         step(np.ones(2, np.float32))
+
+
+@pytest.mark.parametrize("layer", ["dropout", "batchnorm"])
+def test_fit_jit_refuses_dropout_and_batchnorm_running_statistics(layer):
+    from tinygrad_lite.layers import BatchNormalization, Dropout
+
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 20), dtype=np.float32)
+    y = rng.integers(0, 3, 64)
+    tl.manual_seed(0)
+    mid = Dropout(0.5) if layer == "dropout" else BatchNormalization()
+    model = Sequential([Dense(16, activation="relu", input_shape=(20,)), mid,
+                        Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    with pytest.raises(JitError, match="differs between the recordings|assigning"):
+        model.fit(x, y, epochs=1, batch_size=16, verbose=0, jit=True)
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)      # the engine is intact afterwards

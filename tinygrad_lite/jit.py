@@ -34,6 +34,7 @@ What it refuses (``JitError``, never a silent fallback), because a replay could 
   computed outside the engine from the inputs (e.g. labels turned into an index with NumPy, a
   reshaped copy of an input, a dropout mask): pass such values in as arguments instead, e.g. a
   one-hot target instead of integer labels;
+* assigning ``t.data = ...`` inside the step (BatchNorm updates its running statistics so);
 * ``backward(create_graph=True)``, tensor hooks, and an optimizer ``closure``.
 
 Also documented limits: a step that writes into arrays by hand (``t.data[...] = ...``) is not
@@ -392,7 +393,25 @@ def _install(rec):
     def zero_grad(self, set_to_none=True):
         return rec.run(orig["zero_grad"], self, set_to_none)
 
+    member = saved["data"] = Tensor.__dict__["data"]
+
+    def get_data(self):
+        return member.__get__(self, Tensor)
+
+    def set_data(self, value):
+        if rec.depth == 0:
+            try:
+                member.__get__(self, Tensor)
+            except AttributeError:           # a new Tensor getting its array: fine
+                member.__set__(self, value)
+                return
+            raise JitError("jit: assigning a Tensor's .data inside the step is not captured "
+                           "(e.g. BatchNorm's running statistics in training mode); run such a "
+                           "step eagerly")
+        member.__set__(self, value)
+
     autograd._tape = rec
+    Tensor.data = property(get_data, set_data)
     autograd._backward_arrays = lambda fn, ctx, g: rec.run(orig["backward_arrays"], fn, ctx, g)
     autograd.sum_to_shape = lambda g, shape: rec.run(orig["sum_to_shape"], g, shape)
     autograd._add = lambda a, b: rec.run(orig["add"], a, b)
@@ -420,6 +439,7 @@ def _refusing(rec, name, f):
 def _uninstall(saved):
     from .optim.optimizer import Optimizer
 
+    Tensor.data = saved["data"]
     autograd._tape = saved["tape"]
     autograd._backward_arrays = saved["backward_arrays"]
     autograd.sum_to_shape = saved["sum_to_shape"]
