@@ -215,8 +215,9 @@ def _axis_args(axis, keepdims, dim, keepdim):
 
 def _reduce(fn):
     def method(self, axis=None, keepdims=False, dim=None, keepdim=None):
-        axis, keepdims = _axis_args(axis, keepdims, dim, keepdim)
-        axes = R.normalize_axis(axis, self.ndim, fn.op_name)
+        if dim is not None or keepdim is not None:
+            axis, keepdims = _axis_args(axis, keepdims, dim, keepdim)
+        axes = R.normalize_axis(axis, self.data.ndim, fn.op_name)
         return fn.apply(self, axis=axes, keepdims=keepdims)
 
     method.__doc__ = fn.__doc__

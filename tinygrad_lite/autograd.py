@@ -454,7 +454,7 @@ def _default_grad(t, g, op, cached=False):
             if one is None:
                 one = _SEEDS[key] = np.ones(a.shape, dtype=a.dtype)
                 one.flags.writeable = False
-            return Tensor._wrap(one, False)
+            return one                        # the lean walk takes a raw array
         return Tensor._wrap(t.xp.ones(t.shape, dtype=t.dtype), False)
     if not isinstance(g, Tensor):
         g = Tensor(np.asarray(g) if t.xp is np else g, dtype=t.dtype)
