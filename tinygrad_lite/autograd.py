@@ -237,16 +237,20 @@ def _topo_order(roots):
     iterative so a 100,000-op chain does not overflow the stack). Leaves need no order: the walk
     gives them their gradient at the end."""
     order, seen = [], set()
-    stack = [(t, False) for t in roots if t._node is not None]
+    stack = []
     push, pop, mark = stack.append, stack.pop, seen.add
+    for t in roots:
+        if t._node is not None:
+            push((t, False))
     while stack:
         t, done = pop()
         if done:
             order.append(t)
             continue
-        if id(t) in seen:
+        k = id(t)
+        if k in seen:
             continue
-        mark(id(t))
+        mark(k)
         push((t, True))
         for p in t._node.parents:
             if p._node is not None and id(p) not in seen:
@@ -326,9 +330,10 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
             )
         if lean and isinstance(g, Tensor):
             g = g.data
-        grads[id(t)] = g if id(t) not in grads else _add(grads[id(t)], g)
+        k = id(t)
+        grads[k] = g if k not in grads else _add(grads[k], g)
         if t._node is None:
-            leaves[id(t)] = t
+            leaves[k] = t
     wanted = None if inputs is None else {id(t) for t in inputs}
     captured = {}
     prev = getattr(_state, "enabled", True)

@@ -46,7 +46,7 @@ class Sum(Function):
     def backward(ctx, g):
         from .movement import Expand, Reshape
 
-        if g.shape != ctx.kd_shape:
+        if g.ndim and g.shape != ctx.kd_shape:   # a 0-d gradient broadcasts as it is
             g = call(Reshape, g, shape=ctx.kd_shape)
         return (call(Expand, g, shape=ctx.in_shape) if g.shape != ctx.in_shape else g,)
 
