@@ -150,8 +150,10 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **attrs):
-        # Written for speed (it runs once per op): no per-call imports, the output built with
-        # object.__new__, no flags list unless a gradient is needed. Semantics as documented above.
+        # The algorithm: wrap the inputs as Tensors, run forward on their arrays, and when any
+        # input needs a gradient (and grad mode is on) hang a Node on the output. Written for
+        # speed, as it runs once per op: no imports, no Context.__init__ or Tensor.__init__
+        # (object.__new__ and slot stores), the needs_input_grad list only when a Node is made.
         Tensor = _Tensor or _bind()
         tensors, needs = inputs, False
         for t in inputs:
