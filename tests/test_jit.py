@@ -320,3 +320,21 @@ def test_fit_jit_refuses_dropout_and_batchnorm_running_statistics(layer):
     with pytest.raises(JitError, match="differs between the recordings|assigning"):
         model.fit(x, y, epochs=1, batch_size=16, verbose=0, jit=True)
     model.fit(x, y, epochs=1, batch_size=16, verbose=0)      # the engine is intact afterwards
+
+
+def test_jit_keys_on_arguments_that_are_the_same_array():
+    w = tl.Tensor(np.ones(3, np.float32), requires_grad=True)
+
+    @tl.jit
+    def step(x, z):
+        y = (w * x * z).sum()
+        y.backward()
+        return y
+
+    a, b = np.arange(3, dtype=np.float32), np.full(3, 2, np.float32)
+    for _ in range(3):
+        step(a, a)                           # recorded with both arguments one array
+    w.grad = None
+    got = step(a, b)                         # two arrays: must not replay the aliased plan
+    assert got.item() == float((a * b).sum())
+    np.testing.assert_array_equal(w.grad.numpy(), a * b)

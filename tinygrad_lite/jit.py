@@ -79,6 +79,7 @@ class _Recorder:
 
     def __init__(self, arrays):
         self.slots = list(arrays)                 # slot -> array (kept alive: ids stay unique)
+        self.n_slots = len(arrays)
         self.ids = {id(a): i for i, a in enumerate(arrays)}
         self.steps = []                           # (f, args, kwargs, outs)
         self.params = {}                          # id -> (leaf Tensor, its array at recording)
@@ -101,6 +102,7 @@ class _Recorder:
         if _is_array(r):
             self.ids[id(r)] = len(self.slots)
             self.slots.append(r)
+            self.n_slots = len(self.slots)
             return len(self.slots) - 1
         return None
 
@@ -195,7 +197,7 @@ class _Plan:
     """A checked recording, ready to replay on new argument arrays."""
 
     def __init__(self, rec, n_args, out_spec):
-        self.n_slots = len(rec.slots)
+        self.n_slots = rec.n_slots
         self.n_args = n_args
         self.out_spec = out_spec
         self.params = list(rec.params.values())
@@ -287,12 +289,14 @@ class JitFunction:
         self.__wrapped__ = fn
 
     def _key(self, args):
-        arrays, key = [], []
+        arrays, key, first = [], [], {}
         for a in args:
             data = a.data if isinstance(a, Tensor) else a
             if _is_array(data):
+                # shape, dtype, and which earlier argument it is when the same array comes twice
+                key.append((type(data).__name__, data.shape, data.dtype.str,
+                            first.setdefault(id(data), len(arrays))))
                 arrays.append(data)
-                key.append((type(data).__name__, data.shape, data.dtype.str))
             else:
                 try:
                     hash(a)
@@ -318,6 +322,7 @@ class JitFunction:
         out = self._record(rec, args)
         self.recordings += 1
         out_spec = _out_spec(out, rec)
+        rec.slots = rec.ids = None          # the arrays of this call are not needed any more
         first = self._first.pop(key, None)
         if first is None:
             self._first[key] = (rec, out_spec)
