@@ -27,6 +27,8 @@ def normalize_axis(axis, ndim, op):
 
 
 def keepdims_shape(shape, axes):
+    if len(axes) == len(shape):      # every axis reduced (the common full sum)
+        return (1,) * len(shape)
     return tuple(1 if i in axes else s for i, s in enumerate(shape))
 
 
