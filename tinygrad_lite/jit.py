@@ -37,7 +37,9 @@ What it refuses (``JitError``, never a silent fallback), because a replay could 
 * assigning ``t.data = ...`` inside the step (BatchNorm updates its running statistics so);
 * ``backward(create_graph=True)``, tensor hooks, and an optimizer ``closure``.
 
-Also documented limits: a step that writes into arrays by hand (``t.data[...] = ...``) is not
+Also documented limits: the replay binds the new arguments' arrays into the slots without a
+copy, and each kernel still allocates its output as in eager (no ``out=`` buffers yet); a step
+that writes into arrays by hand (``t.data[...] = ...``) is not
 seen; if a parameter's array is replaced (``set_weights``, ``load_state_dict`` that assigns new
 arrays), the next call records again; outputs of a replay are new Tensors without a graph.
 Recording swaps a few engine functions for the duration of the recording: not thread-safe while
