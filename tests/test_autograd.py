@@ -218,3 +218,18 @@ def test_backward_with_create_graph_leaves_differentiable_grad():
     assert g.requires_grad
     (h,) = tl.grad(g.sum(), x)
     np.testing.assert_allclose(h.numpy(), [6.0, 12.0])
+
+
+@pytest.mark.parametrize("create_graph", [False, True], ids=["lean", "graph"])
+def test_tensor_hooks_see_the_complete_gradient_and_may_replace_it(create_graph):
+    """The hook contract of the backward walk: h(g) runs once per tensor with its summed
+    gradient; a non-None result replaces g before it is accumulated or propagated."""
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    y = x * 3.0
+    seen = []
+    y._hooks = [lambda g: seen.append(g.numpy().copy())]
+    x._hooks = [lambda g: g * 10.0]
+    (y * y + y).sum().backward(create_graph=create_graph)   # dL/dy = 2y + 1, used twice
+    np.testing.assert_array_equal(seen[0], 2 * y.numpy() + 1)
+    assert len(seen) == 1
+    np.testing.assert_array_equal(x.grad.numpy(), 10.0 * 3.0 * (2 * y.numpy() + 1))

@@ -463,7 +463,7 @@ CASES = [
     OpCase("log_softmax", lambda x, axis: x.log_softmax(axis),
            lambda x, axis: np.log(ref.softmax(x, axis)), draw=_softmax_draw()),
     OpCase("softmax_cross_entropy",
-           lambda z, labels: N.SoftmaxCrossEntropy.apply(z, labels=labels), _xent_oracle,
+           lambda z, labels: N.SoftmaxCrossEntropy.apply(z, tl.Tensor(labels)), _xent_oracle,
            draw=_xent_draw()),
     OpCase("linear_relu", F.linear_relu,
            lambda x, w, b, keras_layout: np.maximum(x @ (w if keras_layout else w.T) + b, 0),
@@ -604,3 +604,41 @@ def test_no_grad_ops(name, fn, oracle, a):
     y = fn(x)
     np.testing.assert_array_equal(y.numpy(), oracle(a))
     assert not y.requires_grad, f"{name} must not carry a gradient"
+
+
+# ------------------------------------------------------------------ lean walk == graph walk ---
+
+
+# Fused ops whose create_graph backward is a different (differentiable) formula from the one
+# the lean walk uses: softmax_cross_entropy's forward keeps (softmax - onehot)/N for the lean
+# walk, while the graph walk recomputes softmax with Tensor ops. They agree to rounding only.
+_GRAPH_WALK_RECOMPUTES = {"softmax_cross_entropy"}
+
+
+@pytest.mark.parametrize("case", GRAD_CASES, ids=[c.name for c in GRAD_CASES])
+@given(data=st.data(), seed=st.integers(0, 2 ** 16))
+def test_lean_walk_equals_graph_walk(case, backend, data, seed):
+    """backward() walks raw arrays (array_backward rules run on ndarrays); create_graph=True
+    walks Tensors. Both must give the very same gradients, bit for bit, in float64 and float32."""
+    arrays, kw = data.draw(_inputs_strategy(case), label="inputs")
+    for dtype in (np.float64, np.float32):
+        arrs = [a.astype(dtype) if a.dtype.kind == "f" else a for a in arrays]
+        tensors = _tensors(arrs, case)
+        wanted = [t for t in tensors if t.requires_grad]
+        assume(wanted and any(t.size for t in wanted))
+        out = case.fn(*tensors, **kw)
+        w = np.random.default_rng(seed).standard_normal(out.shape).astype(out.dtype)
+        loss = (out * tl.Tensor(w)).sum()
+        lean = tl.grad(loss, wanted, retain_graph=True, allow_unused=True)
+        graph = tl.grad(loss, wanted, create_graph=True, allow_unused=True)
+        for t, a, b in zip(wanted, lean, graph):
+            assert (a is None) == (b is None), case.name
+            if a is not None:
+                assert a.dtype == b.dtype and a.shape == b.shape == t.shape, case.name
+                msg = f"{case.name} ({np.dtype(dtype).name})"
+                if case.name in _GRAPH_WALK_RECOMPUTES:
+                    tol = 1e-12 if dtype == np.float64 else 1e-5
+                    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=tol, atol=tol,
+                                               err_msg=msg)
+                else:
+                    np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=msg)

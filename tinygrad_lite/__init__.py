@@ -12,8 +12,9 @@ nn/ -> optim/ -> models.py.
 
 from . import backends, ops  # noqa: F401  (ops: registers every op)
 from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
-from .errors import (BackendUnavailableError, DeviceError, DTypeError, GraphError, LabelError,
-                     ModelFormatError, ShapeError, TinygradLiteError)
+from .errors import (BackendUnavailableError, DeviceError, DTypeError, GraphError, JitError,
+                     LabelError, ModelFormatError, ShapeError, TinygradLiteError)
+from .jit import jit
 from .functions import (broadcast_to, cat, concatenate, matmul, maximum, minimum, split, stack,
                         where)
 from .tensor import (Tensor, arange, default_generator, eye, full, manual_seed, ones, ones_like,
@@ -48,7 +49,7 @@ __all__ = [
     "is_grad_enabled", "grad", "cat", "concatenate", "stack", "where", "maximum", "minimum",
     "matmul", "broadcast_to", "split", "set_num_threads", "get_num_threads",
     "TinygradLiteError", "ShapeError", "DTypeError", "DeviceError", "ModelFormatError",
-    "BackendUnavailableError", "GraphError", "LabelError",
+    "BackendUnavailableError", "GraphError", "LabelError", "jit", "JitError",
     "save", "load", "from_numpy", "device", "cuda", "flatten", "max", "min", "argmax", "argmin",
     "sum", "mean",
     "exp", "log", "softmax", "log_softmax", "relu", "inference_mode", "float32", "float64",

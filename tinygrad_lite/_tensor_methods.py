@@ -86,7 +86,8 @@ def matmul(self, other):
         raise ShapeError(f"matmul: inner dimensions differ, got a.shape={self.shape} and "
                          f"b.shape={other.shape} ({a.shape[-1]} != {b.shape[-2]})")
     try:
-        np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        if a.ndim > 2 or b.ndim > 2:
+            np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     except ValueError:
         raise ShapeError(f"matmul: batch dimensions do not broadcast, got a.shape={self.shape} "
                          f"and b.shape={other.shape}") from None
@@ -216,8 +217,9 @@ def _axis_args(axis, keepdims, dim, keepdim):
 
 def _reduce(fn):
     def method(self, axis=None, keepdims=False, dim=None, keepdim=None):
-        axis, keepdims = _axis_args(axis, keepdims, dim, keepdim)
-        axes = R.normalize_axis(axis, self.ndim, fn.op_name)
+        if dim is not None or keepdim is not None:
+            axis, keepdims = _axis_args(axis, keepdims, dim, keepdim)
+        axes = R.normalize_axis(axis, self.data.ndim, fn.op_name)
         return fn.apply(self, axis=axes, keepdims=keepdims)
 
     method.__doc__ = fn.__doc__

@@ -8,10 +8,13 @@ on the output: which Function ran, its ``Context`` (what forward saved) and the 
 not overflow the stack), then walks them from the output back to the leaves, calling each
 ``backward`` and summing the gradients of tensors used more than once (chain rule + sum rule).
 
-Backward rules are written with Tensor operations, not raw arrays. With ``create_graph=False`` the
-walk runs in no-grad mode, so those Tensor operations are just array math. With
-``create_graph=True`` grad mode stays on, the backward pass records its own graph, and the
+Backward rules are written with Tensor operations, not raw arrays. With ``create_graph=True``
+(the plain graph walk) grad mode stays on, the backward pass records its own graph, and the
 gradients it returns can be differentiated again (Hessian-vector products, gradient penalties).
+With ``create_graph=False`` (the lean walk, the default) nothing needs recording: gradients stay
+raw arrays, and a Function marked ``array_backward`` runs its very same rule text on arrays
+(the rules use only what Tensors and arrays share: ``*``, ``-``, ``.reshape``, ``call``...);
+other rules run on Tensors in no-grad mode, where Tensor operations are just array math.
 
 Next: tensor.py (the Tensor class and its methods), then ops/.
 """
@@ -90,9 +93,10 @@ def register(name):
 class Context:
     """What a forward pass leaves for its backward pass.
 
-    ``ctx.save(*arrays)`` keeps arrays; in backward, ``ctx.saved_tensors`` gives them back as
-    Tensors. An array that *is* one of the inputs or the output comes back as that very Tensor,
-    still attached to the graph, so a backward rule that uses it stays differentiable.
+    ``ctx.save(*arrays)`` keeps arrays; in backward, ``ctx.saved_tensors`` gives them back: as
+    Tensors on the graph walk (an array that *is* one of the inputs or the output comes back as
+    that very Tensor, still attached to the graph, so a backward rule that uses it stays
+    differentiable) and as the raw arrays on the lean walk of an ``array_backward`` Function.
     Anything else (masks, indices, shapes) goes on ``ctx`` as plain attributes.
     """
 
@@ -126,10 +130,15 @@ class Function:
     Subclasses define ``forward(ctx, *arrays, **attrs) -> array`` and
     ``backward(ctx, grad_output) -> tuple`` with one entry (a Tensor or None) per positional input.
     Keyword arguments are non-differentiable attributes (axes, strides, ...).
+
+    ``array_backward = True`` (opt-in) promises that ``backward`` is written in the vocabulary
+    that Tensors and arrays share (``*``, ``/``, ``-``, ``.reshape``, ``.sum(axis, keepdims)``,
+    ``call(OtherFunction, ...)``, ``const_like``), so the lean walk may run it on raw arrays.
     """
 
     op_name = None
     differentiable = True
+    array_backward = False
 
     @staticmethod
     def forward(ctx, *args, **kwargs):
@@ -141,35 +150,55 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **attrs):
+        # The algorithm: wrap the inputs as Tensors, run forward on their arrays, and when any
+        # input needs a gradient (and grad mode is on) hang a Node on the output. Written for
+        # speed, as it runs once per op: no imports, no Context.__init__ or Tensor.__init__
+        # (object.__new__ and slot stores), the needs_input_grad list only when a Node is made.
         Tensor = _Tensor or _bind()
-        tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in inputs]
+        tensors, needs = inputs, False
+        for t in inputs:
+            if not isinstance(t, Tensor):
+                tensors = tuple(t if isinstance(t, Tensor) else Tensor(t) for t in inputs)
+                needs = any(t._requires_grad for t in tensors)
+                break
+            if t._requires_grad:
+                needs = True
         arrays = [t.data for t in tensors]
-        backend = _current_for(arrays[0])
-        ctx = Context(backend.xp, backend)
+        a0 = arrays[0]
+        backend = _cpu_backend() if type(a0) is np.ndarray else _current_for(a0)
+        ctx = _new(Context)
+        ctx.xp, ctx.backend, ctx._saved, ctx.saved_tensors = backend.xp, backend, (), ()
         out_data = cls.forward(ctx, *arrays, **attrs)
-        flags = [t._requires_grad for t in tensors]
-        needs = True in flags and cls.differentiable and getattr(_state, "enabled", True)
-        out = Tensor._wrap(out_data, needs)
+        if _tape is not None:     # jit.py is recording this step
+            _tape.forward(cls, ctx, arrays, attrs, out_data)
+        needs = needs and cls.differentiable and getattr(_state, "enabled", True)
+        out = _new(Tensor)
+        out.data, out.grad, out._retains_grad, out._hooks = out_data, None, False, None
+        out._requires_grad = needs
         if needs:
-            ctx.needs_input_grad = flags
-            if ctx._saved:
-                ctx.saved_tensors = [_as_graph_tensor(a, tensors, out) for a in ctx._saved]
-                ctx._saved = ()
+            ctx.needs_input_grad = [t._requires_grad for t in tensors]
             out._node = Node(cls, ctx, tensors)
+        else:
+            out._node = None
         return out
 
 
+_new = object.__new__
 _Tensor = None
 _current_for = None
+_cpu_backend = None
+_tape = None   # a jit.py recorder while it records a training step; None otherwise
+# While it records, jit.py also wraps the lean walk's array steps, which are module functions
+# for that reason: _backward_arrays, sum_to_shape, _add and Tensor._accumulate_grad.
 
 
 def _bind():
     """Late-bind Tensor and the backend lookup (they import this module)."""
-    global _Tensor, _current_for
-    from .backends import current_for
+    global _Tensor, _current_for, _cpu_backend
+    from . import backends
     from .tensor import Tensor
 
-    _Tensor, _current_for = Tensor, current_for
+    _Tensor, _current_for, _cpu_backend = Tensor, backends.current_for, backends.current
     return Tensor
 
 
@@ -182,36 +211,62 @@ def _as_graph_tensor(a, inputs, out):
     return _Tensor._wrap(a, False)
 
 
+# The shared vocabulary of backward rules: each works on Tensors (recorded, differentiable) and
+# on raw arrays (the lean walk), so one rule text serves both walks.
+
+def call(fn, *args, **attrs):
+    """Apply Function ``fn``: ``fn.apply`` on Tensors; on raw arrays just its forward."""
+    if isinstance(args[0], _Tensor or _bind()):
+        return fn.apply(*args, **attrs)
+    a0 = args[0]
+    backend = _cpu_backend() if type(a0) is np.ndarray else _current_for(a0)
+    ctx = _new(Context)
+    ctx.xp, ctx.backend = backend.xp, backend
+    return fn.forward(ctx, *args, **attrs)
+
+
+def const_like(a, g):
+    """Array ``a`` (a mask, a share) in g's dtype, as a constant of g's kind (Tensor or array)."""
+    a = a.astype(g.dtype, copy=False)
+    return _Tensor._wrap(a, False) if isinstance(g, _Tensor) else a
+
+
 # ------------------------------------------------------------------ backward ---
 
 
-def _topo_order(roots):
-    """Nodes reachable from ``roots`` (Tensors), outputs first. Iterative DFS, no recursion."""
+def _topo_order(roots, pending=None):
+    """Non-leaf tensors reachable from ``roots``, outputs first (a reverse post-order DFS, kept
+    iterative so a 100,000-op chain does not overflow the stack). Leaves need no order; when a
+    dict ``pending`` is given, it receives, per leaf id, how many recorded inputs use it, so the
+    walk can hand a leaf its gradient right after its last consumer."""
     order, seen = [], set()
-    stack = [(t, False) for t in roots]
+    stack = []
+    push, pop, mark = stack.append, stack.pop, seen.add
+    for t in roots:
+        if t._node is not None:
+            push((t, False))
     while stack:
-        t, done = stack.pop()
+        t, done = pop()
         if done:
             order.append(t)
             continue
-        if id(t) in seen:
+        k = id(t)
+        if k in seen:
             continue
-        seen.add(id(t))
-        stack.append((t, True))
-        node = t._node
-        if node is not None:
-            # leaves are pushed first, so popped last: each lands right after its last consumer
-            # in the final order, and its gradient is ready (hooks, DDP) while the walk goes on
-            for leaf_pass in (True, False):
-                for p in node.parents:
-                    if (p._node is None) == leaf_pass and p.requires_grad and id(p) not in seen:
-                        stack.append((p, False))
+        mark(k)
+        push((t, True))
+        for p in t._node.parents:
+            if p._node is not None:
+                if id(p) not in seen:
+                    push((p, False))
+            elif pending is not None:   # a leaf: count its consumers (see run_backward)
+                pending[id(p)] = pending.get(id(p), 0) + 1
     order.reverse()
     return order
 
 
 def sum_to_shape(g, shape):
-    """Undo broadcasting: sum the gradient ``g`` (a Tensor) down to ``shape``.
+    """Undo broadcasting: sum the gradient ``g`` (a Tensor or an array) down to ``shape``.
 
     If y = broadcast(x), every element of x fed several elements of y, so dL/dx is the sum of
     their gradients (the sum rule). Leading axes that broadcasting added are summed away; axes
@@ -224,13 +279,54 @@ def sum_to_shape(g, shape):
 
     lead = g.ndim - len(shape)
     if g.shape[lead:] == shape:      # only leading axes were added (a bias): one sum, no reshape
-        return Sum.apply(g, axis=tuple(range(lead)), keepdims=False)
+        return call(Sum, g, axis=tuple(range(lead)), keepdims=False)
     axes = tuple(range(lead)) + tuple(
         i + lead for i, s in enumerate(shape) if s == 1 and g.shape[i + lead] != 1
     )
     if axes:
-        g = g.sum(axis=axes, keepdims=True)
+        g = call(Sum, g, axis=axes, keepdims=True)
     return g.reshape(shape)
+
+
+def _backward_arrays(fn, ctx, g):
+    """The lean walk's call of one backward rule: arrays in, arrays (or None) out. A rule that
+    is not ``array_backward`` runs on Tensors here (in no-grad mode) and is unwrapped."""
+    if fn.array_backward:
+        ctx.saved_tensors = ctx._saved
+        out = fn.backward(ctx, g)
+        return out if isinstance(out, tuple) else (out,)
+    ctx.saved_tensors = [_Tensor._wrap(a, False) for a in ctx._saved]
+    out = fn.backward(ctx, _Tensor._wrap(g, False))
+    if not isinstance(out, tuple):
+        out = (out,)
+    return tuple(o.data if isinstance(o, _Tensor) else o for o in out)
+
+
+def _add(a, b):
+    return a + b
+
+
+def _run_hooks(t, g, lean):
+    """Tensor.register_hook: each hook sees the complete gradient (as a Tensor); a non-None
+    return value (a Tensor or an array) replaces it."""
+    for h in list(t._hooks):
+        r = h(_Tensor._wrap(g, False) if lean else g)
+        if r is not None:
+            if lean:
+                g = r.data if isinstance(r, _Tensor) else np.asarray(r)
+            else:
+                g = r if isinstance(r, _Tensor) else _Tensor._wrap(g.xp.asarray(r), False)
+    return g
+
+
+def _finish_leaf(t, g, lean, wanted, captured, create_graph):
+    """A leaf's gradient is complete: run its hooks, then accumulate it (or capture it)."""
+    if t._hooks:
+        g = _run_hooks(t, g, lean)
+    if wanted is None:
+        t._accumulate_grad(g, create_graph)
+    elif id(t) in wanted:
+        captured[id(t)] = g
 
 
 def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, inputs=None):
@@ -238,68 +334,90 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
 
     ``inputs=None`` accumulates into ``.grad`` of leaves; otherwise returns the gradients of
     ``inputs`` (and touches no ``.grad``).
-    """
-    from .tensor import Tensor
 
-    grads = {}
+    Two walks, one loop. The graph walk (``create_graph=True``) keeps every gradient as a
+    Tensor and records what it does, so the result can be differentiated again. The lean walk
+    (the default) keeps raw arrays: ``array_backward`` rules run on arrays with no Tensor, Context
+    or Node made, other rules run on Tensors in no-grad mode. Both compute the same arrays.
+    """
+    Tensor = _Tensor or _bind()
+    lean = not create_graph
+    grads, leaves = {}, {}      # id -> gradient so far; id -> leaf tensor that receives one
     for t, g in zip(outputs, grad_outputs):
-        if not t.requires_grad:
+        if not t._requires_grad:
             raise GraphError(
                 "backward: the tensor does not require grad and has no grad_fn; "
                 "create its inputs with requires_grad=True"
             )
-        grads[id(t)] = g if id(t) not in grads else grads[id(t)] + g
+        if lean and isinstance(g, Tensor):
+            g = g.data
+        k = id(t)
+        grads[k] = g if k not in grads else _add(grads[k], g)
+        if t._node is None:
+            leaves[k] = t
     wanted = None if inputs is None else {id(t) for t in inputs}
     captured = {}
-    with set_grad_enabled(create_graph):
-        for t in _topo_order(outputs):
+    prev = getattr(_state, "enabled", True)
+    _state.enabled = create_graph
+    try:
+        pending = {}                          # leaf id -> consumers not yet walked
+        for t in _topo_order(outputs, pending):
             g = grads.pop(id(t), None)
             if g is None:
                 continue
-            if t._hooks:                     # Tensor.register_hook: the gradient is complete
-                g = _run_hooks(t._hooks, g)
-            if wanted is not None and id(t) in wanted:
-                captured[id(t)] = g if id(t) not in captured else captured[id(t)] + g
             node = t._node
-            if node is None:
-                if wanted is None:
-                    t._accumulate_grad(g, create_graph)
-                continue
-            if wanted is None and t._retains_grad:
-                t._accumulate_grad(g, create_graph)
             if node.freed:
                 raise GraphError(
                     f"backward: trying to backward through the graph a second time (op "
                     f"{node.fn.op_name!r}); its saved values were freed by the first backward. "
                     "Pass retain_graph=True to the first backward to keep them"
                 )
-            in_grads = node.fn.backward(node.ctx, g)
-            if not isinstance(in_grads, tuple):
-                in_grads = (in_grads,)
+            if t._hooks:                      # the gradient of t is complete here
+                g = _run_hooks(t, g, lean)
+            if wanted is not None:
+                if id(t) in wanted:
+                    captured[id(t)] = g
+            elif t._retains_grad:
+                t._accumulate_grad(g, create_graph)
+            if lean:
+                in_grads = _backward_arrays(node.fn, node.ctx, g)
+            else:
+                node.ctx.saved_tensors = [_as_graph_tensor(a, node.parents, t)
+                                          for a in node.ctx._saved]
+                in_grads = node.fn.backward(node.ctx, g)
+                if not isinstance(in_grads, tuple):
+                    in_grads = (in_grads,)
             for p, gp in zip(node.parents, in_grads):
-                if gp is None or not p.requires_grad:
+                if gp is None or not p._requires_grad:
                     continue
-                if not isinstance(gp, Tensor):
+                if not lean and not isinstance(gp, Tensor):
                     gp = Tensor._wrap(gp, False)
-                if gp.shape != p.shape:
-                    gp = sum_to_shape(gp, p.shape)
+                if gp.shape != p.data.shape:
+                    gp = sum_to_shape(gp, p.data.shape)
                 k = id(p)
-                grads[k] = gp if k not in grads else grads[k] + gp
+                grads[k] = gp if k not in grads else _add(grads[k], gp)
+                if p._node is None:
+                    leaves[k] = p
             if not retain_graph:
                 node.freed = True
-                node.ctx.saved_tensors = ()
+                node.ctx._saved = ()
+            node.ctx.saved_tensors = ()
+            for p in node.parents:            # a leaf whose last consumer this was is complete:
+                if p._node is None:           # hand it its gradient now (hooks, DDP buckets)
+                    k = id(p)
+                    left = pending[k] = pending[k] - 1
+                    if not left and k in leaves:
+                        _finish_leaf(leaves.pop(k), grads.pop(k), lean, wanted, captured,
+                                     create_graph)
+        for k, t in leaves.items():           # leaves whose consumers were skipped (no grad)
+            _finish_leaf(t, grads.pop(k), lean, wanted, captured, create_graph)
+    finally:
+        _state.enabled = prev
     if inputs is None:
         return None
+    if lean:
+        captured = {k: Tensor._wrap(g, False) for k, g in captured.items()}
     return captured
-
-
-def _run_hooks(hooks, g):
-    """Each hook sees the gradient; a non-None return value replaces it."""
-    for h in list(hooks):
-        r = h(g)
-        if r is not None:
-            g = r if isinstance(r, _Tensor) else _Tensor._wrap(g.xp.asarray(r), False)
-    return g
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
@@ -344,15 +462,27 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     return tuple(result)
 
 
-def _default_grad(t, g, op):
-    from .tensor import Tensor
+_SEEDS = {}   # (dtype, shape) -> a read-only 1: the seed gradient of a scalar, made once
 
+
+def _default_grad(t, g, op, cached=False):
+    """The upstream gradient to start from: ``g`` checked, or 1 for a scalar output. With
+    ``cached`` (a lean backward) the 1 is a shared read-only array instead of a new one."""
+    Tensor = _Tensor or _bind()
     if g is None:
-        if t.size != 1:
+        a = t.data
+        if a.size != 1:
             raise GraphError(
                 f"{op}: grad can be implicitly created only for scalar outputs, got shape "
                 f"{t.shape}; pass a gradient of that shape, e.g. y.backward(ones_like(y))"
             )
+        if cached and isinstance(a, (np.ndarray, np.generic)):
+            key = (a.dtype, a.shape)
+            one = _SEEDS.get(key)
+            if one is None:
+                one = _SEEDS[key] = np.ones(a.shape, dtype=a.dtype)
+                one.flags.writeable = False
+            return one                        # the lean walk takes a raw array
         return Tensor._wrap(t.xp.ones(t.shape, dtype=t.dtype), False)
     if not isinstance(g, Tensor):
         g = Tensor(np.asarray(g) if t.xp is np else g, dtype=t.dtype)

@@ -44,3 +44,8 @@ class LabelError(TinygradLiteError, ValueError):
 class AxisError(ShapeError, IndexError):
     """An axis or index outside the valid range (both our ShapeError and an IndexError, as in
     PyTorch, so ``except IndexError`` written for PyTorch code keeps working)."""
+
+
+class JitError(TinygradLiteError, RuntimeError):
+    """A step that ``tinygrad_lite.jit`` cannot capture (reads a traced value in Python, differs
+    between two recordings, uses create_graph or hooks)."""

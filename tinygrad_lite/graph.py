@@ -51,7 +51,7 @@ class GradFn:
 
     @property
     def saved_shapes(self):
-        return tuple(tuple(t.shape) for t in self._node.ctx.saved_tensors)
+        return tuple(tuple(a.shape) for a in self._node.ctx._saved)   # raw arrays (autograd)
 
     @property
     def freed(self):

@@ -71,7 +71,16 @@ _EPS = 1e-7  # Keras' epsilon: probabilities are clipped to [eps, 1 - eps] befor
 
 
 def _onehot(y, c, dtype):
+    if y.ndim == 2:      # already one-hot: fit(jit=True) passes it in as a step argument
+        return _target(y, y)
     return Tensor(np.eye(c, dtype=dtype)[y])
+
+
+def _target(y, out):
+    """Labels as a constant Tensor of out's dtype and shape. No copy when they already fit, so a
+    jitted step (fit(jit=True)) sees the very array it was given as an argument."""
+    y = y.astype(out.dtype, copy=False)
+    return Tensor(y if y.shape == out.shape else y.reshape(out.shape))
 
 
 def _sparse_ce(out, y, from_logits):
@@ -81,13 +90,13 @@ def _sparse_ce(out, y, from_logits):
 
 
 def _categorical_ce(out, y, from_logits):
-    t = Tensor(y.astype(out.dtype))
+    t = _target(y, out)
     logp = out.log_softmax(axis=-1) if from_logits else out.clip(_EPS, 1 - _EPS).log()
     return -(logp * t).sum(axis=-1)
 
 
 def _binary_ce(out, y, from_logits):
-    t = Tensor(y.astype(out.dtype).reshape(out.shape))
+    t = _target(y, out)
     if from_logits:   # -[t log s(z) + (1-t) log(1-s(z))] = softplus(z) - t z, stable for any z
         per = out.softplus() - t * out
     else:
@@ -98,7 +107,7 @@ def _binary_ce(out, y, from_logits):
 
 def _regression(kind):
     def loss(out, y, from_logits=False):
-        e = out - Tensor(y.astype(out.dtype).reshape(out.shape))
+        e = out - _target(y, out)
         if kind == "mse":
             per = e * e
         elif kind == "mae":
@@ -555,8 +564,9 @@ class Sequential(Module):
         return y
 
     # ---- loss ------------------------------------------------------------------------
-    def _loss(self, xb, yb, wb):
-        """(scalar loss Tensor, numpy probabilities) for one batch."""
+    def _loss(self, xb, yb, wb, probs=True):
+        """(scalar loss Tensor, numpy probabilities) for one batch; with ``probs=False``
+        (scalar loss Tensor, output Tensor), reading nothing back (a jitted step)."""
         c = self._compiled
         fused = (not c["from_logits"] and self._fusable() is not None and
                  ((c["task"] in ("sparse", "categorical") and self._fusable() == "softmax") or
@@ -570,7 +580,9 @@ class Sequential(Module):
         elif (c["task"] == "sparse" and (fused or c["from_logits"]) and wb is None
               and out.ndim == 2 and len(yb)):
             # mean of -log softmax(z)[y] as one fused Function (forward and backward in one pass)
-            per = softmax_cross_entropy(out, np.asarray(yb).reshape(-1).astype(np.int64))
+            lab = yb if (isinstance(yb, np.ndarray) and yb.dtype == np.int64 and yb.ndim == 1
+                         ) else np.asarray(yb).reshape(-1).astype(np.int64)
+            per = softmax_cross_entropy(out, lab)
         else:
             per = c["loss_fn"](out, yb, fused or c["from_logits"])
         if per.ndim == 0:
@@ -578,7 +590,14 @@ class Sequential(Module):
         elif wb is None:
             loss = per.mean()
         else:   # Keras' sum_over_batch_size: sum(w_i l_i) / n
-            loss = (per * Tensor(wb.astype(per.dtype))).sum() / per.shape[0]
+            loss = (per * Tensor(wb.astype(per.dtype, copy=False))).sum() / per.shape[0]
+        return (loss, self._probs(out)) if probs else (loss, out)
+
+    def _probs(self, out):
+        c = self._compiled
+        fused = (not c["from_logits"] and self._fusable() is not None and
+                 ((c["task"] in ("sparse", "categorical") and self._fusable() == "softmax") or
+                  (c["task"] == "binary" and self._fusable() == "sigmoid")))
         probs = out.numpy()
         if fused or c["from_logits"]:
             logits_task = c["task"] in ("sparse", "categorical") or (
@@ -587,7 +606,7 @@ class Sequential(Module):
                 probs = 1.0 / (1.0 + np.exp(-probs))
             elif logits_task:
                 probs = _softmax_np(probs)
-        return loss, probs
+        return probs
 
     def _reg_loss(self):
         total = None
@@ -604,7 +623,7 @@ class Sequential(Module):
     # ---- fit -------------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
-            sample_weight=None, initial_epoch=0, seed=None, distributed=None):
+            sample_weight=None, initial_epoch=0, seed=None, distributed=None, jit=False):
         """Train for ``epochs`` passes over (x, y); returns a ``History``.
 
         Parameters
@@ -626,6 +645,10 @@ class Sequential(Module):
             None (default) when launched by ``mpiexec`` with several ranks, True, or False.
             ``batch_size`` stays the global batch; each rank computes its share; rank 0 alone
             prints and runs the callbacks; the History is the one-process run's
+        jit : capture the training step with ``tinygrad_lite.jit`` (the first two batches of
+            each shape run eagerly and record, later ones replay; bitwise equal to eager). It
+            raises ``JitError`` where the step cannot be captured (e.g. Dropout, whose random
+            mask differs per batch). A non-finite loss is then seen after its update, not before
 
         Returns
         -------
@@ -710,6 +733,10 @@ class Sequential(Module):
         tqdm = None
         if verbose == 1:
             from tqdm import tqdm
+        if jit and dsync is not None:
+            raise ValueError("fit: jit=True and data-parallel training cannot be combined yet, "
+                             "got jit=True under a distributed run; pass jit=False")
+        jit_step = self._jit_step() if jit else None
         cb.on_train_begin({})
         for epoch in range(initial_epoch, epochs):
             cb.on_epoch_begin(epoch, {})
@@ -732,6 +759,10 @@ class Sequential(Module):
                 cb.on_train_batch_begin(step, {"batch": step, "size": len(idx)})
                 if dsync is not None and len(idx) == 0:   # fewer samples than ranks
                     value = dsync.idle_value(n_step)
+                elif jit_step is not None:    # forward, backward and step, captured
+                    total, out = jit_step(x[idx], self._jit_target(y[idx], out_shape),
+                                          None if sw is None else sw[idx].astype(np.float32))
+                    value, probs = float(total.item()), self._probs(out)
                 else:
                     loss, probs = self._loss(Tensor(x[idx]), y[idx],
                                              None if sw is None else sw[idx])
@@ -756,9 +787,10 @@ class Sequential(Module):
                 if dsync is not None and len(idx) == 0:
                     dsync.idle_backward(self)
                 else:
-                    self.optimizer.zero_grad()
-                    total.backward()
-                    self.optimizer.step()
+                    if jit_step is None:
+                        self.optimizer.zero_grad()
+                        total.backward()
+                        self.optimizer.step()
                     for m in mets:
                         m.update(probs, y[idx])
                 loss_sum += value * n_step
@@ -799,6 +831,33 @@ class Sequential(Module):
             dsync.close(self)
         self.eval()
         return history
+
+    def _jit_step(self):
+        """fit's training step as a ``tinygrad_lite.jit`` step: the same calls as the eager loop."""
+        from .jit import jit
+
+        def step(xb, yb, wb):
+            loss, out = self._loss(Tensor(xb), yb, wb, probs=False)
+            reg = self._reg_loss()
+            total = loss if reg is None else loss + reg
+            self.optimizer.zero_grad()
+            total.backward()
+            self.optimizer.step()
+            return total, out
+
+        return jit(step, modules=[self])
+
+    def _jit_target(self, yb, out_shape):
+        """Labels in the form the loss uses them, made outside the step so a replay sees them
+        as an argument: one-hot rows for sparse labels, float32 otherwise."""
+        task = self._compiled["task"]
+        dt = next((t.dtype for _, t in self._weight_tensors() if t.dtype.kind == "f"),
+                  np.dtype(np.float32))
+        if task == "sparse":
+            return np.ascontiguousarray(yb.reshape(-1), dtype=np.int64)   # fused loss
+        if task in ("binary", "regression"):
+            return yb.astype(dt).reshape((len(yb),) + tuple(out_shape[1:]))
+        return yb.astype(dt, copy=False) if task == "categorical" else yb
 
     def _class_weights(self, class_weight, y, sw, op):
         if not isinstance(class_weight, dict):

@@ -111,7 +111,6 @@ class Tensor:
         self._retains_grad = False
         self._hooks = None
         self._requires_grad = False
-        self._hooks = None
         if requires_grad:
             self.requires_grad_(True)
 
@@ -287,18 +286,23 @@ class Tensor:
         freed afterwards unless ``retain_graph``; ``create_graph`` records the backward pass
         itself for higher-order derivatives.
         """
-        g = autograd._default_grad(self, gradient, "backward")
+        g = autograd._default_grad(self, gradient, "backward", cached=not create_graph)
         autograd.run_backward([self], [g], retain_graph or create_graph, create_graph)
 
     def _accumulate_grad(self, g, create_graph):
         # The first gradient is copied: backward rules may hand the same array to several
         # inputs (add) or a read-only broadcast view, and optimizers/clipping edit .grad in place.
+        # ``g`` is a Tensor on the graph walk (create_graph) and a raw array on the lean walk.
         if create_graph:
             self.grad = g if self.grad is None else self.grad + g
-        elif self.grad is None:
-            self.grad = Tensor._wrap(g.xp.array(g.data, copy=True), False)
+            return
+        if isinstance(g, Tensor):
+            g = g.data
+        if self.grad is None:
+            self.grad = Tensor._wrap(g.copy(order="K") if type(g) is np.ndarray else
+                                     _xp_of(g).array(g, copy=True), False)
         else:
-            self.grad.data = self.grad.data + g.data
+            self.grad.data = self.grad.data + g
 
     def zero_(self):
         self.data[...] = 0

@@ -262,7 +262,8 @@ class DistributedDataParallel(Module):
 
         outs = [o for o in (out if isinstance(out, (tuple, list)) else [out])
                 if isinstance(o, Tensor) and o.requires_grad]
-        reached = {id(t) for t in _topo_order(outs)}
+        leaves = {}                       # the walk lists non-leaf tensors; leaves land here
+        reached = {id(t) for t in _topo_order(outs, leaves)} | set(leaves) | {id(o) for o in outs}
         for i, p in enumerate(self.sync.params):
             if id(p) not in reached:
                 self.sync._mark(i, None)

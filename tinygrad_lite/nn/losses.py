@@ -297,7 +297,11 @@ def softmax_cross_entropy(logits, labels):
     """
     from ..ops.nn import SoftmaxCrossEntropy
 
-    return SoftmaxCrossEntropy.apply(_as_tensor(logits), labels=np.asarray(labels, np.int64))
+    # the labels go in as a (non-differentiable) input, not an attribute, so that a captured
+    # step (tinygrad_lite.jit) wires them to its argument instead of freezing one batch's labels
+    labels = labels if isinstance(labels, Tensor) else Tensor._wrap(
+        np.asarray(labels, np.int64), False)
+    return SoftmaxCrossEntropy.apply(_as_tensor(logits), labels)
 
 
 def _soft_ce(op, logits, target, weight, reduction, label_smoothing, axis, logp=None):

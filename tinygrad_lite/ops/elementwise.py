@@ -1,7 +1,8 @@
 """Elementwise ops: y[i] = f(x[i]) or y[i] = f(a[i], b[i]) with NumPy broadcasting.
 
 Each backward returns dL/d(input) = dL/dy * dy/d(input), computed with Tensor operations so that
-it can be differentiated again. Gradients of broadcast inputs are summed back to the input's
+it can be differentiated again. Rules marked ``array_backward`` use only what Tensors and arrays
+share, so the lean walk (autograd.py) runs the same text on raw arrays when nothing is recorded. Gradients of broadcast inputs are summed back to the input's
 shape by the engine (autograd.sum_to_shape), so the rules here ignore broadcasting.
 
 Next: reduce.py (sum, max, ...), where one output depends on many inputs.
@@ -11,7 +12,7 @@ import math
 
 import numpy as np
 
-from ..autograd import Function, register
+from ..autograd import Function, call, const_like, register
 
 
 def _mask(t, dtype):
@@ -28,6 +29,8 @@ def _mask(t, dtype):
 class Add(Function):
     """y = a + b;  dy/da = 1, dy/db = 1."""
 
+    array_backward = True
+
     @staticmethod
     def forward(ctx, a, b):
         return a + b
@@ -41,6 +44,8 @@ class Add(Function):
 class Sub(Function):
     """y = a - b;  dy/da = 1, dy/db = -1."""
 
+    array_backward = True
+
     @staticmethod
     def forward(ctx, a, b):
         return a - b
@@ -53,6 +58,8 @@ class Sub(Function):
 @register("mul")
 class Mul(Function):
     """y = a * b;  dy/da = b, dy/db = a."""
+
+    array_backward = True
 
     @staticmethod
     def forward(ctx, a, b):
@@ -69,6 +76,8 @@ class Mul(Function):
 @register("div")
 class Div(Function):
     """y = a / b;  dy/da = 1/b, dy/db = -a/b^2."""
+
+    array_backward = True
 
     @staticmethod
     def forward(ctx, a, b):
@@ -90,6 +99,8 @@ class Pow(Function):
     ``x ** 2``.
     """
 
+    array_backward = True
+
     @staticmethod
     def forward(ctx, a, b):
         y = a ** b
@@ -101,13 +112,15 @@ class Pow(Function):
         a, b, y = ctx.saved_tensors
         na, nb = ctx.needs_input_grad
         ga = g * b * a ** (b - 1) if na else None
-        gb = g * y * a.log() if nb else None
+        gb = g * y * call(Log, a) if nb else None
         return ga, gb
 
 
 @register("maximum")
 class Maximum(Function):
     """y = max(a, b);  dy/da = [a > b] + 0.5 [a == b]  (ties split the gradient evenly)."""
+
+    array_backward = True
 
     @staticmethod
     def forward(ctx, a, b):
@@ -116,13 +129,15 @@ class Maximum(Function):
 
     @staticmethod
     def backward(ctx, g):
-        w = _mask(ctx.win_a, g.dtype)
+        w = const_like(ctx.win_a, g)
         return g * w, g * (1 - w)
 
 
 @register("minimum")
 class Minimum(Function):
     """y = min(a, b);  dy/da = [a < b] + 0.5 [a == b]."""
+
+    array_backward = True
 
     @staticmethod
     def forward(ctx, a, b):
@@ -131,13 +146,15 @@ class Minimum(Function):
 
     @staticmethod
     def backward(ctx, g):
-        w = _mask(ctx.win_a, g.dtype)
+        w = const_like(ctx.win_a, g)
         return g * w, g * (1 - w)
 
 
 @register("where")
 class Where(Function):
     """y = cond ? a : b;  dy/da = [cond], dy/db = [not cond]; cond gets no gradient."""
+
+    array_backward = True
 
     @staticmethod
     def forward(ctx, cond, a, b):
@@ -146,7 +163,7 @@ class Where(Function):
 
     @staticmethod
     def backward(ctx, g):
-        m = _mask(ctx.cond, g.dtype)
+        m = const_like(ctx.cond, g)
         return None, g * m, g * (1 - m)
 
 
@@ -156,6 +173,8 @@ class Where(Function):
 @register("neg")
 class Neg(Function):
     """y = -x;  dy/dx = -1."""
+
+    array_backward = True
 
     @staticmethod
     def forward(ctx, x):
@@ -169,6 +188,8 @@ class Neg(Function):
 @register("exp")
 class Exp(Function):
     """y = e^x;  dy/dx = e^x = y  (keep y: the derivative is the output itself)."""
+
+    array_backward = True
 
     @staticmethod
     def forward(ctx, x):
@@ -186,6 +207,8 @@ class Exp(Function):
 class Log(Function):
     """y = ln x;  dy/dx = 1/x  (domain x > 0)."""
 
+    array_backward = True
+
     @staticmethod
     def forward(ctx, x):
         ctx.save(x)
@@ -200,6 +223,8 @@ class Log(Function):
 @register("sqrt")
 class Sqrt(Function):
     """y = sqrt(x);  dy/dx = 1 / (2 sqrt(x)) = 1 / (2y)  (domain x > 0)."""
+
+    array_backward = True
 
     @staticmethod
     def forward(ctx, x):
@@ -217,6 +242,8 @@ class Sqrt(Function):
 class Abs(Function):
     """y = |x|;  dy/dx = sign(x)  (0 at the kink x = 0, as PyTorch)."""
 
+    array_backward = True
+
     @staticmethod
     def forward(ctx, x):
         ctx.sign = ctx.xp.sign(x)
@@ -224,12 +251,14 @@ class Abs(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return (g * _mask(ctx.sign, g.dtype),)
+        return (g * const_like(ctx.sign, g),)
 
 
 @register("relu")
 class ReLU(Function):
     """y = max(x, 0);  dy/dx = [x > 0]  (0 at the kink x = 0, as PyTorch)."""
+
+    array_backward = True
 
     @staticmethod
     def forward(ctx, x):
@@ -238,12 +267,14 @@ class ReLU(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return (g * _mask(ctx.pos, g.dtype),)   # a 0/1 multiply: np.where is ~10x slower here
+        return (g * const_like(ctx.pos, g),)   # a 0/1 multiply: np.where is ~10x slower here
 
 
 @register("leaky_relu")
 class LeakyReLU(Function):
     """y = x if x > 0 else s*x;  dy/dx = 1 if x > 0 else s."""
+
+    array_backward = True
 
     @staticmethod
     def forward(ctx, x, negative_slope=0.01):
@@ -252,7 +283,7 @@ class LeakyReLU(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return (g * _mask(ctx.slope, g.dtype),)
+        return (g * const_like(ctx.slope, g),)
 
 
 @register("elu")
@@ -280,6 +311,8 @@ class ELU(Function):
 class Sigmoid(Function):
     """y = 1 / (1 + e^-x);  dy/dx = y (1 - y). Computed without overflow for large |x|."""
 
+    array_backward = True
+
     @staticmethod
     def forward(ctx, x):
         xp = ctx.xp
@@ -297,6 +330,8 @@ class Sigmoid(Function):
 @register("tanh")
 class Tanh(Function):
     """y = tanh(x);  dy/dx = 1 - y^2  (keep y, not x: the derivative needs only the output)."""
+
+    array_backward = True
 
     @staticmethod
     def forward(ctx, x):
@@ -343,6 +378,8 @@ def _erf(xp, x):
 class Erf(Function):
     """y = erf(x) = 2/sqrt(pi) * integral_0^x e^(-t^2) dt;  dy/dx = 2/sqrt(pi) * e^(-x^2)."""
 
+    array_backward = True
+
     @staticmethod
     def forward(ctx, x):
         ctx.save(x)
@@ -351,12 +388,14 @@ class Erf(Function):
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
-        return (g * (2 / math.sqrt(math.pi)) * (-(x * x)).exp(),)
+        return (g * (2 / math.sqrt(math.pi)) * call(Exp, -(x * x)),)
 
 
 @register("clip")
 class Clip(Function):
     """y = min(max(x, lo), hi);  dy/dx = [lo <= x <= hi]  (1 at the boundaries)."""
+
+    array_backward = True
 
     @staticmethod
     def forward(ctx, x, lo=None, hi=None):
@@ -371,12 +410,14 @@ class Clip(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return (g * _mask(ctx.inside, g.dtype),)
+        return (g * const_like(ctx.inside, g),)
 
 
 @register("cast")
 class Cast(Function):
     """y = x converted to ``dtype``;  dy/dx = 1 (the gradient is cast back to x's dtype)."""
+
+    array_backward = True
 
     @staticmethod
     def forward(ctx, x, dtype):

@@ -14,8 +14,9 @@ gathers, so the pairs close the same way.
 Next: backends/numpy_backend.py, the reference arrays behind these ops.
 """
 
-from ..autograd import Function, register
+from ..autograd import Function, call, const_like, register
 from ..errors import DTypeError, ShapeError
+from .elementwise import Exp
 
 
 def _t(data):
@@ -31,6 +32,8 @@ def _t(data):
 class Softmax(Function):
     """y_i = e^(x_i - m) / sum_j e^(x_j - m)  (m = max x: same result, no overflow);
     dL/dx = y * (g - sum_j g_j y_j)."""
+
+    array_backward = True
 
     @staticmethod
     def forward(ctx, x, axis=-1):
@@ -52,6 +55,8 @@ class LogSoftmax(Function):
     """y_i = x_i - logsumexp(x)  (computed as x_i - m - log sum_j e^(x_j - m));
     dL/dx = g - softmax(x) * sum_j g_j, with softmax(x) = e^y."""
 
+    array_backward = True
+
     @staticmethod
     def forward(ctx, x, axis=-1):
         xp = ctx.xp
@@ -64,7 +69,7 @@ class LogSoftmax(Function):
     @staticmethod
     def backward(ctx, g):
         (y,) = ctx.saved_tensors
-        return (g - y.exp() * g.sum(axis=ctx.axis, keepdims=True),)
+        return (g - call(Exp, y) * g.sum(axis=ctx.axis, keepdims=True),)
 
 
 # ------------------------------------------------------------------ matmul ---
@@ -78,6 +83,8 @@ class MatMul(Function):
     operand back to its shape. For 2-D operands ``ta``/``tb`` multiply by the transpose without
     forming it (C = op(A) op(B)), so ``x @ W.T`` and every backward product is one kernel call.
     """
+
+    array_backward = True
 
     @staticmethod
     def forward(ctx, a, b, ta=False, tb=False):
@@ -97,19 +104,24 @@ class MatMul(Function):
         na, nb = ctx.needs_input_grad
         ta, tb = ctx.ta, ctx.tb
         if a.ndim == 2 and b.ndim == 2:
-            # With op(A) = A^T when ta: d op(A) = g op(B)^T and d op(B) = op(A)^T g; a
-            # transposed operand takes the transpose of its gradient. Written out per case:
-            ga = gb = None
-            if na:
-                ga = (MatMul.apply(b, g, ta=tb, tb=True) if ta else
-                      MatMul.apply(g, b, tb=not tb))
-            if nb:
-                gb = (MatMul.apply(g, a, ta=True, tb=ta) if tb else
-                      MatMul.apply(a, g, ta=not ta))
-            return ga, gb
-        ga = g @ b.swapaxes(-1, -2) if na else None
-        gb = a.swapaxes(-1, -2) @ g if nb else None
+            # C = op(A) op(B), op(X) = X^T when its flag is set; each gradient is one kernel
+            # call, with the transposes as flags. Per case:
+            if not ta and not tb:   # C = A B:      dA = g B^T,      dB = A^T g
+                ga, gb = lambda: _mm(g, b, tb=True), lambda: _mm(a, g, ta=True)
+            elif not ta:            # C = A B^T:    dA = g B,        dB = g^T A
+                ga, gb = lambda: _mm(g, b), lambda: _mm(g, a, ta=True)
+            elif not tb:            # C = A^T B:    dA = B g^T,      dB = A g
+                ga, gb = lambda: _mm(b, g, tb=True), lambda: _mm(a, g)
+            else:                   # C = A^T B^T:  dA = B^T g^T,    dB = g^T A^T
+                ga, gb = lambda: _mm(b, g, ta=True, tb=True), lambda: _mm(g, a, ta=True, tb=True)
+            return (ga() if na else None), (gb() if nb else None)
+        ga = call(MatMul, g, b.swapaxes(-1, -2)) if na else None   # batched: dA = g B^T
+        gb = call(MatMul, a.swapaxes(-1, -2), g) if nb else None   # dB = A^T g
         return ga, gb
+
+
+def _mm(x, y, ta=False, tb=False):
+    return call(MatMul, x, y, ta=ta, tb=tb)
 
 
 # ------------------------------------------------------------------ convolution ---
@@ -119,6 +131,8 @@ class MatMul(Function):
 class Conv2d(Function):
     """y[n,o,p,q] = sum_{c,i,j} x_pad[n, c, p*s + i*d, q*s + j*d] * w[o,c,i,j]  (per group);
     dx = conv2d_backward_input(dy, w), dw = conv2d_backward_weight(dy, x)."""
+
+    array_backward = True
 
     @staticmethod
     def forward(ctx, x, w, geom):
@@ -131,8 +145,8 @@ class Conv2d(Function):
     def backward(ctx, g):
         x, w = ctx.saved_tensors
         nx, nw = ctx.needs_input_grad
-        gx = Conv2dBackwardInput.apply(g, w, x_shape=ctx.x_shape, geom=ctx.geom) if nx else None
-        gw = Conv2dBackwardWeight.apply(g, x, w_shape=ctx.w_shape, geom=ctx.geom) if nw else None
+        gx = call(Conv2dBackwardInput, g, w, x_shape=ctx.x_shape, geom=ctx.geom) if nx else None
+        gw = call(Conv2dBackwardWeight, g, x, w_shape=ctx.w_shape, geom=ctx.geom) if nw else None
         return gx, gw
 
 
@@ -140,6 +154,8 @@ class Conv2d(Function):
 class Conv2dBackwardInput(Function):
     """gx = conv2d's adjoint in x applied to gy (the transposed convolution);
     for upstream U: d/dgy = conv2d(U, w), d/dw = conv2d_backward_weight(gy, U)."""
+
+    array_backward = True
 
     @staticmethod
     def forward(ctx, gy, w, x_shape, geom):
@@ -151,8 +167,8 @@ class Conv2dBackwardInput(Function):
     def backward(ctx, u):
         gy, w = ctx.saved_tensors
         ngy, nw = ctx.needs_input_grad
-        dgy = Conv2d.apply(u, w, geom=ctx.geom) if ngy else None
-        dw = Conv2dBackwardWeight.apply(gy, u, w_shape=ctx.w_shape, geom=ctx.geom) if nw else None
+        dgy = call(Conv2d, u, w, geom=ctx.geom) if ngy else None
+        dw = call(Conv2dBackwardWeight, gy, u, w_shape=ctx.w_shape, geom=ctx.geom) if nw else None
         return dgy, dw
 
 
@@ -160,6 +176,8 @@ class Conv2dBackwardInput(Function):
 class Conv2dBackwardWeight(Function):
     """gw = conv2d's adjoint in w: gw[o,c,i,j] = sum_{n,p,q} gy[n,o,p,q] x_pad[n,c,p*s+i*d,q*s+j*d];
     for upstream V: d/dgy = conv2d(x, V), d/dx = conv2d_backward_input(gy, V)."""
+
+    array_backward = True
 
     @staticmethod
     def forward(ctx, gy, x, w_shape, geom):
@@ -171,8 +189,8 @@ class Conv2dBackwardWeight(Function):
     def backward(ctx, v):
         gy, x = ctx.saved_tensors
         ngy, nx = ctx.needs_input_grad
-        dgy = Conv2d.apply(x, v, geom=ctx.geom) if ngy else None
-        dx = Conv2dBackwardInput.apply(gy, v, x_shape=ctx.x_shape, geom=ctx.geom) if nx else None
+        dgy = call(Conv2d, x, v, geom=ctx.geom) if ngy else None
+        dx = call(Conv2dBackwardInput, gy, v, x_shape=ctx.x_shape, geom=ctx.geom) if nx else None
         return dgy, dx
 
 
@@ -184,6 +202,8 @@ class MaxPool2d(Function):
     """y[n,c,p,q] = max over the window of x (padding reads -inf);
     dx = dy routed to the argmax of each window (the first one on ties)."""
 
+    array_backward = True
+
     @staticmethod
     def forward(ctx, x, geom):
         y, idx = ctx.backend.max_pool2d(x, *geom)
@@ -192,13 +212,15 @@ class MaxPool2d(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return (MaxPool2dBackward.apply(g, idx=ctx.idx, x_shape=ctx.x_shape, geom=ctx.geom),)
+        return (call(MaxPool2dBackward, g, idx=ctx.idx, x_shape=ctx.x_shape, geom=ctx.geom),)
 
 
 @register("max_pool2d_backward")
 class MaxPool2dBackward(Function):
     """gx = scatter-add of gy into the argmax positions (linear in gy);
     its adjoint is the gather du[n,c,p,q] = u[n,c].flat[idx[n,c,p,q]]."""
+
+    array_backward = True
 
     @staticmethod
     def forward(ctx, gy, idx, x_shape, geom):
@@ -207,12 +229,14 @@ class MaxPool2dBackward(Function):
 
     @staticmethod
     def backward(ctx, u):
-        return (PoolGather.apply(u, idx=ctx.idx),)
+        return (call(PoolGather, u, idx=ctx.idx),)
 
 
 @register("pool_gather")
 class PoolGather(Function):
     """y[n,c,p,q] = u[n,c].flat[idx[n,c,p,q]];  its adjoint scatters back: du = scatter(dy)."""
+
+    array_backward = True
 
     @staticmethod
     def forward(ctx, u, idx):
@@ -230,13 +254,15 @@ class PoolGather(Function):
         nn_, cc = xp.meshgrid(xp.arange(n), xp.arange(c), indexing="ij")
         index = (nn_[..., None, None], cc[..., None, None], ctx.idx // ctx.u_shape[3],
                  ctx.idx % ctx.u_shape[3])
-        return (IndexAdd.apply(g, index=index, shape=ctx.u_shape),)
+        return (call(IndexAdd, g, index=index, shape=ctx.u_shape),)
 
 
 @register("avg_pool2d")
 class AvgPool2d(Function):
     """y[n,c,p,q] = mean of x over the window (padded zeros count, kh*kw divisor);
     dx = each dy spread evenly, dy / (kh*kw), over its window."""
+
+    array_backward = True
 
     @staticmethod
     def forward(ctx, x, geom):
@@ -245,12 +271,14 @@ class AvgPool2d(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return (AvgPool2dBackward.apply(g, x_shape=ctx.x_shape, geom=ctx.geom),)
+        return (call(AvgPool2dBackward, g, x_shape=ctx.x_shape, geom=ctx.geom),)
 
 
 @register("avg_pool2d_backward")
 class AvgPool2dBackward(Function):
     """gx = the adjoint of avg_pool2d applied to gy (linear); its own adjoint is avg_pool2d."""
+
+    array_backward = True
 
     @staticmethod
     def forward(ctx, gy, x_shape, geom):
@@ -259,7 +287,7 @@ class AvgPool2dBackward(Function):
 
     @staticmethod
     def backward(ctx, u):
-        return (AvgPool2d.apply(u, geom=ctx.geom),)
+        return (call(AvgPool2d, u, geom=ctx.geom),)
 
 
 # ------------------------------------------------------------------ validation ---
@@ -388,17 +416,20 @@ class SoftmaxCrossEntropy(Function):
         ctx.dz, ctx.labels = dz, labels
         return xp.asarray(loss, dtype=z.dtype)
 
+    array_backward = True      # the lean walk hands g as an array (see autograd)
+
     @staticmethod
     def backward(ctx, g):
         from ..autograd import is_grad_enabled
+        from ..tensor import Tensor
 
-        if not is_grad_enabled():                # the usual case: the gradient is ready
-            return (g * _t(ctx.dz),)
+        if not (isinstance(g, Tensor) and is_grad_enabled()):   # usual case: gradient is ready
+            return (g * const_like(ctx.dz, g), None)
         (z,) = ctx.saved_tensors                 # create_graph: a differentiable formula
         n, c = z.shape
         onehot = ctx.xp.zeros((n, c), dtype=z.dtype)
         onehot[ctx.xp.arange(n), ctx.labels] = 1
-        return ((z.softmax(axis=1) - _t(onehot)) * (g * (1.0 / max(n, 1))),)
+        return ((z.softmax(axis=1) - _t(onehot)) * (g * (1.0 / max(n, 1))), None)
 
 
 # ------------------------------------------------------------------ linear + ReLU ---

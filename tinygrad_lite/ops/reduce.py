@@ -6,7 +6,7 @@ The backward pass of every reduction first puts the reduced axes back (as size-1
 Next: movement.py (reshape, transpose, indexing), ops that only move elements around.
 """
 
-from ..autograd import Function, register
+from ..autograd import Function, call, const_like, register
 from ..errors import AxisError, ShapeError
 
 
@@ -27,12 +27,16 @@ def normalize_axis(axis, ndim, op):
 
 
 def keepdims_shape(shape, axes):
+    if len(axes) == len(shape):      # every axis reduced (the common full sum)
+        return (1,) * len(shape)
     return tuple(1 if i in axes else s for i, s in enumerate(shape))
 
 
 @register("sum")
 class Sum(Function):
     """y = sum_{i in axes} x_i;  dy/dx_i = 1: the gradient is broadcast back over the axes."""
+
+    array_backward = True
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
@@ -44,14 +48,16 @@ class Sum(Function):
     def backward(ctx, g):
         from .movement import Expand, Reshape
 
-        if g.shape != ctx.kd_shape:
-            g = Reshape.apply(g, shape=ctx.kd_shape)
-        return (Expand.apply(g, shape=ctx.in_shape) if g.shape != ctx.in_shape else g,)
+        if g.ndim and g.shape != ctx.kd_shape:   # a 0-d gradient broadcasts as it is
+            g = call(Reshape, g, shape=ctx.kd_shape)
+        return (call(Expand, g, shape=ctx.in_shape) if g.shape != ctx.in_shape else g,)
 
 
 @register("prod")
 class Prod(Function):
     """y = prod_i x_i;  dy/dx_i = prod_{j != i} x_j = y / x_i  (domain: x != 0)."""
+
+    array_backward = True
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
@@ -69,6 +75,8 @@ class Prod(Function):
 class _Extremum(Function):
     """y = max_i x_i (or min);  dy/dx_i = [x_i == y] / (number of ties): ties share evenly."""
 
+    array_backward = True
+
     reducer = None
 
     @classmethod
@@ -83,9 +91,7 @@ class _Extremum(Function):
 
     @staticmethod
     def backward(ctx, g):
-        from ..tensor import Tensor
-
-        return (g.reshape(ctx.kd_shape) * Tensor._wrap(ctx.share.astype(g.dtype), False),)
+        return (g.reshape(ctx.kd_shape) * const_like(ctx.share, g),)
 
 
 @register("max")

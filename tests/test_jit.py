@@ -1,0 +1,340 @@
+"""tinygrad_lite.jit: a replayed training step is bitwise equal to eager; it records again when
+the key changes; what it cannot capture raises JitError."""
+
+import numpy as np
+import pytest
+
+import tinygrad_lite as tl
+from tinygrad_lite import backends, nn
+from tinygrad_lite.errors import JitError
+from tinygrad_lite.layers import Dense
+from tinygrad_lite.models import Sequential
+from tinygrad_lite.nn import functional as F
+from tinygrad_lite.optim import SGD, Adam
+
+STEPS = 20
+
+
+def _same(xs, ys):
+    assert len(xs) == len(ys)
+    for a, b in zip(xs, ys):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_array_equal(a, b)
+
+
+# ------------------------------------------------------------------ seed MLP through fit ---
+
+def _seed_mlp_fit(x, y, jit, batch_size=16, epochs=1, loss="sparse_categorical_crossentropy"):
+    tl.manual_seed(0)
+    model = Sequential([Dense(128, activation="relu", input_shape=(784,)),
+                        Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
+    hist = model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, seed=1,
+                     verbose=0, jit=jit)
+    return hist.history, [w.copy() for w in model.get_weights()]
+
+
+def test_fit_jit_seed_mlp_is_bitwise_equal_to_eager(backend):
+    rng = np.random.default_rng(0)
+    x = rng.random((STEPS * 16, 784), dtype=np.float32)
+    y = rng.integers(0, 10, STEPS * 16)
+    h_eager, w_eager = _seed_mlp_fit(x, y, jit=False)
+    h_jit, w_jit = _seed_mlp_fit(x, y, jit=True)
+    assert h_jit == h_eager                  # loss and accuracy of all 20 steps, exactly
+    _same(w_jit, w_eager)
+
+
+def test_fit_jit_replays_and_records_per_batch_shape(monkeypatch):
+    import importlib
+
+    jit_module = importlib.import_module("tinygrad_lite.jit")   # the module, not the function
+    made = []
+    real = jit_module.JitFunction
+
+    class Spy(real):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            made.append(self)
+
+    monkeypatch.setattr(jit_module, "JitFunction", Spy)
+    rng = np.random.default_rng(1)
+    x = rng.random((90, 784), dtype=np.float32)      # batches of 16: 5 full and one of 10
+    y = rng.integers(0, 10, 90)
+    h_eager, w_eager = _seed_mlp_fit(x, y, jit=False, epochs=2)
+    h_jit, w_jit = _seed_mlp_fit(x, y, jit=True, epochs=2)
+    assert h_jit == h_eager
+    _same(w_jit, w_eager)
+    (step,) = made
+    # two recordings for batch 16, two for batch 10 (one per epoch); the rest replayed
+    assert step.recordings == 4 and step.replays == 12 - 4
+
+
+# ------------------------------------------------------------------ nn models, direct jit ---
+
+def _mlp_step(opt_cls=Adam, **opt_kw):
+    tl.manual_seed(0)
+    net = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
+    opt = opt_cls(net.parameters(), **opt_kw)
+
+    def step(x, t):
+        loss = -(net(x).log_softmax(axis=1) * t).sum() * (1.0 / x.shape[0])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
+    return net, step
+
+
+def _cnn_step(opt_cls=Adam, **opt_kw):
+    tl.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                        nn.Linear(4 * 6 * 6, 10))
+    opt = opt_cls(net.parameters(), **opt_kw)
+
+    def step(x, t):
+        loss = -(net(x).log_softmax(axis=1) * t).sum() * (1.0 / x.shape[0])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
+    return net, step
+
+
+def _batches(shape, n=STEPS, batch=8, seed=0):
+    rng = np.random.default_rng(seed)
+    xs = [rng.standard_normal((batch,) + shape).astype(np.float32) for _ in range(n)]
+    ts = [np.eye(10, dtype=np.float32)[rng.integers(0, 10, batch)] for _ in range(n)]
+    return list(zip(xs, ts))
+
+
+def _train(make, batches, jit, wrap=tl.Tensor):
+    net, step = make()
+    if jit:
+        step = tl.jit(step, modules=[net])
+    losses = [step(wrap(x), wrap(t)).numpy().copy() for x, t in batches]
+    return losses, [p.data.copy() for p in net.parameters()], step
+
+
+@pytest.mark.parametrize("make, shape", [(_mlp_step, (784,)), (_cnn_step, (1, 12, 12))],
+                         ids=["mlp", "cnn"])
+def test_jit_is_bitwise_equal_to_eager_over_20_steps(backend, make, shape):
+    batches = _batches(shape)
+    l_eager, w_eager, _ = _train(make, batches, jit=False)
+    l_jit, w_jit, step = _train(make, batches, jit=True)
+    _same(l_jit, l_eager)
+    _same(w_jit, w_eager)
+    assert step.recordings == 2 and step.replays == STEPS - 2
+
+
+def test_jit_captures_fused_sgd_momentum(backend):
+    def make():
+        return _cnn_step(SGD, lr=0.05, momentum=0.9, nesterov=True)
+
+    batches = _batches((1, 12, 12))
+    l_eager, w_eager, _ = _train(make, batches, jit=False)
+    l_jit, w_jit, step = _train(make, batches, jit=True, wrap=lambda a: a)   # plain arrays
+    _same(l_jit, l_eager)
+    _same(w_jit, w_eager)
+    assert step.replays == STEPS - 2
+
+
+def test_jit_records_again_when_the_batch_size_changes():
+    small, large = _batches((784,), n=6, batch=4), _batches((784,), n=6, batch=8, seed=1)
+    mixed = small[:3] + large + small[3:]
+    l_eager, w_eager, _ = _train(_mlp_step, mixed, jit=False)
+    l_jit, w_jit, step = _train(_mlp_step, mixed, jit=True)
+    _same(l_jit, l_eager)
+    _same(w_jit, w_eager)
+    # batch 4: record, record, replay x4; batch 8: record, record, replay x4
+    assert step.recordings == 4 and step.replays == 8
+
+
+def test_jit_records_again_after_a_backend_switch_and_a_mode_change():
+    if "cython" not in backends.names():
+        pytest.skip("the cython backend is not built: only one backend to switch between")
+    batches = _batches((784,), n=8)
+    net, step = _mlp_step()
+    jstep = tl.jit(step, modules=[net])
+    for x, t in batches[:3]:
+        jstep(tl.Tensor(x), tl.Tensor(t))
+    assert (jstep.recordings, jstep.replays) == (2, 1)
+    other = "numpy" if backends.current().name == "cython" else "cython"
+    with backends.use(other):
+        jstep(tl.Tensor(batches[3][0]), tl.Tensor(batches[3][1]))
+    assert jstep.recordings == 3
+    net.eval()
+    jstep(tl.Tensor(batches[4][0]), tl.Tensor(batches[4][1]))
+    assert jstep.recordings == 4
+
+
+def test_jit_records_again_when_a_parameter_array_is_replaced():
+    batches = _batches((784,), n=6)
+    net, step = _mlp_step()
+    jstep = tl.jit(step)
+    for x, t in batches[:3]:
+        jstep(x, t)
+    assert jstep.replays == 1
+    w = net[0].weight
+    w.data = w.data.copy()                  # what a load that assigns new arrays does
+    jstep(*batches[3])
+    assert jstep.recordings == 3 and jstep.replays == 1
+
+
+# ------------------------------------------------------------------ refused ---
+
+def test_jit_refuses_item_inside_the_step():
+    net, _ = _mlp_step()
+
+    @tl.jit
+    def step(x):
+        loss = net(x).sum()
+        if loss.item() > 0:                 # data-dependent Python control flow
+            loss = loss * 2
+        loss.backward()
+        return loss
+
+    with pytest.raises(JitError, match="Tensor.item"):
+        step(np.ones((2, 784), np.float32))
+
+
+def test_jit_refuses_numpy_of_a_traced_value():
+    net, _ = _mlp_step()
+
+    @tl.jit
+    def step(x):
+        y = net(x)
+        return tl.Tensor(y.numpy() * 2)
+
+    with pytest.raises(JitError, match="Tensor.numpy"):
+        step(np.ones((2, 784), np.float32))
+
+
+def test_jit_refuses_constants_computed_from_the_inputs():
+    """Integer labels turned into an index with NumPy outside the engine differ between the two
+    recordings: the replay could not follow them, so the second call raises."""
+    net, _ = _mlp_step()
+    opt = Adam(net.parameters())
+
+    @tl.jit
+    def step(x, labels):
+        loss = F.cross_entropy(net(x), labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
+    rng = np.random.default_rng(0)
+    x = rng.random((4, 784), dtype=np.float32)
+    step(x, np.array([0, 1, 2, 3]))
+    with pytest.raises(JitError, match="differs between the recordings"):
+        step(x, np.array([3, 2, 1, 0]))
+
+
+def test_jit_refuses_data_dependent_python_branches():
+    w = tl.Tensor(np.ones(3, np.float32), requires_grad=True)
+
+    @tl.jit
+    def step(x, flag):
+        y = (w * x).sum() if flag else (w * x * x).sum()
+        y.backward()
+        return y
+
+    x = np.ones(3, np.float32)
+    step(x, True)       # hashable values are part of the key: each branch records on its own
+    step(x, True)
+    step(x, False)
+    step(x, False)
+    assert step.replays == 0 and step.recordings == 4
+    state = {"n": 0}
+
+    @tl.jit
+    def step2(x):
+        state["n"] += 1
+        y = (w * x).sum() if state["n"] % 2 else (w * x).exp().sum()
+        y.backward()
+        return y
+
+    step2(x)
+    with pytest.raises(JitError, match="cannot capture"):
+        step2(x)
+
+
+def test_jit_refuses_create_graph_hooks_and_closures():
+    w = tl.Tensor(np.ones(3, np.float32), requires_grad=True)
+    x = np.ones(3, np.float32)
+
+    @tl.jit
+    def higher(x):
+        (g,) = tl.grad((w * w * x).sum(), w, create_graph=True)
+        return g
+
+    with pytest.raises(JitError, match="create_graph"):
+        higher(x)
+
+    @tl.jit
+    def hooked(x):
+        y = w * x
+        y._hooks = [lambda g: g * 2]
+        y.sum().backward()
+
+    with pytest.raises(JitError, match="hooks"):
+        hooked(x)
+    opt = SGD([w], lr=0.1)
+
+    @tl.jit
+    def closure_step(x):
+        opt.step(lambda: (w * x).sum())
+
+    with pytest.raises(JitError, match="closure"):
+        closure_step(x)
+    # the engine is left as it was after a refused recording
+    (w * w).sum().backward()
+    np.testing.assert_array_equal(w.grad.numpy(), 2 * w.data)
+
+
+def test_jit_rejects_unhashable_arguments_and_bad_returns():
+    @tl.jit
+    def step(x):
+        return 1.0
+
+    with pytest.raises(JitError, match="hashable"):
+        step([1.0, 2.0])
+    with pytest.raises(JitError, match="must return"):
+        step(np.ones(2, np.float32))
+
+
+@pytest.mark.parametrize("layer", ["dropout", "batchnorm"])
+def test_fit_jit_refuses_dropout_and_batchnorm_running_statistics(layer):
+    from tinygrad_lite.layers import BatchNormalization, Dropout
+
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 20), dtype=np.float32)
+    y = rng.integers(0, 3, 64)
+    tl.manual_seed(0)
+    mid = Dropout(0.5) if layer == "dropout" else BatchNormalization()
+    model = Sequential([Dense(16, activation="relu", input_shape=(20,)), mid,
+                        Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    with pytest.raises(JitError, match="differs between the recordings|assigning"):
+        model.fit(x, y, epochs=1, batch_size=16, verbose=0, jit=True)
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)      # the engine is intact afterwards
+
+
+def test_jit_keys_on_arguments_that_are_the_same_array():
+    w = tl.Tensor(np.ones(3, np.float32), requires_grad=True)
+
+    @tl.jit
+    def step(x, z):
+        y = (w * x * z).sum()
+        y.backward()
+        return y
+
+    a, b = np.arange(3, dtype=np.float32), np.full(3, 2, np.float32)
+    for _ in range(3):
+        step(a, a)                           # recorded with both arguments one array
+    w.grad = None
+    got = step(a, b)                         # two arrays: must not replay the aliased plan
+    assert got.item() == float((a * b).sum())
+    np.testing.assert_array_equal(w.grad.numpy(), a * b)
