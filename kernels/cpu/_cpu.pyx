@@ -476,3 +476,4 @@ cdef int _conv_check(str op, tuple x, tuple w, tuple y, int groups) except -1:
 include "conv.pxi"
 include "pool.pxi"
 include "optim.pxi"
+include "rnn.pxi"
