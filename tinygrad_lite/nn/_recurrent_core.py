@@ -225,19 +225,21 @@ def _project(ctx, x, w_ih, keras, G, biases):
     T, B, F = x.shape
     x2 = x.reshape(T * B, F)
     gates = ctx.backend.matmul(x2, w_ih, False, not keras)
-    for b in biases:
-        gates += b
+    if biases:
+        gates += biases[0] if len(biases) == 1 else biases[0] + biases[1]   # one pass
     return gates.reshape(T, B, G)
 
 
 def _weight_grads(ctx, x, da, w_ih, keras):
-    """dx, dW_ih from da (T, B, G*H) = dL/d(x projection): two GEMMs over all steps."""
+    """dx, dW_ih from da (T, B, G*H) = dL/d(x projection): two GEMMs over all steps (dx only
+    when x needs a gradient: a first layer's data does not)."""
     T, B, F = x.shape
     G = da.shape[2]
     d2 = da.reshape(T * B, G)
     x2 = x.reshape(T * B, F)
     mm = ctx.backend.matmul
-    dx = mm(d2, w_ih, False, keras).reshape(T, B, F)
+    needs = getattr(ctx, "needs_input_grad", None)
+    dx = mm(d2, w_ih, False, keras).reshape(T, B, F) if needs is None or needs[0] else None
     dw = mm(x2, d2, True, False) if keras else mm(d2, x2, True, False)
     return dx, dw
 
