@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 import reference as ref
 import tinygrad_lite as tl
 from tinygrad_lite.autograd import REGISTRY
+from tinygrad_lite.nn import _recurrent_core as RC
 from tinygrad_lite.nn import functional as F
 from tinygrad_lite.ops import elementwise as E
 from tinygrad_lite.ops import movement as M
@@ -475,6 +476,40 @@ CASES = [
                gy, x_shape=x.shape, geom=_pool_geom(x.shape, **k)),
            lambda gy, x, **k: ref.avg_pool2d_backward(gy, x.shape, *_pool_geom(x.shape, **k)),
            draw=_pool_draw(with_grad=True, distinct=False), const=(1,)),
+]
+
+
+# The fused recurrent Functions (one layer, one direction, whole sequence); the second-order
+# check runs their double-backward fallback (the reference formulation).
+@st.composite
+def _recurrent_draw(d, kind):
+    T, B, n_in, H = (d(st.integers(1, 3)), d(st.integers(1, 2)), d(st.integers(1, 2)),
+                     d(st.integers(1, 2)))
+    G = {"rnn": 1, "lstm": 4, "gru": 3}[kind] * H
+    layout = d(st.sampled_from(["torch", "keras"]))
+    kw = dict(layout=layout, reverse=d(st.booleans()))
+    if kind != "rnn":
+        kw["gates"] = "".join(d(st.permutations("ifgo" if kind == "lstm" else "rzn")))
+    shapes = [(T, B, n_in), (B, H)] + ([(B, H)] if kind == "lstm" else [])
+    shapes += [(n_in, G), (H, G)] if layout == "keras" else [(G, n_in), (G, H)]
+    shapes += [(G,)] * d(st.integers(0, 2))
+    return tuple(d(tst.arrays(s, low=-1.5, high=1.5)) for s in shapes), kw
+
+
+def _recurrent_oracle(kind):
+    def oracle(x, h0, *rest, **kw):
+        c0, rest = (rest[0], rest[1:]) if kind == "lstm" else (None, rest)
+        return ref.recurrent_sequence(kind, x, h0, c0, rest[0], rest[1], rest[2:], **kw)
+    return oracle
+
+
+CASES += [
+    OpCase("lstm_sequence", lambda *a, **kw: RC.LSTMSequence.apply(*a, **kw),
+           _recurrent_oracle("lstm"), draw=_recurrent_draw("lstm")),
+    OpCase("gru_sequence", lambda *a, **kw: RC.GRUSequence.apply(*a, **kw),
+           _recurrent_oracle("gru"), draw=_recurrent_draw("gru")),
+    OpCase("rnn_sequence", lambda *a, **kw: RC.RNNSequence.apply(*a, **kw),
+           _recurrent_oracle("rnn"), draw=_recurrent_draw("rnn")),
 ]
 
 IDS = [c.name for c in CASES]
