@@ -266,7 +266,7 @@ def _hh_weight_grad(ctx, dha, out, h0, keras, reverse):
 
 
 def _c(a):
-    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+    return a if a.flags.c_contiguous else a.copy(order="C")     # numpy or cupy
 
 
 def _gate_offsets(kind, gates, H):
@@ -526,7 +526,7 @@ def _reference_pass(kind, x, *rest, layout="torch", gates=None, reverse=False,
     """The same pass as the fused Function (same inputs, same packed output), with Tensor ops.
     ``act`` (a Tensor -> Tensor callable) overrides the tanh/relu of RNN and the two tanh of
     LSTM/GRU (Keras' ``activation``); the fused Functions only run tanh (and relu for RNN)."""
-    from ..functions import cat, stack
+    from ..functions import stack
 
     keras = layout == "keras"
     if kind == "lstm":
