@@ -331,6 +331,75 @@ cdef inline int _rnn_threads(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, int threa
     return 1 if m * n * k < SMALL_GEMM else threads
 
 
+# The recurrent GEMM of every step multiplies by the same op(W_hh). When gemm_core would take
+# its packed one-thread path with a single K and N block (k <= KC, n <= NC), W_hh is packed
+# once per sequence here and every step only packs its A (the B x H state) and runs the
+# macro-kernel -- the same kernels and blocking as gemm_core, minus the repeated B packing.
+# Otherwise (small problems go to the direct kernel, large ones to threads) gemm_core runs.
+
+cdef struct _StepGemm:
+    bint prepacked
+    Py_ssize_t m, n, k
+    int mcb
+    char* pb
+    char* pa
+
+
+cdef size_t _step_gemm_bytes(int dsize, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                             int threads) noexcept nogil:
+    return _round64(gemm_workspace_bytes(dsize, m, n, k, threads))
+
+
+cdef void _step_gemm_init(_StepGemm* g, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                          const floating* b, ptrdiff_t rsb, ptrdiff_t csb, int threads,
+                          char* ws, const tgl_kernel_info* K) noexcept nogil:
+    """Decide the path for C (m x n) (+)= A op(B) and pack op(B) once when it pays. ws:
+    _step_gemm_bytes(...) bytes (also what gemm_core gets on the other path)."""
+    cdef int nr
+    cdef bint fits
+    g.m, g.n, g.k = m, n, k
+    if floating is float:
+        nr = K.nr
+        fits = k <= KC_F32 and n <= NC_F32 and (m * n * k > DIRECT_MAX or K.isa != TGL_ISA_AVX512)
+        g.mcb = _balanced(m, MC_F32, K.mr)
+        g.pa = ws + _round64(<size_t>KC_F32 * NC_F32 * sizeof(floating))
+    else:
+        nr = K.nr_f64
+        fits = k <= KC_F64 and n <= NC_F64
+        g.mcb = _balanced(m, MC_F64, K.mr)
+        g.pa = ws + _round64(<size_t>KC_F64 * NC_F64 * sizeof(floating))
+    g.prepacked = (fits and threads <= 1 and m > 0 and n > 0 and k > 0
+                   and not _swap_pays(m, n, K.mr, nr))
+    g.pb = ws
+    if g.prepacked:
+        if floating is float:
+            tgl_pack_b_f32(K.pack_simd, nr, <int>n, <int>k, b, rsb, csb, <float*>ws, 0, <int>n)
+        else:
+            tgl_pack_b_f64(K.pack_simd, nr, <int>n, <int>k, b, rsb, csb, <double*>ws, 0, <int>n)
+
+
+cdef void _step_gemm(const _StepGemm* g, const floating* a, const floating* b, ptrdiff_t rsb,
+                     ptrdiff_t csb, floating* c, bint accumulate, int threads, char* ws,
+                     const tgl_kernel_info* K) noexcept nogil:
+    """C (m x n, row stride n) (+)= A (m x k, row stride k) op(B)."""
+    cdef Py_ssize_t ic = 0, m = g.m, n = g.n, k = g.k
+    cdef int mc
+    if not g.prepacked:
+        gemm_core(m, n, k, a, k, 1, b, rsb, csb, c, n, accumulate, threads, ws, K)
+        return
+    while ic < m:
+        mc = <int>(m - ic if m - ic < g.mcb else g.mcb)
+        if floating is float:
+            tgl_pack_a_f32(K.pack_simd, K.mr, mc, <int>k, a + ic * k, k, 1, <float*>g.pa)
+            tgl_macro_kernel_f32(K, K.ukr_f32, K.mr, K.nr, mc, <int>n, <int>k, <float*>g.pa,
+                                 <float*>g.pb, c + ic * n, n, 1, accumulate)
+        else:
+            tgl_pack_a_f64(K.pack_simd, K.mr, mc, <int>k, a + ic * k, k, 1, <double*>g.pa)
+            tgl_macro_kernel_f64(K, K.ukr_f64, K.mr, K.nr_f64, mc, <int>n, <int>k,
+                                 <double*>g.pa, <double*>g.pb, c + ic * n, n, 1, accumulate)
+        ic += mc
+
+
 # ------------------------------------------------------------------ LSTM ---
 
 def lstm_steps(floating[:, :, ::1] gates, const floating[:, ::1] w_hh, bint keras,
@@ -363,11 +432,13 @@ def lstm_steps(floating[:, :, ::1] gates, const floating[:, ::1] w_hh, bint kera
     cdef const floating* hp
     cdef const floating* cp
     cdef floating* a
+    cdef _StepGemm sg
     cdef _Workspace ws = _ws_acquire()
     cdef char* buf
     try:
-        buf = ws.ensure(gemm_workspace_bytes(sizeof(floating), B, G, H, threads))
+        buf = ws.ensure(_step_gemm_bytes(sizeof(floating), B, G, H, threads))
         with nogil:
+            _step_gemm_init(&sg, B, G, H, &w_hh[0, 0], rsb, csb, threads, buf, &K)
             for s in range(T):
                 t = T - 1 - s if reverse else s
                 if s == 0:
@@ -376,8 +447,7 @@ def lstm_steps(floating[:, :, ::1] gates, const floating[:, ::1] w_hh, bint kera
                     hp = &out[t + 1 if reverse else t - 1, 0, 0]
                     cp = &cs[t + 1 if reverse else t - 1, 0, 0]
                 a = &gates[t, 0, 0]
-                gemm_core(B, G, H, hp, H, 1, &w_hh[0, 0], rsb, csb, a, G, True, threads, buf,
-                          &K)
+                _step_gemm(&sg, hp, &w_hh[0, 0], rsb, csb, a, True, threads, buf, &K)
                 for b in range(B):
                     _lstm_fwd_row(isa, <int>H, a + b * G, o, cp + b * H, &cs[t, b, 0],
                                   &tcs[t, b, 0], &out[t, b, 0])
@@ -424,11 +494,13 @@ def lstm_steps_backward(const floating[:, :, ::1] gout, const floating[:, :, ::1
     cdef floating* d
     cdef floating* dh = &dh0[0, 0]
     cdef floating* dc = &dc0[0, 0]
+    cdef _StepGemm sg
     cdef _Workspace ws = _ws_acquire()
     cdef char* buf
     try:
-        buf = ws.ensure(gemm_workspace_bytes(sizeof(floating), B, H, G, threads))
+        buf = ws.ensure(_step_gemm_bytes(sizeof(floating), B, H, G, threads))
         with nogil:
+            _step_gemm_init(&sg, B, H, G, &w_hh[0, 0], rsb, csb, threads, buf, &K)
             memset(dh, 0, B * H * sizeof(floating))
             memcpy(dc, &gout[T, 0, 0], B * H * sizeof(floating))
             for s in range(T):
@@ -438,8 +510,7 @@ def lstm_steps_backward(const floating[:, :, ::1] gout, const floating[:, :, ::1
                 for b in range(B):
                     _lstm_bwd_row(isa, <int>H, &gates[t, b, 0], o, cp + b * H, &tcs[t, b, 0],
                                   &gout[t, b, 0], dh + b * H, dc + b * H, d + b * G)
-                gemm_core(B, H, G, d, G, 1, &w_hh[0, 0], rsb, csb, dh, H, False, threads, buf,
-                          &K)
+                _step_gemm(&sg, d, &w_hh[0, 0], rsb, csb, dh, False, threads, buf, &K)
     finally:
         _ws_release(ws)
 
@@ -482,11 +553,13 @@ def gru_steps(floating[:, :, ::1] gates, const floating[:, ::1] w_hh, b_hh, bint
     cdef floating* y
     cdef _Workspace ws = _ws_acquire()
     cdef char* buf
-    cdef size_t gemm_bytes = _round64(gemm_workspace_bytes(sizeof(floating), B, G, H, threads))
+    cdef size_t gemm_bytes = _step_gemm_bytes(sizeof(floating), B, G, H, threads)
+    cdef _StepGemm sg
     try:
         buf = ws.ensure(gemm_bytes + B * G * sizeof(floating))
         y = <floating*>(buf + gemm_bytes)         # h_prev op(W_hh) + b_hh, (B, 3H)
         with nogil:
+            _step_gemm_init(&sg, B, G, H, &w_hh[0, 0], rsb, csb, threads, buf, &K)
             for s in range(T):
                 t = T - 1 - s if reverse else s
                 hp = &h0[0, 0] if s == 0 else &out[t + 1 if reverse else t - 1, 0, 0]
@@ -495,8 +568,7 @@ def gru_steps(floating[:, :, ::1] gates, const floating[:, ::1] w_hh, b_hh, bint
                         memcpy(y + b * G, bp, G * sizeof(floating))
                     else:
                         memset(y + b * G, 0, G * sizeof(floating))
-                gemm_core(B, G, H, hp, H, 1, &w_hh[0, 0], rsb, csb, y, G, True, threads, buf,
-                          &K)
+                _step_gemm(&sg, hp, &w_hh[0, 0], rsb, csb, y, True, threads, buf, &K)
                 a = &gates[t, 0, 0]
                 for b in range(B):
                     _gru_fwd_row(isa, <int>H, a + b * G, o, y + b * G, &hn[t, b, 0], hp + b * H,
@@ -537,11 +609,13 @@ def gru_steps_backward(const floating[:, :, ::1] gout, const floating[:, :, ::1]
     cdef Py_ssize_t s, t, b
     cdef const floating* hp
     cdef floating* dh = &dh0[0, 0]
+    cdef _StepGemm sg
     cdef _Workspace ws = _ws_acquire()
     cdef char* buf
     try:
-        buf = ws.ensure(gemm_workspace_bytes(sizeof(floating), B, H, G, threads))
+        buf = ws.ensure(_step_gemm_bytes(sizeof(floating), B, H, G, threads))
         with nogil:
+            _step_gemm_init(&sg, B, H, G, &w_hh[0, 0], rsb, csb, threads, buf, &K)
             memset(dh, 0, B * H * sizeof(floating))
             for s in range(T):
                 t = s if reverse else T - 1 - s
@@ -549,8 +623,8 @@ def gru_steps_backward(const floating[:, :, ::1] gout, const floating[:, :, ::1]
                 for b in range(B):
                     _gru_bwd_row(isa, <int>H, &gates[t, b, 0], o, &hn[t, b, 0], hp + b * H,
                                  &gout[t, b, 0], dh + b * H, &dxa[t, b, 0], &dha[t, b, 0])
-                gemm_core(B, H, G, &dha[t, 0, 0], G, 1, &w_hh[0, 0], rsb, csb, dh, H, True,
-                          threads, buf, &K)
+                _step_gemm(&sg, &dha[t, 0, 0], &w_hh[0, 0], rsb, csb, dh, True, threads, buf,
+                           &K)
     finally:
         _ws_release(ws)
 
@@ -576,16 +650,18 @@ def rnn_steps(floating[:, :, ::1] gates, const floating[:, ::1] w_hh, bint keras
     threads = _rnn_threads(B, H, H, threads)
     cdef Py_ssize_t s, t
     cdef const floating* hp
+    cdef _StepGemm sg
     cdef _Workspace ws = _ws_acquire()
     cdef char* buf
     try:
-        buf = ws.ensure(gemm_workspace_bytes(sizeof(floating), B, H, H, threads))
+        buf = ws.ensure(_step_gemm_bytes(sizeof(floating), B, H, H, threads))
         with nogil:
+            _step_gemm_init(&sg, B, H, H, &w_hh[0, 0], rsb, csb, threads, buf, &K)
             for s in range(T):
                 t = T - 1 - s if reverse else s
                 hp = &h0[0, 0] if s == 0 else &out[t + 1 if reverse else t - 1, 0, 0]
-                gemm_core(B, H, H, hp, H, 1, &w_hh[0, 0], rsb, csb, &gates[t, 0, 0], H, True,
-                          threads, buf, &K)
+                _step_gemm(&sg, hp, &w_hh[0, 0], rsb, csb, &gates[t, 0, 0], True, threads,
+                           buf, &K)
                 _rnn_fwd(isa, <int>(B * H), &gates[t, 0, 0], &out[t, 0, 0], relu)
     finally:
         _ws_release(ws)
@@ -613,17 +689,19 @@ def rnn_steps_backward(const floating[:, :, ::1] gout, const floating[:, ::1] w_
     threads = _rnn_threads(B, H, H, threads)
     cdef Py_ssize_t s, t
     cdef floating* dh = &dh0[0, 0]
+    cdef _StepGemm sg
     cdef _Workspace ws = _ws_acquire()
     cdef char* buf
     try:
-        buf = ws.ensure(gemm_workspace_bytes(sizeof(floating), B, H, H, threads))
+        buf = ws.ensure(_step_gemm_bytes(sizeof(floating), B, H, H, threads))
         with nogil:
+            _step_gemm_init(&sg, B, H, H, &w_hh[0, 0], rsb, csb, threads, buf, &K)
             memset(dh, 0, B * H * sizeof(floating))
             for s in range(T):
                 t = s if reverse else T - 1 - s
                 _rnn_bwd(isa, <int>(B * H), &out[t, 0, 0], &gout[t, 0, 0], dh, &da[t, 0, 0],
                          relu)
-                gemm_core(B, H, H, &da[t, 0, 0], H, 1, &w_hh[0, 0], rsb, csb, dh, H, False,
-                          threads, buf, &K)
+                _step_gemm(&sg, &da[t, 0, 0], &w_hh[0, 0], rsb, csb, dh, False, threads, buf,
+                           &K)
     finally:
         _ws_release(ws)

@@ -282,7 +282,8 @@ def test_double_backward_does_not_walk_above_the_layer():
 def _kernel_cases():
     for kind in ("lstm", "gru", "rnn"):
         for T, B, H, keras, reverse in [(1, 1, 1, False, False), (5, 3, 7, True, True),
-                                        (2, 7, 13, False, True), (3, 2, 5, True, False)]:
+                                        (2, 7, 13, False, True), (3, 2, 5, True, False),
+                                        (2, 33, 67, False, False)]:    # W_hh packed once
             yield kind, T, B, H, keras, reverse
 
 
