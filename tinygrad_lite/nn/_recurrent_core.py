@@ -600,7 +600,7 @@ def recurrent(kind, x, hx, weights, *, num_layers=1, bidirectional=False, batch_
     Returns (output, h_n) -- (output, (h_n, c_n)) for LSTM -- output (T, B, D*H) (batch-first
     when ``batch_first``), h_n (L*D, B, H).
     """
-    from ..functions import cat, stack
+    from ..functions import cat
     from . import functional as F
 
     name = f"nn.functional.{kind}"
@@ -658,19 +658,17 @@ def recurrent(kind, x, hx, weights, *, num_layers=1, bidirectional=False, batch_
                 seq = _FUSED[kind].apply(x, *init, w_ih, w_hh, *biases, **attrs)
             else:
                 seq = _reference_pass(kind, x, *init, w_ih, w_hh, *biases, act=act, **attrs)
+            last = 0 if d == 1 else T - 1                 # the step run last
+            finals[0].append(seq[last:last + 1])          # (1, B, H) slices: cat, no stack
             if kind == "lstm":
-                hs = seq[:T]
-                finals[0].append(hs[0] if d == 1 else hs[T - 1])
-                finals[1].append(seq[T])
-            else:
-                hs = seq
-                finals[0].append(hs[0] if d == 1 else hs[T - 1])
-            outs.append(hs)
+                finals[1].append(seq[T:T + 1])
+                seq = seq[:T]
+            outs.append(seq)
         x = outs[0] if D == 1 else cat(outs, axis=2)
         if dropout and training and layer < num_layers - 1:
             x = F.dropout(x, dropout, True)
     out = x.swapaxes(0, 1) if batch_first else x
-    finals = [stack(f, axis=0) for f in finals]
+    finals = [f[0] if len(f) == 1 else cat(f, axis=0) for f in finals]
     return out, (tuple(finals) if kind == "lstm" else finals[0])
 
 
