@@ -132,13 +132,22 @@ cdef extern from *:
                         da[j] = (dh[j] + gy[j]) * ((T)1 - h[j] * h[j]); }                      \
     }
 
-    TGL_RNN_ROWS(f32_generic, float, , tgl_sigf_a, tgl_tanhf_a)
+    /* no-trapping-math: the loops compute both sides of each select and pick one; with FP
+       traps assumed possible gcc turns the selects back into branches and vectorizes nothing
+       below AVX-512 (which has masked ops). It changes no value (it is not -ffast-math). */
+    #if defined(__GNUC__) && !defined(__clang__)
+    #define TGL_RNN_NT __attribute__((optimize("no-trapping-math")))
+    #else
+    #define TGL_RNN_NT
+    #endif
+    TGL_RNN_ROWS(f32_generic, float, TGL_RNN_NT, tgl_sigf_a, tgl_tanhf_a)
     TGL_RNN_ROWS(f64_generic, double, , tgl_sig_d, tanh)
     #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(__clang__)
     #define TGL_RNN_SIMD 1
-    TGL_RNN_ROWS(f32_avx2, float, __attribute__((target("avx2,fma"))), tgl_sigf_a, tgl_tanhf_a)
-    TGL_RNN_ROWS(f32_avx512, float, __attribute__((target("avx512f,fma"))), tgl_sigf_a,
+    TGL_RNN_ROWS(f32_avx2, float, __attribute__((target("avx2,fma"))) TGL_RNN_NT, tgl_sigf_a,
                  tgl_tanhf_a)
+    TGL_RNN_ROWS(f32_avx512, float, __attribute__((target("avx512f,fma"))) TGL_RNN_NT,
+                 tgl_sigf_a, tgl_tanhf_a)
     #else
     #define TGL_RNN_SIMD 0
     #define tgl_lstm_fwd_f32_avx2 tgl_lstm_fwd_f32_generic
