@@ -483,3 +483,19 @@ def test_functional_argument_errors():
                                                    None)])
     with pytest.raises(ShapeError, match="3-D input"):
         F.rnn(tl.Tensor(np.zeros((3, 4))), None, [w])
+
+
+def test_mixed_dtypes_take_the_reference(monkeypatch):
+    calls = _count_reference(monkeypatch)
+    rng = np.random.default_rng(0)
+    w = [(rng.standard_normal((8, 3)).astype(np.float32),
+          rng.standard_normal((8, 2)).astype(np.float32), None, None)]
+    x = rng.standard_normal((4, 2, 3))
+    out, h = F.gru(tl.Tensor(x.astype(np.float32)), None, [(w[0][0][:6], w[0][1][:6], None, None)])
+    assert calls == [] and out.dtype == np.float32
+    zeros = tl.Tensor(np.zeros((1, 2, 2)))
+    out, (h, c) = F.lstm(tl.Tensor(x), (zeros, zeros), w)              # float64 x
+    assert calls == ["lstm"] and out.dtype == np.float64
+    want = F.lstm(tl.Tensor(x), None, [tuple(a.astype(np.float64) for a in w[0][:2]) + (None,
+                                                                                         None)])
+    np.testing.assert_allclose(out.numpy(), want[0].numpy(), rtol=1e-6, atol=1e-7)

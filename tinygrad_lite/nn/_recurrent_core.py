@@ -637,7 +637,9 @@ def recurrent(kind, x, hx, weights, *, num_layers=1, bidirectional=False, batch_
     n_states = 2 if kind == "lstm" else 1
     states = _initial_states(name, hx, n_states, (num_layers * D, B, H), x)
     dts = {t.dtype for w in weights for t in w if t is not None} | {x.dtype}
-    use_fused = fused and act is None and len(dts) == 1 and x.dtype.kind == "f"
+    dts |= {s.dtype for s in states}          # mixed dtypes: the reference promotes them
+    use_fused = (fused and act is None and len(dts) == 1
+                 and x.dtype in (np.dtype(np.float32), np.dtype(np.float64)))
     finals = [[] for _ in range(n_states)]
     for layer in range(num_layers):
         outs = []
