@@ -285,6 +285,7 @@ def _kernel_cases():
                                         (2, 7, 13, False, True), (3, 2, 5, True, False),
                                         (2, 33, 67, False, False)]:    # W_hh packed once
             yield kind, T, B, H, keras, reverse
+    yield "lstm", 2, 40, 100, True, True                             # threaded step GEMM
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -343,8 +344,9 @@ def test_cython_step_kernels_match_numpy(kind, T, B, H, keras, reverse, dtype):
                     fw, bw = ((C._np_rnn_steps, C._np_rnn_steps_backward) if impl == "numpy"
                               else (_cpu.rnn_steps, _cpu.rnn_steps_backward))
                     keep = (out, da, dh0)
-                fw(*args)
-                bw(*bargs)
+                threads = () if impl == "numpy" else (2,)   # used when the step GEMM is big
+                fw(*args, *threads)
+                bw(*bargs, *threads)
                 res[impl] = [k.copy() for k in keep]
             for k, (x, y) in enumerate(zip(res["cython"], res["numpy"])):
                 np.testing.assert_allclose(x, y, err_msg=f"{kind} {isa} array {k}", **tol)
