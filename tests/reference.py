@@ -100,3 +100,45 @@ def max_pool2d_backward(gy, x, kernel, stride, padding):
 def softmax(x, axis=-1):
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
+
+
+def recurrent_sequence(kind, x, h0, c0, w_ih, w_hh, biases=(), layout="torch", gates=None,
+                       reverse=False, nonlinearity="tanh"):
+    """One recurrent layer in one direction, step by step in float64 -- the oracle of the fused
+    ``lstm_sequence`` / ``gru_sequence`` / ``rnn_sequence`` Functions. Returns their packed
+    output: h_1..h_T (T, B, H), plus the last c appended along time for LSTM."""
+    def sig(v):
+        return 1 / (1 + np.exp(-v))
+
+    if layout == "torch":
+        w_ih, w_hh = w_ih.T, w_hh.T                 # now (F, G*H) and (H, G*H)
+    H = h0.shape[1]
+    b_ih = biases[0] if len(biases) > 0 else 0.0
+    b_hh = biases[1] if len(biases) > 1 else 0.0
+    order = range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])
+
+    def block(a, letter):
+        k = gates.index(letter) * H
+        return a[:, k:k + H]
+
+    h, c = h0, c0
+    out = [None] * x.shape[0]
+    for t in order:
+        xa, ha = x[t] @ w_ih + b_ih, h @ w_hh + b_hh
+        if kind == "rnn":
+            a = xa + ha
+            h = np.maximum(a, 0) if nonlinearity == "relu" else np.tanh(a)
+        elif kind == "lstm":
+            a = xa + ha
+            i, f, o = sig(block(a, "i")), sig(block(a, "f")), sig(block(a, "o"))
+            c = f * c + i * np.tanh(block(a, "g"))
+            h = o * np.tanh(c)
+        else:
+            r = sig(block(xa, "r") + block(ha, "r"))
+            z = sig(block(xa, "z") + block(ha, "z"))
+            n = np.tanh(block(xa, "n") + r * block(ha, "n"))
+            h = (1 - z) * n + z * h
+        out[t] = h
+    if kind == "lstm":
+        out.append(c)
+    return np.stack(out)

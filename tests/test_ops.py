@@ -22,6 +22,7 @@ import reference as ref
 import tinygrad_lite as tl
 from tinygrad_lite import distributed as _dist
 from tinygrad_lite.autograd import REGISTRY
+from tinygrad_lite.nn import _recurrent_core as RC
 from tinygrad_lite.nn import functional as F
 from tinygrad_lite.ops import elementwise as E
 from tinygrad_lite.ops import movement as M
@@ -515,6 +516,40 @@ CASES = [
     OpCase("all_reduce_sum", lambda x: _dist.all_reduce_sum(x), lambda x: x),
 ]
 
+
+# The fused recurrent Functions (one layer, one direction, whole sequence); the second-order
+# check runs their double-backward fallback (the reference formulation).
+@st.composite
+def _recurrent_draw(d, kind):
+    T, B, n_in, H = (d(st.integers(1, 3)), d(st.integers(1, 2)), d(st.integers(1, 2)),
+                     d(st.integers(1, 2)))
+    G = {"rnn": 1, "lstm": 4, "gru": 3}[kind] * H
+    layout = d(st.sampled_from(["torch", "keras"]))
+    kw = dict(layout=layout, reverse=d(st.booleans()))
+    if kind != "rnn":
+        kw["gates"] = "".join(d(st.permutations("ifgo" if kind == "lstm" else "rzn")))
+    shapes = [(T, B, n_in), (B, H)] + ([(B, H)] if kind == "lstm" else [])
+    shapes += [(n_in, G), (H, G)] if layout == "keras" else [(G, n_in), (G, H)]
+    shapes += [(G,)] * d(st.integers(0, 2))
+    return tuple(d(tst.arrays(s, low=-1.5, high=1.5)) for s in shapes), kw
+
+
+def _recurrent_oracle(kind):
+    def oracle(x, h0, *rest, **kw):
+        c0, rest = (rest[0], rest[1:]) if kind == "lstm" else (None, rest)
+        return ref.recurrent_sequence(kind, x, h0, c0, rest[0], rest[1], rest[2:], **kw)
+    return oracle
+
+
+CASES += [
+    OpCase("lstm_sequence", lambda *a, **kw: RC.LSTMSequence.apply(*a, **kw),
+           _recurrent_oracle("lstm"), draw=_recurrent_draw("lstm")),
+    OpCase("gru_sequence", lambda *a, **kw: RC.GRUSequence.apply(*a, **kw),
+           _recurrent_oracle("gru"), draw=_recurrent_draw("gru")),
+    OpCase("rnn_sequence", lambda *a, **kw: RC.RNNSequence.apply(*a, **kw),
+           _recurrent_oracle("rnn"), draw=_recurrent_draw("rnn")),
+]
+
 IDS = [c.name for c in CASES]
 
 
@@ -610,9 +645,13 @@ def test_no_grad_ops(name, fn, oracle, a):
 
 
 # Fused ops whose create_graph backward is a different (differentiable) formula from the one
-# the lean walk uses: softmax_cross_entropy's forward keeps (softmax - onehot)/N for the lean
-# walk, while the graph walk recomputes softmax with Tensor ops. They agree to rounding only.
-_GRAPH_WALK_RECOMPUTES = {"softmax_cross_entropy"}
+# the lean walk uses, so the two agree to rounding only ({name: (float64 tol, float32 tol)}):
+# softmax_cross_entropy's forward keeps (softmax - onehot)/N for the lean walk, while the graph
+# walk recomputes softmax with Tensor ops; the fused recurrent sequences run hand-written BPTT
+# (float32 gates through an exp approximation, ~2e-7 relative) on the lean walk and
+# differentiate the Tensor-op reference formulation on the graph walk.
+_GRAPH_WALK_RECOMPUTES = {"softmax_cross_entropy": (1e-12, 1e-5), "lstm_sequence": (1e-10, 1e-4),
+                          "gru_sequence": (1e-10, 1e-4), "rnn_sequence": (1e-10, 1e-4)}
 
 
 @pytest.mark.parametrize("case", GRAD_CASES, ids=[c.name for c in GRAD_CASES])
@@ -637,7 +676,7 @@ def test_lean_walk_equals_graph_walk(case, backend, data, seed):
                 assert a.dtype == b.dtype and a.shape == b.shape == t.shape, case.name
                 msg = f"{case.name} ({np.dtype(dtype).name})"
                 if case.name in _GRAPH_WALK_RECOMPUTES:
-                    tol = 1e-12 if dtype == np.float64 else 1e-5
+                    tol = _GRAPH_WALK_RECOMPUTES[case.name][dtype == np.float32]
                     np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=tol, atol=tol,
                                                err_msg=msg)
                 else:

@@ -679,7 +679,8 @@ class Embedding(Layer):
 # ------------------------------------------------------------------ recurrent ---
 
 class _Recurrent(Layer):
-    """Shared loop of SimpleRNN/LSTM/GRU over (N, T, F) input, Keras weight layout:
+    """SimpleRNN/LSTM/GRU over (N, T, F) input through ``nn.functional``'s recurrent core (one
+    fused Function when ``activation`` is tanh, or relu for SimpleRNN), Keras weight layout:
     ``kernel`` (F, g*units), ``recurrent_kernel`` (units, g*units), ``bias`` (g*units)."""
 
     _gates = 1
@@ -716,23 +717,22 @@ class _Recurrent(Layer):
         if x.ndim != 3:
             raise ShapeError(f"{type(self).__name__}: expected a 3-D (batch, timesteps, features) "
                              f"input, got shape {x.shape}")
-        n, t, _ = x.shape
-        xw = x @ self.kernel                      # all timesteps' input projections at once
-        if self.use_bias and self.bias.ndim == 1:
-            xw = xw + self.bias
-        state = self._initial_state(n, x.dtype)
-        outs = []
-        for step in range(t):
-            state = self._step(xw[:, step, :], state)
-            outs.append(state[0])
+        from .nn._recurrent_core import FUSED_ACTIVATIONS, recurrent
+
+        fused = self.activation in FUSED_ACTIVATIONS[self._kind]
+        out, h_n = recurrent(self._kind, x, None, [self._core_weights()], batch_first=True,
+                             layout="keras", act=None if fused else self._act,
+                             **self._core_kwargs())
         if self.return_sequences:
-            from .functions import stack
+            return out
+        return (h_n[0] if self._kind == "lstm" else h_n)[0]      # the last step's h
 
-            return stack(outs, axis=1)
-        return outs[-1]
+    def _core_weights(self):
+        """(w_ih, w_hh, b_ih, b_hh) for nn.functional's recurrent core, Keras layout."""
+        return self.kernel, self.recurrent_kernel, self.bias if self.use_bias else None, None
 
-    def _initial_state(self, n, dtype):
-        return (Tensor(np.zeros((n, self.units), dtype=dtype)),)
+    def _core_kwargs(self):      # other activations go through ``act`` (the reference path)
+        return {"nonlinearity": self.activation if self.activation == "relu" else "tanh"}
 
     def weight_tensors(self):
         out = [("kernel", self.kernel), ("recurrent_kernel", self.recurrent_kernel)]
@@ -758,10 +758,9 @@ class _Recurrent(Layer):
 
 class SimpleRNN(_Recurrent):
     """``h_t = activation(x_t W + h_{t-1} U + b)``; returns the last h (or all with
-    ``return_sequences=True``)."""
+    ``return_sequences=True``). Runs ``nn.functional.rnn`` (Keras layout)."""
 
-    def _step(self, xw_t, state):
-        return (self._act(xw_t + state[0] @ self.recurrent_kernel),)
+    _kind = "rnn"
 
 
 class LSTM(_Recurrent):
@@ -776,16 +775,10 @@ class LSTM(_Recurrent):
         if self.use_bias:
             self.bias.data[self.units:2 * self.units] = 1.0
 
-    def _initial_state(self, n, dtype):
-        z = np.zeros((n, self.units), dtype=dtype)
-        return Tensor(z), Tensor(z.copy())
+    _kind = "lstm"
 
-    def _step(self, xw_t, state):
-        h, c = state
-        z = xw_t + h @ self.recurrent_kernel
-        i, f, g, o = z.split(self.units, axis=1)
-        c = f.sigmoid() * c + i.sigmoid() * self._act(g)
-        return o.sigmoid() * self._act(c), c
+    def _core_kwargs(self):
+        return {"gates": "ifgo"}      # Keras' (i, f, c, o) is PyTorch's (i, f, g, o)
 
 
 class GRU(_Recurrent):
@@ -798,23 +791,15 @@ class GRU(_Recurrent):
     def _bias_shape(self):
         return (2, 3 * self.units)
 
-    def call(self, x):
-        self._xb = self.bias[0] if self.use_bias else None
-        return super().call(x)
+    _kind = "gru"
 
-    def _step(self, xw_t, state):
-        h = state[0]
-        if self._xb is not None:
-            xw_t = xw_t + self._xb
-        hu = h @ self.recurrent_kernel
-        if self.use_bias:
-            hu = hu + self.bias[1]
-        xz, xr, xh = xw_t.split(self.units, axis=1)
-        hz, hr, hh = hu.split(self.units, axis=1)
-        z = (xz + hz).sigmoid()
-        r = (xr + hr).sigmoid()
-        cand = self._act(xh + r * hh)
-        return (z * h + (1 - z) * cand,)
+    def _core_weights(self):
+        b = self.bias if self.use_bias else None
+        return (self.kernel, self.recurrent_kernel, None if b is None else b[0],
+                None if b is None else b[1])
+
+    def _core_kwargs(self):
+        return {"gates": "zrn"}
 
 
 # ------------------------------------------------------------------ allow-list ---

@@ -267,3 +267,9 @@ from .losses import (  # noqa: F401,E402
     smooth_l1_loss,
     sparse_categorical_crossentropy,
 )
+
+
+# ------------------------------------------------------------------ recurrent ---
+# One core for nn.RNN/LSTM/GRU and the Keras SimpleRNN/LSTM/GRU (weight layout and gate order are
+# parameters); each layer and direction is one fused Function. See _recurrent_core.py.
+from ._recurrent_core import gru, lstm, recurrent, rnn  # noqa: E402,F401

@@ -12,9 +12,11 @@ A recurrent layer applies the same cell at every time step t, carrying a hidden 
            r = sigmoid(W_ir x + b_ir + W_hr h + b_hr);  z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
            n = tanh(W_in x + b_in + r * (W_hn h + b_hn));  h_t = (1 - z) * n + z * h_(t-1)
 
-The cells are compositions of matmul, sigmoid, tanh and slicing, so backpropagation through time
-is just autograd walking the unrolled graph. The input projection W_ih x_t + b_ih of all time
-steps is one matmul before the loop; only h -> W_hh h is sequential.
+The recurrence itself lives in one place, ``_recurrent_core.py`` (``nn.functional.rnn/lstm/gru``),
+shared with the Keras-style layers: each layer and direction runs as one fused Function (one GEMM
+for every step's input projection, then per step the recurrent GEMM and the gate nonlinearities;
+hand-written backpropagation through time), and the Tensor-op formulation of the cells is kept
+there as the reference (used for double backward).
 
 Parameters of layer k: ``weight_ih_l{k}`` (G*H, in), ``weight_hh_l{k}`` (G*H, H),
 ``bias_ih_l{k}``, ``bias_hh_l{k}`` (G*H,), with G = 1 (RNN), 4 (LSTM), 3 (GRU) and a
@@ -26,10 +28,9 @@ Next: ../optim/.
 
 import math
 
-from .. import functions as T
 from ..errors import ShapeError
 from ..tensor import Tensor
-from . import functional as F
+from . import _recurrent_core as _core
 from . import init
 from .linear import _empty
 from .module import Module
@@ -93,7 +94,8 @@ class _RNNBase(Module):
     def forward(self, x, hx=None):
         """x: (T, B, input_size), or (B, T, input_size) with batch_first, or unbatched (T, F).
         Returns (output, h_n) -- (output, (h_n, c_n)) for LSTM -- with output (T, B, D*H) and
-        h_n (num_layers*D, B, H)."""
+        h_n (num_layers*D, B, H). Runs ``nn.functional.{rnn,lstm,gru}`` (one fused Function per
+        layer and direction)."""
         name = type(self).__name__
         x = x if isinstance(x, Tensor) else Tensor(x)
         unbatched = x.ndim == 2
@@ -104,28 +106,23 @@ class _RNNBase(Module):
             )
         if unbatched:
             x = x.unsqueeze(1)
-        elif self.batch_first:
-            x = x.swapaxes(0, 1)
-        batch = x.shape[1]
+        batch = x.shape[1] if unbatched or not self.batch_first else x.shape[0]
         states = self._initial_states(hx, batch, x, unbatched)
-        finals = [[] for _ in states]
-        for layer in range(self.num_layers):
-            outs = []
-            for d, sfx in enumerate(self._suffixes(layer)):
-                k = layer * self.num_directions + d
-                state = tuple(s[k] for s in states)
-                seq, state = self._run(x, state, self._params(sfx), reverse=d == 1)
-                outs.append(seq)
-                for f, s in zip(finals, state):
-                    f.append(s)
-            x = outs[0] if len(outs) == 1 else T.cat(outs, axis=2)
-            if self.dropout and self.training and layer < self.num_layers - 1:
-                x = F.dropout(x, self.dropout, True)
-        out = x.squeeze(1) if unbatched else (x.swapaxes(0, 1) if self.batch_first else x)
-        finals = [T.stack(f, axis=0) for f in finals]
+        weights = [self._params(sfx) for layer in range(self.num_layers)
+                   for sfx in self._suffixes(layer)]
+        out, finals = _core.recurrent(
+            self._kind, x, states if len(states) > 1 else states[0], weights,
+            num_layers=self.num_layers, bidirectional=self.bidirectional,
+            batch_first=self.batch_first and not unbatched, dropout=self.dropout,
+            training=self.training, **self._core_kwargs())
         if unbatched:
-            finals = [f.squeeze(1) for f in finals]
-        return out, (finals[0] if len(finals) == 1 else tuple(finals))
+            out = out.squeeze(1)
+            finals = (tuple(f.squeeze(1) for f in finals) if isinstance(finals, tuple)
+                      else finals.squeeze(1))
+        return out, finals
+
+    def _core_kwargs(self):
+        return {}
 
     def _initial_states(self, hx, batch, x, unbatched):
         n = self._n_states()
@@ -148,21 +145,6 @@ class _RNNBase(Module):
 
     def _n_states(self):
         return 1
-
-    def _run(self, x, state, params, reverse):
-        w_ih, w_hh, b_ih, b_hh = params
-        xi = x @ w_ih.T
-        if b_ih is not None:
-            xi = xi + b_ih
-        order = range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])
-        outs = [None] * x.shape[0]
-        for t in order:
-            hh = state[0] @ w_hh.T
-            if b_hh is not None:
-                hh = hh + b_hh
-            state = self._cell(xi[t], hh, state)
-            outs[t] = state[0]
-        return T.stack(outs, axis=0), state
 
     def extra_repr(self):
         s = f"{self.input_size}, {self.hidden_size}"
@@ -205,9 +187,10 @@ class RNN(_RNNBase):
         )
         self.nonlinearity = nonlinearity
 
-    def _cell(self, xi, hh, state):
-        pre = xi + hh
-        return (pre.tanh() if self.nonlinearity == "tanh" else pre.relu(),)
+    _kind = "rnn"
+
+    def _core_kwargs(self):
+        return {"nonlinearity": self.nonlinearity}
 
 
 class LSTM(_RNNBase):
@@ -223,15 +206,10 @@ class LSTM(_RNNBase):
     def _n_states(self):
         return 2
 
-    def _cell(self, xi, hh, state):
-        gates = xi + hh
-        h = self.hidden_size
-        i = gates[:, :h].sigmoid()
-        f = gates[:, h : 2 * h].sigmoid()
-        g = gates[:, 2 * h : 3 * h].tanh()
-        o = gates[:, 3 * h :].sigmoid()
-        c = f * state[1] + i * g
-        return o * c.tanh(), c
+    _kind = "lstm"
+
+    def _core_kwargs(self):
+        return {"gates": "ifgo"}
 
 
 class GRU(_RNNBase):
@@ -239,9 +217,7 @@ class GRU(_RNNBase):
 
     _gates = 3
 
-    def _cell(self, xi, hh, state):
-        h = self.hidden_size
-        r = (xi[:, :h] + hh[:, :h]).sigmoid()
-        z = (xi[:, h : 2 * h] + hh[:, h : 2 * h]).sigmoid()
-        n = (xi[:, 2 * h :] + r * hh[:, 2 * h :]).tanh()
-        return ((1 - z) * n + z * state[0],)
+    _kind = "gru"
+
+    def _core_kwargs(self):
+        return {"gates": "rzn"}
