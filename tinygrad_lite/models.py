@@ -936,13 +936,14 @@ class Sequential(Module):
                 model.build(tuple(shape))
         return model
 
-    def save(self, path, preprocessing=None, label_names=None, extra=None):
+    def save(self, path, preprocessing=None, label_names=None, extra=None,
+             allow_nonfinite=False):
         """Save architecture + weights (``io.save_model``): ``.safetensors`` or ``.npz``."""
         from .io import save_model
 
         return save_model(self, path, preprocessing=preprocessing,
                           label_names=label_names if label_names is not None else
-                          self.label_names, extra=extra)
+                          self.label_names, extra=extra, allow_nonfinite=allow_nonfinite)
 
     def save_weights(self, path):
         """Save the weights alone (``io.save_weights``); restore with ``load_weights``."""
@@ -961,8 +962,8 @@ def _fmt(logs):
     return ", ".join(f"{k}={v:.4f}" for k, v in logs.items())
 
 
-def load_model(path):
+def load_model(path, **kwargs):
     """``io.load_model``: rebuild a saved model (architecture from an allow-list, weights)."""
     from .io import load_model as _load
 
-    return _load(path)
+    return _load(path, **kwargs)
