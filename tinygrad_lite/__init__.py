@@ -12,6 +12,8 @@ nn/ -> optim/ -> models.py.
 
 from . import backends, ops  # noqa: F401  (ops: registers every op)
 from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
+from .autograd import detect_anomaly, is_anomaly_enabled
+from .errors import AnomalyError
 from .errors import (BackendUnavailableError, DeviceError, DTypeError, GraphError, LabelError,
                      ModelFormatError, ShapeError, TinygradLiteError)
 from .functions import (broadcast_to, cat, concatenate, matmul, maximum, minimum, split, stack,
@@ -44,4 +46,5 @@ __all__ = [
     "matmul", "broadcast_to", "split", "set_num_threads", "get_num_threads",
     "TinygradLiteError", "ShapeError", "DTypeError", "DeviceError", "ModelFormatError",
     "BackendUnavailableError", "GraphError", "LabelError",
+    "detect_anomaly", "is_anomaly_enabled", "AnomalyError",
 ]

@@ -147,6 +147,8 @@ class Function:
         backend = _current_for(arrays[0])
         ctx = Context(backend.xp, backend)
         out_data = cls.forward(ctx, *arrays, **attrs)
+        if _anomaly:
+            _anomaly_forward(cls, ctx, arrays, out_data)
         flags = [t._requires_grad for t in tensors]
         needs = True in flags and cls.differentiable and getattr(_state, "enabled", True)
         out = Tensor._wrap(out_data, needs)
@@ -180,6 +182,83 @@ def _as_graph_tensor(a, inputs, out):
         if a is t.data:
             return t
     return _Tensor._wrap(a, False)
+
+
+# ------------------------------------------------------------------ anomaly mode ---
+# Off, it costs one global read per op and per backward step. On, every forward output and every
+# gradient a backward returns is checked for NaN/Inf, and each recorded op keeps the stack of the
+# call that created it, so the error can point at the line of user code.
+
+_anomaly = 0   # depth of nested detect_anomaly() blocks (process-wide, as in PyTorch)
+
+
+class detect_anomaly(ContextDecorator):
+    """Raise ``AnomalyError`` at the first op whose output, or whose backward's gradient, holds
+    NaN or Inf, naming the op and showing where it was created.
+
+    >>> with detect_anomaly():
+    ...     loss = model(x).sum()      # doctest: +SKIP
+    ...     loss.backward()            # doctest: +SKIP
+    """
+
+    def __enter__(self):
+        global _anomaly
+        _anomaly += 1
+        return self
+
+    def __exit__(self, *exc):
+        global _anomaly
+        _anomaly -= 1
+        return False
+
+
+def is_anomaly_enabled():
+    return _anomaly > 0
+
+
+def _nonfinite(xp, a):
+    return getattr(a, "dtype", None) is not None and a.dtype.kind in "fc" and \
+        not bool(xp.isfinite(a).all())
+
+
+def _anomaly_forward(cls, ctx, arrays, out):
+    import traceback
+
+    ctx.creation_stack = traceback.format_stack()[:-2]
+    if _nonfinite(ctx.xp, out):
+        bad_in = [i for i, a in enumerate(arrays) if _nonfinite(ctx.xp, a)]
+        why = (f"its input(s) {bad_in} already held NaN/Inf (they came from outside the graph)"
+               if bad_in else "its inputs were finite")
+        raise _anomaly_error(f"detect_anomaly: op {cls.op_name!r} produced NaN or Inf in its "
+                             f"forward output, got {why}", ctx)
+
+
+def _anomaly_backward(node, g):
+    global _anomaly
+    depth, _anomaly = _anomaly, 0    # the backward's own ops are checked as one unit, below
+    try:
+        in_grads = node.fn.backward(node.ctx, g)
+    finally:
+        _anomaly = depth
+    for i, gi in enumerate(in_grads if isinstance(in_grads, tuple) else (in_grads,)):
+        data = getattr(gi, "data", gi)
+        if gi is not None and _nonfinite(node.ctx.xp, data):
+            up = "the incoming gradient already held NaN/Inf" if _nonfinite(
+                node.ctx.xp, g.data) else "the incoming gradient was finite"
+            raise _anomaly_error(f"detect_anomaly: the backward of op {node.fn.op_name!r} "
+                                 f"returned NaN or Inf for input {i}, got it where {up}",
+                                 node.ctx)
+    return in_grads
+
+
+def _anomaly_error(msg, ctx):
+    from .errors import AnomalyError
+
+    stack = getattr(ctx, "creation_stack", None)
+    if stack:
+        msg += ("; the forward op was created at (most recent call last):\n"
+                + "".join(stack[-8:]).rstrip())
+    return AnomalyError(msg)
 
 
 # ------------------------------------------------------------------ backward ---
@@ -268,7 +347,8 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
                     f"{node.fn.op_name!r}); its saved values were freed by the first backward. "
                     "Pass retain_graph=True to the first backward to keep them"
                 )
-            in_grads = node.fn.backward(node.ctx, g)
+            in_grads = (_anomaly_backward(node, g) if _anomaly else
+                        node.fn.backward(node.ctx, g))
             if not isinstance(in_grads, tuple):
                 in_grads = (in_grads,)
             for p, gp in zip(node.parents, in_grads):

@@ -44,3 +44,7 @@ class LabelError(TinygradLiteError, ValueError):
 class AxisError(ShapeError, IndexError):
     """An axis or index outside the valid range (both our ShapeError and an IndexError, as in
     PyTorch, so ``except IndexError`` written for PyTorch code keeps working)."""
+
+
+class AnomalyError(TinygradLiteError, RuntimeError):
+    """``detect_anomaly()`` found NaN or Inf in a forward output or a backward gradient."""
