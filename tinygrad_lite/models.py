@@ -20,6 +20,7 @@ every digit once a probability underflows. (Same for sigmoid + binary cross-entr
 Next: layers.py (the layers), callbacks.py (hooks into ``fit``).
 """
 
+import functools
 import math
 import sys
 from collections import OrderedDict
@@ -31,7 +32,7 @@ from .autograd import no_grad
 from .callbacks import CallbackList, History, TerminateOnNaN, write_line
 from .errors import LabelError, ModelFormatError, ShapeError, TinygradLiteError
 from .nn.module import Module
-from .tensor import Tensor, default_generator, manual_seed
+from .tensor import Tensor, default_generator, manual_seed, using_generator
 
 __all__ = ["Sequential", "History", "NonFiniteLossError", "OPTIMIZERS", "LOSSES"]
 
@@ -596,9 +597,9 @@ class Sequential(Module):
                 for m in self._compiled["metrics"]]
 
     # ---- fit -------------------------------------------------------------------------
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
-            sample_weight=None, initial_epoch=0, seed=None):
+    def _fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+             sample_weight=None, initial_epoch=0, seed=None):
         """Train for ``epochs`` passes over (x, y); returns a ``History``.
 
         Parameters
@@ -615,7 +616,9 @@ class Sequential(Module):
         shuffle : bool, reshuffle the training samples every epoch
         class_weight : {class: weight} multiplying each sample's loss; every class present in
             y needs an entry (as Keras)
-        seed : seeds weight init (for a model built here), dropout and shuffling
+        seed : seeds weight init (for a model built here), dropout and shuffling; these draws
+            come from this call's own generator (``Dropout(seed=...)`` layers keep theirs), so
+            seeded trainings in parallel threads equal the same trainings run in sequence
 
         Returns
         -------
@@ -638,12 +641,22 @@ class Sequential(Module):
         if x is None or y is None:
             raise ValueError(f"{op}: x and y are needed, got x={type(x).__name__}, "
                              f"y={type(y).__name__}")
+        if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, (int, np.integer)) \
+                or not 0 <= initial_epoch < epochs:
+            raise ValueError(f"{op}: initial_epoch must be an int in [0, epochs), got "
+                             f"initial_epoch={initial_epoch!r} with epochs={epochs}; epochs is "
+                             "the index of the last epoch (Keras), so resuming after 3 of 10 "
+                             "epochs is initial_epoch=3, epochs=10")
         if seed is not None:
-            manual_seed(seed)
+            manual_seed(seed)   # as before, for code that draws after fit; fit's own draws come
+            # from its thread's generator (see fit below)
         x = self._check_x(x, op)
         y = self._check_y(y, len(x), op)
         sw = None if sample_weight is None else self._check_y(sample_weight, len(x), op,
                                                                 "sample_weight")
+        if sw is not None and (sw.ndim != 1 or not np.isfinite(sw).all() or (sw < 0).any()):
+            raise ValueError(f"{op}: sample_weight must be 1-D, finite and >= 0, got shape "
+                             f"{sw.shape} and min {np.min(sw) if sw.size else None}")
         swv = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
@@ -752,6 +765,12 @@ class Sequential(Module):
         cb.on_train_end({})
         self.eval()
         return history
+
+    @functools.wraps(_fit)
+    def fit(self, *args, **kwargs):
+        seed = kwargs["seed"] if "seed" in kwargs else args[12] if len(args) > 12 else None
+        with using_generator(None if seed is None else np.random.default_rng(seed)):
+            return self._fit(*args, **kwargs)
 
     def _class_weights(self, class_weight, y, sw, op):
         if not isinstance(class_weight, dict):
