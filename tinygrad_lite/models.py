@@ -23,6 +23,7 @@ Next: layers.py (the layers), callbacks.py (hooks into ``fit``).
 import functools
 import math
 import sys
+import warnings
 from collections import OrderedDict
 
 import numpy as np
@@ -211,6 +212,13 @@ def _check_finite(arr, name, op):
         raise ValueError(f"{op}: {name} contains {n} NaN/Inf value{'s' * (n > 1)}, got the first "
                          f"at index {first}; drop or impute them first, e.g. "
                          f"tinygrad_lite.data.clean(X, y) or data.SimpleImputer")
+
+
+class LossExplosionWarning(UserWarning):
+    """The training loss grew by more than ``LOSS_EXPLOSION_FACTOR`` over a ``fit``."""
+
+
+LOSS_EXPLOSION_FACTOR = 1e6
 
 
 def _check_pos_int(v, name, op):
@@ -707,6 +715,7 @@ class Sequential(Module):
         if verbose == 1:
             from tqdm import tqdm
         cb.on_train_begin({})
+        first_loss = None
         for epoch in range(initial_epoch, epochs):
             cb.on_epoch_begin(epoch, {})
             self.train()
@@ -735,6 +744,8 @@ class Sequential(Module):
                         f"fit: the loss became {value} at epoch {epoch + 1}, batch {step + 1}; "
                         "lower the learning rate, scale the inputs (e.g. MinMaxScaler), check "
                         "the labels, or pass callbacks=[TerminateOnNaN()] to stop quietly")
+                if first_loss is None:
+                    first_loss = value
                 self.optimizer.zero_grad()
                 total.backward()
                 self.optimizer.step()
@@ -764,6 +775,12 @@ class Sequential(Module):
                 break
         cb.on_train_end({})
         self.eval()
+        peak = max(history.history.get("loss") or [0.0], key=abs)
+        if first_loss and abs(peak) > LOSS_EXPLOSION_FACTOR * abs(first_loss):
+            warnings.warn(f"fit: the training loss grew {abs(peak / first_loss):.1e}x, from "
+                          f"{first_loss:.4g} (first batch) to {peak:.4g} (an epoch's mean); the "
+                          "learning rate is probably too large, try a smaller one",
+                          LossExplosionWarning, stacklevel=3)
         return history
 
     @functools.wraps(_fit)
