@@ -40,13 +40,14 @@ def test_failed_train_leaves_no_partial_output_set(tmp_path, monkeypatch, capsys
     def full(path, payload, op="save"):
         if str(path).endswith("report.json"):
             raise OSError(errno.ENOSPC, f"{op}: cannot write the file (No space left on "
-                                        f"device), got path {str(path)!r}", str(path))
+                                        "device)", str(path))
         return real(path, payload, op)
 
     monkeypatch.setattr(tio, "atomic_write_bytes", full)
     out = tmp_path / "run"
     assert _train(out) == 2
-    assert "No space left" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "No space left" in err and str(out / "report.json") in err and "partial" not in err
     assert not out.exists()
     assert os.listdir(tmp_path) == [], "the staging folder must be removed too"
 
@@ -128,10 +129,11 @@ def test_detect_anomaly_names_the_forward_op_and_where_it_was_made():
     """A hand-written loop fed a NaN silently put NaN into the weights."""
     w = tl.Tensor(np.ones(3), requires_grad=True)
     x = tl.Tensor([1.0, np.nan, 2.0])
-    with pytest.raises(AnomalyError, match=r"op 'mul' produced NaN or Inf.*input\(s\) \[1\]") \
-            as e, tl.detect_anomaly():
-        (w * x).sum()
-    assert __file__ in str(e.value) and "(w * x).sum()" in str(e.value)
+    with tl.detect_anomaly():
+        with pytest.raises(AnomalyError, match=r"op 'mul' .*NaN or Inf.*input\(s\) \[1\]") as e:
+            (w * x).sum()
+    assert __file__ in str(e.value)
+    assert "in test_detect_anomaly_names_the_forward_op_and_where_it_was_made" in str(e.value)
     assert not tl.is_anomaly_enabled()
     (w * x).sum().backward()       # off again: NaN flows silently, as before
     assert np.isnan(w.grad.data[1])
@@ -139,12 +141,11 @@ def test_detect_anomaly_names_the_forward_op_and_where_it_was_made():
 
 def test_detect_anomaly_in_backward():
     w = tl.Tensor(np.array([0.0, 4.0]), requires_grad=True)
-    with tl.detect_anomaly():
+    with tl.detect_anomaly(), np.errstate(divide="ignore"):
         y = w.sqrt().sum()         # finite forward; d sqrt(0) = inf
-        with pytest.raises(AnomalyError, match="backward of op 'sqrt' returned NaN or Inf") \
-                as e, np.errstate(divide="ignore"):
+        with pytest.raises(AnomalyError, match="backward of op 'sqrt' returned NaN or Inf") as e:
             y.backward()
-    assert "w.sqrt().sum()" in str(e.value)
+    assert __file__ in str(e.value) and "in test_detect_anomaly_in_backward" in str(e.value)
 
 
 # ------------------------------------------------------------------ 10. kernel arguments ---
@@ -203,7 +204,7 @@ def test_float16_conv_and_pool_refused_on_every_backend(name):
     with backends.use(name):
         for fn in (lambda: F.conv2d(x, w), lambda: F.max_pool2d(x, 2),
                    lambda: F.avg_pool2d(x, 2)):
-            with pytest.raises(DTypeError, match="float32 or float64.*float16"):
+            with pytest.raises(DTypeError, match="floating-point tensor, got dtype float16"):
                 fn()
         b = backends.current()
         with pytest.raises(DTypeError, match="float16"):
@@ -242,19 +243,27 @@ def test_backend_choice_is_per_thread():
 
 
 def test_set_default_is_process_wide():
-    default = backends.current().name
+    default = backends.get_default()
+    other = "numpy" if default != "numpy" else "cython"
+    if other not in backends.names():
+        pytest.skip(f"only one CPU backend is available: {backends.names()}")
     seen = []
+
+    def probe():
+        seen.append(backends.current().name)
+        with backends.use(default):
+            seen.append(backends.current().name)
+        seen.append(backends.current().name)
+
     try:
-        backends.set_default("numpy")
-        t = threading.Thread(target=lambda: seen.append(backends.current().name))
+        backends.set_default(other)
+        t = threading.Thread(target=probe)
         t.start()
         t.join()
-        with backends.use(default):
-            assert backends.current().name == default
-        assert backends.current().name == "numpy"
     finally:
         backends.set_default(default)
-    assert seen == ["numpy"]
+    assert seen == [other, default, other]
+    assert backends.get_default() == default
 
 
 def _dropout_model():

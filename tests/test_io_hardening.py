@@ -210,6 +210,17 @@ def test_layer_config_values_checked_by_type(tmp_path):
             io.load_model(path)
 
 
+def test_compile_config_from_logits_checked_by_type(tmp_path):
+    m, _ = small_model()
+    path = tmp_path / "m.safetensors"
+    m.save(path)
+    path.write_bytes(no_digest(path.read_bytes(), lambda h: edit_meta(
+        h, lambda meta: meta["compile"].update(from_logits="no"))))
+    with pytest.warns(UserWarning, match="from_logits must be true or false"):
+        loaded = io.load_model(path)
+    assert loaded.compile_config() is None
+
+
 def test_unknown_extra_tensors_are_refused(tmp_path):
     """A file with 5,000 tensors that nothing uses loaded."""
     m, _ = small_model()

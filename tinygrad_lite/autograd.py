@@ -257,7 +257,7 @@ def _anomaly_error(msg, ctx):
     stack = getattr(ctx, "creation_stack", None)
     if stack:
         msg += ("; the forward op was created at (most recent call last):\n"
-                + "".join(stack[-8:]).rstrip())
+                + "".join(stack[-10:]).rstrip())
     return AnomalyError(msg)
 
 

@@ -131,10 +131,14 @@ def cmd_train(args):
     stage = _staging_folder(out)
     try:
         return _train_into(args, out, stage, t0, epochs, X, y, image_shape, names, test)
-    except BaseException:
+    except BaseException as e:
         import shutil
 
         shutil.rmtree(stage, ignore_errors=True)
+        name = getattr(e, "filename", None)
+        if isinstance(e, OSError) and isinstance(name, str) and name.startswith(stage):
+            final = out + name[len(stage):]   # name the output the user asked for
+            raise type(e)(e.errno, str(e.strerror or e).replace(name, final), final) from None
         raise
 
 

@@ -20,7 +20,6 @@ every digit once a probability underflows. (Same for sigmoid + binary cross-entr
 Next: layers.py (the layers), callbacks.py (hooks into ``fit``).
 """
 
-import functools
 import math
 import sys
 import warnings
@@ -490,7 +489,10 @@ class Sequential(Module):
         if not (isinstance(mets, list) and all(isinstance(m, str) and m.lower() in _METRIC_KINDS
                                                for m in mets)):
             return f"unknown metrics {str(mets)[:60]}"
-        self.compile(opt, loss, metrics=mets, from_logits=bool(cfg.get("from_logits")))
+        from_logits = cfg.get("from_logits", False)
+        if not isinstance(from_logits, bool):   # by type: "no" is not True
+            return f"from_logits must be true or false, got {str(from_logits)[:20]!r}"
+        self.compile(opt, loss, metrics=mets, from_logits=from_logits)
         return None
 
     def _require_compiled(self, op):
@@ -783,11 +785,12 @@ class Sequential(Module):
                           LossExplosionWarning, stacklevel=3)
         return history
 
-    @functools.wraps(_fit)
     def fit(self, *args, **kwargs):
         seed = kwargs["seed"] if "seed" in kwargs else args[12] if len(args) > 12 else None
         with using_generator(None if seed is None else np.random.default_rng(seed)):
             return self._fit(*args, **kwargs)
+
+    fit.__doc__, fit.__wrapped__ = _fit.__doc__, _fit   # help() and inspect show _fit's
 
     def _class_weights(self, class_weight, y, sw, op):
         if not isinstance(class_weight, dict):

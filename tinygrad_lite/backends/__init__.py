@@ -140,6 +140,11 @@ def current_for(array):
     return _loaded[name] if name is not None else current()
 
 
+def get_default():
+    """The name of the process-default CPU backend (what threads without ``use`` run on)."""
+    return _default()
+
+
 def set_default(name):
     """Set the process-wide backend, used by every thread that has not called ``use``."""
     global _active, _gpu_active

@@ -147,8 +147,8 @@ def atomic_write_bytes(path, payload, op="save"):
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
         if isinstance(e, OSError):
-            raise type(e)(e.errno, f"{op}: cannot write the file ({e.strerror or e}), got "
-                                   f"path {path!r}", path) from None
+            raise type(e)(e.errno, f"{op}: cannot write the file ({e.strerror or e})",
+                          path) from None   # str(e) ends with ": '<path>'"
         raise
     try:  # make the rename itself durable where the OS allows it
         dfd = os.open(folder, os.O_RDONLY)

@@ -299,8 +299,8 @@ def check_float(op, *tensors):
     not take it, and the NumPy reference would accumulate in float16): cast with .float()."""
     for t in tensors:
         if t.dtype.kind != "f" or t.dtype.itemsize < 4:
-            raise DTypeError(f"{op}: expected a float32 or float64 tensor, got dtype {t.dtype}; "
-                             "convert with .float()")
+            raise DTypeError(f"{op}: expected a floating-point tensor, got dtype {t.dtype}; "
+                             "convert with .float() (float32 or float64; float16 is refused)")
 
 
 def _check_extent(op, x_shape, kernel, padding, dilation):
