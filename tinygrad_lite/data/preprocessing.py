@@ -222,6 +222,11 @@ def _number(v):
         and bool(np.isfinite(v))
 
 
+def _json_scalar(v):
+    return None if v is None or isinstance(v, (str, bool)) or _number(v) else \
+        "must be a JSON scalar"
+
+
 def _is_bool(v):
     return None if isinstance(v, (bool, np.bool_)) else "must be true or false"
 
@@ -279,7 +284,7 @@ class _Transformer:
         params = {k: tuple(state[k]) if isinstance(state[k], list) else state[k]
                   for k in self._params}
         for k, v in params.items():   # by type, never by truthiness ("x" is not True)
-            problem = _PARAM_CHECKS[k](v)
+            problem = _PARAM_CHECKS.get(k, _json_scalar)(v)
             if problem:
                 raise ValueError(f"{op}: {k} {problem}, got {str(v)[:60]!r}")
         values = {k: np.asarray(state[k]) if isinstance(state[k], (np.ndarray, list))
@@ -307,9 +312,10 @@ class _Transformer:
         fitted = [k for k in values
                   if k not in ("n_features_in_", "n_samples_seen_") + self._own_checks]
         if n is None:
-            set_ = sorted(k for k, v in values.items() if v is not None and k != "n_features_in_")
-            if set_:
-                raise ValueError(f"{op}: fitted values without n_features_in_, got {set_}")
+            present = sorted(k for k, v in values.items()
+                             if v is not None and k != "n_features_in_")
+            if present:
+                raise ValueError(f"{op}: fitted values without n_features_in_, got {present}")
             return
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"{op}: n_features_in_ must be an int >= 1, got {n!r}")
