@@ -12,7 +12,7 @@ nn/ -> optim/ -> models.py.
 
 from . import backends, ops  # noqa: F401  (ops: registers every op)
 from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
-from .autograd import detect_anomaly, is_anomaly_enabled
+from .anomaly import detect_anomaly, is_anomaly_enabled
 from .errors import AnomalyError
 from .errors import (BackendUnavailableError, DeviceError, DTypeError, GraphError, LabelError,
                      ModelFormatError, ShapeError, TinygradLiteError)

@@ -185,80 +185,20 @@ def _as_graph_tensor(a, inputs, out):
 
 
 # ------------------------------------------------------------------ anomaly mode ---
-# Off, it costs one global read per op and per backward step. On, every forward output and every
-# gradient a backward returns is checked for NaN/Inf, and each recorded op keeps the stack of the
-# call that created it, so the error can point at the line of user code.
 
-_anomaly = 0   # depth of nested detect_anomaly() blocks (process-wide, as in PyTorch)
-
-
-class detect_anomaly(ContextDecorator):
-    """Raise ``AnomalyError`` at the first op whose output, or whose backward's gradient, holds
-    NaN or Inf, naming the op and showing where it was created.
-
-    >>> with detect_anomaly():
-    ...     loss = model(x).sum()      # doctest: +SKIP
-    ...     loss.backward()            # doctest: +SKIP
-    """
-
-    def __enter__(self):
-        global _anomaly
-        _anomaly += 1
-        return self
-
-    def __exit__(self, *exc):
-        global _anomaly
-        _anomaly -= 1
-        return False
-
-
-def is_anomaly_enabled():
-    return _anomaly > 0
-
-
-def _nonfinite(xp, a):
-    return getattr(a, "dtype", None) is not None and a.dtype.kind in "fc" and \
-        not bool(xp.isfinite(a).all())
+_anomaly = 0   # > 0 inside anomaly.detect_anomaly(): one global read per op when it is off
 
 
 def _anomaly_forward(cls, ctx, arrays, out):
-    import traceback
+    from .anomaly import check_forward
 
-    ctx.creation_stack = traceback.format_stack()[:-2]
-    if _nonfinite(ctx.xp, out):
-        bad_in = [i for i, a in enumerate(arrays) if _nonfinite(ctx.xp, a)]
-        why = (f"its input(s) {bad_in} already held NaN/Inf (they came from outside the graph)"
-               if bad_in else "its inputs were finite")
-        raise _anomaly_error(f"detect_anomaly: op {cls.op_name!r} produced NaN or Inf in its "
-                             f"forward output, got {why}", ctx)
+    check_forward(cls, ctx, arrays, out)
 
 
 def _anomaly_backward(node, g):
-    global _anomaly
-    depth, _anomaly = _anomaly, 0    # the backward's own ops are checked as one unit, below
-    try:
-        in_grads = node.fn.backward(node.ctx, g)
-    finally:
-        _anomaly = depth
-    for i, gi in enumerate(in_grads if isinstance(in_grads, tuple) else (in_grads,)):
-        data = getattr(gi, "data", gi)
-        if gi is not None and _nonfinite(node.ctx.xp, data):
-            up = "the incoming gradient already held NaN/Inf" if _nonfinite(
-                node.ctx.xp, g.data) else "the incoming gradient was finite"
-            raise _anomaly_error(f"detect_anomaly: the backward of op {node.fn.op_name!r} "
-                                 f"returned NaN or Inf for input {i}, got it where {up}",
-                                 node.ctx)
-    return in_grads
+    from .anomaly import checked_backward
 
-
-def _anomaly_error(msg, ctx):
-    from .errors import AnomalyError
-
-    stack = getattr(ctx, "creation_stack", None)
-    if stack:
-        msg += ("; the forward op was created at (most recent call last):\n"
-                + "".join(stack[-10:]).rstrip())
-    return AnomalyError(msg)
+    return checked_backward(node, g)
 
 
 # ------------------------------------------------------------------ backward ---
