@@ -14,8 +14,16 @@ scaler's arrays (see ``data.preprocessing.split_state``). The JSON holds ``forma
 ``preprocessing``, ``label_names`` and ``compile`` (strings only).
 
 Writes are atomic (a temp file in the same folder, fsync, ``os.replace``): a crash never leaves a
-half-written model under the final name. Loading raises ``ModelFormatError`` naming the file and the
-problem, and changes nothing on failure.
+half-written model under the final name, and the next save removes temp files of dead writers.
+Loading raises ``ModelFormatError`` naming the file and the problem, and changes nothing on
+failure.
+
+Every file we write carries a SHA-256 digest document (of the metadata text and of each tensor's
+name, dtype, shape and bytes) beside the metadata: ``__metadata__["tinygrad_lite.sha256"]`` in
+safetensors, the ``__sha256__`` member in npz. Loading recomputes it; a file without one (another
+safetensors writer, an older tinygrad_lite) loads with an ``UnverifiedFileWarning``. Tensors are
+read straight into their final buffers; npz members are streamed, with the decompressed total
+capped by ``max_bytes`` and by ``MAX_NPZ_RATIO`` times the file size (zip bombs).
 """
 
 import hashlib
