@@ -33,13 +33,17 @@ def manual_seed(seed):
     return _Generator.rng
 
 
-_thread_rng = threading.local()
+class _ThreadRng(threading.local):
+    rng = None   # set by using_generator for this thread
+
+
+_thread_rng = _ThreadRng()
 
 
 def default_generator():
     """The generator of this thread's random draws: the one a running ``fit(seed=...)`` owns
     (see ``using_generator``), else the process-wide one ``manual_seed`` reseeds."""
-    return getattr(_thread_rng, "rng", None) or _Generator.rng
+    return _thread_rng.rng or _Generator.rng
 
 
 class using_generator:
@@ -51,7 +55,7 @@ class using_generator:
         self.rng = rng
 
     def __enter__(self):
-        self.prev = getattr(_thread_rng, "rng", None)
+        self.prev = _thread_rng.rng
         if self.rng is not None:
             _thread_rng.rng = self.rng
         return self.rng
