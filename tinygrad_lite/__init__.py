@@ -12,8 +12,9 @@ nn/ -> optim/ -> models.py.
 
 from . import backends, ops  # noqa: F401  (ops: registers every op)
 from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
-from .errors import (BackendUnavailableError, DeviceError, DTypeError, GraphError, JitError,
-                     LabelError, ModelFormatError, ShapeError, TinygradLiteError)
+from .anomaly import detect_anomaly, is_anomaly_enabled
+from .errors import (AnomalyError, BackendUnavailableError, DeviceError, DTypeError, GraphError,
+                     JitError, LabelError, ModelFormatError, ShapeError, TinygradLiteError)
 from .jit import jit
 from .functions import (broadcast_to, cat, concatenate, matmul, maximum, minimum, split, stack,
                         where)
@@ -54,6 +55,7 @@ __all__ = [
     "sum", "mean",
     "exp", "log", "softmax", "log_softmax", "relu", "inference_mode", "float32", "float64",
     "float16", "half", "int64", "long", "int32", "int", "uint8", "float", "double", "bool",
+    "detect_anomaly", "is_anomaly_enabled", "AnomalyError",
 ]
 
 

@@ -30,10 +30,30 @@ def _lift(other, like):
     return Tensor._wrap(np.asarray(other), False)
 
 
+def _broadcast_error(op, e, *tensors):
+    """NumPy's raw broadcast ``ValueError`` as a ``ShapeError`` naming the op and the shapes;
+    built only after a failure, so the hot path pays nothing."""
+    shapes = [t.shape for t in tensors]
+    try:
+        np.broadcast_shapes(*shapes)
+    except ValueError:
+        got = " and ".join(str(s) for s in shapes)
+        return ShapeError(f"{op}: shapes do not broadcast, got {got}; align trailing "
+                          "dimensions (each pair equal or one of them 1), e.g. with reshape")
+    return e   # another ValueError: keep it
+
+
 def _binary(fn, swap=False):
     def method(self, other):
         other = _lift(other, self)
-        return fn.apply(other, self) if swap else fn.apply(self, other)
+        a, b = (other, self) if swap else (self, other)
+        try:
+            return fn.apply(a, b)
+        except ValueError as e:
+            err = _broadcast_error(fn.op_name, e, a, b)
+            if err is e:
+                raise
+            raise err from None
 
     return method
 
@@ -109,7 +129,13 @@ Tensor.dot = matmul
 def _compare(ufunc):
     def method(self, other):
         other = _lift(other, self)
-        return Tensor._wrap(ufunc(self.data, other.data), False)
+        try:
+            return Tensor._wrap(ufunc(self.data, other.data), False)
+        except ValueError as e:
+            err = _broadcast_error(ufunc.__name__, e, self, other)
+            if err is e:
+                raise
+            raise err from None
 
     return method
 
@@ -195,7 +221,14 @@ def where(self, a, b):
     like = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else None
     if like is None:
         like = Tensor._wrap(np.zeros((), dtype=np.float32), False)
-    return E.Where.apply(self, _lift(a, like), _lift(b, like))
+    args = (self, _lift(a, like), _lift(b, like))
+    try:
+        return E.Where.apply(*args)
+    except ValueError as e:
+        err = _broadcast_error("where", e, *args)
+        if err is e:
+            raise
+        raise err from None
 
 
 @_method("square")

@@ -171,6 +171,8 @@ class Function:
         out_data = cls.forward(ctx, *arrays, **attrs)
         if _tape is not None:     # jit.py is recording this step
             _tape.forward(cls, ctx, arrays, attrs, out_data)
+        if _anomaly:              # detect_anomaly() is on (anomaly.py)
+            _anomaly_forward(cls, ctx, arrays, out_data)
         needs = needs and cls.differentiable and getattr(_state, "enabled", True)
         out = _new(Tensor)
         out.data, out.grad, out._retains_grad, out._hooks = out_data, None, False, None
@@ -229,6 +231,23 @@ def const_like(a, g):
     """Array ``a`` (a mask, a share) in g's dtype, as a constant of g's kind (Tensor or array)."""
     a = a.astype(g.dtype, copy=False)
     return _Tensor._wrap(a, False) if isinstance(g, _Tensor) else a
+
+
+# ------------------------------------------------------------------ anomaly mode ---
+
+_anomaly = 0   # > 0 inside anomaly.detect_anomaly(): one global read per op when it is off
+
+
+def _anomaly_forward(cls, ctx, arrays, out):
+    from .anomaly import check_forward
+
+    check_forward(cls, ctx, arrays, out)
+
+
+def _anomaly_backward(node, g, run):
+    from .anomaly import checked_backward
+
+    return checked_backward(node, g, run)
 
 
 # ------------------------------------------------------------------ backward ---
@@ -300,6 +319,12 @@ def _backward_arrays(fn, ctx, g):
     if not isinstance(out, tuple):
         out = (out,)
     return tuple(o.data if isinstance(o, _Tensor) else o for o in out)
+
+
+def _backward_graph(fn, ctx, g):
+    """The graph walk's call of one backward rule: Tensors in, a tuple of Tensors out."""
+    out = fn.backward(ctx, g)
+    return out if isinstance(out, tuple) else (out,)
 
 
 def _add(a, b):
@@ -380,13 +405,13 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
             elif t._retains_grad:
                 t._accumulate_grad(g, create_graph)
             if lean:
-                in_grads = _backward_arrays(node.fn, node.ctx, g)
+                in_grads = (_backward_arrays(node.fn, node.ctx, g) if not _anomaly else
+                            _anomaly_backward(node, g, _backward_arrays))
             else:
                 node.ctx.saved_tensors = [_as_graph_tensor(a, node.parents, t)
                                           for a in node.ctx._saved]
-                in_grads = node.fn.backward(node.ctx, g)
-                if not isinstance(in_grads, tuple):
-                    in_grads = (in_grads,)
+                in_grads = (_backward_graph(node.fn, node.ctx, g) if not _anomaly else
+                            _anomaly_backward(node, g, _backward_graph))
             for p, gp in zip(node.parents, in_grads):
                 if gp is None or not p._requires_grad:
                     continue

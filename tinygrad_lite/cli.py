@@ -5,6 +5,12 @@ clean -> MinMax scale -> stratified split -> MLP (or ``--model cnn``) -> Adam ->
 epoch -> validation metrics and classification report -> an output folder with
 ``model.safetensors``, ``confusion_matrix.png``, ``curves.png`` and ``report.json``.
 
+The outputs form one set: the run is written into a hidden staging folder beside ``--out`` and
+renamed into place only when everything is written, so a failed run (a full disk, an error)
+leaves nothing under ``--out``. Plots are optional: without matplotlib, or with a broken
+matplotlib setup (e.g. a bad ``MPLBACKEND``), they are skipped with a warning, recorded in
+``report.json`` under ``plots_skipped``.
+
     tinygrad-lite train --epochs 5 --out runs/demo
     tinygrad-lite evaluate runs/demo/model.safetensors
     tinygrad-lite predict runs/demo/model.safetensors samples.npy
@@ -101,9 +107,6 @@ def _default_out():
 
 def cmd_train(args):
     from . import manual_seed
-    from .data import MinMaxScaler, clean, train_test_split
-    from .metrics import classification_report, confusion_matrix
-    from .models import _keras_optimizer
 
     t0 = time.perf_counter()
     _use_backend(args.backend)
@@ -123,8 +126,35 @@ def cmd_train(args):
     manual_seed(args.seed)
 
     X, y, image_shape, names, test = _load_dataset(args.dataset, args.data_dir)
-    if main_rank:   # under mpiexec only rank 0 writes; every rank trains its share
-        os.makedirs(out, exist_ok=True)   # after the data loaded: a bad --data-dir: no folder
+    if not main_rank:   # under mpiexec only rank 0 writes; every rank trains its share
+        return _train_into(args, out, None, t0, epochs, X, y, image_shape, names, test,
+                           main_rank, world)
+    # after the data loaded: a bad --data-dir leaves no folder. The run is written into a hidden
+    # staging folder beside --out and moved into place at the end (see _publish), so --out never
+    # holds a partial set of outputs.
+    stage = _staging_folder(out)
+    try:
+        return _train_into(args, out, stage, t0, epochs, X, y, image_shape, names, test,
+                           main_rank, world)
+    except BaseException as e:
+        import shutil
+
+        shutil.rmtree(stage, ignore_errors=True)
+        name = getattr(e, "filename", None)
+        if isinstance(e, OSError) and isinstance(name, str) and name.startswith(stage):
+            final = out + name[len(stage):]   # name the output the user asked for
+            raise type(e)(e.errno, str(e.strerror or e).replace(name, final), final) from None
+        raise
+
+
+def _train_into(args, out, stage, t0, epochs, X, y, image_shape, names, test,
+                main_rank=True, world=1):
+    import warnings
+
+    from .data import MinMaxScaler, clean, train_test_split
+    from .metrics import classification_report, confusion_matrix
+    from .models import LossExplosionWarning, _keras_optimizer
+
     X, y, cleaned = clean(X, y)
     x_tr, x_val, y_tr, y_val = train_test_split(X, y, test_size=args.val_size, stratify=y,
                                                 seed=args.seed)
@@ -139,9 +169,21 @@ def cmd_train(args):
                   metrics=["accuracy"])
     if not args.quiet and main_rank:
         model.summary(print_fn=lambda s: print(s, file=sys.stderr))
-    history = model.fit(x_tr, y_tr, epochs=epochs, batch_size=args.batch_size,
-                        validation_data=(x_val, y_val), seed=args.seed,
-                        verbose=0 if args.quiet else 1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LossExplosionWarning)
+        history = model.fit(x_tr, y_tr, epochs=epochs, batch_size=args.batch_size,
+                            validation_data=(x_val, y_val), seed=args.seed,
+                            verbose=0 if args.quiet else 1)
+    run_warnings = []
+    for w in caught:
+        if issubclass(w.category, LossExplosionWarning):
+            lr = model.optimizer.param_groups[0]["lr"]
+            msg = str(w.message).replace("try a smaller one", f"try a smaller --lr (this run "
+                                         f"used --lr {lr:g} with --optimizer {args.optimizer})")
+            run_warnings.append(msg)
+            print(f"tinygrad-lite train: warning: {msg}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if not main_rank:   # the weights are rank 0's; evaluation, plots and files are its job
         return 0
     val_loss, val_acc = model.evaluate(x_val, y_val, verbose=0)
@@ -154,23 +196,31 @@ def cmd_train(args):
     print(f"validation: loss={val_loss:.4f} accuracy={val_acc:.4f} ({len(y_val)} samples)")
     print(report_text)
 
-    files = {}
-    model_path = os.path.join(out, f"model.{args.format}")
+    files = {}   # final paths under --out; written under the staging folder first
+    model_name = f"model.{args.format}"
     extra = {"dataset": args.dataset, "val_size": args.val_size, "seed": args.seed,
              "model": args.model, "val_fingerprint": _fingerprint(x_val_raw, y_val)}
-    model.save(model_path, preprocessing=scaler, label_names=names[:n_classes], extra=extra)
-    files["model"] = model_path
+    model.save(os.path.join(stage, model_name), preprocessing=scaler,
+               label_names=names[:n_classes], extra=extra)
+    files["model"] = os.path.join(out, model_name)
+    plots_skipped = None
     try:
         from .metrics import plot_confusion_matrix, plot_history, plot_misclassified
 
-        files["confusion_matrix"] = str(plot_confusion_matrix(
-            cm, names[:n_classes], os.path.join(out, "confusion_matrix.png")))
-        files["curves"] = str(plot_history(history, os.path.join(out, "curves.png")))
         raw_val = scaler.inverse_transform(x_val).reshape((-1,) + tuple(image_shape))
-        files["misclassified"] = str(plot_misclassified(
-            raw_val, y_val, y_pred, os.path.join(out, "misclassified.png")))
-    except ImportError as e:
-        print(f"warning: plots skipped ({e})", file=sys.stderr)
+        for key, draw in (
+                ("confusion_matrix", lambda p: plot_confusion_matrix(cm, names[:n_classes], p)),
+                ("curves", lambda p: plot_history(history, p)),
+                ("misclassified", lambda p: plot_misclassified(raw_val, y_val, y_pred, p))):
+            draw(os.path.join(stage, f"{key}.png"))
+            files[key] = os.path.join(out, f"{key}.png")
+    except (ImportError, ValueError, RuntimeError) as e:   # no or a broken matplotlib setup
+        plots_skipped = f"{type(e).__name__}: {str(e)[:200]}"
+        for key in ("confusion_matrix", "curves", "misclassified"):
+            files.pop(key, None)
+            if os.path.exists(os.path.join(stage, f"{key}.png")):
+                os.unlink(os.path.join(stage, f"{key}.png"))
+        print(f"tinygrad-lite train: warning: plots skipped ({plots_skipped})", file=sys.stderr)
     test_metrics = None
     if test is not None:
         tl, ta = model.evaluate(scaler.transform(test[0]), test[1], verbose=0)
@@ -187,10 +237,12 @@ def cmd_train(args):
         "test": test_metrics,
         "classification_report": report_dict, "confusion_matrix": cm.tolist(),
         "label_names": names[:n_classes], "files": files,
+        "warnings": run_warnings, "plots_skipped": plots_skipped,
         "wall_time_s": round(time.perf_counter() - t0, 3),
     }
     files["report"] = os.path.join(out, "report.json")
-    _write_json(files["report"], report)
+    _write_json(os.path.join(stage, "report.json"), report)
+    _publish(stage, out)
     print(f"outputs in {out}/: " + ", ".join(os.path.basename(p) for p in files.values()))
     return 0
 
@@ -215,6 +267,42 @@ def _abort_if_distributed(message):
         return
     if comm.is_initialized() and comm.world_size() > 1:
         comm.abort(message, EXIT_USAGE)
+
+
+def _staging_folder(out):
+    """A fresh hidden folder beside ``out`` (same file system, so the final rename is atomic);
+    staging folders of runs that were killed are removed first."""
+    import shutil
+    import tempfile
+
+    from .io.files import _pid_alive
+
+    parent, name = os.path.split(os.path.abspath(out))
+    os.makedirs(parent, exist_ok=True)
+    prefix = f".{name}.partial-"
+    for entry in os.listdir(parent):
+        pid = entry[len(prefix):].split("-", 1)[0] if entry.startswith(prefix) else ""
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent)
+
+
+def _publish(stage, out):
+    """Move the finished run into place. A new (or empty) --out is one atomic rename; into an
+    existing folder the files are moved one by one with report.json last, after the old
+    report.json was removed, so a folder holding report.json always holds the complete run."""
+    if os.path.isdir(out) and not os.listdir(out):
+        os.rmdir(out)
+    if not os.path.exists(out):
+        os.rename(stage, out)
+        return
+    report = os.path.join(out, "report.json")
+    if os.path.exists(report):
+        os.unlink(report)
+    names = sorted(os.listdir(stage), key=lambda n: n == "report.json")
+    for n in names:
+        os.replace(os.path.join(stage, n), os.path.join(out, n))
+    os.rmdir(stage)
 
 
 def _fingerprint(X, y):

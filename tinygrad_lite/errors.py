@@ -49,3 +49,7 @@ class AxisError(ShapeError, IndexError):
 class JitError(TinygradLiteError, RuntimeError):
     """A step that ``tinygrad_lite.jit`` cannot capture (reads a traced value in Python, differs
     between two recordings, uses create_graph or hooks)."""
+
+
+class AnomalyError(TinygradLiteError, RuntimeError):
+    """``detect_anomaly()`` found NaN or Inf in a forward output or a backward gradient."""

@@ -840,4 +840,33 @@ def from_config(entry):
     bad = [k for k in cfg if k not in allowed or not _json_only(cfg[k])]
     if bad:
         raise ModelFormatError(f"from_config: {name} got unknown or non-plain arguments {bad[:5]}")
+    for k, v in cfg.items():   # by type, never by truthiness: return_sequences="relu" is refused
+        want = _CONFIG_TYPES.get(k)
+        if want is not None and not _config_type_ok(v, want):
+            raise ModelFormatError(f"from_config: {name}.{k} must be {want}, got "
+                                   f"{str(v)[:40]!r}")
     return LAYERS[name](**cfg)
+
+
+_CONFIG_TYPES = {   # config keys -> the JSON type they must have ("?" allows null)
+    "use_bias": "bool", "center": "bool", "scale": "bool", "return_sequences": "bool",
+    "rate": "number", "momentum": "number", "epsilon": "number", "seed": "int?",
+    "units": "int", "filters": "int", "input_dim": "int?", "output_dim": "int",
+    "axis": "int", "input_length": "int?", "name": "str?", "activation": "str?",
+    "padding": "str", "data_format": "str", "kernel_initializer": "str",
+    "bias_initializer": "str", "recurrent_initializer": "str", "embeddings_initializer": "str",
+}
+
+
+def _config_type_ok(v, want):
+    if want.endswith("?"):
+        if v is None:
+            return True
+        want = want[:-1]
+    if want == "bool":
+        return isinstance(v, bool)
+    if want == "int":
+        return isinstance(v, int) and not isinstance(v, bool)
+    if want == "number":
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return isinstance(v, str)

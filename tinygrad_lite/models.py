@@ -22,6 +22,7 @@ Next: layers.py (the layers), callbacks.py (hooks into ``fit``).
 
 import math
 import sys
+import warnings
 from collections import OrderedDict
 
 import numpy as np
@@ -33,7 +34,7 @@ from .callbacks import CallbackList, History, TerminateOnNaN, write_line
 from .errors import LabelError, ModelFormatError, ShapeError, TinygradLiteError
 from .nn.losses import softmax_cross_entropy
 from .nn.module import Module
-from .tensor import Tensor, default_generator, manual_seed
+from .tensor import Tensor, default_generator, manual_seed, using_generator
 
 __all__ = ["Sequential", "History", "NonFiniteLossError", "OPTIMIZERS", "LOSSES"]
 
@@ -221,6 +222,13 @@ def _check_finite(arr, name, op):
         raise ValueError(f"{op}: {name} contains {n} NaN/Inf value{'s' * (n > 1)}, got the first "
                          f"at index {first}; drop or impute them first, e.g. "
                          f"tinygrad_lite.data.clean(X, y) or data.SimpleImputer")
+
+
+class LossExplosionWarning(UserWarning):
+    """The training loss grew by more than ``LOSS_EXPLOSION_FACTOR`` over a ``fit``."""
+
+
+LOSS_EXPLOSION_FACTOR = 1e6
 
 
 def _check_pos_int(v, name, op):
@@ -492,7 +500,10 @@ class Sequential(Module):
         if not (isinstance(mets, list) and all(isinstance(m, str) and m.lower() in _METRIC_KINDS
                                                for m in mets)):
             return f"unknown metrics {str(mets)[:60]}"
-        self.compile(opt, loss, metrics=mets, from_logits=bool(cfg.get("from_logits")))
+        from_logits = cfg.get("from_logits", False)
+        if not isinstance(from_logits, bool):   # by type: "no" is not True
+            return f"from_logits must be true or false, got {str(from_logits)[:20]!r}"
+        self.compile(opt, loss, metrics=mets, from_logits=from_logits)
         return None
 
     def _require_compiled(self, op):
@@ -621,9 +632,9 @@ class Sequential(Module):
                 for m in self._compiled["metrics"]]
 
     # ---- fit -------------------------------------------------------------------------
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
-            sample_weight=None, initial_epoch=0, seed=None, distributed=None, jit=False):
+    def _fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+             sample_weight=None, initial_epoch=0, seed=None, distributed=None, jit=False):
         """Train for ``epochs`` passes over (x, y); returns a ``History``.
 
         Parameters
@@ -640,7 +651,9 @@ class Sequential(Module):
         shuffle : bool, reshuffle the training samples every epoch
         class_weight : {class: weight} multiplying each sample's loss; every class present in
             y needs an entry (as Keras)
-        seed : seeds weight init (for a model built here), dropout and shuffling
+        seed : seeds weight init (for a model built here), dropout and shuffling; these draws
+            come from this call's own generator (``Dropout(seed=...)`` layers keep theirs), so
+            seeded trainings in parallel threads equal the same trainings run in sequence
         distributed : data-parallel over MPI ranks (see ``tinygrad_lite.distributed.fit``):
             None (default) when launched by ``mpiexec`` with several ranks, True, or False.
             ``batch_size`` stays the global batch; each rank computes its share; rank 0 alone
@@ -671,12 +684,22 @@ class Sequential(Module):
         if x is None or y is None:
             raise ValueError(f"{op}: x and y are needed, got x={type(x).__name__}, "
                              f"y={type(y).__name__}")
+        if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, (int, np.integer)) \
+                or not 0 <= initial_epoch < epochs:
+            raise ValueError(f"{op}: initial_epoch must be an int in [0, epochs), got "
+                             f"initial_epoch={initial_epoch!r} with epochs={epochs}; epochs is "
+                             "the index of the last epoch (Keras), so resuming after 3 of 10 "
+                             "epochs is initial_epoch=3, epochs=10")
         if seed is not None:
-            manual_seed(seed)
+            manual_seed(seed)   # as before, for code that draws after fit; fit's own draws come
+            # from its thread's generator (see fit below)
         x = self._check_x(x, op)
         y = self._check_y(y, len(x), op)
         sw = None if sample_weight is None else self._check_y(sample_weight, len(x), op,
                                                                 "sample_weight")
+        if sw is not None and (sw.ndim != 1 or not np.isfinite(sw).all() or (sw < 0).any()):
+            raise ValueError(f"{op}: sample_weight must be 1-D, finite and >= 0, got shape "
+                             f"{sw.shape} and min {np.min(sw) if sw.size else None}")
         swv = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
@@ -738,6 +761,7 @@ class Sequential(Module):
                              "got jit=True under a distributed run; pass jit=False")
         jit_step = self._jit_step() if jit else None
         cb.on_train_begin({})
+        first_loss = None
         for epoch in range(initial_epoch, epochs):
             cb.on_epoch_begin(epoch, {})
             if dsync is not None:
@@ -784,6 +808,8 @@ class Sequential(Module):
                         f"fit: the loss became {value} at epoch {epoch + 1}, batch {step + 1}; "
                         "lower the learning rate, scale the inputs (e.g. MinMaxScaler), check "
                         "the labels, or pass callbacks=[TerminateOnNaN()] to stop quietly")
+                if first_loss is None:
+                    first_loss = value
                 if dsync is not None and len(idx) == 0:
                     dsync.idle_backward(self)
                 else:
@@ -830,6 +856,12 @@ class Sequential(Module):
         if dsync is not None:
             dsync.close(self)
         self.eval()
+        peak = max(history.history.get("loss") or [0.0], key=abs)
+        if first_loss and abs(peak) > LOSS_EXPLOSION_FACTOR * abs(first_loss):
+            warnings.warn(f"fit: the training loss grew {abs(peak / first_loss):.1e}x, from "
+                          f"{first_loss:.4g} (first batch) to {peak:.4g} (an epoch's mean); the "
+                          "learning rate is probably too large, try a smaller one",
+                          LossExplosionWarning, stacklevel=3)
         return history
 
     def _jit_step(self):
@@ -858,6 +890,13 @@ class Sequential(Module):
         if task in ("binary", "regression"):
             return yb.astype(dt).reshape((len(yb),) + tuple(out_shape[1:]))
         return yb.astype(dt, copy=False) if task == "categorical" else yb
+
+    def fit(self, *args, **kwargs):
+        seed = kwargs["seed"] if "seed" in kwargs else args[12] if len(args) > 12 else None
+        with using_generator(None if seed is None else np.random.default_rng(seed)):
+            return self._fit(*args, **kwargs)
+
+    fit.__doc__, fit.__wrapped__ = _fit.__doc__, _fit   # help() and inspect show _fit's
 
     def _class_weights(self, class_weight, y, sw, op):
         if not isinstance(class_weight, dict):
@@ -1067,13 +1106,14 @@ class Sequential(Module):
                 model.build(tuple(shape))
         return model
 
-    def save(self, path, preprocessing=None, label_names=None, extra=None):
+    def save(self, path, preprocessing=None, label_names=None, extra=None,
+             allow_nonfinite=False):
         """Save architecture + weights (``io.save_model``): ``.safetensors`` or ``.npz``."""
         from .io import save_model
 
         return save_model(self, path, preprocessing=preprocessing,
                           label_names=label_names if label_names is not None else
-                          self.label_names, extra=extra)
+                          self.label_names, extra=extra, allow_nonfinite=allow_nonfinite)
 
     def save_weights(self, path):
         """Save the weights alone (``io.save_weights``); restore with ``load_weights``."""
@@ -1092,8 +1132,8 @@ def _fmt(logs):
     return ", ".join(f"{k}={v:.4f}" for k, v in logs.items())
 
 
-def load_model(path):
+def load_model(path, **kwargs):
     """``io.load_model``: rebuild a saved model (architecture from an allow-list, weights)."""
     from .io import load_model as _load
 
-    return _load(path)
+    return _load(path, **kwargs)

@@ -11,6 +11,8 @@ Mixed float32/float64 operands follow NumPy promotion (the result is float64).
 Next: ops/elementwise.py, the simplest Functions.
 """
 
+import threading
+
 import numpy as np
 
 from . import autograd
@@ -31,8 +33,36 @@ def manual_seed(seed):
     return _Generator.rng
 
 
+class _ThreadRng(threading.local):
+    rng = None   # set by using_generator for this thread
+
+
+_thread_rng = _ThreadRng()
+
+
 def default_generator():
-    return _Generator.rng
+    """The generator of this thread's random draws: the one a running ``fit(seed=...)`` owns
+    (see ``using_generator``), else the process-wide one ``manual_seed`` reseeds."""
+    return _thread_rng.rng or _Generator.rng
+
+
+class using_generator:
+    """``with using_generator(rng):`` draws in this thread come from ``rng`` (None: no change),
+    so two seeded trainings in two threads draw exactly what they would draw one after the
+    other."""
+
+    def __init__(self, rng):
+        self.rng = rng
+
+    def __enter__(self):
+        self.prev = _thread_rng.rng
+        if self.rng is not None:
+            _thread_rng.rng = self.rng
+        return self.rng
+
+    def __exit__(self, *exc):
+        _thread_rng.rng = self.prev
+        return False
 
 
 def _xp_of(a):

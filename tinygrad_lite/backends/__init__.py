@@ -1,9 +1,11 @@
 """The kernel-backend seam: which implementation runs matmul, conv and pooling.
 
-``use("cython")`` switches globally, or for a ``with`` block; ``TINYGRAD_LITE_BACKEND`` picks the
-start-up choice. The default is ``cython`` when the extension is built, else ``numpy`` (with a
-one-line warning on first use that says how to build it). CuPy arrays always run on the ``cupy``
-backend (or ``cublas`` when chosen with ``use``).
+The choice is per thread, like grad mode: ``use("cython")`` switches the calling thread (for the
+rest of its life, or for a ``with`` block), and never another thread. Threads that made no choice
+follow the process default: ``set_default(name)``, else ``TINYGRAD_LITE_BACKEND`` at start-up,
+else ``cython`` when the extension is built, else ``numpy`` (with a one-line warning on first use
+that says how to build it). CuPy arrays always run on the ``cupy`` backend (or ``cublas`` when
+chosen with ``use``).
 """
 
 import os
@@ -14,11 +16,20 @@ from ..errors import BackendUnavailableError
 from .base import Backend, conv_output_size  # noqa: F401
 from .threads import limit_blas_threads  # noqa: F401
 
-_lock = threading.Lock()
+_lock = threading.RLock()
 _loaded = {}      # name -> Backend instance
 _missing = {}     # name -> reason it is not available
-_active = None    # name of the CPU backend in use
+_active = None    # name of the process-default CPU backend
 _gpu_active = None
+class _ThreadChoice(threading.local):
+    """This thread's own choice (None: the process default). Class-level defaults: reading an
+    unset attribute of a plain threading.local raises internally, 4x slower on the hot path."""
+
+    cpu = None
+    gpu = None
+
+
+_tls = _ThreadChoice()
 
 
 def _load_all():
@@ -107,19 +118,30 @@ def get(name):
 
 
 def current():
-    """The CPU backend in use."""
+    """The CPU backend in use in this thread."""
+    name = _tls.cpu
+    if name is not None:
+        return _loaded[name]
+    return _loaded[_default()]
+
+
+def _default():
     global _active
     if _active is None:
         _load_all()
-        _active = _default_name()
-        _switch(None, _loaded[_active])
-    return _loaded[_active]
+        with _lock:
+            if _active is None:
+                name = _default_name()
+                _switch(None, _loaded[name])
+                _active = name
+    return _active
 
 
 def _switch(old, new):
     """Hand the cores from one CPU backend to another. With TINYGRAD_LITE_LIMIT_BLAS=1 the Cython
     backend holds OpenBLAS at one thread while it is active and gives them back after; by default
-    it leaves OpenBLAS (the application's) alone."""
+    it leaves OpenBLAS (the application's) alone. BLAS threads are per process, so with two
+    threads on two backends the last switch wins (a speed matter only)."""
     if old is new:
         return
     if old is not None and hasattr(old, "deactivate"):
@@ -131,36 +153,57 @@ def _switch(old, new):
 def current_for(array):
     """The backend that computes on ``array``: the GPU one for CuPy arrays, else ``current()``."""
     if type(array).__module__.split(".")[0] == "cupy":
-        global _gpu_active
-        if _gpu_active is None:
-            _gpu_active = get("cupy").name
-        return get(_gpu_active)
-    return _loaded[_active] if _active is not None else current()
+        name = _tls.gpu or _gpu_active
+        if name is None:
+            name = get("cupy").name
+        return get(name)
+    name = _tls.cpu or _active
+    return _loaded[name] if name is not None else current()
+
+
+def get_default():
+    """The name of the process-default CPU backend (what threads without ``use`` run on)."""
+    return _default()
+
+
+def set_default(name):
+    """Set the process-wide backend, used by every thread that has not called ``use``."""
+    global _active, _gpu_active
+    backend = get(name)
+    if backend.xp.__name__ == "numpy":
+        old = _loaded[_default()]
+        _active = name
+        _switch(old, backend)
+    else:
+        _gpu_active = name
+    return backend
 
 
 class use:
-    """Select a backend: ``backends.use("numpy")`` or ``with backends.use("cython"): ...``."""
+    """Select a backend for the calling thread: ``backends.use("numpy")`` or
+    ``with backends.use("cython"): ...`` (restored on exit). Other threads are not affected;
+    ``set_default`` changes the process default."""
 
     def __init__(self, name):
-        global _active, _gpu_active
         backend = get(name)
-        current()
-        self._prev = (_active, _gpu_active)
-        if backend.xp.__name__ == "numpy":
-            _switch(_loaded[_active], backend)
-            _active = name
-        else:
-            _gpu_active = name
+        before = current()
+        self._cpu = backend.xp.__name__ == "numpy"
+        slot = "cpu" if self._cpu else "gpu"
+        self._prev = getattr(_tls, slot)
+        setattr(_tls, slot, name)
+        if self._cpu:
+            _switch(before, backend)
         self.backend = backend
 
     def __enter__(self):
         return self.backend
 
     def __exit__(self, *exc):
-        global _active, _gpu_active
-        if self.backend.xp.__name__ == "numpy":
-            _switch(self.backend, _loaded[self._prev[0]])
-        _active, _gpu_active = self._prev
+        if self._cpu:
+            _tls.cpu = self._prev
+            _switch(self.backend, current())
+        else:
+            _tls.gpu = self._prev
         return False
 
 

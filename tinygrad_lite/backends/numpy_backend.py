@@ -27,6 +27,16 @@ def _out_hw(x_shape, kernel, stride, padding, dilation=(1, 1)):
                  for a in range(2))
 
 
+def _floats(op, *arrays):
+    """The same dtype contract as the Cython kernels: float32/float64 (float16 refused alike)."""
+    for a in arrays:
+        if a.dtype not in (np.float32, np.float64):
+            from ..errors import DTypeError
+
+            raise DTypeError(f"{op}: the numpy backend takes float32 or float64, got {a.dtype}; "
+                             "cast with .astype(np.float32)")
+
+
 class NumpyBackend(Backend):
     name = "numpy"
     xp = np
@@ -71,6 +81,7 @@ class NumpyBackend(Backend):
 
     # ---- convolution --------------------------------------------------------------------------
     def conv2d(self, x, w, stride, padding, dilation, groups):
+        _floats("conv2d", x, w)
         n = x.shape[0]
         o = w.shape[0]
         oh, ow = _out_hw(x.shape, w.shape[2:], stride, padding, dilation)
@@ -103,6 +114,7 @@ class NumpyBackend(Backend):
 
     # ---- pooling ------------------------------------------------------------------------------
     def max_pool2d(self, x, kernel, stride, padding):
+        _floats("max_pool2d", x)
         xp = self.xp
         n, c, h, w = x.shape
         (ph, pw) = padding
@@ -126,6 +138,7 @@ class NumpyBackend(Backend):
         return flat.astype(gy.dtype, copy=False).reshape(x_shape)
 
     def avg_pool2d(self, x, kernel, stride, padding):
+        _floats("avg_pool2d", x)
         xp = self.xp
         (ph, pw) = padding
         oh, ow = _out_hw(x.shape, kernel, stride, padding)

@@ -33,9 +33,16 @@ def _default():
         return max(1, os.cpu_count() or 1)
 
 
+MAX_THREADS = 256   # each thread gets its own GEMM workspace; beyond this it is a typo
+
+
 def _check(n, where="set_num_threads"):
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ThreadCountError(f"{where}: thread count must be a positive integer, got {n!r}")
+    if n > MAX_THREADS:
+        raise ThreadCountError(f"{where}: thread count must be at most {MAX_THREADS} (each "
+                               f"thread has its own kernel workspace), got {n}; this machine has "
+                               f"{os.cpu_count()} CPUs")
     return n
 
 
@@ -48,7 +55,8 @@ def set_num_threads(n):
     Parameters
     ----------
     n : int
-        A positive thread count. More threads than cores only adds contention.
+        A thread count from 1 to ``MAX_THREADS`` (256); larger values are refused, as each
+        thread holds its own kernel workspace. More threads than cores only adds contention.
 
     Examples
     --------

@@ -203,6 +203,57 @@ def clean(X, y=None, impute=None):
 
 # -------------------------------------------------------------- transformer ---
 
+def _check_labels_array(op, name, v):
+    """A 1-D, sorted, duplicate-free array of numbers, strings or bools (searchsorted needs it)."""
+    if not isinstance(v, np.ndarray) or v.ndim != 1 or v.size == 0:
+        raise ValueError(f"{op}: {name} must be a non-empty 1-D list, got "
+                         f"{getattr(v, 'shape', type(v).__name__)}")
+    if v.dtype.kind not in "biufU":
+        raise ValueError(f"{op}: {name} must hold numbers or strings, got dtype {v.dtype}")
+    if v.dtype.kind == "f" and not np.isfinite(v).all():
+        raise ValueError(f"{op}: {name} must be finite, got NaN/Inf")
+    if v.size > 1 and not (v[1:] > v[:-1]).all():
+        raise ValueError(f"{op}: {name} must be sorted and without duplicates, got "
+                         f"{v.tolist()[:10]}")
+
+
+def _number(v):
+    return not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating)) \
+        and bool(np.isfinite(v))
+
+
+def _json_scalar(v):
+    return None if v is None or isinstance(v, (str, bool)) or _number(v) else \
+        "must be a JSON scalar"
+
+
+def _is_bool(v):
+    return None if isinstance(v, (bool, np.bool_)) else "must be true or false"
+
+
+def _one_of(*choices):
+    return lambda v: None if isinstance(v, str) and v in choices else f"must be one of {choices}"
+
+
+def _feature_range(v):
+    ok = isinstance(v, tuple) and len(v) == 2 and all(_number(a) for a in v) and v[0] < v[1]
+    return None if ok else "must be two finite numbers (min, max) with min < max"
+
+
+# How each stored constructor parameter is checked when a state dict is loaded (model files are
+# untrusted): by type, never by truthiness.
+_PARAM_CHECKS = {
+    "clip": _is_bool, "with_mean": _is_bool, "with_std": _is_bool,
+    "keep_empty_features": _is_bool, "feature_range": _feature_range,
+    "strategy": _one_of("mean", "median", "most_frequent", "constant"),
+    "handle_unknown": _one_of("error", "ignore"),
+    "fill_value": lambda v: None if v is None or _number(v) or isinstance(v, str)
+    else "must be a finite number, a string or null",
+    "missing_values": lambda v: None if v is None or _number(v)
+    else "must be a finite number or null (NaN)",
+}
+
+
 class _Transformer:
     """fit_transform, state_dict/load_state_dict plumbing shared by every transformer."""
 
@@ -229,40 +280,63 @@ class _Transformer:
         missing = [k for k in self._params + self._state if k not in state]
         if missing:
             raise KeyError(f"{type(self).__name__}.load_state_dict: missing keys, got no {missing}")
-        for k in self._params:
-            v = state[k]
-            setattr(self, k, tuple(v) if isinstance(v, list) else v)
+        op = f"{type(self).__name__}.load_state_dict"
+        params = {k: tuple(state[k]) if isinstance(state[k], list) else state[k]
+                  for k in self._params}
+        for k, v in params.items():   # by type, never by truthiness ("x" is not True)
+            problem = _PARAM_CHECKS.get(k, _json_scalar)(v)
+            if problem:
+                raise ValueError(f"{op}: {k} {problem}, got {str(v)[:60]!r}")
         values = {k: np.asarray(state[k]) if isinstance(state[k], (np.ndarray, list))
                   else state[k] for k in self._state}
         self._check_state(values)
+        for k, v in params.items():
+            setattr(self, k, v)
         for k, v in values.items():
             setattr(self, k, v)
         return self
 
     _nan_ok: tuple = ()   # fitted arrays where NaN is a legitimate marker (not Inf)
+    _own_checks: tuple = ()   # fitted values the subclass's load_state_dict checks itself
 
     def _check_state(self, values):
         """Fitted arrays must be 1-D numeric, one entry per feature, and finite; checked before
         anything is assigned (a model file's state is untrusted)."""
         op = f"{type(self).__name__}.load_state_dict"
         if "n_features_in_" not in values:   # LabelEncoder: classes_ is a 1-D list of labels
-            bad = [k for k, v in values.items() if isinstance(v, np.ndarray) and v.ndim != 1]
-            if bad:
-                raise ValueError(f"{op}: {bad[0]} must be 1-D, got shape {values[bad[0]].shape}")
+            for k, v in values.items():
+                if v is not None:
+                    _check_labels_array(op, k, v)
             return
         n = values.get("n_features_in_")
-        arrays = {k: v for k, v in values.items()
-                  if isinstance(v, np.ndarray) and k not in ("n_features_in_", "n_samples_seen_")}
+        fitted = [k for k in values
+                  if k not in ("n_features_in_", "n_samples_seen_") + self._own_checks]
         if n is None:
-            if arrays:
-                raise ValueError(f"{op}: fitted arrays without n_features_in_, got "
-                                 f"{sorted(arrays)}")
+            present = sorted(k for k, v in values.items()
+                             if v is not None and k != "n_features_in_")
+            if present:
+                raise ValueError(f"{op}: fitted values without n_features_in_, got {present}")
             return
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"{op}: n_features_in_ must be an int >= 1, got {n!r}")
+        seen = values.get("n_samples_seen_", 0)
+        if isinstance(seen, np.ndarray):
+            if seen.dtype.kind not in "iu" or seen.shape != (n,) or (seen < 0).any():
+                raise ValueError(f"{op}: n_samples_seen_ must be an int >= 0 or {n} of them, got "
+                                 f"dtype {seen.dtype} shape {seen.shape}")
+        elif isinstance(seen, bool) or not isinstance(seen, (int, np.integer)) or seen < 0:
+            raise ValueError(f"{op}: n_samples_seen_ must be an int >= 0, got {str(seen)[:40]!r}")
+        arrays = {}
+        for k in fitted:   # a fitted model stores every fitted array, as float64 from fit()
+            v = values[k]
+            if not isinstance(v, np.ndarray):
+                raise ValueError(f"{op}: {k} must be an array of {n} floats, got "
+                                 f"{type(v).__name__} {str(v)[:40]!r}")
+            arrays[k] = v
         for k, v in arrays.items():
-            if v.dtype.kind not in "fiu":
-                raise ValueError(f"{op}: {k} must be numeric, got dtype {v.dtype}")
+            if v.dtype not in (np.float32, np.float64):
+                raise ValueError(f"{op}: {k} must be float32 or float64 (fit stores float64), "
+                                 f"got dtype {v.dtype}")
             if v.shape != (n,):
                 raise ValueError(f"{op}: {k} must have shape ({n},) for n_features_in_={n}, got "
                                  f"{v.shape}")
@@ -565,6 +639,7 @@ class OneHotEncoder(_Transformer):
 
     _params = ("handle_unknown",)
     _state = ("categories_", "n_features_in_")
+    _own_checks = ("categories_",)
 
     def __init__(self, handle_unknown="error", dtype=np.float64):
         if handle_unknown not in ("error", "ignore"):
@@ -634,10 +709,9 @@ class OneHotEncoder(_Transformer):
             if not isinstance(cats, list) or len(cats) != n:
                 raise ValueError(f"OneHotEncoder.load_state_dict: categories_ must be a list of "
                                  f"n_features_in_={n!r} lists, got {str(cats)[:60]}")
-            cats = [np.asarray(c) for c in cats]
-            if any(c.ndim != 1 or c.size == 0 for c in cats):
-                raise ValueError("OneHotEncoder.load_state_dict: each category list must be 1-D "
-                                 "and non-empty, got another shape")
+            cats = [np.asarray(c) if isinstance(c, list) else c for c in cats]
+            for j, c in enumerate(cats):
+                _check_labels_array("OneHotEncoder.load_state_dict", f"categories_[{j}]", c)
         super().load_state_dict({k: v for k, v in state.items() if k != "categories_"}
                                 | {"categories_": None})
         self.categories_ = cats

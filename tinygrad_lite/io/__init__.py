@@ -9,6 +9,7 @@ file; saving is atomic.
 """
 
 from .files import (
+                    UnverifiedFileWarning,
                     FORMAT,
                     FORMAT_VERSION,
                     atomic_write_bytes,
@@ -21,4 +22,4 @@ from .files import (
 )
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "read_file", "write_file",
-           "atomic_write_bytes", "FORMAT", "FORMAT_VERSION"]
+           "atomic_write_bytes", "FORMAT", "FORMAT_VERSION", "UnverifiedFileWarning"]

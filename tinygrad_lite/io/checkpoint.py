@@ -139,10 +139,12 @@ def save(obj, path):
                             f"{os.path.splitext(os.fspath(path))[0]}.npz")
         named = {k: arrays[v[next(iter(v))]] for k, v in skeleton["__dict__"]}
         meta["arrays"] = sorted(k for k, v in skeleton["__dict__"] if "__array__" in v)
-        payload = files._safetensors_bytes(named, json.dumps(meta))
+        meta_json = json.dumps(meta)
+        payload = files._safetensors_bytes(named, meta_json, files._digest_doc(named, meta_json))
     else:
         meta["structure"] = skeleton
-        payload = files._npz_bytes(arrays, json.dumps(meta, allow_nan=False))
+        meta_json = json.dumps(meta, allow_nan=False)
+        payload = files._npz_bytes(arrays, meta_json, files._digest_doc(arrays, meta_json))
     files.atomic_write_bytes(path, payload)
     return os.fspath(path)
 
@@ -158,9 +160,14 @@ def load(path, max_bytes=files.MAX_FILE_BYTES):
 
     try:
         if ext == ".safetensors":
-            arrays, meta = files._read_safetensors(path, max_bytes, require_meta=False)
+            arrays, meta_text, digest = files._read_safetensors(path, max_bytes,
+                                                                require_meta=False)
         else:
-            arrays, meta = files._read_npz(path, max_bytes)
+            arrays, meta_text, digest = files._read_npz(path, max_bytes)
+        meta = None
+        if meta_text is not None:         # ours: parse, and check the SHA-256 digests
+            meta = files._parse_json(path, meta_text, "metadata")
+            files._verify_digest(path, arrays, meta_text, digest)
     except ModelFormatError as e:
         raise ModelFormatError(str(e).replace("load_model:", "load:", 1)) from None
     if ext == ".safetensors":      # ours, a model file's weights, or written elsewhere

@@ -14,10 +14,19 @@ scaler's arrays (see ``data.preprocessing.split_state``). The JSON holds ``forma
 ``preprocessing``, ``label_names`` and ``compile`` (strings only).
 
 Writes are atomic (a temp file in the same folder, fsync, ``os.replace``): a crash never leaves a
-half-written model under the final name. Loading raises ``ModelFormatError`` naming the file and the
-problem, and changes nothing on failure.
+half-written model under the final name, and the next save removes temp files of dead writers.
+Loading raises ``ModelFormatError`` naming the file and the problem, and changes nothing on
+failure.
+
+Every file we write carries a SHA-256 digest document (of the metadata text and of each tensor's
+name, dtype, shape and bytes) beside the metadata: ``__metadata__["tinygrad_lite.sha256"]`` in
+safetensors, the ``__sha256__`` member in npz. Loading recomputes it; a file without one (another
+safetensors writer, an older tinygrad_lite) loads with an ``UnverifiedFileWarning``. Tensors are
+read straight into their final buffers; npz members are streamed, with the decompressed total
+capped by ``max_bytes`` and by ``MAX_NPZ_RATIO`` times the file size (zip bombs).
 """
 
+import hashlib
 import json
 import os
 import struct
@@ -30,6 +39,10 @@ import numpy as np
 
 from ..errors import ModelFormatError
 
+
+class UnverifiedFileWarning(UserWarning):
+    """A model file without our SHA-256 digest was loaded: its bytes could not be verified."""
+
 FORMAT = "tinygrad_lite.model"
 FORMAT_VERSION = 1
 META_KEY = "tinygrad_lite"
@@ -38,6 +51,10 @@ MAX_FILE_BYTES = 2 * 2**30           # default cap on a model file (override wit
 MAX_TENSORS = 100_000
 MAX_NDIM = 8
 WEIGHTS_ONLY = "weights"             # metadata "content" of a save_weights file
+DIGEST_KEY = "tinygrad_lite.sha256"  # safetensors __metadata__ key of the digest document
+NPZ_DIGEST_MEMBER = "__sha256__"     # the same document as an npz member (uint8 JSON text)
+MAX_NPZ_RATIO = 100                 # decompressed bytes per file byte an npz may expand to
+NPZ_RATIO_FLOOR = 16 * 2**20         # ... but any file may expand to this many bytes
 
 # safetensors dtype codes <-> NumPy (the ones a model file may hold)
 _ST_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64,
@@ -68,13 +85,64 @@ def _suffix(path, op):
 
 # ------------------------------------------------------------------ writing ---
 
-def atomic_write_bytes(path, payload):
-    """Write ``payload`` to ``path`` through a temp file in the same folder, fsync, os.replace."""
+_TMP_PREFIX = ".tmp-"
+
+
+def _tmp_owner(name, base):
+    """The writer PID embedded in a temp name ``.tmp-<pid>-<random>-<base>``, else None."""
+    if not (name.startswith(_TMP_PREFIX) and name.endswith("-" + base)):
+        return None
+    pid = name[len(_TMP_PREFIX):-len(base) - 1].split("-", 1)[0]
+    return int(pid) if pid.isdigit() else None
+
+
+def _pid_alive(pid):
+    if pid == os.getpid():
+        return True   # another thread of this process may be writing it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:   # EPERM: it exists, owned by someone else
+        return True
+    return True
+
+
+def _remove_stale_temps(folder, base):
+    """Delete temp files that earlier writers to ``base`` left behind when they were killed.
+
+    Only files whose embedded writer PID is no longer running are removed: a save in progress in
+    another process keeps its file. (A recycled PID can keep a stale file one save longer.)
+    """
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        pid = _tmp_owner(name, base)
+        if pid is not None and not _pid_alive(pid):
+            try:
+                os.unlink(os.path.join(folder, name))
+            except OSError:
+                pass
+
+
+def atomic_write_bytes(path, payload, op="save"):
+    """Write ``payload`` to ``path`` through a temp file in the same folder, fsync, os.replace.
+
+    The temp file is ``.tmp-<pid>-<random>-<name>``; a later save to the same path removes such
+    files of writers that died (SIGKILL, power loss) and leaves live writers alone. An error
+    (permission denied, disk full) names ``path``, not the temp file.
+    """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
+    base = os.path.basename(path)
+    tmp = None
     try:
+        os.makedirs(folder, exist_ok=True)
+        _remove_stale_temps(folder, base)
+        fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-", suffix="-" + base,
+                                   dir=folder)
         mask = os.umask(0)
         os.umask(mask)
         os.chmod(tmp, 0o666 & ~mask)   # mkstemp makes 0600; give the file normal permissions
@@ -83,9 +151,12 @@ def atomic_write_bytes(path, payload):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as e:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise type(e)(e.errno, f"{op}: cannot write the file ({e.strerror or e})",
+                          path) from None   # str(e) ends with ": '<path>'"
         raise
     try:  # make the rename itself durable where the OS allows it
         dfd = os.open(folder, os.O_RDONLY)
@@ -103,15 +174,41 @@ def _contiguous(a):
     return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
 
-def _safetensors_bytes(arrays, meta_json):
-    header = {"__metadata__": {META_KEY: meta_json}}
+def _tensor_digest(name, dtype_code, shape, raw):
+    h = hashlib.sha256(f"{name}\0{dtype_code}\0{list(shape)}\0".encode("utf-8"))
+    h.update(raw)
+    return h.hexdigest()
+
+
+def _le_bytes(a):
+    """C-order little-endian bytes of ``a`` (the bytes both formats store)."""
+    a = _contiguous(a)
+    return a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
+
+
+def _digest_doc(arrays, meta_json):
+    """JSON text of SHA-256 digests: the metadata text and every tensor (name, dtype, shape,
+    bytes). Stored beside the metadata; ``read_file`` recomputes and compares them."""
+    tensors = {}
+    for name in sorted(arrays):
+        a = np.asarray(arrays[name])
+        code = _NP_TO_ST.get(a.dtype)
+        if code is None:
+            raise TypeError(f"save_model: dtype {a.dtype} of {name!r} cannot be stored, got it; "
+                            "use float32/float64/int/bool arrays")
+        tensors[name] = _tensor_digest(name, code, a.shape, _le_bytes(a))
+    doc = {"algorithm": "sha256",
+           "metadata": hashlib.sha256(meta_json.encode("utf-8")).hexdigest(),
+           "tensors": tensors}
+    return json.dumps(doc, separators=(",", ":"))
+
+
+def _safetensors_bytes(arrays, meta_json, digest_json):
+    header = {"__metadata__": {META_KEY: meta_json, DIGEST_KEY: digest_json}}
     offset, chunks = 0, []
     for name in sorted(arrays):
         a = _contiguous(arrays[name])
-        if a.dtype not in _NP_TO_ST:
-            raise TypeError(f"save_model: dtype {a.dtype} of {name!r} cannot be stored, got it; "
-                            "use float32/float64/int/bool arrays")
-        raw = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
+        raw = _le_bytes(a)
         header[name] = {"dtype": _NP_TO_ST[a.dtype], "shape": list(a.shape),
                         "data_offsets": [offset, offset + len(raw)]}
         chunks.append(raw)
@@ -121,25 +218,37 @@ def _safetensors_bytes(arrays, meta_json):
     return struct.pack("<Q", len(hb)) + hb + b"".join(chunks)
 
 
-def _npz_bytes(arrays, meta_json):
+def _npz_bytes(arrays, meta_json, digest_json):
     import io
 
     buf = io.BytesIO()
     payload = {k: _contiguous(v) for k, v in arrays.items()}
-    for k, v in payload.items():
-        if v.dtype.kind not in "fiub":
-            raise TypeError(f"save_model: dtype {v.dtype} of {k!r} cannot be stored, got it")
     payload["__metadata__"] = np.frombuffer(meta_json.encode("utf-8"), dtype=np.uint8)
+    payload[NPZ_DIGEST_MEMBER] = np.frombuffer(digest_json.encode("utf-8"), dtype=np.uint8)
     np.savez(buf, **payload)
     return buf.getvalue()
 
 
+def _check_finite_arrays(arrays, op):
+    for name in sorted(arrays):
+        a = np.asarray(arrays[name])
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            n = int(a.size - np.isfinite(a).sum())
+            raise ModelFormatError(f"{op}: tensor {name!r} holds {n} NaN or Inf value(s), got "
+                                   f"them in shape {a.shape}; fix the training (lower the "
+                                   "learning rate), or pass allow_nonfinite=True here and to "
+                                   "load_model")
+
+
 def write_file(path, arrays, metadata):
-    """Atomically write ``arrays`` (name -> ndarray) and ``metadata`` (JSON-able dict)."""
+    """Atomically write ``arrays`` (name -> ndarray) and ``metadata`` (JSON-able dict), with a
+    SHA-256 digest of the metadata and of every tensor."""
     ext = _suffix(path, "save_model")
     meta_json = json.dumps(metadata, allow_nan=False)
-    payload = (_safetensors_bytes if ext == ".safetensors" else _npz_bytes)(arrays, meta_json)
-    atomic_write_bytes(path, payload)
+    digest_json = _digest_doc(arrays, meta_json)
+    payload = (_safetensors_bytes if ext == ".safetensors" else _npz_bytes)(
+        arrays, meta_json, digest_json)
+    atomic_write_bytes(path, payload, "save_model")
 
 
 # ------------------------------------------------------------------ reading ---
@@ -156,15 +265,6 @@ def _check_size(path, max_bytes):
     return size
 
 
-def _read_capped(path, max_bytes):
-    _check_size(path, max_bytes)
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as e:
-        raise _fail(path, f"cannot read the file ({e.strerror or e})") from None
-
-
 def _parse_json(path, text, what):
     try:
         return json.loads(text)
@@ -172,33 +272,60 @@ def _parse_json(path, text, what):
         raise _fail(path, f"{what} is not valid JSON ({type(e).__name__}: {str(e)[:80]})") from None
 
 
+def _read_into(f, arr):
+    """Fill ``arr`` from the stream ``f`` in 1 MiB steps (no second full-size copy); the number
+    of bytes read."""
+    view = memoryview(arr.reshape(-1).view(np.uint8))
+    got, step = 0, 2**20
+    while got < len(view):
+        n = f.readinto(view[got:got + step])
+        if not n:
+            break
+        got += n
+    return got
+
+
+def _check_bool(path, name, arr):
+    if arr.dtype == np.bool_ and arr.size and arr.view(np.uint8).max() > 1:
+        raise _fail(path, f"tensor {name!r} holds bytes other than 0 and 1 in a BOOL tensor")
+
+
 def _read_safetensors(path, max_bytes, require_meta=True):
-    blob = _read_capped(path, max_bytes)
-    if len(blob) < 8:
-        raise _fail(path, f"file is truncated ({len(blob)} bytes, no safetensors header)")
-    (n,) = struct.unpack("<Q", blob[:8])
+    size = _check_size(path, max_bytes)
+    try:
+        with open(path, "rb") as f:
+            return _parse_safetensors(path, f, size, require_meta)
+    except OSError as e:
+        raise _fail(path, f"cannot read the file ({e.strerror or e})") from None
+
+
+def _parse_safetensors(path, f, size, require_meta=True):
+    head = f.read(8)
+    if len(head) < 8:
+        raise _fail(path, f"file is truncated ({len(head)} bytes, no safetensors header)")
+    (n,) = struct.unpack("<Q", head)
     if n > MAX_HEADER_BYTES:
         raise _fail(path, f"header size {n} bytes is over the cap of {MAX_HEADER_BYTES}")
-    if 8 + n > len(blob):
-        raise _fail(path, f"file is truncated (header says {n} bytes, file has {len(blob) - 8})")
+    if 8 + n > size:
+        raise _fail(path, f"file is truncated (header says {n} bytes, file has {size - 8})")
     try:
-        text = blob[8:8 + n].decode("utf-8")
+        text = f.read(n).decode("utf-8")
     except UnicodeDecodeError:
         raise _fail(path, "header is not UTF-8 text (corrupted file?)") from None
     header = _parse_json(path, text, "header")
     if not isinstance(header, dict):
         raise _fail(path, "header is not a JSON object")
-    data = memoryview(blob)[8 + n:]
+    data_len = size - 8 - n
     meta = header.pop("__metadata__", None)
     if len(header) > MAX_TENSORS:
         raise _fail(path, f"{len(header)} tensors, over the cap of {MAX_TENSORS}")
-    arrays, spans = {}, []
+    plan = []
     for name, info in header.items():
         if not (isinstance(info, dict) and set(info) == {"dtype", "shape", "data_offsets"}):
             raise _fail(path, f"tensor {name!r} has a malformed entry")
         dt, shape, offs = info["dtype"], info["shape"], info["data_offsets"]
-        if dt not in _ST_DTYPES:
-            raise _fail(path, f"tensor {name!r} has unsupported dtype {dt!r}")
+        if not isinstance(dt, str) or dt not in _ST_DTYPES:
+            raise _fail(path, f"tensor {name!r} has unsupported dtype {str(dt)[:40]!r}")
         if (not isinstance(shape, list) or len(shape) > MAX_NDIM
                 or not all(type(d) is int and d >= 0 for d in shape)):
             raise _fail(path, f"tensor {name!r} has an invalid shape {str(shape)[:60]}")
@@ -210,74 +337,164 @@ def _read_safetensors(path, max_bytes, require_meta=True):
         if offs[1] - offs[0] != nbytes:
             raise _fail(path, f"tensor {name!r} needs {nbytes} bytes for shape {shape} {dt}, "
                               f"its offsets span {offs[1] - offs[0]}")
-        if offs[1] > len(data):
+        if offs[1] > data_len:
             raise _fail(path, f"file is truncated (tensor {name!r} ends at byte {offs[1]} of the "
-                              f"data, which has {len(data)})")
-        spans.append((offs[0], offs[1], name))
-        arr = np.frombuffer(data[offs[0]:offs[1]], dtype=dtype).reshape(shape)
-        arrays[name] = arr.astype(dtype.newbyteorder("="), copy=True)
-    spans.sort()
-    for (b0, e0, n0), (b1, e1, n1) in zip(spans, spans[1:]):
-        if b1 < e0:
-            raise _fail(path, f"tensors {n0!r} and {n1!r} overlap")
-    if spans and spans[-1][1] != len(data) or not spans and len(data):
+                              f"data, which has {data_len})")
+        plan.append((offs[0], offs[1], name, dtype, shape))
+    plan.sort(key=lambda p: (p[0], p[1]))
+    end = 0
+    for b, e, name, _, _ in plan:
+        if b < end:
+            raise _fail(path, f"tensor {name!r} overlaps the one before it")
+        if b > end:
+            raise _fail(path, f"unused bytes before tensor {name!r} (corrupted file?)")
+        end = e
+    if end != data_len:
         raise _fail(path, "trailing bytes after the last tensor (corrupted file?)")
-    if not require_meta and not (isinstance(meta, dict) and isinstance(meta.get(META_KEY), str)):
-        return arrays, None          # a plain safetensors file (tl.load)
-    if not isinstance(meta, dict) or not isinstance(meta.get(META_KEY), str):
+    ours = isinstance(meta, dict) and isinstance(meta.get(META_KEY), str)
+    if not ours and require_meta:
         raise _fail(path, "no tinygrad_lite metadata in the header (not a tinygrad_lite model "
                           "file?)")
-    return arrays, _parse_json(path, meta[META_KEY], "metadata")
+    digest = meta.get(DIGEST_KEY) if ours else None   # none: a plain safetensors file (tl.load)
+    if digest is not None and not isinstance(digest, str):
+        raise _fail(path, "the digest entry of the header is not a string")
+    arrays = {}
+    for b, e, name, dtype, shape in plan:   # in file order: one forward pass, one copy each
+        arr = np.empty(shape, dtype=dtype)
+        if _read_into(f, arr) != e - b:
+            raise _fail(path, f"file is truncated (tensor {name!r} could not be read in full)")
+        arr = arr.astype(dtype.newbyteorder("="), copy=False)
+        _check_bool(path, name, arr)
+        arrays[name] = arr
+    return arrays, (meta[META_KEY] if ours else None), digest
 
 
-# What a corrupted zip archive can raise from zipfile / zlib / np.load: bad headers (BadZipFile,
-# ValueError, KeyError, EOFError), "compression method is not supported" or "zip file version"
-# (NotImplementedError), a broken deflate stream (zlib.error), "encrypted, password required"
-# (RuntimeError), or an absurd size read from a flipped length field (MemoryError, OverflowError).
+# What a corrupted zip archive can raise from zipfile / zlib / np.lib.format: bad headers
+# (BadZipFile, ValueError, KeyError, EOFError), "compression method is not supported" or "zip file
+# version" (NotImplementedError), a broken deflate stream (zlib.error), "encrypted, password
+# required" (RuntimeError), or an absurd size read from a flipped length field (MemoryError,
+# OverflowError).
 _NPZ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, KeyError,
                NotImplementedError, zlib.error, RuntimeError, MemoryError, OverflowError,
-               RecursionError, IndexError, struct.error)
+               RecursionError, IndexError, struct.error, SyntaxError, TypeError)
 
 
 def _read_npz(path, max_bytes):
-    _check_size(path, max_bytes)
+    """Stream the members of an npz archive, checking every size before reading.
+
+    Decompressed bytes are capped in total (``max_bytes``) and per file byte (``MAX_NPZ_RATIO``
+    beyond ``NPZ_RATIO_FLOOR``) from the sizes the archive declares; zipfile never inflates past
+    a member's declared size, so a zip bomb is refused before any inflation, and each array is
+    read straight into its final buffer.
+    """
+    size = _check_size(path, max_bytes)
+    cap = min(max_bytes, max(NPZ_RATIO_FLOOR, MAX_NPZ_RATIO * size))
     try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
             if len(infos) > MAX_TENSORS:
                 raise _fail(path, f"{len(infos)} members, over the cap of {MAX_TENSORS}")
-            total = sum(i.file_size for i in infos)
-            if total > max_bytes:
-                raise _fail(path, f"uncompressed size {total} bytes is over the cap of {max_bytes}")
-            bad = [i.filename for i in infos if not i.filename.endswith(".npy")]
+            names = [i.filename for i in infos]
+            if len(set(names)) != len(names):
+                raise _fail(path, "the npz archive holds two members with the same name")
+            bad = [n for n in names if not n.endswith(".npy")]
             if bad:
                 raise _fail(path, f"unexpected members {bad[:3]} in the npz archive")
-        arrays = {}
-        with np.load(path, allow_pickle=False) as f:
-            for k in f.files:
-                arrays[k] = np.array(f[k], copy=True)
+            total = sum(i.file_size for i in infos)
+            if total > cap:
+                raise _fail(path, f"uncompressed size {total} bytes is over the cap of {cap} "
+                                  f"({MAX_NPZ_RATIO}x the file size of {size} bytes, at most "
+                                  f"max_bytes={max_bytes}; a zip bomb?)")
+            arrays = {}
+            for info in infos:
+                with zf.open(info) as f:
+                    arrays[info.filename[:-4]] = _read_npy_member(path, f, info)
     except ModelFormatError:
         raise
     except _NPZ_ERRORS as e:
         raise _fail(path, f"not a readable npz archive ({type(e).__name__}: {str(e)[:80]})") \
             from None
-    for k, a in arrays.items():
-        if a.dtype not in _NP_TO_ST or a.ndim > MAX_NDIM:
-            raise _fail(path, f"array {k!r} has unsupported dtype {a.dtype} or ndim {a.ndim}")
     meta = arrays.pop("__metadata__", None)
-    if meta is None or meta.dtype != np.uint8 or meta.ndim != 1:
+    digest = arrays.pop(NPZ_DIGEST_MEMBER, None)
+    texts = []
+    for what, a in (("metadata", meta), ("digest", digest)):
+        if a is None:
+            texts.append(None)
+            continue
+        if a.dtype != np.uint8 or a.ndim != 1:
+            raise _fail(path, f"the {what} member is not 1-D uint8 text")
+        try:
+            texts.append(a.tobytes().decode("utf-8"))
+        except UnicodeDecodeError:
+            raise _fail(path, f"{what} is not UTF-8 text") from None
+    if texts[0] is None:
         raise _fail(path, "no tinygrad_lite metadata (not a tinygrad_lite model file?)")
-    try:
-        text = meta.tobytes().decode("utf-8")
-    except UnicodeDecodeError:
-        raise _fail(path, "metadata is not UTF-8 text") from None
-    return arrays, _parse_json(path, text, "metadata")
+    return arrays, texts[0], texts[1]
+
+
+def _read_npy_member(path, f, info):
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+    elif version in ((2, 0), (3, 0)):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+    else:
+        raise _fail(path, f"member {info.filename!r} has npy version {version}")
+    name = info.filename[:-4]
+    if dtype not in _NP_TO_ST and dtype.newbyteorder("=") not in _NP_TO_ST:
+        raise _fail(path, f"array {name!r} has unsupported dtype {dtype}")
+    if len(shape) > MAX_NDIM or not all(type(d) is int and d >= 0 for d in shape):
+        raise _fail(path, f"array {name!r} has an invalid shape {str(shape)[:60]}")
+    nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    remaining = info.file_size - f.tell()
+    if nbytes != remaining:
+        raise _fail(path, f"array {name!r} needs {nbytes} bytes for shape {shape}, its member "
+                          f"holds {remaining}")
+    flat = np.empty(int(np.prod(shape, dtype=object)), dtype=dtype)
+    if _read_into(f, flat) != nbytes or f.read(1):   # the extra read makes zipfile check the CRC
+        raise _fail(path, f"array {name!r} could not be read in full")
+    arr = flat.reshape(shape, order="F" if fortran else "C")
+    arr = arr.astype(dtype.newbyteorder("="), copy=False)
+    _check_bool(path, name, arr)
+    return arr
+
+
+def _verify_digest(path, arrays, meta_text, digest_text):
+    """Compare the stored SHA-256 digests with the file's metadata and tensors."""
+    if digest_text is None:
+        warnings.warn(f"load_model: the file has no tinygrad_lite SHA-256 digest (written by "
+                      f"another safetensors tool or an older tinygrad_lite), so its bytes are "
+                      f"unverified, got file {os.fspath(path)!r}; save it again to add one",
+                      UnverifiedFileWarning, stacklevel=4)
+        return False
+    doc = _parse_json(path, digest_text, "digest")
+    if not (isinstance(doc, dict) and doc.get("algorithm") == "sha256"
+            and isinstance(doc.get("metadata"), str) and isinstance(doc.get("tensors"), dict)):
+        raise _fail(path, "the SHA-256 digest entry is malformed")
+    if hashlib.sha256(meta_text.encode("utf-8")).hexdigest() != doc["metadata"]:
+        raise _fail(path, "SHA-256 mismatch in the metadata (corrupted or edited file)")
+    want = doc["tensors"]
+    if set(want) != set(arrays):
+        extra, missing = sorted(set(arrays) - set(want)), sorted(set(want) - set(arrays))
+        raise _fail(path, f"tensors differ from the SHA-256 digest list (unlisted {extra[:5]}, "
+                          f"missing {missing[:5]})")
+    for name in sorted(arrays):
+        a = arrays[name]
+        if _tensor_digest(name, _NP_TO_ST[a.dtype], a.shape, _le_bytes(a)) != want[name]:
+            raise _fail(path, f"SHA-256 mismatch in tensor {name!r} (corrupted or edited file)")
+    return True
 
 
 def read_file(path, max_bytes=MAX_FILE_BYTES):
-    """``(arrays, metadata)`` from a model file, every byte checked; ``ModelFormatError`` else."""
+    """``(arrays, metadata)`` from a model file, every byte checked; ``ModelFormatError`` else.
+
+    A file with our SHA-256 digests is verified against them; one without (another tool's
+    safetensors file, an older tinygrad_lite) loads with an ``UnverifiedFileWarning``.
+    """
     ext = _suffix(path, "load_model")
-    arrays, meta = (_read_safetensors if ext == ".safetensors" else _read_npz)(path, max_bytes)
+    arrays, meta_text, digest = (_read_safetensors if ext == ".safetensors" else _read_npz)(
+        path, max_bytes)
+    meta = _parse_json(path, meta_text, "metadata")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise _fail(path, f"metadata format is not {FORMAT!r}")
     version = meta.get("format_version")
@@ -286,6 +503,7 @@ def read_file(path, max_bytes=MAX_FILE_BYTES):
     if version > FORMAT_VERSION:
         raise _fail(path, f"format_version {version} is newer than this library reads "
                           f"({FORMAT_VERSION}); upgrade tinygrad_lite")
+    _verify_digest(path, arrays, meta_text, digest)
     return arrays, meta
 
 
@@ -312,7 +530,8 @@ def _assign(model, weights):
         model.load_state_dict(weights, strict=True)
 
 
-def save_model(model, path, preprocessing=None, label_names=None, extra=None):
+def save_model(model, path, preprocessing=None, label_names=None, extra=None,
+               allow_nonfinite=False):
     """Save a ``models.Sequential`` (architecture + weights) and optional preprocessing state.
 
     Any ``nn.Module`` is accepted too: its ``state_dict()`` is saved with the class name; its
@@ -326,6 +545,8 @@ def save_model(model, path, preprocessing=None, label_names=None, extra=None):
     preprocessing : a fitted scaler/Pipeline from ``data.preprocessing`` (its ``state_dict``)
     label_names : list of class names, index i for output i
     extra : JSON-able dict stored as-is (e.g. training settings)
+    allow_nonfinite : store NaN/Inf weights instead of refusing them (``load_model`` then needs
+        ``allow_nonfinite=True`` too)
 
     Examples
     --------
@@ -360,11 +581,13 @@ def save_model(model, path, preprocessing=None, label_names=None, extra=None):
         "compile": model.compile_config() if hasattr(model, "compile_config") else None,
         "extra": extra,
     }
+    if not allow_nonfinite:
+        _check_finite_arrays(arrays, "save_model")
     write_file(path, arrays, meta)
     return os.fspath(path)
 
 
-def _check_weights(path, model, weights):
+def _check_weights(path, model, weights, allow_nonfinite=False):
     """Every name present, nothing extra, every shape and dtype equal to the model's."""
     want = _state_arrays(model)
     _check_plan(path, {k: a.shape for k, a in want.items()}, weights)   # names and shapes
@@ -372,8 +595,9 @@ def _check_weights(path, model, weights):
         w = weights[k]
         if w.dtype != a.dtype:
             raise _fail(path, f"weight {k!r} has dtype {w.dtype}, the model needs {a.dtype}")
-        if w.dtype.kind == "f" and not np.all(np.isfinite(w)):
-            raise _fail(path, f"weight {k!r} holds NaN or Inf values")
+        if not allow_nonfinite and w.dtype.kind == "f" and not np.all(np.isfinite(w)):
+            raise _fail(path, f"weight {k!r} holds NaN or Inf values (pass "
+                              "allow_nonfinite=True to load them anyway)")
 
 
 # What a hostile or corrupted config can raise while the layers are constructed and planned
@@ -398,11 +622,28 @@ def _split(arrays, prefix):
     return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
 
 
-def load_model(path, max_bytes=MAX_FILE_BYTES):
+def _array_refs(meta):
+    """Array keys a (preprocessing) meta document points at with ``{"__array__": key}``."""
+    refs, stack = set(), [meta]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            if set(v) == {"__array__"} and isinstance(v["__array__"], str):
+                refs.add(v["__array__"])
+            else:
+                stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return refs
+
+
+def load_model(path, max_bytes=MAX_FILE_BYTES, allow_nonfinite=False):
     """Rebuild a model saved by ``save_model``: architecture from the allow-list, then weights.
 
     The returned model has ``.preprocessing`` (a fitted transformer or None) and ``.label_names``.
-    Raises ``ModelFormatError`` (naming the file and the problem) on a bad file.
+    Raises ``ModelFormatError`` (naming the file and the problem) on a bad file, also for tensors
+    that neither the architecture nor the preprocessing state uses. NaN/Inf weights are refused
+    unless ``allow_nonfinite=True`` (they were saved with it).
     """
     from .. import models
 
@@ -412,6 +653,11 @@ def load_model(path, max_bytes=MAX_FILE_BYTES):
         raise _fail(path, f"the file holds the weights of an nn.Module "
                           f"({str(meta.get('module_class'))[:60]}), whose architecture is Python "
                           "code; build the module in code and call io.load_weights(module, path)")
+    unused = sorted(set(arrays) - {"weights." + k for k in weights}
+                    - _array_refs(meta.get("preprocessing")))
+    if unused:
+        raise _fail(path, f"{len(unused)} tensor(s) that nothing in the model uses, e.g. "
+                          f"{unused[:3]}")
     if meta.get("content") == WEIGHTS_ONLY:
         raise _fail(path, "the file holds weights only (save_weights), no architecture; build the "
                           "model in code and call model.load_weights(path)")
@@ -433,7 +679,7 @@ def load_model(path, max_bytes=MAX_FILE_BYTES):
         model.build()
     except _CONFIG_ERRORS as e:
         raise _fail(path, f"invalid architecture ({type(e).__name__}: {str(e)[:160]})") from None
-    _check_weights(path, model, weights)   # names, shapes and dtypes of the built model, finite
+    _check_weights(path, model, weights, allow_nonfinite)   # names, shapes, dtypes, finite
     model.set_weights_dict(weights)
     model.preprocessing = None
     if meta.get("preprocessing") is not None:
@@ -464,7 +710,7 @@ def load_model(path, max_bytes=MAX_FILE_BYTES):
     return model
 
 
-def save_weights(model, path):
+def save_weights(model, path, allow_nonfinite=False):
     """Save only the weights of ``model`` (a models.Sequential or any nn.Module: its
     ``state_dict()``), with no architecture, preprocessing or compile config.
 
@@ -477,12 +723,14 @@ def save_weights(model, path):
     >>> load_weights(model, "ckpt.safetensors")   # doctest: +SKIP
     """
     arrays = {f"weights.{k}": v for k, v in _state_arrays(model).items()}
+    if not allow_nonfinite:
+        _check_finite_arrays(arrays, "save_weights")
     write_file(path, arrays, {"format": FORMAT, "format_version": FORMAT_VERSION,
                               "content": WEIGHTS_ONLY})
     return os.fspath(path)
 
 
-def load_weights(model, path, max_bytes=MAX_FILE_BYTES):
+def load_weights(model, path, max_bytes=MAX_FILE_BYTES, allow_nonfinite=False):
     """Load weights from ``path`` into an existing, built ``model`` (a models.Sequential, or any
     nn.Module for a file saved from one with ``save_weights`` or ``save_model``).
 
@@ -491,6 +739,9 @@ def load_weights(model, path, max_bytes=MAX_FILE_BYTES):
     """
     arrays, _ = read_file(path, max_bytes)
     weights = _split(arrays, "weights.")
-    _check_weights(path, model, weights)
+    other = sorted(k for k in arrays if not k.startswith(("weights.", "preprocessing.")))
+    if other:
+        raise _fail(path, f"{len(other)} tensor(s) that are not weights, e.g. {other[:3]}")
+    _check_weights(path, model, weights, allow_nonfinite)
     _assign(model, weights)
     return model

@@ -76,14 +76,16 @@ class Dropout(Module):
     """Inverted dropout while training (zero with probability p, scale survivors by 1/(1-p));
     the identity in eval mode. A regularizer: no unit can rely on one particular other unit."""
 
-    def __init__(self, p=0.5):
+    def __init__(self, p=0.5, seed=None):
         super().__init__()
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"Dropout: p must be in [0, 1], got p={p}")
         self.p = float(p)
+        # seed=...: this layer's own generator (thread-independent); else the thread's default
+        self._rng = None if seed is None else np.random.default_rng(seed)
 
     def forward(self, x):
-        return F.dropout(x, self.p, self.training)
+        return F.dropout(x, self.p, self.training, generator=self._rng)
 
     def extra_repr(self):
         return f"p={self.p}"

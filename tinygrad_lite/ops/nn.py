@@ -14,6 +14,8 @@ gathers, so the pairs close the same way.
 Next: backends/numpy_backend.py, the reference arrays behind these ops.
 """
 
+import numpy as np
+
 from ..autograd import Function, call, const_like, register
 from ..errors import DTypeError, ShapeError
 from .elementwise import Exp
@@ -293,20 +295,50 @@ class AvgPool2dBackward(Function):
 # ------------------------------------------------------------------ validation ---
 
 
+MAX_KERNEL_ARG = 2**31 - 1   # kernel sizes, strides, paddings, dilations: C ints in the kernels
+
+
+def _is_int(i):
+    return isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_))
+
+
 def pair(v, name, op):
-    if isinstance(v, int):
-        return (v, v)
-    v = tuple(v)
-    if len(v) != 2 or not all(isinstance(i, int) for i in v):
-        raise ShapeError(f"{op}: {name} must be an int or a pair of ints, got {v!r}")
+    """An int (Python or NumPy) or a pair of them -> (int, int), each below 2**31; a float, a
+    bool or anything else is refused with a ShapeError (on every backend alike)."""
+    if _is_int(v):
+        v = (int(v), int(v))
+    else:
+        try:
+            items = tuple(v)
+        except TypeError:
+            items = None
+        if items is None or len(items) != 2 or not all(_is_int(i) for i in items):
+            raise ShapeError(f"{op}: {name} must be an int or a pair of ints, got {v!r} "
+                             f"({type(v).__name__}); e.g. {name}=2 or {name}=(2, 1)")
+        v = (int(items[0]), int(items[1]))
+    if max(abs(v[0]), abs(v[1])) > MAX_KERNEL_ARG:
+        raise ShapeError(f"{op}: {name} must be below 2**31 (the kernels index with 32-bit "
+                         f"ints), got {v}")
     return v
 
 
 def check_float(op, *tensors):
+    """float32/float64 only. float16 is refused on every backend alike (the Cython kernels do
+    not take it, and the NumPy reference would accumulate in float16): cast with .float()."""
     for t in tensors:
-        if t.dtype.kind != "f":
+        if t.dtype.kind != "f" or t.dtype.itemsize < 4:
             raise DTypeError(f"{op}: expected a floating-point tensor, got dtype {t.dtype}; "
-                             "convert with .float()")
+                             "convert with .float() (float32 or float64; float16 is refused)")
+
+
+def _check_extent(op, x_shape, kernel, padding, dilation):
+    """The padded input and the dilated window must stay below 2**31 (32-bit kernel indices)."""
+    for a in range(2):
+        if x_shape[2 + a] + 2 * padding[a] > MAX_KERNEL_ARG or \
+                dilation[a] * (kernel[a] - 1) + 1 > MAX_KERNEL_ARG:
+            raise ShapeError(f"{op}: the padded input or the dilated kernel reaches 2**31, got "
+                             f"input {tuple(x_shape[2:])}, kernel {tuple(kernel)}, padding "
+                             f"{tuple(padding)}, dilation {tuple(dilation)}")
 
 
 def conv_geometry(op, x_shape, w_shape, stride, padding, dilation, groups):
@@ -327,6 +359,7 @@ def conv_geometry(op, x_shape, w_shape, stride, padding, dilation, groups):
     if not isinstance(groups, int) or groups < 1 or x_shape[1] % groups or w_shape[0] % groups:
         raise ShapeError(f"{op}: groups must divide both in and out channels, got groups={groups}, "
                          f"in_channels={x_shape[1]}, out_channels={w_shape[0]}")
+    _check_extent(op, x_shape, w_shape[2:], padding, dilation)
     if x_shape[1] != w_shape[1] * groups:
         raise ShapeError(f"{op}: input channels differ from weight, got x.shape={x_shape} and "
                          f"w.shape={w_shape} ({x_shape[1]} != {w_shape[1]} * groups={groups})")
@@ -353,6 +386,7 @@ def pool_geometry(op, x_shape, kernel_size, stride, padding):
     if min(p) < 0 or p[0] > k[0] // 2 or p[1] > k[1] // 2:
         raise ShapeError(f"{op}: padding must be between 0 and half the kernel, got padding={p} "
                          f"for kernel_size={k}")
+    _check_extent(op, x_shape, k, p, (1, 1))
     out = tuple(conv_output_size(x_shape[2 + a], k[a], s[a], p[a], 1) for a in range(2))
     if min(out) < 1:
         raise ShapeError(f"{op}: kernel larger than the padded input, got input {x_shape[2:]}, "
