@@ -9,6 +9,7 @@ recurrent.py -> container.py; init.py for the default initializations.
 """
 
 from . import functional, init, losses, utils
+from .attention import MultiheadAttention, TransformerEncoderLayer
 from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Softplus, Tanh
 from .container import BasicBlock, ModuleDict, ModuleList, Residual, Sequential
 from .conv import Conv2d, ConvTranspose2d
@@ -61,6 +62,7 @@ __all__ = [
     "Module",
     "ModuleDict",
     "ModuleList",
+    "MultiheadAttention",
     "NLLLoss",
     "Parameter",
     "ReLU",
@@ -72,6 +74,7 @@ __all__ = [
     "Softplus",
     "StateDictKeyError",
     "Tanh",
+    "TransformerEncoderLayer",
     "functional",
     "init",
     "losses",

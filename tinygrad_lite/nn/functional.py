@@ -249,3 +249,9 @@ from .losses import (  # noqa: F401,E402
     smooth_l1_loss,
     sparse_categorical_crossentropy,
 )
+
+
+# ------------------------------------------------------------------ attention ---
+# Defined in attention.py (composed of registered ops); re-exported as in torch.nn.functional.
+
+from .attention import scaled_dot_product_attention  # noqa: F401,E402
