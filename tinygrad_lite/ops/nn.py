@@ -332,3 +332,28 @@ def pool_geometry(op, x_shape, kernel_size, stride, padding):
     return (k, s, p)
 
 
+
+
+# ------------------------------------------------------------------ unpooling ---
+
+
+@register("max_unpool")
+class MaxUnpool(Function):
+    """y = zeros(shape) with y[n, c].flat[idx[n, c, k]] = x[n, c, k] (the partial inverse of max
+    pooling: each value goes back to where its maximum came from; a repeated index keeps the
+    last write, as PyTorch);  dx = the gather dy[n, c].flat[idx] (PyTorch's rule, also on
+    repeats). Works on (N, C, K, 1) views of any pooled tensor; its backward is a PoolGather."""
+
+    @staticmethod
+    def forward(ctx, x, idx, shape):
+        ctx.idx = idx
+        n, c = x.shape[:2]
+        out = ctx.xp.zeros((n, c, int(shape[2]) * int(shape[3])), dtype=x.dtype)
+        rows = ctx.xp.arange(n).reshape(n, 1, 1)
+        chans = ctx.xp.arange(c).reshape(1, c, 1)
+        out[rows, chans, idx.reshape(n, c, -1)] = x.reshape(n, c, -1)
+        return out.reshape(tuple(shape))
+
+    @staticmethod
+    def backward(ctx, g):
+        return (PoolGather.apply(g, idx=ctx.idx),)
