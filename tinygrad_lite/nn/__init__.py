@@ -12,7 +12,7 @@ from . import functional, init, losses, utils
 from .attention import MultiheadAttention, TransformerEncoderLayer
 from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Softplus, Tanh
 from .container import BasicBlock, ModuleDict, ModuleList, Residual, Sequential
-from .conv import Conv2d, ConvTranspose2d
+from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d
 from .linear import Dropout, Embedding, Flatten, Identity, Linear
 from .loss_modules import (
     BCELoss,
@@ -25,9 +25,20 @@ from .loss_modules import (
     SmoothL1Loss,
 )
 from .module import IncompatibleKeys, Module, StateDictKeyError
-from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
+from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
 from .parameter import Parameter
-from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .pooling import (
+    AdaptiveAvgPool2d,
+    AvgPool1d,
+    AvgPool2d,
+    AvgPool3d,
+    MaxPool1d,
+    MaxPool2d,
+    MaxPool3d,
+    MaxUnpool1d,
+    MaxUnpool2d,
+    Upsample,
+)
 from .recurrent import GRU, LSTM, RNN
 
 __all__ = [
@@ -79,4 +90,15 @@ __all__ = [
     "init",
     "losses",
     "utils",
+    "Conv1d",
+    "Conv3d",
+    "ConvTranspose1d",
+    "GroupNorm",
+    "AvgPool1d",
+    "AvgPool3d",
+    "MaxPool1d",
+    "MaxPool3d",
+    "MaxUnpool1d",
+    "MaxUnpool2d",
+    "Upsample",
 ]
