@@ -574,7 +574,7 @@ def _conv_transpose1d_oracle(x, w, stride, padding, dilation, groups, output_pad
 @st.composite
 def _conv3d_draw(d):
     g = d(st.integers(1, 2))
-    c, o = g * d(st.integers(1, 2)), g
+    c, o = g, g                    # 3-D gradchecks cost 2 passes per element: keep them small
     k = tuple(d(st.integers(1, 2)) for _ in range(3))
     s = tuple(d(st.integers(1, 2)) for _ in range(3))
     p = tuple(d(st.integers(0, 1)) for _ in range(3))

@@ -139,6 +139,7 @@ MHA_CASES = [
     ("per_head_weights", dict(batch_first=True, bias=False), "self", dict(avg=False)),
     ("no_weights", dict(batch_first=True), "self", dict(need=False)),
     ("unbatched", dict(), "unbatched", {}),
+    ("kdim_vdim", dict(batch_first=True, kdim=4, vdim=3), "kdim", dict(kpm="bool")),
 ]
 
 
@@ -158,6 +159,9 @@ def test_multihead_attention_matches_torch(torch, name, ctor, kind, opts):
         q = r.standard_normal((N, L, E) if bf else (L, N, E))
         inputs = [q]
         S = L
+    elif kind == "kdim":
+        q = r.standard_normal((N, L, E))
+        inputs = [q, r.standard_normal((N, S, 4)), r.standard_normal((N, S, 3))]
     else:
         q = r.standard_normal((N, L, E) if bf else (L, N, E))
         kv = r.standard_normal((N, S, E) if bf else (S, N, E))

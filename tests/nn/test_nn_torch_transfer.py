@@ -98,6 +98,16 @@ CASES = [
      lambda: nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True), (1, 2, 3, 4)),
     ("Upsample_nearest", lambda t: t.Upsample(size=(5, 7)), lambda: nn.Upsample(size=(5, 7)),
      (1, 2, 3, 4)),
+    ("ZeroPad2d", lambda t: t.ZeroPad2d((1, 0, 2, 3)), lambda: nn.ZeroPad2d((1, 0, 2, 3)),
+     (1, 2, 3, 4)),
+    ("ConstantPad1d", lambda t: t.ConstantPad1d(2, 0.5), lambda: nn.ConstantPad1d(2, 0.5),
+     (1, 2, 3)),
+    ("ReflectionPad2d", lambda t: t.ReflectionPad2d((2, 1, 0, 2)),
+     lambda: nn.ReflectionPad2d((2, 1, 0, 2)), (1, 2, 3, 4)),
+    ("ReplicationPad3d", lambda t: t.ReplicationPad3d(1), lambda: nn.ReplicationPad3d(1),
+     (1, 1, 2, 3, 2)),
+    ("CircularPad1d", lambda t: t.CircularPad1d((3, 1)), lambda: nn.CircularPad1d((3, 1)),
+     (2, 2, 4)),
 ]
 
 

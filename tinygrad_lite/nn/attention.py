@@ -118,8 +118,10 @@ class MultiheadAttention(Module):
 
     Parameters: ``in_proj_weight`` (3E, E) = [W_q; W_k; W_v], ``in_proj_bias`` (3E,),
     ``out_proj.weight`` (E, E), ``out_proj.bias`` (E,) -- PyTorch's keys and layouts; init as
-    PyTorch (xavier_uniform in-projection, zero biases). ``kdim``/``vdim`` other than
-    ``embed_dim``, ``add_bias_kv`` and ``add_zero_attn`` are not supported.
+    PyTorch (xavier_uniform in-projection, zero biases). With ``kdim``/``vdim`` other than
+    ``embed_dim`` the projections are separate, as PyTorch: ``q_proj_weight`` (E, E),
+    ``k_proj_weight`` (E, kdim), ``v_proj_weight`` (E, vdim). ``add_bias_kv`` and
+    ``add_zero_attn`` are not supported.
 
     forward(query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
     average_attn_weights=True, is_causal=False) -> (output, weights or None). Inputs are
@@ -140,20 +142,30 @@ class MultiheadAttention(Module):
         if embed_dim % num_heads:
             raise ValueError(f"MultiheadAttention: embed_dim must be divisible by num_heads, got "
                              f"embed_dim={embed_dim}, num_heads={num_heads}")
-        if add_bias_kv or add_zero_attn or kdim not in (None, embed_dim) or \
-                vdim not in (None, embed_dim):
-            raise ValueError("MultiheadAttention: kdim/vdim other than embed_dim, add_bias_kv "
-                             "and add_zero_attn are not supported")
+        if add_bias_kv or add_zero_attn:
+            raise ValueError("MultiheadAttention: add_bias_kv and add_zero_attn are not "
+                             f"supported, got add_bias_kv={add_bias_kv}, "
+                             f"add_zero_attn={add_zero_attn}")
         self.embed_dim, self.num_heads = embed_dim, num_heads
+        self.kdim = embed_dim if kdim is None else kdim
+        self.vdim = embed_dim if vdim is None else vdim
         self.head_dim = embed_dim // num_heads
         self.dropout, self.batch_first = float(dropout), batch_first
-        self.in_proj_weight = _empty((3 * embed_dim, embed_dim), dtype)
+        self._same = self.kdim == embed_dim and self.vdim == embed_dim
+        if self._same:
+            self.in_proj_weight = _empty((3 * embed_dim, embed_dim), dtype)
+            init.xavier_uniform_(self.in_proj_weight)
+        else:               # PyTorch's separate projections when key/value widths differ
+            self.q_proj_weight = _empty((embed_dim, embed_dim), dtype)
+            self.k_proj_weight = _empty((embed_dim, self.kdim), dtype)
+            self.v_proj_weight = _empty((embed_dim, self.vdim), dtype)
+            for w in (self.q_proj_weight, self.k_proj_weight, self.v_proj_weight):
+                init.xavier_uniform_(w)
         if bias:
             self.in_proj_bias = _empty((3 * embed_dim,), dtype)
         else:
             self.register_parameter("in_proj_bias", None)
         self.out_proj = Linear(embed_dim, embed_dim, bias=bias, dtype=dtype)
-        init.xavier_uniform_(self.in_proj_weight)
         if bias:
             init.zeros_(self.in_proj_bias)
             init.zeros_(self.out_proj.bias)
@@ -170,19 +182,24 @@ class MultiheadAttention(Module):
         elif self.batch_first:
             q, k, v = (t.swapaxes(0, 1) for t in (q, k, v))
         if q.ndim != 3 or k.ndim != 3 or v.ndim != 3 or q.shape[-1] != self.embed_dim or \
-                k.shape[:2] != v.shape[:2] or k.shape[-1] != self.embed_dim or \
-                v.shape[-1] != self.embed_dim or q.shape[1] != k.shape[1]:
-            raise ShapeError(f"{op}: expected query (L, N, {self.embed_dim}) and key/value "
-                             f"(S, N, {self.embed_dim}) (batch_first: N first), got "
-                             f"{tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}")
+                k.shape[:2] != v.shape[:2] or k.shape[-1] != self.kdim or \
+                v.shape[-1] != self.vdim or q.shape[1] != k.shape[1]:
+            raise ShapeError(f"{op}: expected query (L, N, {self.embed_dim}), key (S, N, "
+                             f"{self.kdim}) and value (S, N, {self.vdim}) (batch_first: N "
+                             f"first), got {tuple(query.shape)}, {tuple(key.shape)}, "
+                             f"{tuple(value.shape)}")
         L, N, E = q.shape
         S, H, D = k.shape[0], self.num_heads, self.head_dim
-        w, b = self.in_proj_weight, self.in_proj_bias
+        b = self.in_proj_bias
         bq, bk, bv = (None, None, None) if b is None else (b[:E], b[E:2 * E], b[2 * E:])
-        if query is key and key is value:        # self-attention: one projection GEMM
-            qkv = F.linear(q, w, b)
+        if not self._same:
+            qp, kp, vp = (F.linear(q, self.q_proj_weight, bq), F.linear(k, self.k_proj_weight, bk),
+                          F.linear(v, self.v_proj_weight, bv))
+        elif query is key and key is value:      # self-attention: one projection GEMM
+            qkv = F.linear(q, self.in_proj_weight, b)
             qp, kp, vp = qkv[..., :E], qkv[..., E:2 * E], qkv[..., 2 * E:]
         else:
+            w = self.in_proj_weight
             qp, kp, vp = (F.linear(q, w[:E], bq), F.linear(k, w[E:2 * E], bk),
                           F.linear(v, w[2 * E:], bv))
 

@@ -353,6 +353,7 @@ def pad(x, pad, mode="constant", value=0.0):
 
     Modes: 'constant' (``value``), 'reflect' (mirror without repeating the edge: ``dcb|abcd|cba``),
     'replicate' (repeat the edge: ``aaa|abcd|ddd``), 'circular' (wrap: ``bcd|abcd|abc``).
+    A negative constant pad crops that side, as PyTorch.
     The non-constant modes are gathers, so the gradient sums back into the source cells.
 
     >>> pad(Tensor(np.arange(4.0).reshape(1, 1, 4)), (2, 1), mode="reflect").numpy()[0, 0]
@@ -364,11 +365,20 @@ def pad(x, pad, mode="constant", value=0.0):
     if len(pad) % 2 or len(pad) // 2 > x.ndim:
         raise ShapeError(f"{op}: pad must hold (left, right) pairs for at most {x.ndim} axes, "
                          f"got {pad}")
-    if min(pad, default=0) < 0:
-        raise ShapeError(f"{op}: negative padding is not supported, got {pad}")
     widths = [(0, 0)] * x.ndim
     for j in range(len(pad) // 2):
         widths[x.ndim - 1 - j] = (pad[2 * j], pad[2 * j + 1])
+    if min(pad, default=0) < 0:
+        if mode != "constant":
+            raise ShapeError(f"{op}: negative padding needs mode='constant', got {pad} with "
+                             f"mode={mode!r}")
+        # a negative pad crops that side (PyTorch); crop first, then pad the rest
+        crop = tuple(slice(max(-lo, 0), s - max(-hi, 0)) for (lo, hi), s in zip(widths, x.shape))
+        if any(c.start >= c.stop for c in crop):
+            raise ShapeError(f"{op}: negative padding removes a whole axis, got {pad} for shape "
+                             f"{x.shape}")
+        x = x[crop]
+        widths = [(max(lo, 0), max(hi, 0)) for lo, hi in widths]
     if mode == "constant":
         return x.pad(tuple(widths), value) if any(map(any, widths)) else x
     if mode not in ("reflect", "replicate", "circular"):
@@ -399,7 +409,8 @@ def _linear_weights(size_in, size_out, scale, align_corners):
 _MODES = {"nearest": None, "nearest-exact": None, "linear": 1, "bilinear": 2, "trilinear": 3}
 
 
-def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=None):
+def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=None,
+                recompute_scale_factor=None, antialias=False):
     """Resize the spatial axes of (N, C, *S) input (PyTorch's ``F.interpolate``).
 
     Modes: 'nearest' (src = floor(dst * in / out)), 'nearest-exact' (src = floor((dst + 0.5) *
@@ -407,11 +418,13 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
     linear modes ``align_corners=True`` maps the corner pixels onto each other
     (src = dst * (in - 1) / (out - 1)); otherwise pixel centres are aligned
     (src = (dst + 0.5) * in / out - 0.5). With ``scale_factor`` the scale used is
-    1 / scale_factor, as PyTorch's default. Linear in x: the gradient is the transposed
-    weighting.
+    1 / scale_factor, as PyTorch's default (``recompute_scale_factor=True``: in / out).
+    Linear in x: the gradient is the transposed weighting. ``antialias`` is not supported.
     """
     x = _tensor(x)
     op = "interpolate"
+    if antialias:
+        raise ValueError(f"{op}: antialias=True is not supported, got antialias={antialias}")
     if mode not in _MODES:
         raise ValueError(f"{op}: mode must be one of {sorted(_MODES)}, got {mode!r}")
     nd = x.ndim - 2
@@ -434,7 +447,8 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
         if len(sf) != nd:
             raise ShapeError(f"{op}: scale_factor needs {nd} values, got {scale_factor}")
         outs = tuple(int(math.floor(i * f)) for i, f in zip(ins, sf))
-        scales = [1.0 / f for f in sf]
+        scales = ([i / o for i, o in zip(ins, outs)] if recompute_scale_factor else
+                  [1.0 / f for f in sf])
     if min(outs) < 1:
         raise ShapeError(f"{op}: output size must be >= 1, got {outs}")
     for a in range(nd):
