@@ -478,7 +478,7 @@ CASES = [
 ]
 
 
-# ------------------------------------------------------------------ nn: 1-D/3-D, options, attention ---
+# ------------------------------------------------------------ nn: 1-D/3-D, options, attention ---
 # Composite functionals (nn/spatial.py, nn/attention.py) and max_unpool; small shapes keep the
 # three properties cheap.
 

@@ -1043,8 +1043,8 @@ class MultiHeadAttention(Layer):
     (batch, T, S) is False the score becomes -1e9 before the softmax over the keys and the
     weight 0 after it (Keras 3: a query whose keys are all masked gets zero weights); dropout
     on the weights while training; out = sum_h (weights_h V_h) O_h + b_o. The returned
-    attention scores are the weights before dropout, as Keras. Weights in Keras's layout (see above); the output
-    width is ``output_shape`` or the query's.
+    attention scores are the weights before dropout, as Keras. Weights in Keras's layout (see
+    above); the output width is ``output_shape`` or the query's.
 
     >>> mha = MultiHeadAttention(num_heads=2, key_dim=4)
     >>> x = Tensor(np.ones((3, 5, 8), "f"))

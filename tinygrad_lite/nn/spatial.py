@@ -5,7 +5,8 @@ All of it is built on the 2-D primitives of the kernel backend (``ops/nn.py``), 
 
 * conv1d is conv2d on (N, C, 1, L) with a (O, C, 1, k) kernel; conv_transpose1d likewise;
 * conv3d sums kd conv2d calls, one per kernel depth offset i, each on the depth slices
-  x[:, :, o*s + i*d] folded into the batch: y[:, :, o] = sum_i conv2d(x[:, :, o*s + i*d], w[:, :, i]);
+  x[:, :, o*s + i*d] folded into the batch:
+  y[:, :, o] = sum_i conv2d(x[:, :, o*s + i*d], w[:, :, i]);
 * max pooling without dilation or ceil_mode is the backend's max_pool2d (1-D: on (N, C, 1, L)).
   The general case (3-D, dilation, ceil_mode, return_indices) finds each window's argmax with
   ``backends.base.max_pool_indices`` and gathers x there (``PoolGather``): the gradient goes to
