@@ -544,7 +544,7 @@ def _avg_pool_nd_oracle(x, kernel_size, stride, padding, ceil_mode, count_includ
 
 @st.composite
 def _conv1d_draw(d, transpose=False):
-    g = d(tst.conv_geometries(max_hw=6))
+    g = d(tst.conv_geometries(max_channels=2, max_hw=6))
     n, c, _, w = g["x_shape"]
     o, cg, _, kw = g["w_shape"]
     kw_ = dict(stride=g["stride"][1], padding=g["padding"][1], dilation=g["dilation"][1],

@@ -259,3 +259,18 @@ def test_transformer_encoder_layer_dropout_only_in_training():
     np.testing.assert_array_equal(layer(x).numpy(), layer(x).numpy())
     layer.train()
     assert not np.allclose(layer(x).numpy(), layer(x).numpy())
+
+
+@pytest.mark.parametrize("final_norm", [False, True])
+def test_transformer_encoder_stack_matches_torch(torch, final_norm):
+    torch.manual_seed(0)
+    kw = dict(dim_feedforward=8, dropout=0.0, batch_first=True, norm_first=True)
+    tm = torch.nn.TransformerEncoder(torch.nn.TransformerEncoderLayer(4, 2, **kw), 2,
+                                     norm=torch.nn.LayerNorm(4) if final_norm else None,
+                                     enable_nested_tensor=False).double()
+    ours = nn.TransformerEncoder(nn.TransformerEncoderLayer(4, 2, **kw), 2,
+                                 norm=nn.LayerNorm(4) if final_norm else None).double()
+    assert ours.layers[0].linear1.weight is not ours.layers[1].linear1.weight
+    x = rng(4).standard_normal((2, 3, 4))
+    m = ~np.tril(np.ones((3, 3), bool))
+    _compare_module(torch, tm, ours, [x], dict(mask=torch.tensor(m)), dict(mask=m))

@@ -9,7 +9,7 @@ recurrent.py -> container.py; init.py for the default initializations.
 """
 
 from . import functional, init, losses, utils
-from .attention import MultiheadAttention, TransformerEncoderLayer
+from .attention import MultiheadAttention, TransformerEncoder, TransformerEncoderLayer
 from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Softplus, Tanh
 from .container import BasicBlock, ModuleDict, ModuleList, Residual, Sequential
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d
@@ -102,6 +102,7 @@ __all__ = [
     "Softplus",
     "StateDictKeyError",
     "Tanh",
+    "TransformerEncoder",
     "TransformerEncoderLayer",
     "functional",
     "init",

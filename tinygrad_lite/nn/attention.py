@@ -309,3 +309,32 @@ class TransformerEncoderLayer(Module):
 
     def _ff(self, x):
         return self.dropout2(self.linear2(self.dropout(self._act(self.linear1(x)))))
+
+
+class TransformerEncoder(Module):
+    """A stack of ``num_layers`` copies of ``encoder_layer`` (independent weights, copied from
+    it as PyTorch does), then an optional final ``norm``. Keys ``layers.<i>.…`` and ``norm.…``
+    as PyTorch's ``nn.TransformerEncoder``.
+
+    >>> enc = TransformerEncoder(TransformerEncoderLayer(8, 2, 16, batch_first=True), 2)
+    >>> enc(Tensor(np.ones((2, 5, 8), "f"))).shape
+    (2, 5, 8)
+    """
+
+    def __init__(self, encoder_layer, num_layers, norm=None, enable_nested_tensor=True,
+                 mask_check=True):
+        import copy
+
+        from .container import ModuleList
+
+        super().__init__()
+        self.layers = ModuleList([copy.deepcopy(encoder_layer) for _ in range(num_layers)])
+        self.num_layers = num_layers
+        self.norm = norm
+
+    def forward(self, src, mask=None, src_key_padding_mask=None, is_causal=None):
+        x = src
+        for layer in self.layers:
+            x = layer(x, src_mask=mask, src_key_padding_mask=src_key_padding_mask,
+                      is_causal=bool(is_causal))
+        return x if self.norm is None else self.norm(x)
