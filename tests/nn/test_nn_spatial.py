@@ -245,3 +245,20 @@ def test_errors():
         F.max_unpool2d(tl.zeros(1, 1, 2, 2), np.full((1, 1, 2, 2), 99), 2)
     with pytest.raises(ShapeError, match="group_norm: channels"):
         F.group_norm(tl.zeros(2, 3, 4), 2)
+
+
+@pytest.mark.parametrize("nd,kw", [(1, dict(kernel_size=3, stride=1, ceil_mode=True)),
+                                   (2, dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
+                                   (3, dict(kernel_size=(2, 3, 2), stride=1, padding=(1, 1, 0))),
+                                   (3, dict(kernel_size=2, dilation=(1, 2, 1)))])
+def test_max_pool_ties_route_the_gradient_like_torch(torch, backend, nd, kw):
+    """Many ties (values in {0, 1, 2}): the gradient goes to the first maximum in window order."""
+    x = rng(2).integers(0, 3, size=(2, 2) + (5, 6, 5)[:nd]).astype(np.float64)
+    ox, tx = dbl(x), torch.tensor(x, requires_grad=True)
+    oy = getattr(F, f"max_pool{nd}d")(ox, **kw)
+    ty = getattr(torch.nn.functional, f"max_pool{nd}d")(tx, **kw)
+    w = _w(ty.shape)
+    (oy * tl.Tensor(w)).sum().backward()
+    (ty * torch.tensor(w)).sum().backward()
+    np.testing.assert_allclose(oy.numpy(), ty.detach().numpy())
+    np.testing.assert_allclose(ox.grad.numpy(), tx.grad.numpy(), atol=1e-12)

@@ -7,10 +7,11 @@ All of it is built on the 2-D primitives of the kernel backend (``ops/nn.py``), 
 * conv3d sums kd conv2d calls, one per kernel depth offset i, each on the depth slices
   x[:, :, o*s + i*d] folded into the batch:
   y[:, :, o] = sum_i conv2d(x[:, :, o*s + i*d], w[:, :, i]);
-* max pooling without dilation or ceil_mode is the backend's max_pool2d (1-D: on (N, C, 1, L)).
-  The general case (3-D, dilation, ceil_mode, return_indices) finds each window's argmax with
-  ``backends.base.max_pool_indices`` and gathers x there (``PoolGather``): the gradient goes to
-  the argmax, the first one on ties, exactly as PyTorch;
+* max pooling without dilation is the backend's max_pool2d (1-D: on (N, C, 1, L); 3-D: over
+  (H, W), then over D; ceil_mode: -inf padding on the right). With dilation or
+  return_indices, ``backends.base.max_pool_indices`` finds each window's argmax and x is
+  gathered there (``PoolGather``). Either way the gradient goes to the argmax, the first one
+  on ties, as PyTorch;
 * average pooling is a window sum (the backend's avg_pool2d times the window size, applied per
   axis pair: a box sum is separable) divided by the number of counted cells, which handles
   count_include_pad=False and ceil_mode's clipped last window;
@@ -187,12 +188,11 @@ def max_pool_nd(x, nd, kernel_size, stride=None, padding=0, dilation=1, ceil_mod
     x, unbatched = _batched(op, x, nd)
     k, s, p, d, out, extra = _pool_geometry(op, x, nd, kernel_size, stride, padding, dilation,
                                             ceil_mode)
-    if nd <= 2 and max(d) == 1 and not any(extra) and not return_indices:
-        x4 = x if nd == 2 else x.unsqueeze(2)
-        geom = (k, s, p) if nd == 2 else ((1,) + k, (1,) + s, (0,) + p)
-        y = N.MaxPool2d.apply(x4, geom=geom)
-        y = y if nd == 2 else y.squeeze(2)
-        idx = None
+    idx = None
+    if max(d) == 1 and not return_indices:
+        if any(extra):              # ceil_mode: the last window reads -inf past the right pad
+            x = x.pad(((0, 0), (0, 0)) + tuple((0, e) for e in extra), -np.inf)
+        y = _max_pool_backend(x, k, s, p)
     else:
         xp = current_for(x.data).xp
         idx = max_pool_indices(xp, x.data, k, s, p, d, extra)
@@ -205,6 +205,22 @@ def max_pool_nd(x, nd, kernel_size, stride=None, padding=0, dilation=1, ceil_mod
     if return_indices:
         return y, Tensor._wrap(idx, False)
     return y
+
+
+def _max_pool_backend(x, k, s, p):
+    """Max pooling on the backend's max_pool2d: 1-D as (N, C, 1, L); 3-D separably, first
+    over (H, W) of every depth slice, then over D (a box max is a max of maxes; the first
+    maximum in (d, h, w) order wins, as in one pass)."""
+    nd = len(k)
+    if nd == 1:
+        return N.MaxPool2d.apply(x.unsqueeze(2), geom=((1,) + k, (1,) + s, (0,) + p)).squeeze(2)
+    if nd == 2:
+        return N.MaxPool2d.apply(x, geom=(k, s, p))
+    n, c, dd, h, w = x.shape
+    y = N.MaxPool2d.apply(x.reshape(n, c * dd, h, w), geom=(k[1:], s[1:], p[1:]))
+    oh, ow = y.shape[2:]
+    y = N.MaxPool2d.apply(y.reshape(n, c, dd, oh * ow), geom=((k[0], 1), (s[0], 1), (p[0], 0)))
+    return y.reshape(n, c, y.shape[2], oh, ow)
 
 
 def max_pool1d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
