@@ -262,3 +262,26 @@ def test_max_pool_ties_route_the_gradient_like_torch(torch, backend, nd, kw):
     (ty * torch.tensor(w)).sum().backward()
     np.testing.assert_allclose(oy.numpy(), ty.detach().numpy())
     np.testing.assert_allclose(ox.grad.numpy(), tx.grad.numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("kw", [dict(size=(7, 3), mode="bilinear", align_corners=False),
+                                dict(size=(5, 9), mode="bilinear", align_corners=True),
+                                dict(size=(7, 3), mode="nearest"),
+                                dict(size=(3, 8), mode="nearest-exact")])
+def test_interpolate_gather_path_matches_matrix_path(torch, monkeypatch, kw):
+    """Large axes use two gathers instead of the dense interpolation matrix: same values and
+    gradients (the threshold is lowered here so that small inputs take that path)."""
+    from tinygrad_lite.nn import spatial
+
+    x = rng().standard_normal((2, 3, 4, 5))
+    tx = torch.tensor(x, requires_grad=True)
+    ty = torch.nn.functional.interpolate(tx, **kw)
+    w = _w(ty.shape)
+    (ty * torch.tensor(w)).sum().backward()
+    for limit in (0, 1 << 18):
+        monkeypatch.setattr(spatial, "_MATMUL_RESIZE_MAX", limit)
+        ox = dbl(x)
+        oy = F.interpolate(ox, **kw)
+        (oy * tl.Tensor(w)).sum().backward()
+        np.testing.assert_allclose(oy.numpy(), ty.detach().numpy(), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(ox.grad.numpy(), tx.grad.numpy(), rtol=1e-12, atol=1e-12)

@@ -16,7 +16,8 @@ All of it is built on the 2-D primitives of the kernel backend (``ops/nn.py``), 
   axis pair: a box sum is separable) divided by the number of counted cells, which handles
   count_include_pad=False and ceil_mode's clipped last window;
 * pad modes reflect / replicate / circular are gathers with an index array per padded axis;
-* interpolate (nearest, linear/bilinear/trilinear) is a gather per axis plus a weighted sum.
+* interpolate (nearest, linear/bilinear/trilinear) is separable: per axis, a product with the
+  (out, in) interpolation matrix (a gather plus a weighted sum on large axes).
 
 Next: normalization.py.
 """
@@ -470,18 +471,43 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
         raise ShapeError(f"{op}: output size must be >= 1, got {outs}")
     for a in range(nd):
         ax = 2 + a
-        lead = (slice(None),) * ax
         if mode in ("nearest", "nearest-exact"):
             off = 0.5 if mode == "nearest-exact" else 0.0
             src = np.floor((np.arange(outs[a]) + off) * scales[a]).astype(np.int64)
-            x = x[lead + (np.minimum(src, ins[a] - 1),)]
-            continue
-        i0, i1, t = _linear_weights(ins[a], outs[a], scales[a], bool(align_corners))
-        shape = [1] * x.ndim
-        shape[ax] = outs[a]
-        tt = Tensor._wrap(x.xp.asarray(t.reshape(shape), dtype=x.dtype), False)
-        x = x[lead + (i0,)] * (1.0 - tt) + x[lead + (i1,)] * tt
+            i0 = i1 = np.minimum(src, ins[a] - 1)
+            t = np.zeros(outs[a])
+        else:
+            i0, i1, t = _linear_weights(ins[a], outs[a], scales[a], bool(align_corners))
+        x = _resize_axis(x, ax, i0, i1, t)
     return x
+
+
+_MATMUL_RESIZE_MAX = 1 << 18    # in * out entries: up to 512 x 512 the dense map is cheaper
+
+
+def _resize_axis(x, ax, i0, i1, t):
+    """out[..., o, ...] = x[..., i0[o], ...] * (1 - t[o]) + x[..., i1[o], ...] * t[o] on axis ax.
+
+    Small axes: one GEMM with the dense (out, in) interpolation matrix M (its backward is
+    g @ M, one more GEMM); large ones: two gathers (a dense M would cost in * out per row).
+    """
+    n_in, n_out = x.shape[ax], len(i0)
+    if n_in * n_out <= _MATMUL_RESIZE_MAX:
+        m = np.zeros((n_out, n_in))
+        np.add.at(m, (np.arange(n_out), i0), 1.0 - t)
+        np.add.at(m, (np.arange(n_out), i1), t)
+        xt = x.swapaxes(ax, -1) if ax != x.ndim - 1 else x
+        lead = xt.shape[:-1]
+        mt = Tensor._wrap(x.xp.asarray(m, dtype=x.dtype), False)
+        y = N.MatMul.apply(xt.reshape(-1, n_in), mt, tb=True).reshape(lead + (n_out,))
+        return y.swapaxes(ax, -1) if ax != x.ndim - 1 else y
+    lead = (slice(None),) * ax
+    if np.array_equal(i0, i1):
+        return x[lead + (i0,)]
+    shape = [1] * x.ndim
+    shape[ax] = n_out
+    tt = Tensor._wrap(x.xp.asarray(t.reshape(shape), dtype=x.dtype), False)
+    return x[lead + (i0,)] * (1.0 - tt) + x[lead + (i1,)] * tt
 
 
 # ------------------------------------------------------------------ distances, norms ---
