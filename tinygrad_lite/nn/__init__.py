@@ -5,7 +5,9 @@
 >>> loss = nn.functional.mse_loss(model(x), y)          # doctest: +SKIP
 
 Reading order: module.py -> linear.py -> losses.py -> conv.py -> normalization.py ->
-recurrent.py -> container.py; init.py for the default initializations.
+recurrent.py -> container.py; init.py for the default initializations; spatial.py (1-D/3-D
+conv and pooling, pad modes, resizing on the 2-D primitives) and attention.py (attention,
+MultiheadAttention, Transformer encoder).
 """
 
 from . import functional, init, losses, utils
