@@ -147,16 +147,17 @@ def test_max_pool_return_indices_and_unpool_match_torch(torch, backend, nd):
     np.testing.assert_array_equal(idx.numpy(), tidx.numpy())
     np.testing.assert_allclose(y.numpy(), ty.numpy())
     assert idx.dtype == np.int64 and not idx.requires_grad
-    if nd == 2:
-        yy = dbl(y.numpy())
-        ty2 = torch.tensor(y.numpy(), requires_grad=True)
-        u = F.max_unpool2d(yy, idx, 3, 2, 1, output_size=x.shape[-2:])
-        tu = torch.nn.functional.max_unpool2d(ty2, tidx, 3, 2, 1, output_size=x.shape[-2:])
-        np.testing.assert_allclose(u.numpy(), tu.detach().numpy())
-        w = _w(tu.shape)
-        (tu * torch.tensor(w)).sum().backward()
-        (u * tl.Tensor(w)).sum().backward()
-        np.testing.assert_allclose(yy.grad.numpy(), ty2.grad.numpy())
+    # unpool back: values and gradients
+    yy = dbl(y.numpy())
+    ty2 = torch.tensor(y.numpy(), requires_grad=True)
+    name = f"max_unpool{nd}d"
+    u = getattr(F, name)(yy, idx, 3, 2, 1, output_size=x.shape[-nd:])
+    tu = getattr(torch.nn.functional, name)(ty2, tidx, 3, 2, 1, output_size=x.shape[-nd:])
+    np.testing.assert_allclose(u.numpy(), tu.detach().numpy())
+    w = _w(tu.shape)
+    (tu * torch.tensor(w)).sum().backward()
+    (u * tl.Tensor(w)).sum().backward()
+    np.testing.assert_allclose(yy.grad.numpy(), ty2.grad.numpy())
 
 
 def test_max_unpool_overlapping_windows_keeps_one_copy(torch):

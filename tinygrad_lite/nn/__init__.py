@@ -56,6 +56,7 @@ from .pooling import (
     MaxPool3d,
     MaxUnpool1d,
     MaxUnpool2d,
+    MaxUnpool3d,
     Upsample,
 )
 from .recurrent import GRU, LSTM, RNN
@@ -120,6 +121,7 @@ __all__ = [
     "MaxPool3d",
     "MaxUnpool1d",
     "MaxUnpool2d",
+    "MaxUnpool3d",
     "Upsample",
 ]
 __all__ += [

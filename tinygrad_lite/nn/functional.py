@@ -278,6 +278,7 @@ from .spatial import (  # noqa: F401,E402
     max_pool3d,
     max_unpool1d,
     max_unpool2d,
+    max_unpool3d,
     normalize,
     pad,
     pairwise_distance,

@@ -119,6 +119,12 @@ class MaxUnpool2d(_MaxUnpoolNd):
     nd = 2
 
 
+class MaxUnpool3d(_MaxUnpoolNd):
+    """The partial inverse of MaxPool3d(return_indices=True)."""
+
+    nd = 3
+
+
 class Upsample(Module):
     """Resize (N, C, *spatial) input: ``Upsample(scale_factor=2, mode="nearest")`` or
     ``mode="bilinear"`` with ``align_corners``; see ``functional.interpolate``."""

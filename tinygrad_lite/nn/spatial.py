@@ -343,6 +343,10 @@ def max_unpool1d(x, indices, kernel_size, stride=None, padding=0, output_size=No
     return max_unpool_nd(x, indices, 1, kernel_size, stride, padding, output_size)
 
 
+def max_unpool3d(x, indices, kernel_size, stride=None, padding=0, output_size=None):
+    return max_unpool_nd(x, indices, 3, kernel_size, stride, padding, output_size)
+
+
 # ------------------------------------------------------------------ padding ---
 
 
