@@ -85,6 +85,12 @@ class Backend:
         """The adjoint of avg_pool2d: each gy spreads gy / (kh*kw) over its window."""
         raise NotImplementedError
 
+    def max_pool_indices(self, x, kernel, stride, padding, dilation, extra):
+        """N-d max pooling's argmax (any number of spatial axes, dilation, ceil_mode's extra
+        right padding): int64 flat indices into each (n, c) block of x, see the module-level
+        ``max_pool_indices``. The default is that xp reference; a backend may override it."""
+        return max_pool_indices(self.xp, x, kernel, stride, padding, dilation, extra)
+
     def describe(self):
         """A dict of facts about this backend (versions, ISA, threads)."""
         return {"name": self.name}

@@ -9,7 +9,7 @@ All of it is built on the 2-D primitives of the kernel backend (``ops/nn.py``), 
   y[:, :, o] = sum_i conv2d(x[:, :, o*s + i*d], w[:, :, i]);
 * max pooling without dilation is the backend's max_pool2d (1-D: on (N, C, 1, L); 3-D: over
   (H, W), then over D; ceil_mode: -inf padding on the right). With dilation or
-  return_indices, ``backends.base.max_pool_indices`` finds each window's argmax and x is
+  return_indices, the backend's ``max_pool_indices`` finds each window's argmax and x is
   gathered there (``PoolGather``). Either way the gradient goes to the argmax, the first one
   on ties, as PyTorch;
 * average pooling is a window sum (the backend's avg_pool2d times the window size, applied per
@@ -27,7 +27,6 @@ import math
 import numpy as np
 
 from ..backends import current_for
-from ..backends.base import max_pool_indices
 from ..errors import DTypeError, ShapeError
 from ..ops import nn as N
 from ..tensor import Tensor
@@ -195,8 +194,7 @@ def max_pool_nd(x, nd, kernel_size, stride=None, padding=0, dilation=1, ceil_mod
             x = x.pad(((0, 0), (0, 0)) + tuple((0, e) for e in extra), -np.inf)
         y = _max_pool_backend(x, k, s, p)
     else:
-        xp = current_for(x.data).xp
-        idx = max_pool_indices(xp, x.data, k, s, p, d, extra)
+        idx = current_for(x.data).max_pool_indices(x.data, k, s, p, d, extra)
         n, c = x.shape[:2]
         y = N.PoolGather.apply(x.reshape(n, c, -1, 1), idx=idx.reshape(n, c, -1, 1))
         y = y.reshape((n, c) + out)
