@@ -22,25 +22,27 @@ from tinygrad_lite.nn import functional as F
 
 
 def _cases(quick):
+    """(label, function, input shapes, kwargs); the label names the first input's shape."""
     s = 1 if quick else 2
-    return [
-        ("conv1d 16x32x256 -> 64, k5 p2", "conv1d",
-         [(16 * s, 32, 256), (64, 32, 5)], dict(padding=2)),
-        ("conv3d 4x8x16x16x16 -> 16, k3 p1", "conv3d",
-         [(2 * s, 8, 16, 16, 16), (16, 8, 3, 3, 3)], dict(padding=1)),
-        ("max_pool1d 16x32x256 k3 s2 p1", "max_pool1d", [(16 * s, 32, 256)],
-         dict(kernel_size=3, stride=2, padding=1)),
-        ("max_pool3d 4x16x16x16x16 k2", "max_pool3d", [(2 * s, 16, 16, 16, 16)],
-         dict(kernel_size=2)),
-        ("avg_pool3d 4x16x16x16x16 k3 s2 p1 ceil", "avg_pool3d", [(2 * s, 16, 16, 16, 16)],
-         dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
-        ("max_pool2d 32x16x32x32 k3 s2 ceil+dil2", "max_pool2d", [(16 * s, 16, 32, 32)],
-         dict(kernel_size=3, stride=2, dilation=2, ceil_mode=True)),
-        ("interpolate bilinear 16x16x32x32 -> 64x64", "interpolate", [(8 * s, 16, 32, 32)],
-         dict(size=(64, 64), mode="bilinear", align_corners=False)),
-        ("sdpa 16x8x128x32 causal", "scaled_dot_product_attention",
-         [(8 * s, 8, 128, 32)] * 3, dict(is_causal=True)),
+    cases = [
+        ("conv1d", [(16 * s, 32, 256), (64, 32, 5)], dict(padding=2), "-> 64, k5 p2"),
+        ("conv3d", [(2 * s, 8, 16, 16, 16), (16, 8, 3, 3, 3)], dict(padding=1),
+         "-> 16, k3 p1"),
+        ("max_pool1d", [(16 * s, 32, 256)], dict(kernel_size=3, stride=2, padding=1),
+         "k3 s2 p1"),
+        ("max_pool3d", [(2 * s, 16, 16, 16, 16)], dict(kernel_size=2), "k2"),
+        ("avg_pool3d", [(2 * s, 16, 16, 16, 16)],
+         dict(kernel_size=3, stride=2, padding=1, ceil_mode=True), "k3 s2 p1 ceil"),
+        ("max_pool2d", [(16 * s, 16, 32, 32)],
+         dict(kernel_size=3, stride=2, dilation=2, ceil_mode=True), "k3 s2 dil2 ceil"),
+        ("interpolate", [(8 * s, 16, 32, 32)],
+         dict(size=(64, 64), mode="bilinear", align_corners=False), "bilinear -> 64x64"),
+        ("scaled_dot_product_attention", [(8 * s, 8, 128, 32)] * 3, dict(is_causal=True),
+         "causal"),
     ]
+    return [(f"{fn.replace('scaled_dot_product_attention', 'sdpa')} "
+             f"{'x'.join(map(str, shapes[0]))} {note}", fn, shapes, kw)
+            for fn, shapes, kw, note in cases]
 
 
 def _ours(fn, arrays, kw):
