@@ -274,3 +274,29 @@ def test_transformer_encoder_stack_matches_torch(torch, final_norm):
     x = rng(4).standard_normal((2, 3, 4))
     m = ~np.tril(np.ones((3, 3), bool))
     _compare_module(torch, tm, ours, [x], dict(mask=torch.tensor(m)), dict(mask=m))
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")  # the NaN path, as torch
+def test_fully_masked_rows_follow_torch(torch):
+    """SDPA: a row with every key masked (bool or float -inf) gives zeros. MultiheadAttention:
+    zeros on the need_weights=False path, NaN with need_weights=True -- PyTorch's two paths."""
+    x = rng(6).standard_normal((2, 3, 4))
+    fm = np.zeros((3, 3))
+    fm[1] = -np.inf
+    got = F.scaled_dot_product_attention(dbl(x), dbl(x), dbl(x), attn_mask=fm).numpy()
+    want = torch.nn.functional.scaled_dot_product_attention(
+        *(torch.tensor(x),) * 3, attn_mask=torch.tensor(fm)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert np.all(got[:, 1] == 0.0)
+    torch.manual_seed(0)
+    tm = torch.nn.MultiheadAttention(4, 2, batch_first=True).double()
+    ours = nn.MultiheadAttention(4, 2, batch_first=True).double()
+    ours.load_state_dict(tm.state_dict())
+    kpm = np.zeros((2, 3), bool)
+    kpm[1] = True
+    for need in (False, True):
+        a = ours(dbl(x), dbl(x), dbl(x), key_padding_mask=kpm, need_weights=need)[0].numpy()
+        t = tm(*(torch.tensor(x),) * 3, key_padding_mask=torch.tensor(kpm),
+               need_weights=need)[0].detach().numpy()
+        np.testing.assert_allclose(a, t, rtol=1e-10, atol=1e-12)     # NaNs compare equal
+        assert np.isnan(a[1]).all() == need

@@ -51,8 +51,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     is_causal : query i sees keys j <= i (a lower-triangular mask); excludes ``attn_mask``
     scale : defaults to 1 / sqrt(E)
 
-    A query row whose keys are all masked gets zero weights (PyTorch's math path does the
-    same since 2.5), not NaN.
+    A query row whose keys are all masked (bool False or float -inf) gets zero weights, not
+    NaN, as PyTorch.
 
     >>> q = Tensor(np.ones((2, 3, 4), "f"))
     >>> scaled_dot_product_attention(q, q, q, is_causal=True).shape
@@ -73,32 +73,29 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     s = (q @ k.swapaxes(-1, -2)) * scale
     if is_causal:
         attn_mask = np.tril(np.ones((L, S), dtype=bool))
-    blocked = None
     if attn_mask is not None:
         m = _as_tensor(attn_mask)
         if _bool_mask(m):
-            blocked = ~m.data
             s = m.where(s, -np.inf)
         elif m.dtype.kind == "f":
             s = s + m.astype(s.dtype)
         else:
             raise DTypeError(f"{op}: attn_mask must be bool or float, got dtype {m.dtype}")
-    w = _safe_softmax(s, blocked)
+    w = _safe_softmax(s) if attn_mask is not None else s.softmax(-1)
     if dropout_p > 0.0:
         w = F.dropout(w, dropout_p, training=True, generator=generator)
     return w @ v
 
 
-def _safe_softmax(s, blocked):
-    """Softmax over the last axis; rows where every key is blocked give zeros, not NaN."""
-    if blocked is None:
-        return s.softmax(-1)
-    dead = np.broadcast_to(blocked, s.shape).all(axis=-1, keepdims=True)
+def _safe_softmax(s):
+    """Softmax over the last axis; a row whose scores are all -inf (every key masked) gives
+    zeros instead of NaN, as PyTorch's scaled_dot_product_attention."""
+    dead = s.xp.isneginf(s.data).all(axis=-1, keepdims=True)
     if not dead.any():
         return s.softmax(-1)
     # replace the all -inf rows by zeros before the softmax, and zero their weights after it
-    safe = Tensor(np.broadcast_to(dead, s.shape)).where(0.0, s)
-    return Tensor(~np.broadcast_to(dead, s.shape)).where(safe.softmax(-1), 0.0)
+    dead = Tensor._wrap(s.xp.broadcast_to(dead, s.shape), False)
+    return dead.where(0.0, dead.where(0.0, s).softmax(-1))
 
 
 def _additive(mask, dtype, op, name):
@@ -211,7 +208,9 @@ class MultiheadAttention(Module):
         s = (qh * (1.0 / math.sqrt(D))) @ kh.swapaxes(-1, -2)          # (N, H, L, S)
         if mask is not None:
             s = s + Tensor(mask)
-        attn = s.softmax(-1)
+        # PyTorch: the need_weights path is a plain softmax (NaN where every key is masked),
+        # the fast path is scaled_dot_product_attention (zeros there)
+        attn = s.softmax(-1) if need_weights or mask is None else _safe_softmax(s)
         if self.training and self.dropout > 0.0:
             attn = F.dropout(attn, self.dropout, training=True)
         o = (attn @ vh).permute(2, 0, 1, 3).reshape(L, N, E)            # (L, N, E)
