@@ -70,7 +70,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         raise ValueError(f"{op}: pass either attn_mask or is_causal=True, not both")
     L, S = q.shape[-2], k.shape[-2]
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
-    s = (q @ k.swapaxes(-1, -2)) * scale
+    s = (q * scale) @ k.swapaxes(-1, -2)          # scale the smaller (L, E) operand
     if is_causal:
         attn_mask = np.tril(np.ones((L, S), dtype=bool))
     if attn_mask is not None:
