@@ -550,6 +550,300 @@ CASES += [
            _recurrent_oracle("rnn"), draw=_recurrent_draw("rnn")),
 ]
 
+
+# ------------------------------------------------------------ nn: 1-D/3-D, options, attention ---
+# Composite functionals (nn/spatial.py, nn/attention.py) and max_unpool; small shapes keep the
+# three properties cheap.
+
+from tinygrad_lite.nn import spatial as SP  # noqa: E402
+
+
+def _np_pool(x, k, s, p, d, ceil, kind, include_pad=True):
+    """Loop oracle for N-d max/avg pooling with PyTorch's options."""
+    nd = len(k)
+    sp = x.shape[2:]
+    out = []
+    for a in range(nd):
+        span = sp[a] + 2 * p[a] - d[a] * (k[a] - 1) - 1
+        o = (-(-span // s[a]) if ceil else span // s[a]) + 1
+        if ceil and (o - 1) * s[a] >= sp[a] + p[a]:
+            o -= 1
+        out.append(o)
+    y = np.zeros(x.shape[:2] + tuple(out))
+    for pos in np.ndindex(*out):
+        cells = [[pos[a] * s[a] - p[a] + j * d[a] for j in range(k[a])] for a in range(nd)]
+        if kind == "max":
+            inside = [[c for c in cs if 0 <= c < sp[a]] for a, cs in enumerate(cells)]
+            win = x[(slice(None), slice(None)) + np.ix_(*inside)]
+            y[(slice(None), slice(None)) + pos] = win.reshape(x.shape[:2] + (-1,)).max(-1)
+        else:
+            inside = [[c for c in cs if 0 <= c < sp[a]] for a, cs in enumerate(cells)]
+            win = x[(slice(None), slice(None)) + np.ix_(*inside)]
+            if include_pad:
+                cnt = np.prod([min(cs[-1] + 1, sp[a] + p[a]) - cs[0]
+                               for a, cs in enumerate(cells)])
+            else:
+                cnt = np.prod([len(c) for c in inside])
+            y[(slice(None), slice(None)) + pos] = win.reshape(x.shape[:2] + (-1,)).sum(-1) / cnt
+    return y
+
+
+@st.composite
+def _pool_nd_draw(d, nd, kind):
+    k = tuple(d(st.integers(1, 3)) for _ in range(nd))
+    s = tuple(d(st.integers(1, 2)) for _ in range(nd))
+    p = tuple(d(st.integers(0, ki // 2)) for ki in k)
+    dil = tuple(d(st.integers(1, 2)) for _ in range(nd)) if kind == "max" else (1,) * nd
+    lows = [max(1, dl * (ki - 1) + 1 - 2 * pi) for ki, pi, dl in zip(k, p, dil)]
+    sizes = tuple(d(st.integers(lo, max(lo, 5 if nd < 3 else 3))) for lo in lows)
+    shape = (d(st.integers(1, 2)), d(st.integers(1, 2))) + sizes
+    x = d(tst.distinct_arrays(shape) if kind == "max" else tst.arrays(shape))
+    kw = dict(kernel_size=k, stride=s, padding=p, ceil_mode=d(st.booleans()))
+    if kind == "max":
+        kw["dilation"] = dil
+    else:
+        kw["count_include_pad"] = d(st.booleans())
+    return (x,), kw
+
+
+def _max_pool_nd_oracle(x, kernel_size, stride, padding, dilation, ceil_mode):
+    return _np_pool(x, kernel_size, stride, padding, dilation, ceil_mode, "max")
+
+
+def _avg_pool_nd_oracle(x, kernel_size, stride, padding, ceil_mode, count_include_pad):
+    return _np_pool(x, kernel_size, stride, padding, (1,) * len(kernel_size), ceil_mode, "avg",
+                    count_include_pad)
+
+
+@st.composite
+def _conv1d_draw(d, transpose=False):
+    g = d(tst.conv_geometries(max_channels=2, max_hw=6))
+    n, c, _, w = g["x_shape"]
+    o, cg, _, kw = g["w_shape"]
+    kw_ = dict(stride=g["stride"][1], padding=g["padding"][1], dilation=g["dilation"][1],
+               groups=g["groups"])
+    if not transpose:
+        return (d(tst.arrays((n, c, w))), d(tst.arrays((o, cg, kw)))), kw_
+    ow = (w + 2 * kw_["padding"] - kw_["dilation"] * (kw - 1) - 1) // kw_["stride"] + 1
+    op_ = d(st.integers(0, kw_["stride"] - 1))
+    assume((ow - 1) * kw_["stride"] - 2 * kw_["padding"] + kw_["dilation"] * (kw - 1) + op_ >= 0)
+    return ((d(tst.arrays((n, o, ow))), d(tst.arrays((o, c // g["groups"], kw)))),
+            dict(kw_, output_padding=op_))
+
+
+def _conv1d_oracle(x, w, stride, padding, dilation, groups):
+    return ref.conv2d(x[:, :, None], w[:, :, None], (1, stride), (0, padding), (1, dilation),
+                      groups)[:, :, 0]
+
+
+def _conv_transpose1d_oracle(x, w, stride, padding, dilation, groups, output_padding):
+    out = ((x.shape[2] - 1) * stride - 2 * padding + dilation * (w.shape[2] - 1)
+           + output_padding + 1)
+    x_shape = (x.shape[0], w.shape[1] * groups, 1, out)
+    return ref.conv2d_backward_input(x[:, :, None], w[:, :, None], x_shape, (1, stride),
+                                     (0, padding), (1, dilation), groups)[:, :, 0]
+
+
+@st.composite
+def _conv3d_draw(d):
+    g = d(st.integers(1, 2))
+    c, o = g, g                    # 3-D gradchecks cost 2 passes per element: keep them small
+    k = tuple(d(st.integers(1, 2)) for _ in range(3))
+    s = tuple(d(st.integers(1, 2)) for _ in range(3))
+    p = tuple(d(st.integers(0, 1)) for _ in range(3))
+    sizes = tuple(d(st.integers(max(1, ki - 2 * pi), 3)) for ki, pi in zip(k, p))
+    x = d(tst.arrays((1, c) + sizes))
+    w = d(tst.arrays((o, c // g) + k))
+    return (x, w), dict(stride=s, padding=p, groups=g)
+
+
+def _conv3d_oracle(x, w, stride, padding, groups):
+    xp = np.pad(x, ((0, 0), (0, 0)) + tuple((q, q) for q in padding))
+    out = [(xp.shape[2 + a] - w.shape[2 + a]) // stride[a] + 1 for a in range(3)]
+    og, cg = w.shape[0] // groups, w.shape[1]
+    y = np.zeros((x.shape[0], w.shape[0], *out))
+    for oc in range(w.shape[0]):
+        gi = oc // og
+        for pos in np.ndindex(*out):
+            sl = tuple(slice(pos[a] * stride[a], pos[a] * stride[a] + w.shape[2 + a])
+                       for a in range(3))
+            patch = xp[(slice(None), slice(gi * cg, (gi + 1) * cg)) + sl]
+            y[(slice(None), oc) + pos] = (patch * w[oc]).sum(axis=(1, 2, 3, 4))
+    return y
+
+
+@st.composite
+def _pad_mode_draw(d):
+    shape = d(tst.shapes(min_dims=2, max_dims=4, min_side=2))
+    mode = d(st.sampled_from(["constant", "reflect", "replicate", "circular"]))
+    naxes = d(st.integers(1, min(3, len(shape))))
+    pads = []
+    for a in range(naxes):
+        size = shape[-1 - a]
+        hi = size - 1 if mode == "reflect" else size if mode == "circular" else 3
+        pads += [d(st.integers(0, hi)), d(st.integers(0, hi))]
+    return (d(tst.arrays(shape)),), dict(pad=tuple(pads), mode=mode)
+
+
+def _pad_mode_oracle(x, pad, mode):
+    widths = [(0, 0)] * x.ndim
+    for j in range(len(pad) // 2):
+        widths[x.ndim - 1 - j] = (pad[2 * j], pad[2 * j + 1])
+    np_mode = {"constant": "constant", "reflect": "reflect", "replicate": "edge",
+               "circular": "wrap"}[mode]
+    return np.pad(x, widths, mode=np_mode)
+
+
+@st.composite
+def _interp_draw(d):
+    nd = d(st.integers(1, 2))
+    shape = (d(st.integers(1, 2)), d(st.integers(1, 2))) + tuple(
+        d(st.integers(1, 4)) for _ in range(nd))
+    mode = d(st.sampled_from(["nearest", "nearest-exact", "linear"]))
+    size = tuple(d(st.integers(1, 6)) for _ in range(nd))
+    kw = dict(size=size, mode=mode if mode != "linear" else ("linear", "bilinear")[nd - 1])
+    if mode == "linear":
+        kw["align_corners"] = d(st.booleans())
+    return (d(tst.arrays(shape)),), kw
+
+
+def _interp_oracle(x, size, mode, align_corners=None):
+    """Per output cell: the PyTorch source coordinate(s) and weights, written out directly."""
+    ins = x.shape[2:]
+    y = np.zeros(x.shape[:2] + tuple(size))
+    for pos in np.ndindex(*size):
+        terms = [((), 1.0)]
+        for a, (o, n_in, n_out) in enumerate(zip(pos, ins, size)):
+            if mode.startswith("nearest"):
+                off = 0.5 if mode == "nearest-exact" else 0.0
+                idx = [(min(int(np.floor((o + off) * n_in / n_out)), n_in - 1), 1.0)]
+            else:
+                if align_corners:
+                    src = o * (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+                else:
+                    src = max((o + 0.5) * n_in / n_out - 0.5, 0.0)
+                i0 = min(int(np.floor(src)), n_in - 1)
+                t = src - i0
+                idx = [(i0, 1 - t), (min(i0 + 1, n_in - 1), t)]
+            terms = [(ij + (i,), wt * w2) for ij, wt in terms for i, w2 in idx]
+        for ij, wt in terms:
+            y[(slice(None), slice(None)) + pos] += wt * x[(slice(None), slice(None)) + ij]
+    return y
+
+
+@st.composite
+def _dim_draw(d, arity=1, low=0.3, high=2.0):
+    shape = d(tst.shapes(min_dims=1, max_dims=3))
+    dim = d(st.integers(-len(shape), len(shape) - 1))
+    return tuple(d(tst.arrays(shape, low, high)) for _ in range(arity)), dict(dim=dim)
+
+
+def _np_normalize(x, dim, p=2.0, eps=1e-12):
+    n = np.sum(np.abs(x) ** p, axis=dim, keepdims=True) ** (1 / p)
+    return x / np.maximum(n, eps)
+
+
+@st.composite
+def _group_norm_draw(d):
+    g = d(st.integers(1, 2))
+    c = g * d(st.integers(1, 3))
+    shape = (d(st.integers(1, 2)), c) + tuple(d(st.lists(st.integers(2, 3), max_size=2)))
+    x = d(tst.distinct_arrays(shape, -2.0, 2.0, gap=0.05))
+    return (x, d(tst.arrays((c,))), d(tst.arrays((c,)))), dict(num_groups=g)
+
+
+def _group_norm_oracle(x, w, b, num_groups):
+    g = x.reshape(x.shape[0], num_groups, -1)
+    y = ((g - g.mean(-1, keepdims=True)) / np.sqrt(g.var(-1, keepdims=True) + 1e-5))
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    return y.reshape(x.shape) * w.reshape(shape) + b.reshape(shape)
+
+
+@st.composite
+def _sdpa_draw(d):
+    b, lq, lk, e = (d(st.integers(1, 3)) for _ in range(4))
+    q, k, v = (d(tst.arrays(s)) for s in ((b, lq, e), (b, lk, e), (b, lk, e)))
+    kind = d(st.sampled_from(["none", "causal", "float", "bool"]))
+    kw = dict(is_causal=kind == "causal", attn_mask=None)
+    if kind == "causal":
+        assume(lq == lk)
+    if kind == "float":
+        kw["attn_mask"] = d(tst.arrays((lq, lk)))
+    if kind == "bool":
+        m = np.asarray(d(st.lists(st.booleans(), min_size=lq * lk, max_size=lq * lk)))
+        kw["attn_mask"] = m.reshape(lq, lk)
+    return (q, k, v), kw
+
+
+def _sdpa_oracle(q, k, v, attn_mask, is_causal):
+    s = q @ k.swapaxes(-1, -2) / np.sqrt(q.shape[-1])
+    if is_causal:
+        attn_mask = np.tril(np.ones(s.shape[-2:], bool))
+    if attn_mask is not None and attn_mask.dtype == bool:
+        s = np.where(attn_mask, s, -np.inf)
+    elif attn_mask is not None:
+        s = s + attn_mask
+    m = s.max(-1, keepdims=True)
+    e = np.exp(s - np.where(np.isfinite(m), m, 0.0))
+    den = e.sum(-1, keepdims=True)
+    return np.divide(e, den, out=np.zeros_like(e), where=den > 0) @ v
+
+
+@st.composite
+def _unpool_draw(d):
+    n, c, k = d(st.integers(1, 2)), d(st.integers(1, 2)), d(st.integers(1, 4))
+    size = d(st.integers(k, 8))
+    idx = np.stack([np.stack([np.asarray(d(st.permutations(range(size))))[:k]
+                              for _ in range(c)]) for _ in range(n)])
+    return (d(tst.arrays((n, c, k, 1))),), dict(idx=idx[..., None], size=size)
+
+
+def _unpool_oracle(x, idx, size):
+    out = np.zeros(x.shape[:2] + (size, 1))
+    for a, b, j in np.ndindex(*x.shape[:3]):
+        out[a, b, idx[a, b, j, 0], 0] = x[a, b, j, 0]
+    return out
+
+
+CASES += [
+    OpCase("conv1d", lambda x, w, **g: F.conv1d(x, w, **g), _conv1d_oracle, draw=_conv1d_draw(),
+           covers=("conv2d",), tol=dict(atol=1e-4)),
+    OpCase("conv_transpose1d", lambda x, w, **g: F.conv_transpose1d(x, w, **g),
+           _conv_transpose1d_oracle, draw=_conv1d_draw(transpose=True),
+           covers=("conv2d_backward_input",), tol=dict(atol=1e-4)),
+    OpCase("conv3d", lambda x, w, **g: F.conv3d(x, w, **g), _conv3d_oracle, draw=_conv3d_draw(),
+           covers=("conv2d",), tol=dict(atol=1e-4)),
+    OpCase("max_pool_nd", lambda x, **k: SP.max_pool_nd(x, len(k["kernel_size"]), **k),
+           _max_pool_nd_oracle, draw=st.integers(1, 3).flatmap(
+               lambda nd: _pool_nd_draw(nd, "max")), covers=("pool_gather", "max_pool2d")),
+    OpCase("avg_pool_nd", lambda x, **k: SP.avg_pool_nd(x, len(k["kernel_size"]), **k),
+           _avg_pool_nd_oracle, draw=st.integers(1, 3).flatmap(
+               lambda nd: _pool_nd_draw(nd, "avg")), covers=("avg_pool2d",)),
+    OpCase("max_unpool", lambda x, idx, size: N.MaxUnpool.apply(x, idx=idx, shape=x.shape[:2]
+                                                                + (size, 1)),
+           _unpool_oracle, draw=_unpool_draw()),
+    OpCase("pad_modes", lambda x, pad, mode: F.pad(x, pad, mode=mode), _pad_mode_oracle,
+           draw=_pad_mode_draw(), covers=("getitem", "pad")),
+    OpCase("interpolate", lambda x, **k: F.interpolate(x, **k), _interp_oracle,
+           draw=_interp_draw(), covers=("getitem",)),
+    OpCase("normalize", lambda x, dim: F.normalize(x, dim=dim), _np_normalize,
+           draw=_dim_draw(), covers=("clip", "sqrt")),
+    OpCase("cosine_similarity", lambda a, b, dim: F.cosine_similarity(a, b, dim=dim),
+           lambda a, b, dim: np.sum(_np_normalize(a, dim) * _np_normalize(b, dim), axis=dim),
+           draw=_dim_draw(2), covers=("sum",)),
+    OpCase("pairwise_distance", F.pairwise_distance,
+           lambda a, b: np.sqrt(np.sum((a - b + 1e-6) ** 2, axis=-1)),
+           draw=tst.shapes(min_dims=1, max_dims=2).flatmap(
+               lambda s: st.tuples(tst.arrays(s), tst.arrays(s)).map(lambda ab: (ab, {}))).filter(
+               lambda c: np.all(np.abs(c[0][0] - c[0][1]).max(-1) > 0.1)), covers=("sqrt",)),
+    OpCase("group_norm", lambda x, w, b, num_groups: F.group_norm(x, num_groups, w, b),
+           _group_norm_oracle, draw=_group_norm_draw(), covers=("mean",), tol=dict(atol=1e-4)),
+    OpCase("scaled_dot_product_attention",
+           lambda q, k, v, **kw: F.scaled_dot_product_attention(q, k, v, **kw), _sdpa_oracle,
+           draw=_sdpa_draw(), covers=("softmax", "where", "matmul")),
+]
+
+
 IDS = [c.name for c in CASES]
 
 

@@ -852,7 +852,7 @@ _CONFIG_TYPES = {   # config keys -> the JSON type they must have ("?" allows nu
     "use_bias": "bool", "center": "bool", "scale": "bool", "return_sequences": "bool",
     "rate": "number", "momentum": "number", "epsilon": "number", "seed": "int?",
     "units": "int", "filters": "int", "input_dim": "int?", "output_dim": "int",
-    "axis": "int", "input_length": "int?", "name": "str?", "activation": "str?",
+    "axis": "int|ints", "input_length": "int?", "name": "str?", "activation": "str?",
     "padding": "str", "data_format": "str", "kernel_initializer": "str",
     "bias_initializer": "str", "recurrent_initializer": "str", "embeddings_initializer": "str",
 }
@@ -865,8 +865,338 @@ def _config_type_ok(v, want):
         want = want[:-1]
     if want == "bool":
         return isinstance(v, bool)
+    if want == "int|ints":   # LayerNormalization(axis=[1, 2])
+        vs = v if isinstance(v, list) and v else [v]
+        return all(isinstance(a, int) and not isinstance(a, bool) for a in vs)
     if want == "int":
         return isinstance(v, int) and not isinstance(v, bool)
     if want == "number":
         return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
     return isinstance(v, str)
+
+
+# ------------------------------------------------------------------ Keras 3 layers (issue 9) ---
+# Weight layouts are Keras's own, so ``get_weights``-style arrays from Keras load unchanged:
+#   LayerNormalization: gamma, beta -- the shape of the normalized axes;
+#   Conv1D: kernel (kernel_size, in_channels, filters), bias (filters,);
+#   MultiHeadAttention (EinsumDense kernels): query/key kernel (dim, heads, key_dim),
+#     value kernel (dim, heads, value_dim), their biases (heads, key_dim | value_dim),
+#     attention_output kernel (heads, value_dim, output_dim), bias (output_dim,).
+
+
+class LayerNormalization(Layer):
+    """Normalize each sample over ``axis`` (default the last): y = gamma (x - mean) /
+    sqrt(var + epsilon) + beta with the biased variance (Keras's defaults: epsilon=1e-3,
+    gamma ones, beta zeros). ``gamma``/``beta`` have the shape of the normalized axes.
+
+    >>> LayerNormalization()(Tensor(np.ones((2, 3, 4), "f"))).shape
+    (2, 3, 4)
+    """
+
+    def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, input_shape=None,
+                 name=None):
+        super().__init__(input_shape, name)
+        if epsilon <= 0:
+            raise ValueError(f"LayerNormalization: epsilon must be > 0, got {epsilon}")
+        self.axis = [int(a) for a in axis] if isinstance(axis, (list, tuple)) else int(axis)
+        self.epsilon, self.center, self.scale = float(epsilon), bool(center), bool(scale)
+        self.gamma = self.beta = None
+
+    def _axes(self, input_shape):
+        rank = len(input_shape) + 1
+        axes = self.axis if isinstance(self.axis, list) else [self.axis]
+        out = sorted({a % rank for a in axes if -rank <= a < rank})
+        if len(out) != len(axes) or 0 in out:
+            raise ShapeError(f"LayerNormalization: axis must name non-batch axes of a rank-{rank} "
+                             f"input, got axis={self.axis}")
+        return out, tuple(input_shape[a - 1] for a in out)
+
+    def build(self, input_shape):
+        _, shape = self._axes(input_shape)
+        self.gamma = Parameter(np.ones(shape, np.float32)) if self.scale else None
+        self.beta = Parameter(np.zeros(shape, np.float32)) if self.center else None
+        self.built = True
+
+    def call(self, x):
+        axes, shape = self._axes(x.shape[1:])
+        if tuple(x.shape[a] for a in axes) != shape or \
+                (self.gamma is not None and self.gamma.shape != shape):
+            raise ShapeError(f"LayerNormalization: input axes {axes} do not match the weights, got "
+                             f"input shape {x.shape}")
+        bshape = [1] * x.ndim
+        for a in axes:
+            bshape[a] = x.shape[a]
+        mean = x.mean(axis=tuple(axes), keepdims=True)
+        var = x.var(axis=tuple(axes), keepdims=True, correction=0)
+        y = (x - mean) / (var + self.epsilon).sqrt()
+        if self.gamma is not None:
+            y = y * self.gamma.reshape(bshape)
+        if self.beta is not None:
+            y = y + self.beta.reshape(bshape)
+        return y
+
+    def weight_tensors(self):
+        return [("gamma", self.gamma)] * self.scale + [("beta", self.beta)] * self.center
+
+    def shape_plan(self, input_shape):
+        _, shape = self._axes(tuple(input_shape))
+        return [(n, shape) for n in ["gamma"] * self.scale + ["beta"] * self.center], \
+            tuple(input_shape)
+
+    def get_config(self):
+        return {"axis": self.axis, "epsilon": self.epsilon, "center": self.center,
+                "scale": self.scale, **self._base_config()}
+
+
+class Conv1D(Layer):
+    """1-D convolution on (N, steps, channels) input (channels_last, Keras's default), kernel
+    in Keras's layout (kernel_size, in_channels, filters):
+    y[n, t, f] = bias[f] + sum_{j,c} x_pad[n, t*s + j*d, c] * kernel[j, c, f].
+    ``padding``: 'valid', 'same' (TensorFlow's: output ceil(steps / s), the odd pad at the
+    end) or 'causal' (d (k - 1) zeros in front: step t sees only steps <= t).
+
+    >>> Conv1D(4, 3, padding="causal")(Tensor(np.ones((2, 7, 3), "f"))).shape
+    (2, 7, 4)
+    """
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid",
+                 data_format="channels_last", dilation_rate=1, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", input_shape=None,
+                 name=None):
+        super().__init__(input_shape, name)
+        if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters < 1:
+            raise ValueError(f"Conv1D: filters must be an int >= 1, got {filters!r}")
+        if padding not in ("valid", "same", "causal"):
+            raise ValueError(f"Conv1D: padding must be 'valid', 'same' or 'causal', got "
+                             f"{padding!r}")
+        if data_format not in ("channels_last", "channels_first"):
+            raise ValueError(f"Conv1D: data_format must be 'channels_last' or 'channels_first', "
+                             f"got {data_format!r}")
+
+        def one(v, what):
+            v = v[0] if isinstance(v, (list, tuple)) and len(v) == 1 else v
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"Conv1D: {what} must be a positive int, got {v!r}")
+            return int(v)
+
+        self.filters, self.kernel_size = int(filters), one(kernel_size, "kernel_size")
+        self.strides, self.dilation_rate = one(strides, "strides"), one(dilation_rate,
+                                                                         "dilation_rate")
+        self.padding, self.data_format = padding, data_format
+        self.activation = activation
+        self._act = get_activation(activation, "Conv1D")
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
+        initialize(kernel_initializer, (1, 1))
+        self.kernel = self.bias = None
+
+    def _split(self, input_shape):
+        if len(input_shape) != 2:
+            raise ShapeError(f"Conv1D: expected per-sample shape (steps, channels), got "
+                             f"{tuple(input_shape)}; reshape x to (n, steps, channels)")
+        return input_shape if self.data_format == "channels_last" else input_shape[::-1]
+
+    def build(self, input_shape):
+        _, c = self._split(input_shape)
+        k = self.kernel_size
+        self.kernel = initialize(self.kernel_initializer, (k, c, self.filters),
+                                 fans=(k * c, k * self.filters))
+        if self.use_bias:
+            self.bias = initialize(self.bias_initializer, (self.filters,))
+        self.built = True
+
+    def _pads(self, steps):
+        k, s, d = self.kernel_size, self.strides, self.dilation_rate
+        if self.padding == "same":
+            return _same_pads(steps, k, s, d)
+        if self.padding == "causal":
+            return d * (k - 1), 0
+        return 0, 0
+
+    def call(self, x):
+        if x.ndim != 3:
+            raise ShapeError(f"Conv1D: expected a 3-D (batch, steps, channels) input, got shape "
+                             f"{x.shape}")
+        x = x.swapaxes(1, 2) if self.data_format == "channels_last" else x     # (N, C, L)
+        if x.shape[1] != self.kernel.shape[1]:
+            raise ShapeError(f"Conv1D: expected {self.kernel.shape[1]} input channels, got input "
+                             f"shape {x.shape} (N, C, L)")
+        lo, hi = self._pads(x.shape[2])
+        if lo or hi:
+            x = x.pad(((0, 0), (0, 0), (lo, hi)))
+        y = F.conv1d(x, self.kernel.permute(2, 1, 0), self.bias, stride=self.strides,
+                     dilation=self.dilation_rate)
+        y = self._act(y)
+        return y.swapaxes(1, 2) if self.data_format == "channels_last" else y
+
+    def weight_tensors(self):
+        return [("kernel", self.kernel)] + ([("bias", self.bias)] if self.use_bias else [])
+
+    def shape_plan(self, input_shape):
+        steps, c = self._split(tuple(input_shape))
+        lo, hi = self._pads(steps)
+        out = (steps + lo + hi - self.dilation_rate * (self.kernel_size - 1) - 1) // \
+            self.strides + 1
+        if out < 1:
+            raise ShapeError(f"Conv1D: kernel {self.kernel_size} (dilation {self.dilation_rate}) "
+                             f"does not fit the input {tuple(input_shape)}")
+        w = [("kernel", (self.kernel_size, c, self.filters))]
+        w += [("bias", (self.filters,))] if self.use_bias else []
+        return w, (out, self.filters) if self.data_format == "channels_last" else \
+            (self.filters, out)
+
+    def get_config(self):
+        return {"filters": self.filters, "kernel_size": self.kernel_size,
+                "strides": self.strides, "padding": self.padding,
+                "data_format": self.data_format, "dilation_rate": self.dilation_rate,
+                "activation": self.activation, "use_bias": self.use_bias,
+                "kernel_initializer": self.kernel_initializer,
+                "bias_initializer": self.bias_initializer, **self._base_config()}
+
+
+class MultiHeadAttention(Layer):
+    """Keras's multi-head attention over (batch, steps, features) inputs.
+
+    ``layer(query, value, key=None, attention_mask=None, return_attention_scores=False,
+    use_causal_mask=False)``; key defaults to value. With Q_h = query kernel_h, ...:
+    scores_h = (x_q Q_h + b) / sqrt(key_dim) . (x_k K_h + b)^T; where ``attention_mask``
+    (batch, T, S) is False the score becomes -1e9 before the softmax over the keys and the
+    weight 0 after it (Keras 3: a query whose keys are all masked gets zero weights); dropout
+    on the weights while training; out = sum_h (weights_h V_h) O_h + b_o. The returned
+    attention scores are the weights before dropout, as Keras. Weights in Keras's layout (see
+    above); the output width is ``output_shape`` or the query's.
+
+    >>> mha = MultiHeadAttention(num_heads=2, key_dim=4)
+    >>> x = Tensor(np.ones((3, 5, 8), "f"))
+    >>> mha(x, x).shape
+    (3, 5, 8)
+    """
+
+    def __init__(self, num_heads, key_dim, value_dim=None, dropout=0.0, use_bias=True,
+                 output_shape=None, attention_axes=None, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", name=None):
+        super().__init__(None, name)
+        for what, v in (("num_heads", num_heads), ("key_dim", key_dim)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"MultiHeadAttention: {what} must be an int >= 1, got {v!r}")
+        if attention_axes is not None:
+            raise ValueError("MultiHeadAttention: only attention_axes=None (attend over the "
+                             f"steps axis) is supported, got {attention_axes!r}")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"MultiHeadAttention: dropout must be in [0, 1), got {dropout!r}")
+        self.num_heads, self.key_dim = int(num_heads), int(key_dim)
+        self.value_dim = int(value_dim) if value_dim is not None else self.key_dim
+        self.dropout, self.use_bias = float(dropout), bool(use_bias)
+        self.output_shape = None if output_shape is None else int(
+            output_shape[-1] if isinstance(output_shape, (list, tuple)) else output_shape)
+        self.attention_axes = None
+        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
+        initialize(kernel_initializer, (1, 1))
+        self._names = ["query", "key", "value", "attention_output"]
+        for n in self._names:
+            setattr(self, f"{n}_kernel", None)
+            setattr(self, f"{n}_bias", None)
+
+    def _plan(self, dq, dk, dv):
+        h, kd, vd = self.num_heads, self.key_dim, self.value_dim
+        out = self.output_shape or dq
+        shapes = {"query": ((dq, h, kd), (h, kd)), "key": ((dk, h, kd), (h, kd)),
+                  "value": ((dv, h, vd), (h, vd)), "attention_output": ((h, vd, out), (out,))}
+        w = []
+        for n in self._names:
+            w.append((f"{n}/kernel", shapes[n][0]))
+            if self.use_bias:
+                w.append((f"{n}/bias", shapes[n][1]))
+        return w, out
+
+    def build(self, query_shape, value_shape=None, key_shape=None):
+        value_shape = value_shape or query_shape
+        key_shape = key_shape or value_shape
+        plan, _ = self._plan(query_shape[-1], key_shape[-1], value_shape[-1])
+        for name, shape in plan:
+            layer, kind = name.split("/")
+            if kind == "kernel":
+                # Keras's EinsumDense fans: input axes = fan_in, output axes = fan_out
+                fan_in = shape[0] if layer != "attention_output" else shape[0] * shape[1]
+                fan_out = int(np.prod(shape)) // fan_in
+                p = initialize(self.kernel_initializer, shape, fans=(fan_in, fan_out))
+            else:
+                p = initialize(self.bias_initializer, shape)
+            setattr(self, f"{layer}_{kind}", p)
+        self.built = True
+
+    def forward(self, query, value, key=None, attention_mask=None, return_attention_scores=False,
+                use_causal_mask=False):
+        def t(x):
+            return x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=np.float32))
+
+        q, v = t(query), t(value)
+        k = v if key is None else t(key)
+        if q.ndim != 3 or k.ndim != 3 or v.ndim != 3 or k.shape[:2] != v.shape[:2] or \
+                q.shape[0] != k.shape[0]:
+            raise ShapeError(f"MultiHeadAttention: expected query (B, T, dim) and key/value "
+                             f"(B, S, dim), got {q.shape}, {k.shape}, {v.shape}")
+        if not self.built:
+            self.build(q.shape[1:], v.shape[1:], k.shape[1:])
+        B, T, S = q.shape[0], q.shape[1], k.shape[1]
+        h = self.num_heads
+
+        def project(x, name, width):            # (B, n, dim) -> (B, h, n, width)
+            w = getattr(self, f"{name}_kernel")
+            if x.shape[-1] != w.shape[0]:
+                raise ShapeError(f"MultiHeadAttention: {name} input has {x.shape[-1]} features, "
+                                 f"the kernel expects {w.shape[0]}")
+            y = x @ w.reshape(w.shape[0], -1)
+            if self.use_bias:
+                y = y + getattr(self, f"{name}_bias").reshape(-1)
+            return y.reshape(B, x.shape[1], h, width).permute(0, 2, 1, 3)
+
+        qh = project(q, "query", self.key_dim) * (1.0 / math.sqrt(self.key_dim))
+        kh, vh = project(k, "key", self.key_dim), project(v, "value", self.value_dim)
+        scores = qh @ kh.swapaxes(-1, -2)                                  # (B, h, T, S)
+        mask = None
+        if attention_mask is not None:
+            m = attention_mask.data if isinstance(attention_mask, Tensor) else \
+                np.asarray(attention_mask)
+            m = m if m.dtype == np.bool_ else m > 0.5          # Keras: keep where > 0.5
+            mask = np.broadcast_to(m, (B, T, S))[:, None]
+        if use_causal_mask:
+            causal = np.tril(np.ones((T, S), dtype=bool))
+            mask = causal if mask is None else mask & causal
+        if mask is None:
+            weights = scores.softmax(-1)
+        else:
+            keep = Tensor(np.broadcast_to(mask, scores.shape))
+            weights = keep.where(keep.where(scores, -1e9).softmax(-1), 0.0)
+        dropped = weights
+        if self.training and self.dropout > 0.0:
+            dropped = F.dropout(weights, self.dropout, training=True)
+        o = (dropped @ vh).permute(0, 2, 1, 3).reshape(B, T, h * self.value_dim)
+        wo = self.attention_output_kernel
+        out = o @ wo.reshape(h * self.value_dim, wo.shape[-1])
+        if self.use_bias:
+            out = out + self.attention_output_bias
+        return (out, weights) if return_attention_scores else out
+
+    def weight_tensors(self):
+        out = []
+        for n in self._names:
+            out.append((f"{n}/kernel", getattr(self, f"{n}_kernel")))
+            if self.use_bias:
+                out.append((f"{n}/bias", getattr(self, f"{n}_bias")))
+        return out
+
+    def shape_plan(self, input_shape):
+        """For self-attention on per-sample ``input_shape`` (steps, dim)."""
+        w, out = self._plan(input_shape[-1], input_shape[-1], input_shape[-1])
+        return w, tuple(input_shape[:-1]) + (out,)
+
+    def get_config(self):
+        return {"num_heads": self.num_heads, "key_dim": self.key_dim,
+                "value_dim": self.value_dim, "dropout": self.dropout, "use_bias": self.use_bias,
+                "output_shape": self.output_shape, "kernel_initializer": self.kernel_initializer,
+                "bias_initializer": self.bias_initializer, **self._base_config()}
+
+
+LAYERS.update({cls.__name__: cls for cls in (LayerNormalization, Conv1D)})
+__all__ += ["LayerNormalization", "Conv1D", "MultiHeadAttention"]

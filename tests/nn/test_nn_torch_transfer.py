@@ -47,6 +47,67 @@ CASES = [
     ("GELU_tanh", lambda t: t.GELU("tanh"), lambda: nn.GELU("tanh"), (3, 4)),
     ("ELU", lambda t: t.ELU(0.7), lambda: nn.ELU(0.7), (3, 4)),
     ("Softplus", lambda t: t.Softplus(2.0), lambda: nn.Softplus(2.0), (3, 4)),
+    (
+        "Conv1d",
+        lambda t: t.Conv1d(4, 6, 3, stride=2, padding=2, dilation=2, groups=2),
+        lambda: nn.Conv1d(4, 6, 3, stride=2, padding=2, dilation=2, groups=2),
+        (2, 4, 9),
+    ),
+    (
+        "Conv1d_reflect_same",
+        lambda t: t.Conv1d(2, 3, 4, padding="same", padding_mode="reflect"),
+        lambda: nn.Conv1d(2, 3, 4, padding="same", padding_mode="reflect"),
+        (2, 2, 7),
+    ),
+    (
+        "Conv2d_circular",
+        lambda t: t.Conv2d(2, 3, 3, padding=(2, 1), padding_mode="circular"),
+        lambda: nn.Conv2d(2, 3, 3, padding=(2, 1), padding_mode="circular"),
+        (1, 2, 5, 4),
+    ),
+    (
+        "Conv3d",
+        lambda t: t.Conv3d(2, 4, (2, 3, 2), stride=(1, 2, 1), padding=1, groups=2),
+        lambda: nn.Conv3d(2, 4, (2, 3, 2), stride=(1, 2, 1), padding=1, groups=2),
+        (2, 2, 4, 5, 3),
+    ),
+    (
+        "Conv3d_replicate",
+        lambda t: t.Conv3d(1, 2, 3, padding=1, padding_mode="replicate", bias=False),
+        lambda: nn.Conv3d(1, 2, 3, padding=1, padding_mode="replicate", bias=False),
+        (1, 1, 3, 4, 3),
+    ),
+    (
+        "ConvTranspose1d",
+        lambda t: t.ConvTranspose1d(4, 2, 3, stride=2, padding=1, output_padding=1, groups=2),
+        lambda: nn.ConvTranspose1d(4, 2, 3, stride=2, padding=1, output_padding=1, groups=2),
+        (2, 4, 5),
+    ),
+    ("GroupNorm", lambda t: t.GroupNorm(2, 4), lambda: nn.GroupNorm(2, 4), (3, 4, 3, 2)),
+    ("GroupNorm_noaffine", lambda t: t.GroupNorm(3, 6, affine=False),
+     lambda: nn.GroupNorm(3, 6, affine=False), (2, 6, 5)),
+    ("MaxPool1d", lambda t: t.MaxPool1d(3, 2, 1, ceil_mode=True),
+     lambda: nn.MaxPool1d(3, 2, 1, ceil_mode=True), (2, 3, 8)),
+    ("MaxPool3d", lambda t: t.MaxPool3d(2, dilation=(1, 2, 1)),
+     lambda: nn.MaxPool3d(2, dilation=(1, 2, 1)), (1, 2, 4, 6, 4)),
+    ("AvgPool1d", lambda t: t.AvgPool1d(3, 2, 1), lambda: nn.AvgPool1d(3, 2, 1), (2, 3, 8)),
+    ("AvgPool3d", lambda t: t.AvgPool3d(3, 2, 1, ceil_mode=True, count_include_pad=False),
+     lambda: nn.AvgPool3d(3, 2, 1, ceil_mode=True, count_include_pad=False), (1, 2, 5, 6, 4)),
+    ("Upsample_bilinear", lambda t: t.Upsample(scale_factor=2, mode="bilinear",
+                                               align_corners=True),
+     lambda: nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True), (1, 2, 3, 4)),
+    ("Upsample_nearest", lambda t: t.Upsample(size=(5, 7)), lambda: nn.Upsample(size=(5, 7)),
+     (1, 2, 3, 4)),
+    ("ZeroPad2d", lambda t: t.ZeroPad2d((1, 0, 2, 3)), lambda: nn.ZeroPad2d((1, 0, 2, 3)),
+     (1, 2, 3, 4)),
+    ("ConstantPad1d", lambda t: t.ConstantPad1d(2, 0.5), lambda: nn.ConstantPad1d(2, 0.5),
+     (1, 2, 3)),
+    ("ReflectionPad2d", lambda t: t.ReflectionPad2d((2, 1, 0, 2)),
+     lambda: nn.ReflectionPad2d((2, 1, 0, 2)), (1, 2, 3, 4)),
+    ("ReplicationPad3d", lambda t: t.ReplicationPad3d(1), lambda: nn.ReplicationPad3d(1),
+     (1, 1, 2, 3, 2)),
+    ("CircularPad1d", lambda t: t.CircularPad1d((3, 1)), lambda: nn.CircularPad1d((3, 1)),
+     (2, 2, 4)),
 ]
 
 
@@ -78,6 +139,17 @@ def test_layer_matches_torch_after_weight_transfer(torch, name, make_t, make_our
     if name.startswith("BatchNorm"):
         tm.eval(), ours.eval()
         np.testing.assert_allclose(ours(ox).numpy(), tm(tx).detach().numpy(), rtol=1e-9)
+
+
+def test_max_unpool2d_module_matches_torch(torch):
+    x = rng().permutation(2 * 3 * 6 * 6).reshape(2, 3, 6, 6) / 10.0
+    tp, tu = torch.nn.MaxPool2d(2, return_indices=True), torch.nn.MaxUnpool2d(2)
+    op, ou = nn.MaxPool2d(2, return_indices=True), nn.MaxUnpool2d(2)
+    ty, ti = tp(torch.tensor(x))
+    oy, oi = op(tl.Tensor(x))
+    np.testing.assert_array_equal(oi.numpy(), ti.numpy())
+    np.testing.assert_array_equal(ou(oy, oi).numpy(), tu(ty, ti).numpy())
+    assert ou.state_dict() == {} and list(tu.state_dict()) == []
 
 
 def test_embedding_matches_torch(torch):

@@ -85,6 +85,12 @@ class Backend:
         """The adjoint of avg_pool2d: each gy spreads gy / (kh*kw) over its window."""
         raise NotImplementedError
 
+    def max_pool_indices(self, x, kernel, stride, padding, dilation, extra):
+        """N-d max pooling's argmax (any number of spatial axes, dilation, ceil_mode's extra
+        right padding): int64 flat indices into each (n, c) block of x, see the module-level
+        ``max_pool_indices``. The default is that xp reference; a backend may override it."""
+        return max_pool_indices(self.xp, x, kernel, stride, padding, dilation, extra)
+
     def describe(self):
         """A dict of facts about this backend (versions, ISA, threads)."""
         return {"name": self.name}
@@ -99,3 +105,37 @@ def _ndindex(shape):
 def conv_output_size(size, k, s, p, d):
     """Output length of a convolution or pooling window along one axis."""
     return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def max_pool_indices(xp, x, kernel, stride, padding, dilation, extra):
+    """Argmax positions of N-d max pooling (any number of spatial axes), by gathering windows.
+
+    ``x`` is (N, C, *S); ``extra`` is the additional right padding that ``ceil_mode`` needs.
+    Returns int64 (N, C, *O): the flat index into the unpadded spatial block S of each window's
+    maximum (the first one in row-major window order on ties, as PyTorch). Padding reads -inf.
+    The reference for every backend: it uses only ``xp`` (NumPy or CuPy).
+    """
+    import itertools
+
+    nd = len(kernel)
+    spatial = x.shape[2:]
+    pads = ((0, 0), (0, 0)) + tuple((p, p + e) for p, e in zip(padding, extra))
+    xpad = xp.pad(x, pads, constant_values=-xp.inf)
+    out = tuple((xpad.shape[2 + a] - dilation[a] * (kernel[a] - 1) - 1) // stride[a] + 1
+                for a in range(nd))
+    offsets = list(itertools.product(*(range(k) for k in kernel)))
+    wins = xp.empty((len(offsets),) + x.shape[:2] + out, dtype=x.dtype)
+    for t, off in enumerate(offsets):
+        sl = tuple(slice(o * d, o * d + s * (n - 1) + 1, s)
+                   for o, d, s, n in zip(off, dilation, stride, out))
+        wins[t] = xpad[(slice(None), slice(None)) + sl]
+    best = wins.argmax(axis=0)                                        # (N, C, *O)
+    flat = xp.zeros(best.shape, dtype=xp.int64)
+    offs = xp.asarray(offsets, dtype=xp.int64)                        # (K, nd)
+    for a in range(nd):
+        shape = [1] * (2 + nd)
+        shape[2 + a] = out[a]
+        pos = xp.arange(out[a], dtype=xp.int64).reshape(shape) * stride[a] - padding[a]
+        coord = pos + offs[:, a][best] * dilation[a]
+        flat = flat * spatial[a] + coord
+    return flat

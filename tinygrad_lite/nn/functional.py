@@ -215,18 +215,24 @@ def conv_transpose2d(
 # ------------------------------------------------------------------ pooling ---
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0):
-    x = _tensor(x)
-    N.check_float("max_pool2d", x)
-    geom = N.pool_geometry("max_pool2d", x.shape, kernel_size, stride, padding)
-    return N.MaxPool2d.apply(x, geom=geom)
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """Max over each window (padding reads -inf). The default options run the backend's
+    max_pool2d; ``dilation``, ``ceil_mode`` and ``return_indices`` (flat h * W + w positions,
+    for max_unpool2d) take the general path of spatial.py."""
+    from .spatial import max_pool_nd
+
+    return max_pool_nd(x, 2, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0):
-    x = _tensor(x)
-    N.check_float("avg_pool2d", x)
-    geom = N.pool_geometry("avg_pool2d", x.shape, kernel_size, stride, padding)
-    return N.AvgPool2d.apply(x, geom=geom)
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """Mean over each window; padded zeros count in the divisor unless
+    ``count_include_pad=False`` (PyTorch's options, see spatial.avg_pool_nd)."""
+    from .spatial import avg_pool_nd
+
+    return avg_pool_nd(x, 2, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                       divisor_override)
 
 
 def adaptive_avg_pool2d(x, output_size):
@@ -273,3 +279,29 @@ from .losses import (  # noqa: F401,E402
 # One core for nn.RNN/LSTM/GRU and the Keras SimpleRNN/LSTM/GRU (weight layout and gate order are
 # parameters); each layer and direction is one fused Function. See _recurrent_core.py.
 from ._recurrent_core import gru, lstm, recurrent, rnn  # noqa: E402,F401
+# ------------------------------------------------------------------ attention ---
+# Defined in attention.py (composed of registered ops); re-exported as in torch.nn.functional.
+
+from .attention import scaled_dot_product_attention  # noqa: F401,E402
+
+# ------------------------------------------------------------------ 1-D / 3-D, pads, resizing ---
+# Defined in spatial.py (built on the 2-D backend primitives); re-exported as in PyTorch.
+
+from .spatial import (  # noqa: F401,E402
+    avg_pool1d,
+    avg_pool3d,
+    conv1d,
+    conv3d,
+    conv_transpose1d,
+    cosine_similarity,
+    group_norm,
+    interpolate,
+    max_pool1d,
+    max_pool3d,
+    max_unpool1d,
+    max_unpool2d,
+    max_unpool3d,
+    normalize,
+    pad,
+    pairwise_distance,
+)

@@ -216,3 +216,40 @@ class LayerNorm(Module):
         return (
             f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
         )
+
+
+class GroupNorm(Module):
+    """Group normalization: split the C channels of each sample into ``num_groups`` groups,
+    normalize each group over its channels and positions (biased variance), then scale and
+    shift per channel: y = (x - mean_g) / sqrt(var_g + eps) * weight[c] + bias[c].
+    Independent of the batch size (unlike BatchNorm). Keys ``weight``, ``bias`` (C,).
+
+    >>> GroupNorm(2, 4)(Tensor(np.random.randn(3, 4, 5))).shape
+    (3, 4, 5)
+    """
+
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, dtype=None):
+        super().__init__()
+        if num_channels % num_groups:
+            raise ValueError(f"GroupNorm: num_channels must be divisible by num_groups, got "
+                             f"num_channels={num_channels}, num_groups={num_groups}")
+        self.num_groups, self.num_channels, self.eps, self.affine = (num_groups, num_channels,
+                                                                     eps, affine)
+        if affine:
+            self.weight = _empty((num_channels,), dtype)
+            self.bias = _empty((num_channels,), dtype)
+            init.ones_(self.weight)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def forward(self, x):
+        from .spatial import group_norm
+
+        if x.ndim < 2 or x.shape[1] != self.num_channels:
+            raise ShapeError(f"GroupNorm: expected input (N, {self.num_channels}, ...), got "
+                             f"shape {x.shape}")
+        return group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"

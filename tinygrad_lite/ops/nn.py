@@ -402,6 +402,8 @@ def check_same_float(op, a, b):
     if a.dtype != b.dtype and (a.dtype.kind == "f" or b.dtype.kind == "f"):
         raise DTypeError(f"{op}: both operands must have the same dtype, got {a.dtype} and "
                          f"{b.dtype}; convert one with .float() (float32) or .double() (float64)")
+
+
 # ------------------------------------------------------------------ softmax cross-entropy ---
 
 
@@ -505,3 +507,26 @@ class LinearReLU(Function):
             gw = MatMul.apply(gm, x, ta=True) if tb else MatMul.apply(x, gm, ta=True)
         gb = gm.sum(axis=0) if nb else None
         return gx, gw, gb
+# ------------------------------------------------------------------ unpooling ---
+
+
+@register("max_unpool")
+class MaxUnpool(Function):
+    """y = zeros(shape) with y[n, c].flat[idx[n, c, k]] = x[n, c, k] (the partial inverse of max
+    pooling: each value goes back to where its maximum came from; a repeated index keeps the
+    last write, as PyTorch);  dx = the gather dy[n, c].flat[idx] (PyTorch's rule, also on
+    repeats). Works on (N, C, K, 1) views of any pooled tensor; its backward is a PoolGather."""
+
+    @staticmethod
+    def forward(ctx, x, idx, shape):
+        ctx.idx = idx
+        n, c = x.shape[:2]
+        out = ctx.xp.zeros((n, c, int(shape[2]) * int(shape[3])), dtype=x.dtype)
+        rows = ctx.xp.arange(n).reshape(n, 1, 1)
+        chans = ctx.xp.arange(c).reshape(1, c, 1)
+        out[rows, chans, idx.reshape(n, c, -1)] = x.reshape(n, c, -1)
+        return out.reshape(tuple(shape))
+
+    @staticmethod
+    def backward(ctx, g):
+        return (PoolGather.apply(g, idx=ctx.idx),)
