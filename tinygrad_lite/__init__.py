@@ -16,8 +16,17 @@ from .errors import (BackendUnavailableError, DeviceError, DTypeError, GraphErro
                      ModelFormatError, ShapeError, TinygradLiteError)
 from .functions import (broadcast_to, cat, concatenate, matmul, maximum, minimum, split, stack,
                         where)
+from .functions import FORWARDED as _FORWARDED
+from .functions import einsum, meshgrid
 from .tensor import (Tensor, arange, default_generator, eye, full, manual_seed, ones, ones_like,
                      rand, randn, tensor, zeros, zeros_like)
+from .tensor import (empty, empty_like, full_like, get_default_dtype, linspace, logspace,
+                     rand_like, randint, randn_like, set_default_dtype)
+from .errors import AxisError
+from .returns import ValuesIndices
+from .functions import FORWARDED_FUNCTIONS as _FORWARDED_FUNCTIONS
+
+globals().update(_FORWARDED_FUNCTIONS)
 
 float32 = "float32"
 float64 = "float64"
@@ -44,4 +53,7 @@ __all__ = [
     "matmul", "broadcast_to", "split", "set_num_threads", "get_num_threads",
     "TinygradLiteError", "ShapeError", "DTypeError", "DeviceError", "ModelFormatError",
     "BackendUnavailableError", "GraphError", "LabelError",
-]
+    "AxisError", "ValuesIndices", "einsum", "meshgrid", "empty", "empty_like", "full_like",
+    "linspace", "logspace", "rand_like", "randn_like", "randint", "set_default_dtype",
+    "get_default_dtype",
+] + list(_FORWARDED)

@@ -5,7 +5,8 @@ Next: conv.py.
 
 import numpy as np
 
-from ..tensor import _DEFAULT_FLOAT, Tensor
+from .. import tensor as _T
+from ..tensor import Tensor
 from . import functional as F
 from . import init
 from .module import Module
@@ -13,7 +14,7 @@ from .parameter import Parameter
 
 
 def _empty(shape, dtype):
-    return Parameter(np.zeros(shape, dtype=np.dtype(dtype or _DEFAULT_FLOAT)))
+    return Parameter(np.zeros(shape, dtype=np.dtype(dtype or _T._DEFAULT_FLOAT)))
 
 
 class Identity(Module):
