@@ -10,6 +10,8 @@ recurrent.py -> container.py; init.py for the default initializations.
 
 from . import functional, init, losses, utils
 from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Softplus, Tanh
+from .activation import (CELU, GLU, SELU, Hardsigmoid, Hardswish, Hardtanh, LogSigmoid, Mish,
+                         ReLU6, SiLU, Softmin, Softsign)
 from .container import BasicBlock, ModuleDict, ModuleList, Residual, Sequential
 from .conv import Conv2d, ConvTranspose2d
 from .linear import Dropout, Embedding, Flatten, Identity, Linear
@@ -30,6 +32,8 @@ from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from .recurrent import GRU, LSTM, RNN
 
 __all__ = [
+    "CELU", "GLU", "SELU", "Hardsigmoid", "Hardswish", "Hardtanh", "LogSigmoid", "Mish", "ReLU6",
+    "SiLU", "Softmin", "Softsign",
     "ELU",
     "GELU",
     "GRU",
