@@ -57,3 +57,22 @@ __all__ = [
     "linspace", "logspace", "rand_like", "randn_like", "randint", "set_default_dtype",
     "get_default_dtype",
 ] + list(_FORWARDED)
+
+# Submodules load on first use (PEP 562), so ``import tinygrad_lite`` stays fast and
+# ``tl.nn.Linear`` works without ``import tinygrad_lite.nn``.
+_LAZY_SUBMODULES = ("nn", "optim", "models", "layers", "data", "metrics", "io", "testing",
+                    "callbacks", "returns", "einsum")
+
+
+def __getattr__(name):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        module = importlib.import_module(f".{name}", __name__)
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'tinygrad_lite' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY_SUBMODULES))
