@@ -7,7 +7,7 @@ differentiates the ops they are made of.
 
 import numpy as np
 
-from . import tensor as _T
+from . import tensor as _T  # the module (imported while tinygrad_lite.tensor loads)
 from .errors import AxisError, ShapeError
 from .ops import elementwise as E
 from .ops import movement as M
@@ -214,7 +214,7 @@ def where(self, a, b):
     """``cond.where(a, b)``: elementwise a where self is true, else b (``tinygrad_lite.where``)."""
     like = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else None
     if like is None:   # two Python scalars: bool, int64 or the default float (PyTorch)
-        a, b = _scalar_tensor(a), _scalar_tensor(b)
+        a, b = _promote(_scalar_tensor(a), _scalar_tensor(b))
     else:
         a, b = _promote(_lift(a, like), _lift(b, like))
     return E.Where.apply(self, a, b)

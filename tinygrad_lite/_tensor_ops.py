@@ -14,7 +14,7 @@ as PyTorch (``exp`` of an int is float32, never a silent float64).
 
 import numpy as np
 
-from . import tensor as _T
+from . import tensor as _T  # the module (imported while tinygrad_lite.tensor loads)
 from ._tensor_methods import _binary, _lift
 from .errors import AxisError, DTypeError, ShapeError
 from .ops import elementwise as E

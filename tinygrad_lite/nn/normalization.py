@@ -24,8 +24,7 @@ import numpy as np
 
 from ..autograd import no_grad
 from ..errors import ShapeError
-from .. import tensor as _T
-from ..tensor import Tensor
+from ..tensor import Tensor, get_default_dtype
 from . import init
 from .linear import _empty
 from .module import Module
@@ -92,7 +91,7 @@ class _BatchNorm(Module):
         super().__init__()
         self.num_features, self.eps, self.momentum = int(num_features), eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
-        dt = np.dtype(dtype or _T._DEFAULT_FLOAT)
+        dt = np.dtype(dtype or get_default_dtype())
         if affine:
             self.weight = _empty((num_features,), dt)
             self.bias = _empty((num_features,), dt)
