@@ -1045,6 +1045,26 @@ NO_GRAD = [
     ("ge", lambda x: x >= 0.5, lambda x: x >= 0.5),
     ("one_hot", lambda x: F.one_hot((x.abs() * 2).astype(np.int64), 7),
      lambda x: np.eye(7)[(np.abs(x) * 2).astype(np.int64)]),
+    ("isnan", lambda x: (x.log()).isnan(), lambda x: np.isnan(np.log(x))),
+    ("isinf", lambda x: (1 / x.floor()).isinf(), lambda x: np.isinf(1 / np.floor(x))),
+    ("isfinite", lambda x: (1 / x.floor()).isfinite(), lambda x: np.isfinite(1 / np.floor(x))),
+    ("isclose", lambda x: x.isclose(x.round(1), atol=0.02), lambda x: np.isclose(
+        x, np.round(x, 1), atol=0.02)),
+    ("argsort", lambda x: x.argsort(-1), lambda x: np.argsort(x, -1, kind="stable")),
+    ("argsort_descending", lambda x: x.argsort(0, descending=True),
+     lambda x: np.argsort(-x, 0, kind="stable")),
+    ("topk_indices", lambda x: x.topk(1, -1).indices, lambda x: np.argmax(x, -1)[..., None]),
+    ("count_nonzero", lambda x: x.floor().count_nonzero(-1),
+     lambda x: np.count_nonzero(np.floor(x), -1)),
+    ("nonzero", lambda x: x.floor().nonzero(), lambda x: np.argwhere(np.floor(x))),
+    ("and", lambda x: (x > 0) & (x < 1), lambda x: (x > 0) & (x < 1)),
+    ("or", lambda x: (x > 1) | (x < -1), lambda x: (x > 1) | (x < -1)),
+    ("xor", lambda x: (x > 0) ^ (x > 1), lambda x: (x > 0) ^ (x > 1)),
+    ("invert", lambda x: ~(x > 0), lambda x: ~(x > 0)),
+    ("floor_divide_int", lambda x: (x * 3).long() // 2, lambda x: (x * 3).astype(np.int64) // 2),
+    ("remainder_int", lambda x: (x * 3).long() % -2, lambda x: (x * 3).astype(np.int64) % -2),
+    ("div_trunc_int", lambda x: (x * 3).long().div(2, rounding_mode="trunc"),
+     lambda x: np.trunc((x * 3).astype(np.int64) / 2).astype(np.int64)),
 ]
 
 

@@ -278,6 +278,8 @@ class Tensor:
         dtype = np.dtype(dtype)
         if dtype == self.dtype:
             return self
+        if dtype.kind != "f":   # an integer/bool result carries no gradient (as PyTorch)
+            return Tensor._wrap(self.data.astype(dtype), False)
         return Cast.apply(self, dtype=dtype)
 
     def float(self):
