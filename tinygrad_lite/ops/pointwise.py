@@ -14,12 +14,6 @@ from ..autograd import Function, register
 from .elementwise import _mask
 
 
-def _const(a):
-    from ..tensor import Tensor
-
-    return Tensor._wrap(a, False)
-
-
 class _Unary(Function):
     """Shared forward for y = f(x) where the backward needs x: subclasses set ``ufunc``."""
 
