@@ -232,6 +232,24 @@ def test_out_of_range_axes_raise_axis_error(name, thunk):
     assert str(err).split(":")[0].strip(), "the message names the op"
 
 
+SHAPE_ERRORS = [
+    ("add", lambda: X + tl.zeros(4)), ("mul", lambda: X * tl.zeros(2)),
+    ("pow", lambda: X ** tl.ones(4)), ("atan2", lambda: X.atan2(tl.zeros(4))),
+    ("eq", lambda: X == tl.zeros(4)), ("lt", lambda: X < tl.zeros(4)),
+    ("where", lambda: tl.where(tl.zeros(4) > 0, X, 0.0)), ("lerp", lambda: X.lerp(X, tl.ones(5))),
+    ("masked_select", lambda: X.masked_select(np.ones(4, bool))),
+    ("glu odd", lambda: X.glu(1)), ("einsum", lambda: tl.einsum("ij,jk->ik", X, X)),
+    ("roll lengths", lambda: X.roll((1, 2), 0)), ("tril 1-D", lambda: tl.zeros(3).tril()),
+]
+
+
+@pytest.mark.parametrize("name,thunk", SHAPE_ERRORS, ids=[a[0] for a in SHAPE_ERRORS])
+def test_shape_mismatches_raise_shape_error(name, thunk):
+    with pytest.raises(ShapeError) as info:
+        thunk()
+    assert type(info.value).__module__ == "tinygrad_lite.errors", name
+
+
 # ------------------------------------------------------------------ pairs and conventions ---
 
 
@@ -470,3 +488,24 @@ def test_submodules_load_lazily_on_attribute_access():
     assert out[2] == "(3, 2)"
     with pytest.raises(AttributeError):
         tl.not_a_submodule  # noqa: B018
+
+
+# ------------------------------------------------------------------ activation modules ---
+
+MODULES = [("SiLU", (), "silu", {}), ("Mish", (), "mish", {}), ("SELU", (), "selu", {}),
+           ("CELU", (0.5,), "celu", dict(alpha=0.5)), ("ReLU6", (), "relu6", {}),
+           ("Hardtanh", (-0.5, 0.5), "hardtanh", dict(min_val=-0.5, max_val=0.5)),
+           ("Hardsigmoid", (), "hardsigmoid", {}), ("Hardswish", (), "hardswish", {}),
+           ("Softsign", (), "softsign", {}), ("LogSigmoid", (), "logsigmoid", {}),
+           ("Softmin", (0,), "softmin", dict(dim=0)), ("GLU", (0,), "glu", dict(dim=0)),
+           ("Softplus", (2.0, 1.0), "softplus", dict(beta=2.0, threshold=1.0))]
+
+
+@pytest.mark.parametrize("cls,args,fn,kw", MODULES, ids=[m[0] for m in MODULES])
+def test_activation_modules_match_pytorch(torch, cls, args, fn, kw):
+    x = np.linspace(-4, 4, 12).reshape(4, 3)
+    ours = getattr(tl.nn, cls)(*args)(tl.Tensor(x)).numpy()
+    theirs = getattr(torch.nn, cls)(*args)(torch.tensor(x)).numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(getattr(tl.nn.functional, fn)(tl.Tensor(x), **kw).numpy(), theirs,
+                               rtol=1e-12, atol=1e-12)

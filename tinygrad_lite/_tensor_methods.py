@@ -51,9 +51,22 @@ def _binary(fn, swap=False):
         a, b = _promote(other, self) if swap else _promote(self, other)
         if fn is E.Div and a.dtype.kind != "f":     # int / int: true division in default float
             a, b = a.astype(_T._DEFAULT_FLOAT), b.astype(_T._DEFAULT_FLOAT)
-        return fn.apply(a, b)
+        try:
+            return fn.apply(a, b)
+        except ValueError:
+            _check_broadcast(fn.op_name, a, b)
+            raise
 
     return method
+
+
+def _check_broadcast(op, *ts):
+    """Raise our ShapeError (not NumPy's ValueError) when the operands do not broadcast."""
+    try:
+        np.broadcast_shapes(*(t.shape for t in ts))
+    except ValueError:
+        raise ShapeError(f"{op}: shapes do not broadcast, got "
+                         f"{' and '.join(str(t.shape) for t in ts)}") from None
 
 
 def _method(name):
@@ -125,6 +138,8 @@ Tensor.dot = matmul
 def _compare(ufunc):
     def method(self, other):
         other = _lift(other, self)
+        if self.shape != other.shape:
+            _check_broadcast(ufunc.__name__, self, other)
         return Tensor._wrap(ufunc(self.data, other.data), False)
 
     return method
@@ -217,6 +232,8 @@ def where(self, a, b):
         a, b = _promote(_scalar_tensor(a), _scalar_tensor(b))
     else:
         a, b = _promote(_lift(a, like), _lift(b, like))
+    if not self.shape == a.shape == b.shape:
+        _check_broadcast("where", self, a, b)
     return E.Where.apply(self, a, b)
 
 

@@ -15,7 +15,7 @@ as PyTorch (``exp`` of an int is float32, never a silent float64).
 import numpy as np
 
 from . import tensor as _T  # the module (imported while tinygrad_lite.tensor loads)
-from ._tensor_methods import _binary, _lift
+from ._tensor_methods import _binary, _check_broadcast, _lift
 from .errors import AxisError, DTypeError, ShapeError
 from .ops import elementwise as E
 from .ops import indexing as I
@@ -107,8 +107,10 @@ Tensor.__rfloordiv__ = _binary(P.FloorDivide, swap=True)
 @_method("lerp")
 def lerp(self, end, weight):
     """self + weight * (end - self)."""
-    end = _lift(end, self)
-    return P.Lerp.apply(self, end, _lift(weight, self))
+    end, weight = _lift(end, self), _lift(weight, self)
+    if not self.shape == end.shape == weight.shape:
+        _check_broadcast("lerp", self, end, weight)
+    return P.Lerp.apply(self, end, weight)
 
 
 @_method("div")
