@@ -37,8 +37,10 @@ def _lift(other, like):
 def _promote(a, b):
     """PyTorch's category rule: a float operand pulls an int/bool one to its float dtype (an int
     tensor + a float32 tensor is float32, not NumPy's float64); otherwise NumPy promotion."""
-    ka, kb = a.dtype.kind, b.dtype.kind
-    if ka == "f" and kb != "f":
+    ka, kb = a.data.dtype.kind, b.data.dtype.kind
+    if ka == kb:
+        return a, b
+    if ka == "f":
         return a, b.astype(a.dtype)
     if kb == "f" and ka != "f":
         return a.astype(b.dtype), b
@@ -293,11 +295,15 @@ def mean(self, axis=None, keepdims=False, dim=None, keepdim=None):
 
 
 @_method("var")
-def var(self, axis=None, keepdims=False, *, correction=None, ddof=None, dim=None, keepdim=None):
+def var(self, axis=None, keepdims=False, *, correction=None, ddof=None, dim=None, keepdim=None,
+        unbiased=None):
     """var = sum (x - mean)^2 / max(n - correction, 0). Default correction=1 (PyTorch, the
-    unbiased estimate); ``ddof=`` is NumPy's name for it (``ddof=0``: the population variance).
-    n - correction <= 0 gives inf (nan where the sum is 0 too), as PyTorch."""
+    unbiased estimate); ``ddof=`` is NumPy's name for it (``ddof=0``: the population variance),
+    ``unbiased=False`` PyTorch's older one. n - correction <= 0 gives inf (nan where the sum is
+    0 too), as PyTorch."""
     axis, keepdims = _axis_args(axis, keepdims, dim, keepdim)
+    if unbiased is not None and correction is None and ddof is None:
+        correction = int(bool(unbiased))
     if correction is not None and ddof is not None:
         raise ValueError(f"var: give correction or ddof, not both, got {correction} and {ddof}")
     c = correction if correction is not None else ddof if ddof is not None else 1
@@ -309,10 +315,11 @@ def var(self, axis=None, keepdims=False, *, correction=None, ddof=None, dim=None
 
 
 @_method("std")
-def std(self, axis=None, keepdims=False, *, correction=None, ddof=None, dim=None, keepdim=None):
+def std(self, axis=None, keepdims=False, *, correction=None, ddof=None, dim=None, keepdim=None,
+        unbiased=None):
     """sqrt(var); same arguments as ``var`` (default correction=1, PyTorch)."""
-    return self.var(axis, keepdims, correction=correction, ddof=ddof, dim=dim,
-                    keepdim=keepdim).sqrt()
+    return self.var(axis, keepdims, correction=correction, ddof=ddof, dim=dim, keepdim=keepdim,
+                    unbiased=unbiased).sqrt()
 
 
 @_method("logsumexp")

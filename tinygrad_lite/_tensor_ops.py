@@ -478,8 +478,12 @@ def median(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
 
 
 @_method("flip")
-def flip(self, *dims, axis=None, dim=None):
+def flip(self, *dims, axis=None, dim=None, **kw):
     """Reverse the order along ``dims`` (all axes when none are given, as np.flip)."""
+    dims = kw.pop("dims", dims)
+    if kw:
+        raise TypeError(f"flip: unexpected keyword arguments {sorted(kw)}")
+    dims = (dims,) if isinstance(dims, int) else tuple(dims)
     dims = dims[0] if len(dims) == 1 and not isinstance(dims[0], int) else dims
     spec = axis if axis is not None else dim if dim is not None else (dims or None)
     axes = normalize_axis(spec, self.ndim, "flip")

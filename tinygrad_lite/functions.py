@@ -108,7 +108,8 @@ def _forward(name):
 
 
 # torch-style free functions: tl.sin(x), tl.cumsum(x, 0), tl.gather(x, 1, idx), ...
-FORWARDED = (
+# ("name:method" where the free function's name differs from the method's)
+_FORWARD_SPEC = (
     "sin cos tan asin acos atan sinh cosh asinh acosh atanh arcsin arccos arctan arcsinh "
     "arccosh arctanh atan2 arctan2 rsqrt reciprocal square log2 log10 log1p expm1 exp2 exp log "
     "sqrt abs copysign logaddexp lerp floor ceil round trunc frac fmod remainder floor_divide "
@@ -118,7 +119,10 @@ FORWARDED = (
     "argsort topk kthvalue median flip fliplr flipud roll tril triu diag diagonal unflatten "
     "repeat_interleave chunk narrow movedim moveaxis gather scatter scatter_add scatter_reduce "
     "index_select take_along_dim masked_fill masked_select nonzero argwhere sigmoid tanh "
-    "relu softmax log_softmax any all sum prod mean var std logsumexp clamp clip"
+    "relu softmax log_softmax any all sum prod mean var std logsumexp clamp clip erf neg "
+    "negative:neg add sub mul pow sgn fix"
 ).split()
-FORWARDED_FUNCTIONS = {_n: _forward(_n) for _n in FORWARDED}  # exported by __init__ (they
-# shadow builtins such as any/all/abs/round, so they do not live in this module's namespace)
+FORWARDED = tuple(n.split(":")[0] for n in _FORWARD_SPEC)
+# exported by __init__; they shadow builtins (any, all, abs, round), so they stay out of this
+# module's namespace
+FORWARDED_FUNCTIONS = {n.split(":")[0]: _forward(n.split(":")[-1]) for n in _FORWARD_SPEC}
