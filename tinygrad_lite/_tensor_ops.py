@@ -668,6 +668,9 @@ def gather(self, dim, index):
 @_method("scatter")
 def scatter(self, dim, index, src=None, *, value=None):
     """A copy of self with src (or a scalar ``value``) written at index along dim."""
+    if (src is None) == (value is None):
+        raise TypeError("scatter: give exactly one of src and value, got "
+                        f"src={src!r}, value={value!r}")
     a, idx, src = _gather_checks(self, dim, index, "scatter", value if src is None else src)
     return I.Scatter.apply(self, src, index=idx, axis=a)
 
