@@ -4,7 +4,8 @@ Each backward returns dL/d(input) = dL/dy * dy/d(input), computed with Tensor op
 it can be differentiated again. Gradients of broadcast inputs are summed back to the input's
 shape by the engine (autograd.sum_to_shape), so the rules here ignore broadcasting.
 
-Next: reduce.py (sum, max, ...), where one output depends on many inputs.
+Next: pointwise.py (trigonometric, logs, rounding), then reduce.py (sum, max, ...), where one
+output depends on many inputs.
 """
 
 import math

@@ -8,7 +8,7 @@ Index convention (PyTorch's ``gather``/``scatter``): ``index`` has the same numb
 the input; along ``axis`` it holds positions, along every other axis d it covers positions
 0..index.shape[d]-1 (it may be smaller than the input there).
 
-Next: nn.py.
+Next: nn.py (softmax, matmul, conv2d, pooling).
 """
 
 from ..autograd import Function, register

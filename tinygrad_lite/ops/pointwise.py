@@ -5,7 +5,7 @@ Same shape as elementwise.py: forward on raw arrays, backward with Tensor operat
 backward works). Rounding ops (floor, ceil, round, trunc, floor_divide, sign) are piecewise
 constant: their gradient is zero everywhere, as in PyTorch (the jumps are ignored).
 
-Next: scan.py (cumsum and friends).
+Next: reduce.py (sum, max, ...), where one output depends on many inputs.
 """
 
 import math

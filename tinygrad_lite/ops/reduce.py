@@ -3,7 +3,8 @@
 The backward pass of every reduction first puts the reduced axes back (as size-1 axes, the
 ``keepdims`` shape) and then broadcasts the gradient over the elements that fed each output.
 
-Next: movement.py (reshape, transpose, indexing), ops that only move elements around.
+Next: scan.py (cumsum, cumprod: running reductions), then movement.py (reshape, transpose,
+indexing), ops that only move elements around.
 """
 
 from ..autograd import Function, register

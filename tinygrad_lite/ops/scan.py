@@ -5,7 +5,7 @@ so dL/dx_i sums dL/dy_j over j >= i (a reversed cumulative sum, ``flip . cumsum 
 cummax/cummin are not here: they pick one element per output, so they are a gather along the
 axis (tensor method) and their gradient flows through the chosen indices.
 
-Next: indexing.py (flip, roll, gather, scatter).
+Next: movement.py (reshape, transpose, indexing).
 """
 
 from ..autograd import Function, register
