@@ -461,6 +461,25 @@ def test_logcumsumexp_gradient_over_a_wide_range(torch):
     assert np.isfinite(x.grad.numpy()).all()
 
 
+BOUNDARY = [("relu", "relu", {}), ("leaky_relu", "leaky_relu", dict(negative_slope=0.1)),
+            ("elu", "elu", {}), ("selu", "selu", {}), ("celu", "celu", dict(alpha=0.5)),
+            ("hardtanh", "hardtanh", {}), ("relu6", "relu6", {}),
+            ("hardsigmoid", "hardsigmoid", {}), ("hardswish", "hardswish", {}),
+            ("softsign", "softsign", {}), ("gelu", "gelu", {}), ("silu", "silu", {}),
+            ("mish", "mish", {}), ("logsigmoid", "logsigmoid", {})]
+
+
+@pytest.mark.parametrize("ours,theirs,kw", BOUNDARY, ids=[b[0] for b in BOUNDARY])
+def test_activation_gradients_at_kinks_match_pytorch(torch, ours, theirs, kw):
+    """Integer points hit every kink (0, +-1, +-3, 6) exactly: the subgradient PyTorch picks."""
+    x = np.arange(-7.0, 8.0)
+    t = torch.tensor(x, requires_grad=True)
+    getattr(torch.nn.functional, theirs)(t, **kw).sum().backward()
+    xt = tl.Tensor(x, requires_grad=True)
+    getattr(tl.nn.functional, ours)(xt, **kw).sum().backward()
+    np.testing.assert_allclose(xt.grad.numpy(), t.grad.numpy(), rtol=1e-7, atol=1e-12)
+
+
 def test_module_level_functions_and_creation(torch):
     x = tl.Tensor(D)
     np.testing.assert_allclose(tl.cumsum(x, 1).numpy(), np.cumsum(D, 1))

@@ -226,23 +226,26 @@ def celu(self, alpha=1.0):
 
 @_method("hardtanh")
 def hardtanh(self, min_val=-1.0, max_val=1.0):
-    return self.clip(min_val, max_val)
+    """clip(x, min_val, max_val) with a zero gradient at the two boundaries (PyTorch)."""
+    return P.HardTanh.apply(self, lo=min_val, hi=max_val)
 
 
 @_method("relu6")
 def relu6(self):
-    return self.clip(0.0, 6.0)
+    """min(max(x, 0), 6) = hardtanh(x, 0, 6)."""
+    return P.HardTanh.apply(self, lo=0.0, hi=6.0)
 
 
 @_method("hardsigmoid")
 def hardsigmoid(self):
-    """relu6(x + 3) / 6 = clip(x / 6 + 1/2, 0, 1)."""
-    return (self * (1 / 6) + 0.5).clip(0.0, 1.0)
+    """relu6(x + 3) / 6 = hardtanh(x / 6 + 1/2, 0, 1); gradient 0 at x = +-3 (PyTorch)."""
+    return P.HardTanh.apply(self * (1 / 6) + 0.5, lo=0.0, hi=1.0)
 
 
 @_method("hardswish")
 def hardswish(self):
-    """x * relu6(x + 3) / 6."""
+    """x * relu6(x + 3) / 6 = x * hardsigmoid(x) (gradient 0 at x = -3 and 1 at x = 3, as
+    PyTorch)."""
     return self * self.hardsigmoid()
 
 

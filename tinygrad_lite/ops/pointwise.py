@@ -446,3 +446,21 @@ class NanToNum(Function):
     @staticmethod
     def backward(ctx, g):
         return (g * _mask(ctx.finite, g.dtype),)
+
+
+# ------------------------------------------------------------------ hard activations ---
+
+
+@register("hardtanh")
+class HardTanh(Function):
+    """y = min(max(x, lo), hi);  dy/dx = [lo < x < hi]: 0 at the boundaries, as PyTorch's
+    hardtanh/relu6/hardsigmoid (``clip`` instead passes the gradient at the boundaries)."""
+
+    @staticmethod
+    def forward(ctx, x, lo=-1.0, hi=1.0):
+        ctx.inside = (x > lo) & (x < hi)
+        return ctx.xp.clip(x, lo, hi)
+
+    @staticmethod
+    def backward(ctx, g):
+        return (g * _mask(ctx.inside, g.dtype),)
