@@ -502,6 +502,10 @@ def test_module_level_functions_and_creation(torch):
     assert (~BOOL).tolist() == [False, True, False] and (BOOL ^ COND).tolist() == [False] * 3
     assert (BOOL | ~COND).tolist() == [True, True, True]
     assert INT.isnan().tolist() == [False] * 3
+    assert [i.tolist() for i in tl.where(tl.Tensor([[0, 1], [1, 1]]) > 0)] == [[0, 1, 1],
+                                                                               [1, 0, 1]]
+    v, m = x.var_mean(1, unbiased=False)
+    np.testing.assert_allclose(v.numpy(), np.var(D, 1))
 
 
 # ------------------------------------------------------------------ lazy submodules (item 10) ---

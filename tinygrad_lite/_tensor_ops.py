@@ -336,16 +336,16 @@ Tensor.cummin = _cum_extreme(np.minimum, "cummin")
 
 @_method("var_mean")
 def var_mean(self, axis=None, keepdims=False, *, correction=None, ddof=None, dim=None,
-             keepdim=None):
+             keepdim=None, unbiased=None):
     """(var, mean) in one call, as torch.var_mean."""
-    kw = dict(correction=correction, ddof=ddof, dim=dim, keepdim=keepdim)
+    kw = dict(correction=correction, ddof=ddof, dim=dim, keepdim=keepdim, unbiased=unbiased)
     return self.var(axis, keepdims, **kw), self.mean(axis, keepdims, dim=dim, keepdim=keepdim)
 
 
 @_method("std_mean")
 def std_mean(self, axis=None, keepdims=False, *, correction=None, ddof=None, dim=None,
-             keepdim=None):
-    kw = dict(correction=correction, ddof=ddof, dim=dim, keepdim=keepdim)
+             keepdim=None, unbiased=None):
+    kw = dict(correction=correction, ddof=ddof, dim=dim, keepdim=keepdim, unbiased=unbiased)
     return self.std(axis, keepdims, **kw), self.mean(axis, keepdims, dim=dim, keepdim=keepdim)
 
 

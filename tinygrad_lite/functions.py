@@ -48,9 +48,14 @@ def stack(tensors, axis=0, dim=None):
     return cat([x.unsqueeze(axis) for x in xs], axis=axis)
 
 
-def where(condition, a, b):
-    """Elementwise ``a`` where ``condition`` else ``b``; the condition carries no gradient."""
+def where(condition, a=None, b=None):
+    """Elementwise ``a`` where ``condition`` else ``b``; the condition carries no gradient.
+    ``where(condition)`` alone is ``condition.nonzero(as_tuple=True)`` (NumPy and PyTorch)."""
     cond = condition if isinstance(condition, Tensor) else Tensor(np.asarray(condition))
+    if a is None and b is None:
+        return cond.nonzero(as_tuple=True)
+    if a is None or b is None:
+        raise TypeError("where: give both a and b, or neither")
     return cond.where(a, b)
 
 
