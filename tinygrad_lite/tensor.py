@@ -4,9 +4,11 @@ A Tensor wraps a NumPy (or CuPy) array in ``.data``. If ``requires_grad`` is set
 it record a graph (see autograd.py) and ``backward()`` fills ``.grad`` of every leaf that asked
 for one. Methods are thin: each calls a registered Function from ``ops/`` or composes a few.
 
-Dtypes: float32 by default for Python floats and lists; NumPy arrays keep their dtype (float64
-stays float64, as ``torch.from_numpy``). Python scalars in arithmetic take the tensor's dtype.
-Mixed float32/float64 operands follow NumPy promotion (the result is float64).
+Dtypes: float32 by default for Python floats and lists (``set_default_dtype`` changes it); NumPy
+arrays keep their dtype (float64 stays float64, as ``torch.from_numpy``). Python scalars in
+arithmetic are weak, as PyTorch: they take the tensor's dtype when their kind fits (an int tensor
+plus 0.5, int / int and exp of an int give the default float dtype). A float tensor with an int
+tensor gives the float's dtype; mixed float32/float64 operands follow NumPy (float64).
 
 Next: ops/elementwise.py, the simplest Functions.
 """
