@@ -25,6 +25,7 @@ from tinygrad_lite.autograd import REGISTRY
 from tinygrad_lite.nn import _recurrent_core as RC
 from tinygrad_lite.nn import functional as F
 from tinygrad_lite.ops import elementwise as E
+from tinygrad_lite.ops import indexing as I
 from tinygrad_lite.ops import movement as M
 from tinygrad_lite.ops import nn as N
 from tinygrad_lite.testing import gradcheck, gradgradcheck
@@ -369,7 +370,311 @@ def _clip_oracle(x):
     return np.clip(x, -0.5, 0.7)
 
 
+# ------------------------------------------------------------------ draws for the op families of
+# issue 9 (pointwise math, scans, sorting, layout, gather/scatter, einsum)
+
+
+def _int_axis_draw(low=-2.0, high=2.0, distinct=False, min_dims=1, max_side=4):
+    """An array plus one int axis (maybe negative)."""
+
+    @st.composite
+    def draw(d):
+        shape = d(tst.shapes(min_dims=min_dims, max_side=max_side))
+        arr = d(tst.distinct_arrays(shape, low, high) if distinct else tst.arrays(shape, low, high))
+        return (arr,), dict(axis=d(st.integers(-len(shape), len(shape) - 1)))
+
+    return draw()
+
+
+@st.composite
+def _with_zeros_draw(d):
+    """An array with some exact zeros (prod/cumprod gradients must stay exact there)."""
+    (arr,), kw = d(_int_axis_draw(0.3, 2.0))
+    zeros = np.asarray(d(st.lists(st.booleans(), min_size=arr.size, max_size=arr.size)))
+    sign = np.asarray(d(st.lists(st.sampled_from([-1.0, 1.0]), min_size=arr.size,
+                                 max_size=arr.size)))
+    return (np.where(zeros.reshape(arr.shape), 0.0, arr * sign.reshape(arr.shape)),), kw
+
+
+def _away_from_ints(lo, hi, half=False):
+    pts = tuple(np.arange(np.floor(lo), np.ceil(hi) + 1) + (0.5 if half else 0.0))
+    return dict(low=lo, high=hi, away_from=pts)
+
+
+@st.composite
+def _divmod_draw(d):
+    """a, b with b away from 0 and a / b away from an integer (where fmod/% jump)."""
+    sa, sb = d(tst.broadcastable_shapes(2))
+    a = d(tst.arrays(sa, -3.0, 3.0))
+    b = d(tst.arrays(sb, 0.5, 2.0)) * d(st.sampled_from([-1.0, 1.0]))
+    q = a / b
+    assume(np.all(np.abs(q - np.round(q)) > 0.02))
+    return (a, b), {}
+
+
+@st.composite
+def _lerp_draw(d):
+    s = d(tst.broadcastable_shapes(3))
+    return tuple(d(tst.arrays(x)) for x in s), {}
+
+
+@st.composite
+def _glu_draw(d):
+    shape = list(d(tst.shapes(min_dims=1)))
+    axis = d(st.integers(-len(shape), len(shape) - 1))
+    shape[axis] *= 2
+    return (d(tst.arrays(tuple(shape))),), dict(axis=axis)
+
+
+@st.composite
+def _sort_draw(d, k=False):
+    (x,), kw = d(_int_axis_draw(distinct=True))
+    n = x.shape[kw["axis"]]
+    if k:
+        kw["k"] = d(st.integers(1, n))
+    return (x,), kw
+
+
+def _kth_oracle(x, axis, k):
+    return np.take(np.sort(x, axis=axis), k - 1, axis=axis)
+
+
+def _topk_oracle(x, axis, k, largest):
+    s = np.sort(x, axis=axis)
+    s = np.flip(s, axis) if largest else s
+    return np.take(s, np.arange(k), axis=axis)
+
+
+def _lower_median(x, axis):
+    return np.take(np.sort(x, axis=axis), (x.shape[axis] - 1) // 2, axis=axis)
+
+
+@st.composite
+def _roll_draw(d):
+    shape = d(tst.shapes(min_dims=1))
+    nd = len(shape)
+    dims = d(st.lists(st.integers(-nd, nd - 1), min_size=1, max_size=nd,
+                      unique_by=lambda a: a % nd))
+    shifts = [d(st.integers(-5, 5)) for _ in dims]
+    return (d(tst.arrays(shape)),), dict(shifts=tuple(shifts), dims=tuple(dims))
+
+
+@st.composite
+def _tri_draw(d):
+    shape = d(tst.shapes(min_dims=2))
+    return (d(tst.arrays(shape)),), dict(k=d(st.integers(-3, 3)))
+
+
+@st.composite
+def _diagonal_draw(d):
+    shape = d(tst.shapes(min_dims=2))
+    nd = len(shape)
+    d1, d2 = d(st.lists(st.integers(0, nd - 1), min_size=2, max_size=2, unique=True))
+    return (d(tst.arrays(shape)),), dict(offset=d(st.integers(-2, 2)), dim1=d1, dim2=d2)
+
+
+@st.composite
+def _diag_draw(d):
+    nd = d(st.sampled_from([1, 2]))
+    x = d(tst.arrays(d(tst.shapes(min_dims=nd, max_dims=nd))))
+    return (x,), dict(k=d(st.integers(-2, 2)))
+
+
+@st.composite
+def _diagonal_backward_draw(d):
+    (x,), kw = d(_diagonal_draw())
+    y = np.diagonal(x, kw["offset"], kw["dim1"], kw["dim2"])
+    return (d(tst.arrays(y.shape)),), dict(geom=(kw["offset"], kw["dim1"], kw["dim2"]),
+                                           shape=x.shape)
+
+
+def _diagonal_backward_oracle(g, geom, shape):
+    out = np.zeros(shape)
+    view = np.diagonal(out, *geom)
+    view.flags.writeable = True   # a view into out: np.diagonal returns read-only by default
+    view[...] = g
+    return out
+
+
+@st.composite
+def _unfold_draw(d):
+    (x,), kw = d(_int_axis_draw())
+    n = x.shape[kw["axis"]]
+    return (x,), dict(kw, size=d(st.integers(1, n)), step=d(st.integers(1, 3)))
+
+
+def _unfold_oracle(x, axis, size, step):
+    axis %= x.ndim
+    w = np.lib.stride_tricks.sliding_window_view(x, size, axis=axis)
+    return np.take(w, np.arange(0, w.shape[axis], step), axis=axis)
+
+
+@st.composite
+def _repeat_interleave_draw(d):
+    (x,), kw = d(_int_axis_draw())
+    n = x.shape[kw["axis"]]
+    reps = d(st.one_of(st.integers(0, 3), st.lists(st.integers(0, 3), min_size=n, max_size=n)))
+    return (x,), dict(kw, repeats=reps)
+
+
+@st.composite
+def _narrow_draw(d):
+    (x,), kw = d(_int_axis_draw())
+    n = x.shape[kw["axis"]]
+    start = d(st.integers(0, n))
+    return (x,), dict(kw, start=start, length=d(st.integers(0, n - start)))
+
+
+@st.composite
+def _movedim_draw(d):
+    shape = d(tst.shapes(min_dims=1))
+    nd = len(shape)
+    k = d(st.integers(1, nd))
+    src = d(st.lists(st.integers(0, nd - 1), min_size=k, max_size=k, unique=True))
+    dst = d(st.lists(st.integers(0, nd - 1), min_size=k, max_size=k, unique=True))
+    return (d(tst.arrays(shape)),), dict(src=tuple(src), dst=tuple(dst))
+
+
+@st.composite
+def _index_draw(d, unique=False, values=None):
+    """x, an int axis and a PyTorch-style index: the index's dims are <= x's off the axis;
+    ``unique``: no position is written twice (scatter)."""
+    shape = d(tst.shapes(min_dims=1))
+    nd = len(shape)
+    axis = d(st.integers(0, nd - 1))
+    n = shape[axis]
+    ishape = [d(st.integers(1, s)) for s in shape]
+    ishape[axis] = d(st.integers(1, n if unique else 4))
+    seed = d(st.integers(0, 2 ** 16))
+    rng = np.random.default_rng(seed)
+    if unique:
+        perm = np.argsort(rng.random(tuple(ishape[:axis]) + (n,) + tuple(ishape[axis + 1:])),
+                          axis=axis)
+        index = np.take(perm, np.arange(ishape[axis]), axis=axis)
+    else:
+        index = rng.integers(0, n, size=tuple(ishape))
+    x = d(values(tuple(shape)) if values else tst.arrays(tuple(shape)))
+    return x, index, axis
+
+
+def _full_index(index, axis):
+    return tuple(index if i == axis else np.arange(n).reshape(
+        [-1 if j == i else 1 for j in range(index.ndim)]) for i, n in enumerate(index.shape))
+
+
+@st.composite
+def _gather_draw(d):
+    x, index, axis = d(_index_draw())
+    return (x,), dict(dim=axis, index=index)
+
+
+@st.composite
+def _scatter_draw(d, unique=False):
+    x, index, axis = d(_index_draw(unique=unique))
+    return (x, d(tst.arrays(index.shape))), dict(dim=axis, index=index)
+
+
+def _scatter_add_oracle(x, src, dim, index):
+    out = x.copy()
+    np.add.at(out, _full_index(index, dim), src)
+    return out
+
+
+def _scatter_oracle(x, src, dim, index):
+    out = x.copy()
+    out[_full_index(index, dim)] = src
+    return out
+
+
+@st.composite
+def _scatter_reduce_draw(d):
+    reduce = d(st.sampled_from(["sum", "mean", "prod", "amax", "amin"]))
+    x, index, axis = d(_index_draw())
+    both = d(tst.distinct_arrays((x.size + index.size,), 0.3, 2.0))
+    return (both[:x.size].reshape(x.shape), both[x.size:].reshape(index.shape)), dict(
+        dim=axis, index=index, reduce=reduce, include_self=d(st.booleans()))
+
+
+def _scatter_reduce_oracle(x, src, dim, index, reduce, include_self):
+    fi = _full_index(index, dim)
+    out = x.copy()
+    touched = np.zeros(x.shape, bool)
+    touched[fi] = True
+    if not include_self:
+        out[touched] = {"sum": 0, "mean": 0, "prod": 1, "amax": -np.inf, "amin": np.inf}[reduce]
+    uf = {"sum": np.add, "mean": np.add, "prod": np.multiply, "amax": np.maximum,
+          "amin": np.minimum}[reduce]
+    uf.at(out, fi, src)
+    if reduce == "mean":
+        count = np.zeros(x.shape)
+        np.add.at(count, fi, 1)
+        out = out / (count + (1 if include_self else ~touched))
+    return out
+
+
+@st.composite
+def _index_select_draw(d):
+    (x,), kw = d(_int_axis_draw())
+    n = x.shape[kw["axis"]]
+    return (x,), dict(kw, index=np.asarray(d(st.lists(st.integers(0, n - 1), max_size=5)),
+                                           dtype=np.int64))
+
+
+@st.composite
+def _take_along_draw(d):
+    """x and indices whose dims off the axis equal x's or are 1 (they broadcast)."""
+    (x,), kw = d(_int_axis_draw())
+    axis = kw["axis"] % x.ndim
+    ishape = [d(st.sampled_from([1, s])) for s in x.shape]
+    ishape[axis] = d(st.integers(1, 4))
+    index = np.random.default_rng(d(st.integers(0, 2 ** 16))).integers(
+        -x.shape[axis], x.shape[axis], size=tuple(ishape))
+    return (x,), dict(dim=kw["axis"], index=index)
+
+
+def _take_along_oracle(x, dim, index):
+    dim %= x.ndim
+    one = (lambda s: s[:dim] + (1,) + s[dim + 1:])
+    shape = list(np.broadcast_shapes(one(x.shape), one(index.shape)))
+    xs, shape[dim] = list(shape), index.shape[dim]
+    xs[dim] = x.shape[dim]
+    return np.take_along_axis(np.broadcast_to(x, xs), np.broadcast_to(index, shape) % x.shape[dim],
+                              axis=dim)
+
+
+@st.composite
+def _mask_draw(d):
+    sx, sm = d(tst.broadcastable_shapes(2))
+    x = d(tst.arrays(sx))
+    m = np.asarray(d(st.lists(st.booleans(), min_size=int(np.prod(sm)),
+                              max_size=int(np.prod(sm))))).reshape(sm)
+    return (x,), dict(mask=m)
+
+
+@st.composite
+def _meshgrid_draw(d):
+    k = d(st.integers(1, 3))
+    xs = tuple(d(tst.arrays((d(st.integers(1, 4)),))) for _ in range(k))
+    return xs, dict(indexing=d(st.sampled_from(["ij", "xy"])))
+
+
+_EINSUM = [("ij,jk->ik", [(2, 3), (3, 4)]), ("bij,bjk->bik", [(2, 2, 3), (2, 3, 2)]),
+           ("ij->ji", [(2, 3)]), ("ii->i", [(3, 3)]), ("ii", [(3, 3)]), ("i,i->", [(4,), (4,)]),
+           ("i,j->ij", [(3,), (2,)]), ("...ij,...jk", [(2, 2, 3), (3, 1)]),
+           ("bhqd,bhkd->bhqk", [(1, 2, 3, 2), (1, 2, 2, 2)]), ("ij,jk,kl->il",
+                                                               [(2, 3), (3, 2), (2, 2)]),
+           ("ijk->j", [(2, 3, 2)]), ("ij,ij->i", [(2, 3), (1, 3)])]
+
+
+@st.composite
+def _einsum_draw(d):
+    eq, shapes = d(st.sampled_from(_EINSUM))
+    return tuple(d(tst.arrays(s)) for s in shapes), dict(eq=eq)
+
+
 # ------------------------------------------------------------------ the table ---
+# Rows marked second=False are compositions (or variants) of ops whose own rows already run the
+# second-order check; they keep the forward and first-order checks (CI time).
 
 POS = dict(low=0.2, high=3.0)
 
@@ -410,6 +715,80 @@ CASES = [
     OpCase("clip", lambda x: x.clip(-0.5, 0.7), _clip_oracle, away_from=(-0.5, 0.7)),
     OpCase("cast", lambda x: E.Cast.apply(x, dtype=np.dtype(np.float64)).astype(x.dtype),
            lambda x: x),
+    # elementwise math (issue 9): trigonometric, hyperbolic, powers and logs
+    OpCase("sin", lambda x: x.sin(), np.sin, low=-4, high=4),
+    OpCase("cos", lambda x: x.cos(), np.cos, low=-4, high=4),
+    OpCase("tan", lambda x: x.tan(), np.tan, low=-1.2, high=1.2),
+    OpCase("asin", lambda x: x.asin(), np.arcsin, low=-0.9, high=0.9),
+    OpCase("acos", lambda x: x.acos(), np.arccos, low=-0.9, high=0.9),
+    OpCase("atan", lambda x: x.atan(), np.arctan, low=-4, high=4),
+    OpCase("atan2", lambda a, b: a.atan2(b), np.arctan2, arity=2, broadcast=True,
+           away_from=(0.0,), low=-2, high=2),
+    OpCase("sinh", lambda x: x.sinh(), np.sinh),
+    OpCase("cosh", lambda x: x.cosh(), np.cosh),
+    OpCase("asinh", lambda x: x.asinh(), np.arcsinh, low=-4, high=4),
+    OpCase("acosh", lambda x: x.acosh(), np.arccosh, low=1.2, high=4),
+    OpCase("atanh", lambda x: x.atanh(), np.arctanh, low=-0.9, high=0.9),
+    OpCase("rsqrt", lambda x: x.rsqrt(), lambda x: 1 / np.sqrt(x), **POS),
+    OpCase("reciprocal", lambda x: x.reciprocal(), np.reciprocal, covers=("div",), **POS,
+           second=False),
+    OpCase("square", lambda x: x.square(), np.square, covers=("mul",), second=False),
+    OpCase("log2", lambda x: x.log2(), np.log2, **POS),
+    OpCase("log10", lambda x: x.log10(), np.log10, **POS),
+    OpCase("log1p", lambda x: x.log1p(), np.log1p, low=-0.8, high=3),
+    OpCase("expm1", lambda x: x.expm1(), np.expm1),
+    OpCase("exp2", lambda x: x.exp2(), np.exp2),
+    # combining, rounding and division (rounding ops have a zero gradient)
+    OpCase("copysign", lambda a, b: a.copysign(b), np.copysign, arity=2, broadcast=True,
+           away_from=(0.0,)),
+    OpCase("logaddexp", lambda a, b: a.logaddexp(b), np.logaddexp, arity=2, broadcast=True),
+    OpCase("lerp", lambda a, b, w: a.lerp(b, w), lambda a, b, w: a + w * (b - a),
+           draw=_lerp_draw()),
+    OpCase("floor", lambda x: x.floor(), np.floor, **_away_from_ints(-3, 3)),
+    OpCase("ceil", lambda x: x.ceil(), np.ceil, **_away_from_ints(-3, 3)),
+    OpCase("trunc", lambda x: x.trunc(), np.trunc, **_away_from_ints(-3, 3)),
+    OpCase("round", lambda x: x.round(), np.round, **_away_from_ints(-3, 3, half=True)),
+    OpCase("sign", lambda x: x.sign(), np.sign, away_from=(0.0,)),
+    OpCase("frac", lambda x: x.frac(), lambda x: x - np.trunc(x), **_away_from_ints(-3, 3)),
+    OpCase("fmod", lambda a, b: a.fmod(b), np.fmod, draw=_divmod_draw()),
+    OpCase("remainder", lambda a, b: a % b, np.remainder, draw=_divmod_draw()),
+    OpCase("floor_divide", lambda a, b: a // b, np.floor_divide, draw=_divmod_draw()),
+    OpCase("div_trunc", lambda a, b: a.div(b, rounding_mode="trunc"),
+           lambda a, b: np.trunc(a / b), draw=_divmod_draw(), covers=("div", "trunc"),
+           second=False),
+    OpCase("nan_to_num", lambda x: x.nan_to_num(), np.nan_to_num),
+    # activations (compositions: their rows exercise the ops they are made of)
+    OpCase("silu", lambda x: F.silu(x), lambda x: x / (1 + np.exp(-x)), covers=("sigmoid",),
+           second=False),
+    OpCase("mish", lambda x: F.mish(x), lambda x: x * np.tanh(np.log1p(np.exp(x))),
+           covers=("softplus", "tanh"), second=False),
+    OpCase("selu", lambda x: F.selu(x),
+           lambda x: 1.0507009873554805 * np.where(x > 0, x, 1.6732632423543772 * np.expm1(x)),
+           away_from=(0.0,), covers=("elu",), second=False),
+    OpCase("celu", lambda x: F.celu(x, 0.7),
+           lambda x: np.maximum(x, 0) + np.minimum(0, 0.7 * np.expm1(x / 0.7)),
+           away_from=(0.0,), covers=("elu",), second=False),
+    OpCase("hardtanh", lambda x: F.hardtanh(x, -0.5, 1.0), lambda x: np.clip(x, -0.5, 1.0),
+           away_from=(-0.5, 1.0), covers=("hardtanh",)),
+    OpCase("relu6", lambda x: F.relu6(x * 4), lambda x: np.clip(x * 4, 0, 6),
+           away_from=(0.0, 1.5), covers=("hardtanh",), second=False),
+    OpCase("hardsigmoid", lambda x: F.hardsigmoid(x * 2), lambda x: np.clip(x / 3 + 0.5, 0, 1),
+           away_from=(-1.5, 1.5), covers=("hardtanh",), second=False),
+    OpCase("hardswish", lambda x: F.hardswish(x * 2),
+           lambda x: 2 * x * np.clip(x / 3 + 0.5, 0, 1), away_from=(-1.5, 1.5),
+           covers=("hardtanh",), second=False),
+    OpCase("softsign", lambda x: F.softsign(x), lambda x: x / (1 + np.abs(x)), away_from=(0.0,),
+           covers=("abs",), second=False),
+    OpCase("logsigmoid", lambda x: F.logsigmoid(x), lambda x: -np.log1p(np.exp(-x)),
+           low=-6, high=6, covers=("softplus",), second=False),
+    OpCase("softmin", lambda x, axis: F.softmin(x, dim=axis), lambda x, axis: ref.softmax(-x, axis),
+           draw=_softmax_draw(), covers=("softmax",), second=False),
+    OpCase("softplus_beta", lambda x: F.softplus(x, beta=2.0, threshold=3.0),
+           lambda x: np.where(2 * x > 3, x, np.log1p(np.exp(2 * x)) / 2), away_from=(1.5,),
+           covers=("softplus",), second=False),
+    OpCase("glu", lambda x, axis: F.glu(x, dim=axis),
+           lambda x, axis: np.split(x, 2, axis)[0] / (1 + np.exp(-np.split(x, 2, axis)[1])),
+           draw=_glu_draw(), covers=("sigmoid",), second=False),
     # reductions
     OpCase("sum", lambda x, axis, keepdims: x.sum(axis=axis, keepdims=keepdims),
            lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims), draw=_axis_draw()),
@@ -435,6 +814,60 @@ CASES = [
                                    np.atleast_1d(c[1]["axis"]))]) >= 2)),
     OpCase("logsumexp", lambda x, axis, keepdims: x.logsumexp(axis=axis, keepdims=keepdims),
            _lse_oracle, draw=_axis_draw()),
+    # scans and statistics (issue 9)
+    OpCase("cumsum", lambda x, axis: x.cumsum(axis), lambda x, axis: np.cumsum(x, axis),
+           draw=_int_axis_draw()),
+    OpCase("cumprod", lambda x, axis: x.cumprod(axis), lambda x, axis: np.cumprod(x, axis),
+           draw=_int_axis_draw(0.5, 1.5)),
+    OpCase("cumprod_zeros", lambda x, axis: x.cumprod(axis), lambda x, axis: np.cumprod(x, axis),
+           draw=_with_zeros_draw(), covers=("cumprod",)),
+    OpCase("prod_zeros", lambda x, axis: x.prod(axis), lambda x, axis: np.prod(x, axis),
+           draw=_with_zeros_draw(), covers=("prod", "cumprod")),
+    OpCase("logcumsumexp", lambda x, axis: x.logcumsumexp(axis),
+           lambda x, axis: np.logaddexp.accumulate(x, axis), draw=_int_axis_draw(-4, 4)),
+    OpCase("cummax", lambda x, axis: x.cummax(axis).values,
+           lambda x, axis: np.maximum.accumulate(x, axis), draw=_int_axis_draw(distinct=True),
+           covers=("gather",)),
+    OpCase("cummin", lambda x, axis: x.cummin(axis=axis),
+           lambda x, axis: np.minimum.accumulate(x, axis), draw=_int_axis_draw(distinct=True),
+           covers=("gather",), second=False),
+    OpCase("var_mean", lambda x, axis: tl.cat([t.reshape(-1) for t in x.var_mean(axis)]),
+           lambda x, axis: np.concatenate([np.var(x, axis, ddof=1).reshape(-1),
+                                           np.mean(x, axis).reshape(-1)]),
+           draw=_int_axis_draw(distinct=True).filter(lambda c: c[0][0].shape[c[1]["axis"]] > 1),
+           covers=("sum",), second=False),
+    OpCase("std_mean_ddof0", lambda x, axis: x.std_mean(axis, ddof=0)[0],
+           lambda x, axis: np.std(x, axis),
+           draw=_int_axis_draw(distinct=True).filter(lambda c: c[0][0].shape[c[1]["axis"]] > 1),
+           covers=("sqrt",), second=False),
+    OpCase("norm_1", lambda x: x.norm(1), lambda x: np.abs(x).sum(), away_from=(0.0,),
+           covers=("abs",), second=False),
+    OpCase("norm_2", lambda x, axis: x.norm(2, dim=axis),
+           lambda x, axis: np.sqrt((x * x).sum(axis)), draw=_int_axis_draw(0.2, 2.0),
+           covers=("sqrt",), second=False),
+    OpCase("norm_inf", lambda x: x.norm(float("inf")), lambda x: np.abs(x).max(),
+           draw=_int_axis_draw(0.1, 2.0, distinct=True).map(lambda c: (c[0], {})),
+           covers=("max",), second=False),
+    OpCase("norm_fro", lambda x: x.norm(), lambda x: np.sqrt((x * x).sum()), min_dims=1,
+           low=0.2, high=2, covers=("sqrt",), second=False),
+    # sorting: values are a gather at the chosen indices
+    OpCase("sort", lambda x, axis: x.sort(axis).values, lambda x, axis: np.sort(x, axis),
+           draw=_sort_draw(), covers=("gather",)),
+    OpCase("sort_descending", lambda x, axis: x.sort(axis=axis, descending=True),
+           lambda x, axis: np.flip(np.sort(x, axis), axis), draw=_sort_draw(),
+           covers=("gather",), second=False),
+    OpCase("topk", lambda x, axis, k: x.topk(k, axis).values,
+           lambda x, axis, k: _topk_oracle(x, axis, k, True), draw=_sort_draw(k=True),
+           covers=("gather",), second=False),
+    OpCase("topk_smallest", lambda x, axis, k: x.topk(k, axis=axis, largest=False),
+           lambda x, axis, k: _topk_oracle(x, axis, k, False), draw=_sort_draw(k=True),
+           covers=("gather",), second=False),
+    OpCase("kthvalue", lambda x, axis, k: x.kthvalue(k, axis).values, _kth_oracle,
+           draw=_sort_draw(k=True), covers=("gather",), second=False),
+    OpCase("median_dim", lambda x, axis: x.median(axis).values, _lower_median,
+           draw=_sort_draw(), covers=("gather",)),
+    OpCase("median_axis", lambda x, axis: x.median(axis=axis),
+           lambda x, axis: np.median(x, axis), draw=_sort_draw(), covers=("gather",), second=False),
     # movement
     OpCase("reshape", lambda x, shape: x.reshape(shape), lambda x, shape: x.reshape(shape),
            draw=_reshape_draw()),
@@ -459,6 +892,70 @@ CASES = [
            draw=_pad_draw()),
     OpCase("tile", lambda x, reps: x.tile(reps), np.tile, draw=_tile_draw(),
            covers=("expand", "reshape")),
+    # layout (issue 9)
+    OpCase("flip", lambda x, axis, keepdims: x.flip(axis=axis),
+           lambda x, axis, keepdims: np.flip(x, axis), draw=_axis_draw()),
+    OpCase("roll", lambda x, shifts, dims: x.roll(shifts, dims),
+           lambda x, shifts, dims: np.roll(x, shifts, dims), draw=_roll_draw()),
+    OpCase("roll_flat", lambda x: x.roll(2), lambda x: np.roll(x, 2), covers=("roll",),
+           second=False),
+    OpCase("tril", lambda x, k: x.tril(k), lambda x, k: np.tril(x, k), draw=_tri_draw()),
+    OpCase("triu", lambda x, k: x.triu(k), lambda x, k: np.triu(x, k), draw=_tri_draw()),
+    OpCase("diagonal", lambda x, offset, dim1, dim2: x.diagonal(offset, dim1, dim2),
+           lambda x, offset, dim1, dim2: np.diagonal(x, offset, dim1, dim2),
+           draw=_diagonal_draw()),
+    OpCase("diagonal_backward",
+           lambda g, geom, shape: I.DiagonalBackward.apply(g, geom=geom, shape=shape),
+           _diagonal_backward_oracle, draw=_diagonal_backward_draw()),
+    OpCase("diag", lambda x, k: x.diag(k), lambda x, k: np.diag(x, k), draw=_diag_draw(),
+           covers=("diagonal", "diagonal_backward")),
+    OpCase("unflatten", lambda x: x.unflatten(-1, (1, x.shape[-1], 1)),
+           lambda x: x.reshape(x.shape[:-1] + (1, x.shape[-1], 1)), min_dims=1,
+           covers=("reshape",), second=False),
+    OpCase("unfold", lambda x, axis, size, step: x.unfold(axis, size, step), _unfold_oracle,
+           draw=_unfold_draw(), covers=("getitem", "index_add")),
+    OpCase("repeat_interleave", lambda x, axis, repeats: x.repeat_interleave(repeats, axis),
+           lambda x, axis, repeats: np.repeat(x, repeats, axis),
+           draw=_repeat_interleave_draw(), covers=("getitem", "index_add"), second=False),
+    OpCase("chunk", lambda x, axis: tl.cat(x.chunk(2, axis)[::-1], axis=axis),
+           lambda x, axis: np.concatenate(
+               [np.take(x, np.arange(-(-x.shape[axis] // 2), x.shape[axis]), axis),
+                np.take(x, np.arange(-(-x.shape[axis] // 2)), axis)], axis),
+           draw=_int_axis_draw(), covers=("getitem", "cat"), second=False),
+    OpCase("narrow", lambda x, axis, start, length: x.narrow(axis, start, length),
+           lambda x, axis, start, length: np.take(x, np.arange(start, start + length), axis),
+           draw=_narrow_draw(), covers=("getitem",), second=False),
+    OpCase("movedim", lambda x, src, dst: x.movedim(src, dst),
+           lambda x, src, dst: np.moveaxis(x, src, dst),
+           draw=_movedim_draw(), covers=("permute",), second=False),
+    # gather and scatter: gradients flow through the indices
+    OpCase("gather", lambda x, dim, index: x.gather(dim, index),
+           lambda x, dim, index: x[_full_index(index, dim)], draw=_gather_draw()),
+    OpCase("scatter_add", lambda x, s, dim, index: x.scatter_add(dim, index, s),
+           _scatter_add_oracle, draw=_scatter_draw()),
+    OpCase("scatter", lambda x, s, dim, index: x.scatter(dim, index, s), _scatter_oracle,
+           draw=_scatter_draw(unique=True)),
+    OpCase("scatter_reduce",
+           lambda x, s, dim, index, reduce, include_self: x.scatter_reduce(
+               dim, index, s, reduce, include_self=include_self),
+           _scatter_reduce_oracle, draw=_scatter_reduce_draw()),
+    OpCase("index_select", lambda x, axis, index: x.index_select(axis, index),
+           lambda x, axis, index: np.take(x, index, axis), draw=_index_select_draw(),
+           covers=("getitem", "index_add"), second=False),
+    OpCase("take_along_dim", lambda x, dim, index: x.take_along_dim(index, dim),
+           _take_along_oracle, draw=_take_along_draw(), covers=("gather", "expand"), second=False),
+    OpCase("masked_fill", lambda x, mask: x.masked_fill(mask, -1.5),
+           lambda x, mask: np.where(mask, -1.5, x), draw=_mask_draw(), covers=("where",),
+           second=False),
+    OpCase("masked_select", lambda x, mask: x.masked_select(mask),
+           lambda x, mask: np.broadcast_to(x, np.broadcast_shapes(x.shape, mask.shape))[
+               np.broadcast_to(mask, np.broadcast_shapes(x.shape, mask.shape))],
+           draw=_mask_draw(), covers=("getitem", "expand"), second=False),
+    OpCase("meshgrid", lambda *xs, indexing: tl.stack(tl.meshgrid(*xs, indexing=indexing)),
+           lambda *xs, indexing: np.stack(np.meshgrid(*xs, indexing=indexing)),
+           draw=_meshgrid_draw(), covers=("expand",), second=False),
+    OpCase("einsum", lambda *xs, eq: tl.einsum(eq, *xs), lambda *xs, eq: np.einsum(eq, *xs),
+           draw=_einsum_draw(), covers=("matmul", "diagonal")),
     # nn
     OpCase("softmax", lambda x, axis: x.softmax(axis), ref.softmax, draw=_softmax_draw()),
     OpCase("log_softmax", lambda x, axis: x.log_softmax(axis),
@@ -919,7 +1416,6 @@ def test_second_order_gradient(case, backend, data, seed):
 # ------------------------------------------------------------------ no-grad ops ---
 
 NO_GRAD = [
-    ("sign", lambda x: x.sign(), np.sign),
     ("argmax", lambda x: x.argmax(axis=-1), lambda x: np.argmax(x, axis=-1)),
     ("argmin", lambda x: x.argmin(), np.argmin),
     ("eq", lambda x: x == 0.5, lambda x: x == 0.5),
@@ -930,6 +1426,26 @@ NO_GRAD = [
     ("ge", lambda x: x >= 0.5, lambda x: x >= 0.5),
     ("one_hot", lambda x: F.one_hot((x.abs() * 2).astype(np.int64), 7),
      lambda x: np.eye(7)[(np.abs(x) * 2).astype(np.int64)]),
+    ("isnan", lambda x: (x.log()).isnan(), lambda x: np.isnan(np.log(x))),
+    ("isinf", lambda x: (1 / x.floor()).isinf(), lambda x: np.isinf(1 / np.floor(x))),
+    ("isfinite", lambda x: (1 / x.floor()).isfinite(), lambda x: np.isfinite(1 / np.floor(x))),
+    ("isclose", lambda x: x.isclose(x.round(1), atol=0.02), lambda x: np.isclose(
+        x, np.round(x, 1), atol=0.02)),
+    ("argsort", lambda x: x.argsort(-1), lambda x: np.argsort(x, -1, kind="stable")),
+    ("argsort_descending", lambda x: x.argsort(0, descending=True),
+     lambda x: np.argsort(-x, 0, kind="stable")),
+    ("topk_indices", lambda x: x.topk(1, -1).indices, lambda x: np.argmax(x, -1)[..., None]),
+    ("count_nonzero", lambda x: x.floor().count_nonzero(-1),
+     lambda x: np.count_nonzero(np.floor(x), -1)),
+    ("nonzero", lambda x: x.floor().nonzero(), lambda x: np.argwhere(np.floor(x))),
+    ("and", lambda x: (x > 0) & (x < 1), lambda x: (x > 0) & (x < 1)),
+    ("or", lambda x: (x > 1) | (x < -1), lambda x: (x > 1) | (x < -1)),
+    ("xor", lambda x: (x > 0) ^ (x > 1), lambda x: (x > 0) ^ (x > 1)),
+    ("invert", lambda x: ~(x > 0), lambda x: ~(x > 0)),
+    ("floor_divide_int", lambda x: (x * 3).long() // 2, lambda x: (x * 3).astype(np.int64) // 2),
+    ("remainder_int", lambda x: (x * 3).long() % -2, lambda x: (x * 3).astype(np.int64) % -2),
+    ("div_trunc_int", lambda x: (x * 3).long().div(2, rounding_mode="trunc"),
+     lambda x: np.trunc((x * 3).astype(np.int64) / 2).astype(np.int64)),
 ]
 
 

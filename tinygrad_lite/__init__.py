@@ -18,17 +18,40 @@ from .errors import (AnomalyError, BackendUnavailableError, DeviceError, DTypeEr
 from .jit import jit
 from .functions import (broadcast_to, cat, concatenate, matmul, maximum, minimum, split, stack,
                         where)
+from .functions import FORWARDED as _FORWARDED
+from .functions import einsum, meshgrid
 from .tensor import (Tensor, arange, default_generator, eye, full, manual_seed, ones, ones_like,
                      rand, randn, tensor, zeros, zeros_like)
+from .tensor import (empty, empty_like, full_like, get_default_dtype, linspace, logspace,
+                     rand_like, randint, randn_like, set_default_dtype)
+from .errors import AxisError
+from .returns import ValuesIndices
+from .functions import FORWARDED_FUNCTIONS as _FORWARDED_FUNCTIONS
+
+globals().update(_FORWARDED_FUNCTIONS)
 
 from . import cuda  # noqa: E402,F401  (tl.cuda.is_available(); imports no CuPy)
-from .io.checkpoint import load, save  # noqa: E402  (state dicts and checkpoints, no pickle)
 from ._module_functions import (argmax, argmin, bool, device, double, exp, flatten,  # noqa: E402
                                 float, float16, float32, float64, from_numpy, half, inference_mode,
                                 int, int32, int64, log, log_softmax, long, max, mean, min, relu,
                                 softmax, sum, uint8)
 
 __version__ = "0.1.0"
+
+
+def save(obj, path):
+    """Save a state dict, or a nested dict of tensors/arrays (optimizer state too), to ``path``:
+    safetensors for flat dicts, npz for nested ones; atomic, never pickle. See io.checkpoint."""
+    from .io.checkpoint import save as _save   # io loads on first use (import stays fast)
+
+    return _save(obj, path)
+
+
+def load(path, **kwargs):
+    """Load what ``save`` wrote (or any safetensors file: a dict of Tensors). See io.checkpoint."""
+    from .io.checkpoint import load as _load
+
+    return _load(path, **kwargs)
 
 
 def set_num_threads(n):
@@ -56,17 +79,26 @@ __all__ = [
     "exp", "log", "softmax", "log_softmax", "relu", "inference_mode", "float32", "float64",
     "float16", "half", "int64", "long", "int32", "int", "uint8", "float", "double", "bool",
     "detect_anomaly", "is_anomaly_enabled", "AnomalyError",
-]
+    "AxisError", "ValuesIndices", "einsum", "meshgrid", "empty", "empty_like", "full_like",
+    "linspace", "logspace", "rand_like", "randn_like", "randint", "set_default_dtype",
+    "get_default_dtype",
+] + list(_FORWARDED)
 
-
-_LAZY = ("nn", "optim", "data", "io", "models", "layers", "metrics", "callbacks", "testing")
+# Submodules load on first use (PEP 562), so ``import tinygrad_lite`` stays fast and
+# ``tl.nn.Linear`` works without ``import tinygrad_lite.nn``.
+_LAZY_SUBMODULES = ("nn", "optim", "models", "layers", "data", "metrics", "io", "testing",
+                    "callbacks", "returns", "einsum")
 
 
 def __getattr__(name):
-    """``tl.nn``, ``tl.optim``, ``tl.data``... imported on first use (as ``torch.nn`` is there after
-    ``import torch``), so ``import tinygrad_lite`` itself stays fast."""
-    if name in _LAZY:
+    if name in _LAZY_SUBMODULES:
         import importlib
 
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        module = importlib.import_module(f".{name}", __name__)
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'tinygrad_lite' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY_SUBMODULES))

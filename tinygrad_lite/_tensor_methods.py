@@ -7,6 +7,7 @@ differentiates the ops they are made of.
 
 import numpy as np
 
+from . import tensor as _T  # the module (imported while tinygrad_lite.tensor loads)
 from .errors import AxisError, ShapeError
 from .returns import ValuesIndices
 from .ops import elementwise as E
@@ -17,45 +18,59 @@ from .tensor import Tensor
 
 
 def _lift(other, like):
-    """Turn a Python scalar or array into a Tensor; Python scalars take ``like``'s dtype."""
+    """Turn a Python scalar or array into a Tensor. Python scalars are weak (PyTorch): one that
+    fits ``like``'s kind takes its dtype (any number with a float tensor, an int with an int
+    tensor); a float with an int/bool tensor gets the default float dtype, an int with a bool
+    tensor int64."""
     if isinstance(other, Tensor):
         return other
     if isinstance(other, (bool, int, float)) and not isinstance(other, np.generic):
-        if like.dtype.kind == "f" or isinstance(other, bool) or (
-                isinstance(other, int) and like.dtype.kind in "iu"):
+        kind = like.dtype.kind
+        if kind == "f" or isinstance(other, bool) or (isinstance(other, int) and kind in "iu"):
             return Tensor._wrap(like.xp.asarray(other, dtype=like.dtype), False)
-        return Tensor._wrap(like.xp.asarray(other, dtype=np.float32), False)
+        dtype = np.int64 if isinstance(other, int) else _T._DEFAULT_FLOAT
+        return Tensor._wrap(like.xp.asarray(other, dtype=dtype), False)
     if like.xp is not np:
         return Tensor._wrap(like.xp.asarray(other), False)
     return Tensor._wrap(np.asarray(other), False)
 
 
-def _broadcast_error(op, e, *tensors):
-    """NumPy's raw broadcast ``ValueError`` as a ``ShapeError`` naming the op and the shapes;
-    built only after a failure, so the hot path pays nothing."""
-    shapes = [t.shape for t in tensors]
-    try:
-        np.broadcast_shapes(*shapes)
-    except ValueError:
-        got = " and ".join(str(s) for s in shapes)
-        return ShapeError(f"{op}: shapes do not broadcast, got {got}; align trailing "
-                          "dimensions (each pair equal or one of them 1), e.g. with reshape")
-    return e   # another ValueError: keep it
+def _promote(a, b):
+    """PyTorch's category rule: a float operand pulls an int/bool one to its float dtype (an int
+    tensor + a float32 tensor is float32, not NumPy's float64); otherwise NumPy promotion."""
+    ka, kb = a.data.dtype.kind, b.data.dtype.kind
+    if ka == kb:
+        return a, b
+    if ka == "f":
+        return a, b.astype(a.dtype)
+    if kb == "f" and ka != "f":
+        return a.astype(b.dtype), b
+    return a, b
 
 
 def _binary(fn, swap=False):
     def method(self, other):
         other = _lift(other, self)
-        a, b = (other, self) if swap else (self, other)
+        a, b = _promote(other, self) if swap else _promote(self, other)
+        if fn is E.Div and a.dtype.kind != "f":     # int / int: true division in default float
+            a, b = a.astype(_T._DEFAULT_FLOAT), b.astype(_T._DEFAULT_FLOAT)
         try:
             return fn.apply(a, b)
-        except ValueError as e:
-            err = _broadcast_error(fn.op_name, e, a, b)
-            if err is e:
-                raise
-            raise err from None
+        except ValueError:
+            _check_broadcast(fn.op_name, a, b)
+            raise
 
     return method
+
+
+def _check_broadcast(op, *ts):
+    """Raise our ShapeError (not NumPy's ValueError) when the operands do not broadcast."""
+    try:
+        np.broadcast_shapes(*(t.shape for t in ts))
+    except ValueError:
+        raise ShapeError(f"{op}: shapes do not broadcast, got "
+                         f"{' and '.join(str(t.shape) for t in ts)}; align trailing dimensions "
+                         "(each pair equal or one of them 1), e.g. with reshape") from None
 
 
 def _method(name):
@@ -129,13 +144,9 @@ Tensor.dot = matmul
 def _compare(ufunc):
     def method(self, other):
         other = _lift(other, self)
-        try:
-            return Tensor._wrap(ufunc(self.data, other.data), False)
-        except ValueError as e:
-            err = _broadcast_error(ufunc.__name__, e, self, other)
-            if err is e:
-                raise
-            raise err from None
+        if self.shape != other.shape:
+            _check_broadcast(ufunc.__name__, self, other)
+        return Tensor._wrap(ufunc(self.data, other.data), False)
 
     return method
 
@@ -147,32 +158,34 @@ for _name, _uf in (("eq", np.equal), ("ne", np.not_equal), ("lt", np.less),
 Tensor.__hash__ = lambda self: id(self)
 
 
-@_method("sign")
-def sign(self):
-    """sign(x) in {-1, 0, 1}; piecewise constant, so it carries no gradient."""
-    return Tensor._wrap(self.xp.sign(self.data), False)
-
-
 @_method("argmax")
 def argmax(self, axis=None, keepdims=False, dim=None, keepdim=None):
     axis, keepdims = _axis_args(axis, keepdims, dim, keepdim)
+    if axis is not None:
+        axis = R.check_axis(axis, max(self.ndim, 1), "argmax") if self.ndim else None
     return Tensor._wrap(self.xp.argmax(self.data, axis=axis, keepdims=keepdims), False)
 
 
 @_method("argmin")
 def argmin(self, axis=None, keepdims=False, dim=None, keepdim=None):
     axis, keepdims = _axis_args(axis, keepdims, dim, keepdim)
+    if axis is not None:
+        axis = R.check_axis(axis, max(self.ndim, 1), "argmin") if self.ndim else None
     return Tensor._wrap(self.xp.argmin(self.data, axis=axis, keepdims=keepdims), False)
 
 
 @_method("any")
-def any_(self, axis=None, keepdims=False):
-    return Tensor._wrap(self.data.any(axis=axis, keepdims=keepdims), False)
+def any_(self, axis=None, keepdims=False, dim=None, keepdim=None):
+    axis, keepdims = _axis_args(axis, keepdims, dim, keepdim)
+    axes = R.normalize_axis(axis, self.ndim, "any")
+    return Tensor._wrap(self.data.any(axis=axes, keepdims=keepdims), False)
 
 
 @_method("all")
-def all_(self, axis=None, keepdims=False):
-    return Tensor._wrap(self.data.all(axis=axis, keepdims=keepdims), False)
+def all_(self, axis=None, keepdims=False, dim=None, keepdim=None):
+    axis, keepdims = _axis_args(axis, keepdims, dim, keepdim)
+    axes = R.normalize_axis(axis, self.ndim, "all")
+    return Tensor._wrap(self.data.all(axis=axes, keepdims=keepdims), False)
 
 
 # ------------------------------------------------------------------ unary ---
@@ -180,7 +193,9 @@ def all_(self, axis=None, keepdims=False):
 for _name, _fn in (("exp", E.Exp), ("log", E.Log), ("sqrt", E.Sqrt), ("abs", E.Abs),
                    ("relu", E.ReLU), ("sigmoid", E.Sigmoid), ("tanh", E.Tanh),
                    ("softplus", E.Softplus), ("erf", E.Erf)):
-    setattr(Tensor, _name, (lambda fn: lambda self: fn.apply(self))(_fn))
+    setattr(Tensor, _name, (lambda fn: lambda self: fn.apply(
+        self if self.dtype.kind == "f" or fn in (E.Abs, E.ReLU)
+        else self.astype(_T._DEFAULT_FLOAT)))(_fn))
 Tensor.__abs__ = Tensor.abs
 
 
@@ -219,16 +234,21 @@ Tensor.clamp = clip
 def where(self, a, b):
     """``cond.where(a, b)``: elementwise a where self is true, else b (``tinygrad_lite.where``)."""
     like = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else None
-    if like is None:
-        like = Tensor._wrap(np.zeros((), dtype=np.float32), False)
-    args = (self, _lift(a, like), _lift(b, like))
-    try:
-        return E.Where.apply(*args)
-    except ValueError as e:
-        err = _broadcast_error("where", e, *args)
-        if err is e:
-            raise
-        raise err from None
+    if like is None:   # two Python scalars: bool, int64 or the default float (PyTorch)
+        a, b = _promote(_scalar_tensor(a), _scalar_tensor(b))
+    else:
+        a, b = _promote(_lift(a, like), _lift(b, like))
+    if not self.shape == a.shape == b.shape:
+        _check_broadcast("where", self, a, b)
+    return E.Where.apply(self, a, b)
+
+
+def _scalar_tensor(v):
+    if isinstance(v, bool):
+        return Tensor._wrap(np.asarray(v), False)
+    if isinstance(v, int):
+        return Tensor._wrap(np.asarray(v, dtype=np.int64), False)
+    return Tensor(v)
 
 
 @_method("square")
@@ -272,25 +292,37 @@ def _count(t, axis):
 def mean(self, axis=None, keepdims=False, dim=None, keepdim=None):
     """mean = sum / n;  d mean / dx_i = 1/n."""
     axis, keepdims = _axis_args(axis, keepdims, dim, keepdim)
-    return self.sum(axis=axis, keepdims=keepdims) * (1.0 / max(_count(self, axis), 1))
+    n = _count(self, axis)
+    x = self if self.dtype.kind == "f" else self.astype(_T._DEFAULT_FLOAT)
+    return x.sum(axis=axis, keepdims=keepdims) * (1.0 / n if n else float("nan"))  # empty: nan
 
 
 @_method("var")
-def var(self, axis=None, keepdims=False, ddof=None, dim=None, keepdim=None, correction=None):
-    """var = sum (x - mean)^2 / (n - correction). The default is PyTorch's unbiased estimate,
-    correction=1 (NumPy's np.var defaults to ddof=0); ``ddof=`` keeps NumPy's meaning when given,
-    so ``x.var(ddof=0)`` is np.var(x)."""
+def var(self, axis=None, keepdims=False, *, correction=None, ddof=None, dim=None, keepdim=None,
+        unbiased=None):
+    """var = sum (x - mean)^2 / max(n - correction, 0). Default correction=1 (PyTorch, the
+    unbiased estimate); ``ddof=`` is NumPy's name for it (``ddof=0``: the population variance),
+    ``unbiased=False`` PyTorch's older one. n - correction <= 0 gives inf (nan where the sum is
+    0 too), as PyTorch."""
     axis, keepdims = _axis_args(axis, keepdims, dim, keepdim)
-    ddof = correction if correction is not None else 1 if ddof is None else ddof
-    n = _count(self, axis)
-    centered = self - self.mean(axis=axis, keepdims=True)
-    return (centered * centered).sum(axis=axis, keepdims=keepdims) * (1.0 / max(n - ddof, 1))
+    if unbiased is not None and correction is None and ddof is None:
+        correction = int(bool(unbiased))
+    if correction is not None and ddof is not None:
+        raise ValueError(f"var: give correction or ddof, not both, got {correction} and {ddof}")
+    c = correction if correction is not None else ddof if ddof is not None else 1
+    d = _count(self, axis) - c
+    x = self if self.dtype.kind == "f" else self.astype(_T._DEFAULT_FLOAT)
+    centered = x - x.mean(axis=axis, keepdims=True)
+    return (centered * centered).sum(axis=axis, keepdims=keepdims) * (
+        1.0 / d if d > 0 else float("inf"))
 
 
 @_method("std")
-def std(self, axis=None, keepdims=False, ddof=None, dim=None, keepdim=None, correction=None):
-    """sqrt(var): unbiased (correction=1) by default, as PyTorch; ``ddof=0`` gives np.std."""
-    return self.var(axis, keepdims, ddof, dim, keepdim, correction).sqrt()
+def std(self, axis=None, keepdims=False, *, correction=None, ddof=None, dim=None, keepdim=None,
+        unbiased=None):
+    """sqrt(var); same arguments as ``var`` (default correction=1, PyTorch)."""
+    return self.var(axis, keepdims, correction=correction, ddof=ddof, dim=dim, keepdim=keepdim,
+                    unbiased=unbiased).sqrt()
 
 
 @_method("logsumexp")
@@ -305,14 +337,21 @@ def logsumexp(self, axis=None, keepdims=False, dim=None, keepdim=None):
     return out
 
 
+def _softmax_call(fn, self, axis, dim):
+    a = R.check_axis(dim if dim is not None else axis, max(self.ndim, 1), fn.op_name)
+    if self.ndim == 0:                     # a 0-d tensor is one class: softmax 1, log 0
+        return fn.apply(self.reshape(1), axis=0).reshape(())
+    return fn.apply(self, axis=a)
+
+
 @_method("softmax")
 def softmax(self, axis=-1, dim=None):
-    return N.Softmax.apply(self, axis=dim if dim is not None else axis)
+    return _softmax_call(N.Softmax, self, axis, dim)
 
 
 @_method("log_softmax")
 def log_softmax(self, axis=-1, dim=None):
-    return N.LogSoftmax.apply(self, axis=dim if dim is not None else axis)
+    return _softmax_call(N.LogSoftmax, self, axis, dim)
 
 
 # ------------------------------------------------------------------ movement ---
@@ -338,13 +377,17 @@ Tensor.view = reshape
 def flatten(self, start_dim=0, end_dim=-1):
     if self.ndim == 0:
         return self.reshape(1)
-    s, e = start_dim % self.ndim, end_dim % self.ndim
+    s, e = R.check_axis(start_dim, self.ndim, "flatten"), R.check_axis(end_dim, self.ndim,
+                                                                        "flatten")
     return self.reshape(self.shape[:s] + (-1,) + self.shape[e + 1:])
 
 
 @_method("permute")
 def permute(self, *axes):
     axes = tuple(axes[0]) if len(axes) == 1 and not isinstance(axes[0], int) else axes
+    if any(not -self.ndim <= a < max(self.ndim, 1) for a in axes):
+        raise AxisError(f"permute: axis out of range for a tensor of {self.ndim} dims, got "
+                        f"{axes}")
     if sorted(a % max(self.ndim, 1) for a in axes) != list(range(self.ndim)):
         raise ShapeError(f"permute: axes must be a permutation of 0..{self.ndim - 1}, got {axes}")
     axes = tuple(a % self.ndim for a in axes)
@@ -366,7 +409,7 @@ def transpose(self, *axes):
 @_method("swapaxes")
 def swapaxes(self, a, b):
     order = list(range(self.ndim))
-    a, b = a % self.ndim, b % self.ndim
+    a, b = R.check_axis(a, self.ndim, "swapaxes"), R.check_axis(b, self.ndim, "swapaxes")
     order[a], order[b] = order[b], order[a]
     return self.permute(order)
 
@@ -399,8 +442,8 @@ def squeeze(self, axis=None, dim=None):
 
 
 @_method("unsqueeze")
-def unsqueeze(self, axis):
-    axis = axis % (self.ndim + 1)
+def unsqueeze(self, axis=None, dim=None):
+    axis = R.check_axis(dim if axis is None else axis, self.ndim + 1, "unsqueeze")
     return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
 
 
@@ -462,7 +505,7 @@ Tensor.repeat = tile
 @_method("split")
 def split(self, split_size_or_sections, axis=0, dim=None):
     """PyTorch semantics: an int gives chunks of that size; a list gives the chunk sizes."""
-    axis = (dim if dim is not None else axis) % self.ndim
+    axis = R.check_axis(dim if dim is not None else axis, self.ndim, "split")
     n = self.shape[axis]
     if isinstance(split_size_or_sections, int):
         sizes = [split_size_or_sections] * (n // split_size_or_sections)
@@ -566,3 +609,6 @@ def int_(self):
 @_method("bool")
 def bool_(self):
     return self.astype(np.bool_)
+
+
+from . import _tensor_ops  # noqa: E402,F401  (more methods: math, scans, sorting, indexing)

@@ -4,9 +4,11 @@ A Tensor wraps a NumPy (or CuPy) array in ``.data``. If ``requires_grad`` is set
 it record a graph (see autograd.py) and ``backward()`` fills ``.grad`` of every leaf that asked
 for one. Methods are thin: each calls a registered Function from ``ops/`` or composes a few.
 
-Dtypes: float32 by default for Python floats and lists; NumPy arrays keep their dtype (float64
-stays float64, as ``torch.from_numpy``). Python scalars in arithmetic take the tensor's dtype.
-Mixed float32/float64 operands follow NumPy promotion (the result is float64).
+Dtypes: float32 by default for Python floats and lists (``set_default_dtype`` changes it); NumPy
+arrays keep their dtype (float64 stays float64, as ``torch.from_numpy``). Python scalars in
+arithmetic are weak, as PyTorch: they take the tensor's dtype when their kind fits (an int tensor
+plus 0.5, int / int and exp of an int give the default float dtype). A float tensor with an int
+tensor gives the float's dtype; mixed float32/float64 operands follow NumPy (float64).
 
 Next: ops/elementwise.py, the simplest Functions.
 """
@@ -345,6 +347,8 @@ class Tensor:
         dtype = np.dtype(dtype)
         if dtype == self.dtype:
             return self
+        if dtype.kind != "f":   # an integer/bool result carries no gradient (as PyTorch)
+            return Tensor._wrap(self.data.astype(dtype), False)
         return Cast.apply(self, dtype=dtype)
 
     def float(self):
@@ -437,3 +441,70 @@ def rand(*shape, dtype=None, requires_grad=False, device="cpu", generator=None):
 
 def tensor(data, requires_grad=False, dtype=None, device=None):
     return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
+
+
+# ------------------------------------------------------------------ default dtype, creation ---
+
+
+def set_default_dtype(dtype):
+    """The float dtype of Python floats, lists and factories (float32 or float64)."""
+    global _DEFAULT_FLOAT
+    dt = np.dtype(dtype)
+    if dt not in (np.float32, np.float64):
+        raise DTypeError(f"set_default_dtype: must be float32 or float64, got {dt}")
+    _DEFAULT_FLOAT = dt.type
+
+
+def get_default_dtype():
+    return np.dtype(_DEFAULT_FLOAT)
+
+
+def linspace(start, end, steps, dtype=None, requires_grad=False, device="cpu"):
+    """``steps`` evenly spaced values from start to end, both included."""
+    return _factory(np.linspace(start, end, int(steps)), dtype, requires_grad, device)
+
+
+def logspace(start, end, steps, base=10.0, dtype=None, requires_grad=False, device="cpu"):
+    """base ** linspace(start, end, steps)."""
+    return _factory(np.logspace(start, end, int(steps), base=base), dtype, requires_grad, device)
+
+
+def empty(*shape, dtype=None, requires_grad=False, device="cpu"):
+    """An uninitialised tensor (zero-filled here: never reads stale memory)."""
+    return _factory(np.zeros(_shape(shape)), dtype, requires_grad, device)
+
+
+def full_like(t, fill_value, dtype=None, requires_grad=False):
+    return Tensor(t.xp.full_like(t.data, fill_value, dtype=dtype), requires_grad=requires_grad)
+
+
+def empty_like(t, dtype=None, requires_grad=False):
+    return zeros_like(t, dtype=dtype, requires_grad=requires_grad)
+
+
+def _float_like(t, dtype):
+    dt = dtype or (t.dtype if t.dtype.kind == "f" else _DEFAULT_FLOAT)
+    return np.dtype(dt)
+
+
+def rand_like(t, dtype=None, requires_grad=False, generator=None):
+    rng = generator or _Generator.rng
+    return Tensor(rng.random(t.shape), dtype=_float_like(t, dtype), requires_grad=requires_grad,
+                  device=t.device)
+
+
+def randn_like(t, dtype=None, requires_grad=False, generator=None):
+    rng = generator or _Generator.rng
+    return Tensor(rng.standard_normal(t.shape), dtype=_float_like(t, dtype),
+                  requires_grad=requires_grad, device=t.device)
+
+
+def randint(low, high=None, size=(), dtype=np.int64, device="cpu", generator=None):
+    """Integers uniform in [low, high) (``randint(high, size)`` draws from [0, high))."""
+    if high is None:
+        low, high = 0, low
+    if high <= low:
+        raise ValueError(f"randint: high must be > low, got low={low}, high={high}")
+    rng = generator or _Generator.rng
+    size = (size,) if isinstance(size, int) else tuple(size)
+    return Tensor(rng.integers(low, high, size=size), dtype=dtype, device=device)

@@ -13,6 +13,8 @@ MultiheadAttention, Transformer encoder).
 from . import functional, init, losses, utils
 from .attention import MultiheadAttention, TransformerEncoder, TransformerEncoderLayer
 from .activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Softplus, Tanh
+from .activation import (CELU, GLU, SELU, Hardsigmoid, Hardswish, Hardtanh, LogSigmoid, Mish,
+                         ReLU6, SiLU, Softmin, Softsign)
 from .container import BasicBlock, ModuleDict, ModuleList, Residual, Sequential
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d
 from .linear import Dropout, Embedding, Flatten, Identity, Linear
@@ -62,6 +64,8 @@ from .pooling import (
 from .recurrent import GRU, LSTM, RNN
 
 __all__ = [
+    "CELU", "GLU", "SELU", "Hardsigmoid", "Hardswish", "Hardtanh", "LogSigmoid", "Mish", "ReLU6",
+    "SiLU", "Softmin", "Softsign",
     "ELU",
     "GELU",
     "GRU",

@@ -80,12 +80,110 @@ class Softplus(_Act):
         self.beta, self.threshold = beta, threshold
 
     def fn(self, x):
-        if self.beta == 1.0:
-            return x.softplus()
-        return (x * self.beta).softplus() * (1.0 / self.beta)
+        from .functional import softplus
+
+        return softplus(x, self.beta, self.threshold)
 
     def extra_repr(self):
         return f"beta={self.beta}, threshold={self.threshold}"
+
+
+class SiLU(_Act):
+    """x * sigmoid(x) (swish)."""
+
+    def fn(self, x):
+        return x.silu()
+
+
+class Mish(_Act):
+    """x * tanh(softplus(x))."""
+
+    def fn(self, x):
+        return x.mish()
+
+
+class SELU(_Act):
+    """scale * elu(x, alpha) with PyTorch's constants."""
+
+    def fn(self, x):
+        return x.selu()
+
+
+class CELU(_Act):
+    """max(0, x) + min(0, alpha (e^(x/alpha) - 1))."""
+
+    def __init__(self, alpha=1.0):
+        super().__init__()
+        self.alpha = alpha
+
+    def fn(self, x):
+        return x.celu(self.alpha)
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}"
+
+
+class Hardtanh(_Act):
+    """clip(x, min_val, max_val)."""
+
+    def __init__(self, min_val=-1.0, max_val=1.0):
+        super().__init__()
+        self.min_val, self.max_val = min_val, max_val
+
+    def fn(self, x):
+        return x.hardtanh(self.min_val, self.max_val)
+
+    def extra_repr(self):
+        return f"min_val={self.min_val}, max_val={self.max_val}"
+
+
+class ReLU6(_Act):
+    """min(max(x, 0), 6)."""
+
+    def fn(self, x):
+        return x.relu6()
+
+
+class Hardsigmoid(_Act):
+    """relu6(x + 3) / 6."""
+
+    def fn(self, x):
+        return x.hardsigmoid()
+
+
+class Hardswish(_Act):
+    """x * relu6(x + 3) / 6."""
+
+    def fn(self, x):
+        return x.hardswish()
+
+
+class Softsign(_Act):
+    """x / (1 + |x|)."""
+
+    def fn(self, x):
+        return x.softsign()
+
+
+class LogSigmoid(_Act):
+    """log sigmoid(x)."""
+
+    def fn(self, x):
+        return x.logsigmoid()
+
+
+class GLU(_Act):
+    """a * sigmoid(b) over the two halves of ``dim``."""
+
+    def __init__(self, dim=-1):
+        super().__init__()
+        self.dim = dim
+
+    def fn(self, x):
+        return x.glu(dim=self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
 
 
 class Softmax(_Act):
@@ -107,3 +205,10 @@ class LogSoftmax(Softmax):
 
     def fn(self, x):
         return x.log_softmax(axis=self.dim)
+
+
+class Softmin(Softmax):
+    """softmax(-x) along ``dim``."""
+
+    def fn(self, x):
+        return x.softmin(axis=self.dim)

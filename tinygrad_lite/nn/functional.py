@@ -42,8 +42,73 @@ def tanh(x):
     return _tensor(x).tanh()
 
 
-def softplus(x):
-    return _tensor(x).softplus()
+def softplus(x, beta=1.0, threshold=20.0):
+    """log(1 + e^(beta x)) / beta; x itself where beta x > threshold (PyTorch)."""
+    x = _tensor(x)
+    if beta == 1.0 and threshold >= 20.0:
+        return x.softplus()
+    bx = x * beta
+    return (bx > threshold).where(x, bx.softplus() * (1.0 / beta))
+
+
+def silu(x):
+    """x * sigmoid(x) (swish)."""
+    return _tensor(x).silu()
+
+
+def mish(x):
+    """x * tanh(softplus(x))."""
+    return _tensor(x).mish()
+
+
+def selu(x):
+    """scale * elu(x, alpha), alpha = 1.6732632..., scale = 1.0507009... (self-normalizing)."""
+    return _tensor(x).selu()
+
+
+def celu(x, alpha=1.0):
+    """max(0, x) + min(0, alpha (e^(x/alpha) - 1))."""
+    return _tensor(x).celu(alpha)
+
+
+def relu6(x):
+    """min(max(x, 0), 6)."""
+    return _tensor(x).relu6()
+
+
+def hardtanh(x, min_val=-1.0, max_val=1.0):
+    """clip(x, min_val, max_val)."""
+    return _tensor(x).hardtanh(min_val, max_val)
+
+
+def hardsigmoid(x):
+    """relu6(x + 3) / 6."""
+    return _tensor(x).hardsigmoid()
+
+
+def hardswish(x):
+    """x * relu6(x + 3) / 6."""
+    return _tensor(x).hardswish()
+
+
+def softsign(x):
+    """x / (1 + |x|)."""
+    return _tensor(x).softsign()
+
+
+def logsigmoid(x):
+    """log(sigmoid(x)) = -softplus(-x), stable for large |x|."""
+    return _tensor(x).logsigmoid()
+
+
+def softmin(x, axis=-1, dim=None):
+    """softmax(-x) along ``dim``."""
+    return _tensor(x).softmin(axis=dim if dim is not None else axis)
+
+
+def glu(x, dim=-1):
+    """a * sigmoid(b), (a, b) the two halves of x along ``dim``."""
+    return _tensor(x).glu(dim=dim)
 
 
 def softmax(x, axis=-1, dim=None):

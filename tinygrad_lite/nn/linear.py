@@ -5,7 +5,7 @@ Next: conv.py.
 
 import numpy as np
 
-from ..tensor import _DEFAULT_FLOAT, Tensor
+from ..tensor import Tensor, get_default_dtype
 from . import functional as F
 from . import init
 from .module import Module
@@ -13,7 +13,7 @@ from .parameter import Parameter
 
 
 def _empty(shape, dtype):
-    return Parameter(np.zeros(shape, dtype=np.dtype(dtype or _DEFAULT_FLOAT)))
+    return Parameter(np.zeros(shape, dtype=np.dtype(dtype or get_default_dtype())))
 
 
 class Identity(Module):

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..autograd import no_grad
 from ..errors import ShapeError
-from ..tensor import _DEFAULT_FLOAT, Tensor
+from ..tensor import Tensor, get_default_dtype
 from . import init
 from .linear import _empty
 from .module import Module
@@ -52,7 +52,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     if training or running_mean is None:
         n = x.size // x.shape[axis]
         mean = x.mean(axis=axes, keepdims=True)
-        var = x.var(axis=axes, keepdims=True, ddof=0)   # biased, as the layer defines
+        var = x.var(axis=axes, keepdims=True, correction=0)
         if training and running_mean is not None:
             if unbiased_running_var and n <= 1:
                 raise ShapeError(f"batch_norm: expected more than 1 value per channel when "
@@ -91,7 +91,7 @@ class _BatchNorm(Module):
         super().__init__()
         self.num_features, self.eps, self.momentum = int(num_features), eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
-        dt = np.dtype(dtype or _DEFAULT_FLOAT)
+        dt = np.dtype(dtype or get_default_dtype())
         if affine:
             self.weight = _empty((num_features,), dt)
             self.bias = _empty((num_features,), dt)
@@ -204,7 +204,7 @@ class LayerNorm(Module):
             )
         axes = tuple(range(x.ndim - k, x.ndim))
         mean = x.mean(axis=axes, keepdims=True)
-        var = x.var(axis=axes, keepdims=True, ddof=0)   # biased, as the layer defines
+        var = x.var(axis=axes, keepdims=True, correction=0)
         y = (x - mean) / (var + self.eps).sqrt()
         if self.weight is not None:
             y = y * self.weight

@@ -37,12 +37,25 @@ def _tensor(x):
 
 
 def _tup(v, n, name, op):
-    if isinstance(v, (int, np.integer)):
-        return (int(v),) * n
-    v = tuple(v)
-    if len(v) != n or not all(isinstance(i, (int, np.integer)) for i in v):
-        raise ShapeError(f"{op}: {name} must be an int or {n} ints, got {v!r}")
-    return tuple(int(i) for i in v)
+    """An int (Python or NumPy) or ``n`` of them -> a tuple of ``n`` ints below 2**31; floats and
+    bools are refused (one rule with the 2-D ops: ``ops.nn.pair``)."""
+    if n == 2:
+        return N.pair(v, name, op)
+    if N._is_int(v):
+        v = (int(v),) * n
+    else:
+        try:
+            items = tuple(v)
+        except TypeError:
+            items = None
+        if items is None or len(items) != n or not all(N._is_int(i) for i in items):
+            raise ShapeError(f"{op}: {name} must be an int or {n} ints, got {v!r} "
+                             f"({type(v).__name__})")
+        v = tuple(int(i) for i in items)
+    if max(abs(i) for i in v) > N.MAX_KERNEL_ARG:
+        raise ShapeError(f"{op}: {name} must be below 2**31 (the kernels index with 32-bit "
+                         f"ints), got {v}")
+    return v
 
 
 def _check_nd(op, x, nd, what="input"):
@@ -149,7 +162,8 @@ def conv3d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 def _pool_geometry(op, x, nd, kernel_size, stride, padding, dilation, ceil_mode):
     """-> (k, s, p, d, out, extra): extra is the right padding ceil_mode's last window needs."""
     k = _tup(kernel_size, nd, "kernel_size", op)
-    s = k if stride is None or stride == [] else _tup(stride, nd, "stride", op)
+    no_stride = stride is None or (isinstance(stride, (list, tuple)) and len(stride) == 0)
+    s = k if no_stride else _tup(stride, nd, "stride", op)
     p, d = _tup(padding, nd, "padding", op), _tup(dilation, nd, "dilation", op)
     if min(k) < 1 or min(s) < 1 or min(d) < 1:
         raise ShapeError(f"{op}: kernel_size and stride (and dilation) must be >= 1, got "

@@ -1,6 +1,7 @@
-"""Every differentiable op, one module per family (elementwise, reduce, movement, nn).
+"""Every differentiable op, one module per family (elementwise, pointwise math, reduce, scan,
+movement, indexing, nn).
 
 Importing this package registers all ops in ``autograd.REGISTRY``.
 """
 
-from . import elementwise, movement, nn, reduce  # noqa: F401
+from . import elementwise, indexing, movement, nn, pointwise, reduce, scan  # noqa: F401

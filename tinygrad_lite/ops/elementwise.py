@@ -5,7 +5,8 @@ it can be differentiated again. Rules marked ``array_backward`` use only what Te
 share, so the lean walk (autograd.py) runs the same text on raw arrays when nothing is recorded. Gradients of broadcast inputs are summed back to the input's
 shape by the engine (autograd.sum_to_shape), so the rules here ignore broadcasting.
 
-Next: reduce.py (sum, max, ...), where one output depends on many inputs.
+Next: pointwise.py (trigonometric, logs, rounding), then reduce.py (sum, max, ...), where one
+output depends on many inputs.
 """
 
 import math
@@ -96,7 +97,8 @@ class Pow(Function):
     """y = a ** b;  dy/da = b * a^(b-1), dy/db = y * log(a)  (needs a > 0 for the b-gradient).
 
     With a constant exponent only the a-gradient is formed, so negative bases work for
-    ``x ** 2``.
+    ``x ** 2``. At base 0 the gradients are finite, as PyTorch: dy/da = 0 where b = 0 (the
+    derivative of the constant a^0), and dy/db = 0 where a = 0 (log 0 is replaced by 0).
     """
 
     array_backward = True
@@ -105,14 +107,22 @@ class Pow(Function):
     def forward(ctx, a, b):
         y = a ** b
         ctx.save(a, b, y)
+        ctx.b_zero = b == 0 if b.dtype.kind == "f" and (b == 0).any() else None
+        ctx.a_zero = a == 0 if (a == 0).any() else None
         return y
 
     @staticmethod
     def backward(ctx, g):
         a, b, y = ctx.saved_tensors
         na, nb = ctx.needs_input_grad
-        ga = g * b * a ** (b - 1) if na else None
-        gb = g * y * call(Log, a) if nb else None
+        ga = gb = None
+        if na:
+            bm1 = b - 1
+            if ctx.b_zero is not None:   # b = 0: use b - 1 = 1 there, so 0 * a^1 = 0 (no 0 * inf)
+                bm1 = bm1 + 2 * const_like(ctx.b_zero, bm1)
+            ga = g * b * a ** bm1
+        if nb:                           # a = 0: log(0 + 1) = 0 there (dy/db = 0, as PyTorch)
+            gb = g * y * call(Log, a if ctx.a_zero is None else a + const_like(ctx.a_zero, a))
         return ga, gb
 
 

@@ -4,7 +4,8 @@ Their backward passes move the gradient back the same way in reverse: reshape un
 the inverse permutation undoes a transpose, and a selection (indexing) scatters its gradient
 back into a zero tensor of the input's shape, *adding* where an index was picked twice.
 
-Next: nn.py (softmax, matmul, conv2d, pooling), the ops neural networks are built from.
+Next: indexing.py (flip, roll, diagonals, gather, scatter), then nn.py (softmax, matmul,
+conv2d, pooling), the ops neural networks are built from.
 """
 
 import numpy as np

@@ -3,24 +3,41 @@
 The backward pass of every reduction first puts the reduced axes back (as size-1 axes, the
 ``keepdims`` shape) and then broadcasts the gradient over the elements that fed each output.
 
-Next: movement.py (reshape, transpose, indexing), ops that only move elements around.
+Next: scan.py (cumsum, cumprod: running reductions), then movement.py (reshape, transpose,
+indexing), ops that only move elements around.
 """
 
 from ..autograd import Function, call, const_like, register
 from ..errors import AxisError, ShapeError
 
 
+def check_axis(axis, ndim, op):
+    """One axis (negatives allowed) as a positive int; ``AxisError`` when out of range."""
+    try:
+        a = int(axis)
+    except (TypeError, ValueError):
+        raise ShapeError(f"{op}: axis must be an int, got {axis!r}") from None
+    if not -ndim <= a < ndim:
+        raise AxisError(f"{op}: axis {a} is out of range for a tensor of {ndim} dims (valid: "
+                        f"{-ndim}..{ndim - 1}), got axis={axis!r}")
+    return a % ndim
+
+
 def normalize_axis(axis, ndim, op):
-    """``axis`` (None, int or tuple, negatives allowed) as a sorted tuple of positive ints."""
+    """``axis`` (None, int or tuple, negatives allowed) as a sorted tuple of positive ints.
+
+    A 0-d tensor accepts axis 0 or -1 (as PyTorch) and reduces over no axis."""
     if axis is None:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     out = []
     for a in axes:
-        if not -ndim <= a < max(ndim, 1):
+        if not -max(ndim, 1) <= a < max(ndim, 1):
             raise AxisError(f"{op}: axis {a} is out of range for a tensor of {ndim} dims, "
-                             f"got axis={axis!r}")
-        out.append(a % ndim if ndim else 0)
+                            f"got axis={axis!r}")
+        out.append(a % ndim if ndim else None)
+    if ndim == 0:
+        return ()
     if len(set(out)) != len(out):
         raise ShapeError(f"{op}: repeated axis, got axis={axis!r}")
     return tuple(sorted(out))
@@ -55,13 +72,20 @@ class Sum(Function):
 
 @register("prod")
 class Prod(Function):
-    """y = prod_i x_i;  dy/dx_i = prod_{j != i} x_j = y / x_i  (domain: x != 0)."""
+    """y = prod_i x_i;  dy/dx_i = prod_{j != i} x_j.
+
+    Without zeros that is y / x_i. With zeros (exact, as PyTorch) it is the product of the
+    exclusive cumulative products from the left and from the right: prod_{j<i} x_j *
+    prod_{j>i} x_j, written with cumprod so it can be differentiated again.
+    """
 
     array_backward = True
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
         ctx.kd_shape = keepdims_shape(x.shape, axis)
+        ctx.axis = axis
+        ctx.has_zero = bool((x == 0).any())
         y = x.prod(axis=axis, keepdims=keepdims)
         ctx.save(x, y)   # save the output itself: y stays attached to the graph (double backward)
         return y
@@ -69,7 +93,32 @@ class Prod(Function):
     @staticmethod
     def backward(ctx, g):
         x, y = ctx.saved_tensors
-        return (g.reshape(ctx.kd_shape) * y.reshape(ctx.kd_shape) / x,)
+        g = g.reshape(ctx.kd_shape)
+        if not ctx.has_zero:
+            return (g * y.reshape(ctx.kd_shape) / x,)
+        from ..tensor import Tensor
+
+        if isinstance(x, Tensor):
+            return (g * _product_of_others(x, ctx.axis),)
+        # the lean walk hands arrays: the Tensor formula runs here unrecorded (grad mode is off)
+        return (g * _product_of_others(Tensor._wrap(x, False), ctx.axis).data,)
+
+
+def _product_of_others(x, axes):
+    """prod_{j != i} x_j over ``axes`` for every i, exact with zeros (Tensor ops)."""
+    from ..functions import cat
+
+    keep = [i for i in range(x.ndim) if i not in axes]
+    order = keep + list(axes)
+    xt = x.permute(order) if order != list(range(x.ndim)) else x
+    lead = xt.shape[:len(keep)]
+    xm = xt.reshape(lead + (-1,))
+    one = x._wrap(x.xp.ones(lead + (1,), dtype=x.dtype), False)
+    left = cat([one, xm[..., :-1]], axis=-1).cumprod(-1)
+    right = cat([xm[..., 1:], one], axis=-1).flip(-1).cumprod(-1).flip(-1)
+    others = (left * right).reshape(xt.shape)
+    inverse = [order.index(i) for i in range(x.ndim)]
+    return others.permute(inverse) if order != list(range(x.ndim)) else others
 
 
 class _Extremum(Function):
