@@ -19,6 +19,8 @@ from .files import (
                     save_weights,
                     write_file,
 )
+from .training import load_checkpoint, save_checkpoint
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "read_file", "write_file",
            "atomic_write_bytes", "FORMAT", "FORMAT_VERSION"]
+__all__ += ["save_checkpoint", "load_checkpoint"]
