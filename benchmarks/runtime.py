@@ -2,10 +2,10 @@
 each next to the full library measured in the same run (not part of the tests).
 
 * size: bytes and lines of the file;
-* import time: a fresh interpreter per measurement (with .pyc caching, after a warm-up launch), ``import runtime`` (numpy already imported, so
-  the file's own cost) and ``import numpy, runtime`` (what an app pays cold), against ``import
-  tinygrad_lite`` and ``from tinygrad_lite.io import load_model`` in the same way; the launches
-  alternate so both see the same machine load; medians;
+* import time: a fresh interpreter per measurement (with .pyc caching, after a warm-up launch),
+  ``import runtime`` (numpy already imported, so the file's own cost) and ``import numpy,
+  runtime`` (what an app pays cold), against ``from tinygrad_lite.io import load_model`` measured
+  the same way; the launches alternate so both see the same machine load; medians;
 * one-row latency: the seed MLP (64 -> 128 relu -> 10 softmax) saved with a MinMaxScaler and
   label names; ``runtime.load(path).predict_labels(row)`` against the library's
   ``model.predict(scaler.transform(row))`` plus the label lookup, interleaved; medians. The
