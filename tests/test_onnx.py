@@ -90,3 +90,24 @@ def test_unsupported_layer_names_it_and_lists_the_supported(tmp_path):
     assert not (tmp_path / "c.onnx").exists()
     with pytest.raises(ValueError, match="not built"):
         io.export_onnx(Sequential([Dense(2)]), tmp_path / "u.onnx")
+
+
+def test_cli_export(tmp_path, capsys):
+    from tinygrad_lite.cli import main
+
+    tl.manual_seed(3)
+    m = Sequential([Dense(8, activation="relu", input_shape=(5,)), Dense(2, activation="softmax")])
+    m.build()
+    m.save(tmp_path / "m.safetensors")
+    assert main(["export", str(tmp_path / "m.safetensors"), "--format", "onnx"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    x = np.random.default_rng(3).random((4, 5)).astype(np.float32)
+    got = _session(tmp_path / "m.onnx").run(None, {"input": x})[0]
+    np.testing.assert_allclose(got, m.predict(x), rtol=0, atol=1e-5)
+    cnn = Sequential([Conv2D(2, 3, input_shape=(5, 5, 1)), Flatten(), Dense(2)])
+    cnn.build()
+    cnn.save(tmp_path / "c.safetensors")
+    assert main(["export", str(tmp_path / "c.safetensors"), "--out",
+                 str(tmp_path / "c.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "Conv2D" in err and "supported layers" in err and len(err.strip().splitlines()) == 1
