@@ -166,3 +166,25 @@ def test_bad_arguments():
         prune.global_unstructured([(ours[0], "weight")])
     with pytest.raises(ValueError, match="shape"):
         prune.l1_unstructured(ours[0], "weight", 0.5, importance_scores=np.ones(3))
+    from tinygrad_lite.layers import Dense
+
+    dense = Dense(3, input_shape=(4,))
+    dense.build((4,))
+    with pytest.raises(TypeError, match="Keras-style layers"):
+        prune.l1_unstructured(dense, "kernel", 0.5)
+
+
+def test_conv2d_weight_pruning_matches_torch():
+    tl.manual_seed(11)
+    ours = nn.Conv2d(2, 3, 3)
+    theirs = torch.nn.Conv2d(2, 3, 3)
+    theirs.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in
+                            ours.state_dict().items()})
+    prune.l1_unstructured(ours, "weight", 0.6)
+    tprune.l1_unstructured(theirs, "weight", 0.6)
+    _same_state(ours, theirs)
+    x = np.random.default_rng(11).standard_normal((2, 2, 6, 6)).astype(np.float32)
+    np.testing.assert_allclose(ours(tl.Tensor(x)).numpy(),
+                               theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-5,
+                               atol=1e-5)
+    assert prune.sparsity(ours) == {"weight": pytest.approx(round(0.6 * 54) / 54)}

@@ -135,9 +135,9 @@ def load_checkpoint(path, model, optimizer=None, scheduler=None, rng=None,
         if not isinstance(s, dict) or s.get("bit_generator") != type(g.bit_generator).__name__:
             raise fail(f"a saved generator state is not a {type(g.bit_generator).__name__} state")
     files._check_weights(path, model, weights)       # nothing changes before this passes
-    files._assign(model, weights)
     if optimizer is not None and state.get("optimizer") is not None:
-        optimizer.load_state_dict(state["optimizer"])
+        optimizer.load_state_dict(state["optimizer"])  # checks its layout before assigning
+    files._assign(model, weights)
     if scheduler is not None:
         scheduler.load_state_dict(state["scheduler"])
     for g, s in zip(gens, saved_rng):

@@ -127,6 +127,11 @@ def _check_param(op, module, name):
 
     if not isinstance(module, Module):
         raise TypeError(f"{op}: expected an nn.Module, got {type(module).__name__}")
+    if hasattr(module, "weight_tensors") and hasattr(module, "get_config"):
+        # a Keras-style layer: Sequential's fused-loss path reads Dense.kernel outside __call__,
+        # where the forward pre-hook would not refresh the masked weight
+        raise TypeError(f"{op}: Keras-style layers (tinygrad_lite.layers) are not supported yet, "
+                        f"got {type(module).__name__}; prune nn modules (nn.Linear, nn.Conv2d)")
     if name in _hooks(module):
         return getattr(module, name + "_orig")
     p = module._parameters.get(name)
