@@ -198,3 +198,31 @@ def test_bad_and_unsupported_files(tmp_path):
         rt.load(tmp_path / "e.safetensors")
     with pytest.raises(rt.ModelFormatError, match="unknown model file type"):
         rt.load(tmp_path / "m.pt")
+
+
+def test_fuzzed_files_raise_only_model_format_error(tmp_path):
+    """Bit flips and rewritten header bytes: the runtime loads the file (a flipped weight is still
+    a model) or raises ModelFormatError, nothing else."""
+    rt = _runtime()
+    m, scaler, x = _mlp()
+    for suffix in (".safetensors", ".npz"):
+        path = tmp_path / f"m{suffix}"
+        m.save(path, preprocessing=scaler, label_names=["a", "b", "c"])
+        blob = path.read_bytes()
+        rng = np.random.default_rng(0)
+        outcomes = {"loaded": 0, "refused": 0}
+        for i in range(150):
+            data = bytearray(blob)
+            # most flips land in the first 2 KB: the header / zip directory entries
+            hi = 2048 if i % 3 else len(data)
+            for pos in rng.integers(0, min(hi, len(data)), rng.integers(1, 4)):
+                data[pos] ^= 1 << int(rng.integers(0, 8))
+            bad = tmp_path / f"f{suffix}"
+            bad.write_bytes(bytes(data))
+            try:
+                model = rt.load(bad)
+                model.predict(x[:2])
+                outcomes["loaded"] += 1
+            except rt.ModelFormatError:
+                outcomes["refused"] += 1
+        assert outcomes["refused"] > 0, outcomes

@@ -380,10 +380,24 @@ class Model:
         extra = sorted(k for k in arrays if k.startswith("weights.") and k not in used)
         if extra:
             raise _fail(path, f"weights {extra[:3]} belong to no layer")
-        pre = meta.get("preprocessing")
-        self.preprocess = None if pre is None else _transformer(_merge(pre, arrays))
-        names = meta.get("label_names")
-        self.label_names = None if names is None else [str(s) for s in names]
+        try:
+            pre = meta.get("preprocessing")
+            self.preprocess = None if pre is None else _transformer(_merge(pre, arrays))
+            names = meta.get("label_names")
+            self.label_names = None if names is None else [str(s) for s in names]
+            if not self.input_shape or not all(type(d) is int and d >= 1
+                                               for d in self.input_shape):
+                raise ValueError(f"invalid input_shape {str(arch.get('input_shape'))[:40]}")
+            if math.prod(self.input_shape) > 2**24:
+                raise ValueError(f"input_shape {self.input_shape} is too large")
+            y = np.zeros((1,) + self.input_shape, np.float32)   # the weights fit the layers
+            for layer in self.layers:
+                y = layer(y)
+        except ModelFormatError as e:
+            raise _fail(path, str(e)) from None
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+            raise _fail(path, f"the architecture, weights or preprocessing do not fit together "
+                              f"({type(e).__name__}: {str(e)[:100]})") from None
 
     def _prepare(self, X):
         X = np.asarray(X, dtype=np.float64)
