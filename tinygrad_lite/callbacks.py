@@ -176,14 +176,30 @@ class ModelCheckpoint(_Monitor):
     ``save_weights_only=True`` through ``io.save_weights`` (the weights alone: restore them into
     a model of the same architecture with ``model.load_weights(path)``). ``verbose=1`` prints
     one line per epoch saying whether (and where) it saved.
+
+    ``include_optimizer=True`` (with ``save_weights_only=False``) also writes, beside each model
+    file, a training checkpoint ``<name>.train.npz`` (``io.save_checkpoint``: optimizer state,
+    finished epochs, the library's random state) from which a run resumes bitwise:
+    ``ckpt = io.load_checkpoint(path, model)`` then ``model.fit(..., initial_epoch=ckpt["epoch"])``.
+    ``train_states`` lists the ``(epoch, path)`` of those files.
     """
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
-                 save_weights_only=False, mode="auto"):
+                 save_weights_only=False, mode="auto", include_optimizer=False):
         super().__init__(monitor, mode, 0, "ModelCheckpoint")
         self.filepath, self.verbose = os.fspath(filepath), verbose
         self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
+        if include_optimizer and save_weights_only:
+            raise ValueError("ModelCheckpoint: include_optimizer=True needs a full save, got "
+                             "save_weights_only=True; pass save_weights_only=False")
+        self.include_optimizer = bool(include_optimizer)
         self.saved = []  # (epoch, path) of every file written
+        self.train_states = []  # (epoch, path) of every training checkpoint written
+
+    @staticmethod
+    def train_state_path(path):
+        """The training checkpoint written beside model file ``path``: ``<stem>.train.npz``."""
+        return os.path.splitext(os.fspath(path))[0] + ".train.npz"
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -206,6 +222,12 @@ class ModelCheckpoint(_Monitor):
             save_weights(self.model, path)
         else:
             self.model.save(path)
+            if self.include_optimizer:
+                from .io.training import save_checkpoint
+
+                state = save_checkpoint(self.train_state_path(path), self.model,
+                                        epoch=epoch + 1)
+                self.train_states.append((epoch, state))
         self.saved.append((epoch, path))
         if self.verbose:
             what = "weights" if self.save_weights_only else "model"

@@ -423,6 +423,19 @@ def cmd_predict(args):
     return 0
 
 
+def cmd_export(args):
+    from .io import export_onnx, load_model
+
+    model = load_model(args.model)
+    out = args.out or os.path.splitext(args.model)[0] + ".onnx"
+    try:
+        export_onnx(model, out)
+    except (TypeError, ImportError) as e:    # an unsupported layer, or no onnx package
+        raise CLIError(str(e)) from None
+    print(f"wrote {out} (ONNX opset 17, dynamic batch; preprocessing is not part of the graph)")
+    return 0
+
+
 def cmd_bench(args):
     import importlib
 
@@ -474,6 +487,12 @@ def build_parser():
     r.add_argument("--out", help="write CSV here instead of stdout")
     r.add_argument("--backend")
     r.set_defaults(func=cmd_predict)
+
+    x = sub.add_parser("export", help="convert a saved model to another format (ONNX)")
+    x.add_argument("model", help="model file (.safetensors or .npz)")
+    x.add_argument("--format", choices=["onnx"], default="onnx")
+    x.add_argument("--out", help="output file (default: the model's name with .onnx)")
+    x.set_defaults(func=cmd_export)
 
     b = sub.add_parser("bench", help="run a benchmark suite (from the repository root)")
     b.add_argument("suite", choices=["kernels", "training"],

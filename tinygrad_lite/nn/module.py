@@ -380,7 +380,26 @@ class Module:
 
         return _Handle()
 
+    def register_forward_pre_hook(self, hook):
+        """``hook(module, inputs)`` runs before every forward; a non-None return replaces the
+        inputs (a tuple, or one value). Returns a handle with ``remove()`` (used by prune.py)."""
+        if "_forward_pre_hooks" not in self.__dict__:
+            object.__setattr__(self, "_forward_pre_hooks", [])
+        hooks = self._forward_pre_hooks
+        hooks.append(hook)
+
+        class _Handle:
+            def remove(self):
+                if hook in hooks:
+                    hooks.remove(hook)
+
+        return _Handle()
+
     def __call__(self, *args, **kwargs):
+        for hook in list(self.__dict__.get("_forward_pre_hooks", ())):
+            new = hook(self, args)
+            if new is not None:
+                args = new if isinstance(new, tuple) else (new,)
         out = self.forward(*args, **kwargs)
         for hook in list(self._forward_hooks):
             hook(self, args, out)

@@ -146,3 +146,8 @@ def clip_grad_value_(parameters, clip_value, foreach=None):
         )
     for g in _grads(parameters):
         _xp(g).clip(g, -clip_value, clip_value, out=g)
+
+
+from . import prune  # noqa: E402  (nn.utils.prune, as torch.nn.utils.prune)
+
+__all__ += ["prune"]
