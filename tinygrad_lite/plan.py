@@ -359,7 +359,7 @@ def run(owner, layers, x):
     if backend not in ("cython", "numpy"):
         return None
     for layer in layers:                      # every layer must be in eval mode, without hooks
-        if layer.training or layer._forward_hooks:
+        if layer.training or layer._hooked():
             return None
     plans = owner.__dict__.get("_plans")
     if plans is None:

@@ -14,8 +14,10 @@ BatchNormalization (moving statistics), with the activations of ``layers.ACTIVAT
 Preprocessing: MinMaxScaler, StandardScaler, SimpleImputer and a Pipeline of them.
 
 The file reader is strict like ``io.files``: every header entry, dtype, shape and offset is checked
-before a byte is interpreted, sizes are capped, npz archives load with ``allow_pickle=False``, and a
-bad file raises ``ModelFormatError`` (a ``ValueError``) naming the file. The forward pass is the
+before a byte is interpreted, sizes are capped, npz archives load with ``allow_pickle=False``, the
+SHA-256 digests tinygrad_lite stores are checked (stdlib ``hashlib``), fitted preprocessing values
+are checked by type, shape and finiteness, and a bad file raises ``ModelFormatError`` (a
+``ValueError``) naming the file. The forward pass is the
 library's float32 arithmetic with the same NumPy calls: Dense/activation/BatchNorm models give the
 same bits as ``model.predict`` on the NumPy backend (``backends.use("numpy")``) and agree to one
 float32 ulp (~6e-8) with the default Cython backend, whose GEMM sums in another order. Convolution
@@ -36,6 +38,8 @@ __all__ = ["load", "Model", "ModelFormatError", "read_model_file"]
 FORMAT = "tinygrad_lite.model"
 FORMAT_VERSION = 1
 META_KEY = "tinygrad_lite"
+DIGEST_KEY = "tinygrad_lite.sha256"   # our SHA-256 digests (safetensors metadata key)
+NPZ_DIGEST_MEMBER = "__sha256__"        # ... and the npz member holding the same document
 MAX_FILE_BYTES = 2 * 2**30
 MAX_HEADER_BYTES = 16 * 2**20
 MAX_TENSORS = 100_000
@@ -94,7 +98,7 @@ def _read_safetensors(path, blob):
         raise _fail(path, "tensors overlap")
     if not (isinstance(meta, dict) and isinstance(meta.get(META_KEY), str)):
         raise _fail(path, "no tinygrad_lite metadata in the header")
-    return arrays, meta[META_KEY]
+    return arrays, meta[META_KEY], meta.get(DIGEST_KEY)
 
 
 def _read_npz(path):
@@ -116,13 +120,49 @@ def _read_npz(path):
     meta = arrays.pop("__metadata__", None)
     if meta is None or meta.dtype != np.uint8 or meta.ndim != 1:
         raise _fail(path, "no tinygrad_lite metadata")
+    digest = arrays.pop(NPZ_DIGEST_MEMBER, None)
+    if digest is not None:
+        if digest.dtype != np.uint8 or digest.ndim != 1:
+            raise _fail(path, "the SHA-256 digest member is malformed")
+        try:
+            digest = digest.tobytes().decode("utf-8")
+        except UnicodeDecodeError:
+            raise _fail(path, "the SHA-256 digest member is not UTF-8") from None
     for k, a in arrays.items():
         if a.dtype.kind not in "fiub" or a.ndim > MAX_NDIM:
             raise _fail(path, f"array {k!r} has unsupported dtype {a.dtype}")
     try:
-        return arrays, meta.tobytes().decode("utf-8")
+        return arrays, meta.tobytes().decode("utf-8"), digest
     except UnicodeDecodeError:
         raise _fail(path, "metadata is not UTF-8") from None
+
+
+_CODES = {np.dtype(v): k for k, v in _DTYPES.items()}
+
+
+def _verify_digest(path, arrays, text, digest):
+    """Check the SHA-256 digests tinygrad_lite stores beside the metadata and every tensor (a
+    file without them, from another tool, is taken as it is: nothing to check)."""
+    if digest is None:
+        return
+    import hashlib
+
+    try:
+        doc = json.loads(digest)
+    except (TypeError, ValueError, RecursionError):
+        raise _fail(path, "the SHA-256 digest entry is not valid JSON") from None
+    if not (isinstance(doc, dict) and doc.get("algorithm") == "sha256"
+            and isinstance(doc.get("metadata"), str) and isinstance(doc.get("tensors"), dict)):
+        raise _fail(path, "the SHA-256 digest entry is malformed")
+    if hashlib.sha256(text.encode("utf-8")).hexdigest() != doc["metadata"]:
+        raise _fail(path, "SHA-256 mismatch in the metadata (corrupted or edited file)")
+    if set(doc["tensors"]) != set(arrays):
+        raise _fail(path, "the tensors differ from the SHA-256 digest list")
+    for name, a in arrays.items():
+        h = hashlib.sha256(f"{name}\0{_CODES.get(a.dtype)}\0{list(a.shape)}\0".encode("utf-8"))
+        h.update(np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<"), copy=False).tobytes())
+        if h.hexdigest() != doc["tensors"][name]:
+            raise _fail(path, f"SHA-256 mismatch in tensor {name!r} (corrupted or edited file)")
 
 
 def read_model_file(path, max_bytes=MAX_FILE_BYTES):
@@ -138,9 +178,10 @@ def read_model_file(path, max_bytes=MAX_FILE_BYTES):
         raise _fail(path, f"file is {size} bytes, over the cap of {max_bytes}")
     if ext == ".safetensors":
         with open(path, "rb") as f:
-            arrays, text = _read_safetensors(path, f.read())
+            arrays, text, digest = _read_safetensors(path, f.read())
     else:
-        arrays, text = _read_npz(path)
+        arrays, text, digest = _read_npz(path)
+    _verify_digest(path, arrays, text, digest)
     try:
         meta = json.loads(text)
     except (ValueError, RecursionError):
@@ -315,9 +356,29 @@ def _merge(meta, arrays):
     return meta
 
 
+def _vec(state, key, cls, allow_nan=False):
+    """A fitted 1-D float array of the preprocessing state, checked (type, shape, values)."""
+    v = state.get(key)
+    ok = isinstance(v, np.ndarray) and v.dtype.kind == "f" and v.ndim == 1
+    if not ok or not (np.isfinite(v) | (allow_nan & np.isnan(v))).all():
+        raise ModelFormatError(f"runtime: preprocessing {cls}.{key} must be a finite 1-D float "
+                               f"array, got {type(v).__name__}")
+    return v
+
+
+def _flag(state, key, cls):
+    v = state.get(key)
+    if not isinstance(v, bool):
+        raise ModelFormatError(f"runtime: preprocessing {cls}.{key} must be true or false, got "
+                               f"{str(v)[:40]!r}")
+    return v
+
+
 def _transformer(state):
     cls = state.get("class") if isinstance(state, dict) else None
     if cls == "Pipeline":
+        if not isinstance(state.get("steps"), list):
+            raise ModelFormatError("runtime: preprocessing Pipeline.steps must be a list")
         steps = [_transformer(s) for s in state["steps"]]
 
         def pipeline(X):
@@ -326,18 +387,31 @@ def _transformer(state):
             return X
         return pipeline
     if cls == "MinMaxScaler":
-        scale, mn = np.asarray(state["scale_"]), np.asarray(state["min_"])
-        lo, hi = state["feature_range"]
+        scale, mn = _vec(state, "scale_", cls), _vec(state, "min_", cls)
+        rng = state.get("feature_range")
+        if not (isinstance(rng, list) and len(rng) == 2 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in rng)
+                and len(scale) == len(mn)):
+            raise ModelFormatError("runtime: preprocessing MinMaxScaler state is malformed")
+        lo, hi = rng
+        if "clip" in state:
+            _flag(state, "clip", cls)
 
         def minmax(X):
             out = (X * scale + mn).astype(X.dtype)
             return np.clip(out, lo, hi, out=out) if state.get("clip") else out
         return minmax
     if cls == "StandardScaler":
-        mean, scale = np.asarray(state["mean_"]), np.asarray(state["scale_"])
+        scale = _vec(state, "scale_", cls)
+        mean = _vec(state, "mean_", cls) if _flag(state, "with_mean", cls) else 0.0
         return lambda X: ((X - mean if state["with_mean"] else X) / scale).astype(X.dtype)
     if cls == "SimpleImputer":
-        stats, missing = np.asarray(state["statistics_"]), state["missing_values"]
+        stats = _vec(state, "statistics_", cls, allow_nan=True)
+        missing = state.get("missing_values")
+        if missing is not None and (isinstance(missing, bool)
+                                    or not isinstance(missing, (int, float))):
+            raise ModelFormatError("runtime: preprocessing SimpleImputer.missing_values must be "
+                                   f"null or a number, got {str(missing)[:40]!r}")
 
         def impute(X):
             X = X.copy()

@@ -50,7 +50,7 @@ class Sequential(Module):
     def __call__(self, *args, **kwargs):
         # Eval mode under no_grad: the compiled path (tinygrad_lite/plan.py) runs the chain as
         # kernel calls on preallocated buffers; it returns None for what it cannot run.
-        if (not self.training and len(args) == 1 and not kwargs and not self._forward_hooks
+        if (not self.training and len(args) == 1 and not kwargs and not self._hooked()
                 and not is_grad_enabled() and type(args[0]) is Tensor):
             y = _plan.run(self, self._modules.values(), args[0].data)
             if y is not None:
@@ -77,7 +77,7 @@ class Sequential(Module):
 def _linear_then_relu(m, nxt):
     """True for a Linear (with bias) followed by a ReLU, neither with forward hooks."""
     return (type(m) is Linear and type(nxt) is ReLU and m.bias is not None
-            and not m._forward_hooks and not nxt._forward_hooks)
+            and not m._hooked() and not nxt._hooked())
 
 
 class ModuleList(Module):

@@ -395,6 +395,11 @@ class Module:
 
         return _Handle()
 
+    def _hooked(self):
+        """True when forward hooks or forward pre-hooks are registered (fast paths that skip
+        ``__call__``, such as the predict plan and fused Linear+ReLU, must then step aside)."""
+        return bool(self._forward_hooks) or bool(self.__dict__.get("_forward_pre_hooks"))
+
     def __call__(self, *args, **kwargs):
         for hook in list(self.__dict__.get("_forward_pre_hooks", ())):
             new = hook(self, args)
