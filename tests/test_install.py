@@ -57,7 +57,9 @@ def test_setup_prints_a_notice_when_the_kernels_cannot_be_built(tmp_path):
     code = ("import sys, runpy; sys.argv = ['setup.py', '--name']; "
             f"runpy.run_path({str(ROOT / 'setup.py')!r}, run_name='__main__')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(tmp_path)), timeout=120)
+                         cwd=ROOT, timeout=120,   # CI requires the kernels: not for this run
+                         env=dict(os.environ, PYTHONPATH=str(tmp_path),
+                                  TINYGRAD_LITE_REQUIRE_KERNELS="0"))
     assert "the Cython CPU kernels were NOT built (Cython>=3 is not installed)" in out.stderr
     assert "pip install --force-reinstall --no-cache-dir tinygrad_lite" in out.stderr
 
