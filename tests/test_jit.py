@@ -212,14 +212,15 @@ def test_jit_refuses_numpy_of_a_traced_value():
 
 
 def test_jit_refuses_constants_computed_from_the_inputs():
-    """Integer labels turned into an index with NumPy outside the engine differ between the two
-    recordings: the replay could not follow them, so the second call raises."""
+    """Integer labels computed with NumPy outside the engine (here ``labels + 0``) differ between
+    the two recordings: the replay could not follow them, so the second call raises. (int64
+    labels passed straight in are bound to the argument: see the next test.)"""
     net, _ = _mlp_step()
     opt = Adam(net.parameters())
 
     @tl.jit
     def step(x, labels):
-        loss = F.cross_entropy(net(x), labels)
+        loss = F.cross_entropy(net(x), labels + 0)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -230,6 +231,34 @@ def test_jit_refuses_constants_computed_from_the_inputs():
     step(x, np.array([0, 1, 2, 3]))
     with pytest.raises(JitError, match="differs between the recordings"):
         step(x, np.array([3, 2, 1, 0]))
+
+
+def test_int64_labels_passed_in_are_followed_by_the_replay():
+    """cross_entropy's fused path binds int64 labels given as an argument: a replay with other
+    labels gives exactly the eager losses and weights."""
+    net, _ = _mlp_step()
+    net_e, _ = _mlp_step()
+    net_e.load_state_dict(net.state_dict())
+    opt, opt_e = Adam(net.parameters()), Adam(net_e.parameters())
+
+    def make(model, o):
+        def step(x, labels):
+            loss = F.cross_entropy(model(tl.Tensor(x)), labels)
+            o.zero_grad()
+            loss.backward()
+            o.step()
+            return loss
+        return step
+
+    jitted, eager = tl.jit(make(net, opt)), make(net_e, opt_e)
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        x = rng.random((4, 784), dtype=np.float32)
+        y = rng.integers(0, 10, 4)
+        assert jitted(x, y).item() == eager(x, y).item()
+    assert jitted.replays >= 3
+    for a, b in zip(net.parameters(), net_e.parameters()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
 def test_jit_refuses_data_dependent_python_branches():

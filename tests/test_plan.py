@@ -245,15 +245,19 @@ def test_integer_input_and_other_dtypes_fall_back():
 
 
 def test_fortran_ordered_weights_from_load_state_dict(backend):
-    """load_state_dict of transposed arrays keeps their Fortran order: the plan reads them with
-    the transpose flag flipped (as the backend does) and stays bitwise eager."""
+    """load_state_dict copies transposed arrays into C order (as PyTorch copies into the
+    parameter's layout); Fortran-ordered weights set by hand are read by the plan with the
+    transpose flag flipped (as the backend does) and stay bitwise eager."""
     tl.manual_seed(7)
     net = nn.Sequential(nn.Linear(9, 6), nn.ReLU(), nn.Linear(6, 3)).eval()
     rng = np.random.default_rng(8)
-    net.load_state_dict({"0.weight": rng.standard_normal((9, 6)).astype(np.float32).T,
-                         "0.bias": np.zeros(6, np.float32),
-                         "2.weight": rng.standard_normal((6, 3)).astype(np.float32).T,
-                         "2.bias": np.zeros(3, np.float32)})
+    w0 = rng.standard_normal((9, 6)).astype(np.float32).T
+    w2 = rng.standard_normal((6, 3)).astype(np.float32).T
+    net.load_state_dict({"0.weight": w0, "0.bias": np.zeros(6, np.float32),
+                         "2.weight": w2, "2.bias": np.zeros(3, np.float32)})
+    assert net[0].weight.data.flags.c_contiguous
+    np.testing.assert_array_equal(net[0].weight.data, w0)
+    net[0].weight.data, net[2].weight.data = w0, w2          # Fortran order, set directly
     assert net[0].weight.data.flags.f_contiguous and not net[0].weight.data.flags.c_contiguous
     x = rng.standard_normal((4, 9)).astype(np.float32)
     with tl.no_grad():

@@ -194,7 +194,7 @@ def _labels(op, target, num_classes, ignore_index=None):
             )
     elif a.dtype.kind not in "iub":
         raise LabelError(f"{op}: class labels must be integers, got dtype {a.dtype}")
-    a = a.astype(np.int64)
+    a = a.astype(np.int64, copy=False)   # no copy for int64 labels (a jit step binds them)
     valid = a != ignore_index if ignore_index is not None else np.ones(a.shape, bool)
     bad = a[valid & ((a < 0) | (a >= num_classes))]
     if bad.size:
@@ -283,6 +283,8 @@ def cross_entropy(
             and input.dtype.kind == "f" and tshape == (input.shape[0],) and input.shape[0]):
         labels, valid = _labels(op, target, input.shape[1], ignore_index)
         if valid.all():   # the common case: one fused Function (ops/nn.py)
+            if isinstance(target, Tensor) and target.data is labels:
+                labels = target
             return softmax_cross_entropy(input, labels)
     logp = input.log_softmax(axis=1 if input.ndim > 1 else 0)
     return _nll(op, logp, target, weight, ignore_index, reduction, label_smoothing)

@@ -358,7 +358,9 @@ class Module:
             raise ShapeError(msg) if mismatched else StateDictKeyError(msg)
         for k, v in values.items():
             t = slots[k]
-            t.data = t.xp.asarray(v).astype(t.dtype, copy=True)
+            # a copy in C order (as PyTorch copies into the parameter's own layout): a
+            # transposed source would otherwise slow every later kernel call
+            t.data = t.xp.ascontiguousarray(t.xp.asarray(v).astype(t.dtype, copy=True))
         return IncompatibleKeys(missing, unexpected)
 
     # ---- calling -----------------------------------------------------------------------
