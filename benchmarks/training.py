@@ -123,25 +123,32 @@ def numpy_mlp_loop(x, y, weights, steps, batch=64, lr=1e-3, b1=0.9, b2=0.999, ep
     losses = []
     for t in range(1, steps + 1):
         i = ((t - 1) * batch) % len(x)
-        xb, yb = x[i:i + batch], y[i:i + batch]
-        w1, c1, w2, c2 = params
-        h = np.maximum(xb @ w1 + c1, 0)
-        z = h @ w2 + c2
-        z = z - z.max(1, keepdims=True)
-        p = np.exp(z)
-        p /= p.sum(1, keepdims=True)
-        losses.append(-np.log(p[np.arange(len(yb)), yb]).mean())
-        dz = p
-        dz[np.arange(len(yb)), yb] -= 1
-        dz /= len(yb)
-        dh = (dz @ w2.T) * (h > 0)
-        grads = [xb.T @ dh, dh.sum(0), h.T @ dz, dz.sum(0)]
-        for k, g in enumerate(grads):
-            m[k] = b1 * m[k] + (1 - b1) * g
-            v[k] = b2 * v[k] + (1 - b2) * g * g
-            mh, vh = m[k] / (1 - b1 ** t), v[k] / (1 - b2 ** t)
-            params[k] -= lr * mh / (np.sqrt(vh) + eps)
+        losses.append(numpy_mlp_step(params, m, v, t, x[i:i + batch], y[i:i + batch],
+                                     lr, b1, b2, eps))
     return losses
+
+
+def numpy_mlp_step(params, m, v, t, xb, yb, lr=1e-3, b1=0.9, b2=0.999, eps=1e-7):
+    """One hand-written step (forward, softmax cross-entropy, backward, Adam step ``t``),
+    updating ``params``, ``m`` and ``v`` in place; returns the loss."""
+    w1, c1, w2, c2 = params
+    h = np.maximum(xb @ w1 + c1, 0)
+    z = h @ w2 + c2
+    z = z - z.max(1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(1, keepdims=True)
+    loss = -np.log(p[np.arange(len(yb)), yb]).mean()
+    dz = p
+    dz[np.arange(len(yb)), yb] -= 1
+    dz /= len(yb)
+    dh = (dz @ w2.T) * (h > 0)
+    grads = [xb.T @ dh, dh.sum(0), h.T @ dz, dz.sum(0)]
+    for k, g in enumerate(grads):
+        m[k] = b1 * m[k] + (1 - b1) * g
+        v[k] = b2 * v[k] + (1 - b2) * g * g
+        mh, vh = m[k] / (1 - b1 ** t), v[k] / (1 - b2 ** t)
+        params[k] -= lr * mh / (np.sqrt(vh) + eps)
+    return loss
 
 
 def case_mlp(repeats):

@@ -284,8 +284,7 @@ class DataLoader:
         # The fast path indexes with a whole array of indices, which only TensorDataset's own
         # __getitem__ is known to accept: a subclass that overrides it (per-sample augmentation,
         # int(y), ...) gets one call per sample like any other dataset.
-        fast = (self.collate_fn is None and isinstance(self.dataset, TensorDataset)
-                and type(self.dataset).__getitem__ is TensorDataset.__getitem__)
+        fast = self._fast()
         for start in range(0, n, self.batch_size):
             idx = order[start:start + self.batch_size]
             if len(idx) < self.batch_size and self.drop_last:
@@ -296,6 +295,7 @@ class DataLoader:
                 yield self._collate([self.dataset[int(i)] for i in idx])
 
     def _fast(self):
+        """One fancy index per batch instead of one call per sample (see _iter_map)."""
         return (self.collate_fn is None and isinstance(self.dataset, TensorDataset)
                 and type(self.dataset).__getitem__ is TensorDataset.__getitem__)
 

@@ -107,8 +107,6 @@ class Pow(Function):
     def forward(ctx, a, b):
         y = a ** b
         ctx.save(a, b, y)
-        ctx.b_zero = b == 0 if b.dtype.kind == "f" and (b == 0).any() else None
-        ctx.a_zero = a == 0 if (a == 0).any() else None
         return y
 
     @staticmethod
@@ -118,11 +116,13 @@ class Pow(Function):
         ga = gb = None
         if na:
             bm1 = b - 1
-            if ctx.b_zero is not None:   # b = 0: use b - 1 = 1 there, so 0 * a^1 = 0 (no 0 * inf)
-                bm1 = bm1 + 2 * const_like(ctx.b_zero, bm1)
+            b_zero = ctx._saved[1] == 0          # the raw arrays (masks are constants)
+            if ctx._saved[1].dtype.kind == "f" and b_zero.any():
+                bm1 = bm1 + 2 * const_like(b_zero, bm1)   # b = 0: 0 * a^1 = 0 (no 0 * inf)
             ga = g * b * a ** bm1
         if nb:                           # a = 0: log(0 + 1) = 0 there (dy/db = 0, as PyTorch)
-            gb = g * y * call(Log, a if ctx.a_zero is None else a + const_like(ctx.a_zero, a))
+            a_zero = ctx._saved[0] == 0
+            gb = g * y * call(Log, a + const_like(a_zero, a) if a_zero.any() else a)
         return ga, gb
 
 
