@@ -86,7 +86,7 @@ def test_fault_one_rank_raises(tmp_path):
     assert rc != 0 and secs < 30, (rc, secs)
     assert "rank 1 of 2 failed with ValueError: boom on purpose; aborting all ranks" in err
     # rank 0, waiting in all_reduce, learns which rank failed and stops too
-    assert "all_reduce: rank 1 failed: ValueError: boom on purpose; rank 0 stops too" in err
+    assert "all_reduce: rank 1 failed: ValueError: boom on purpose; rank 0 stops too" in err, err
 
 
 def test_fault_killed_rank(tmp_path):

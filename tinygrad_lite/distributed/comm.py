@@ -8,8 +8,11 @@ never arrives turns into an error instead of a hang:
   after ``timeout`` seconds it can name the operation and the ranks that never arrived;
 * an uncaught exception on any rank (``sys.excepthook``, installed by ``init``) sends an "abort"
   note naming that rank to every peer, then calls ``MPI_Abort``; a peer waiting in a collective
-  reads the note and raises ``RemoteRankError`` naming the rank that failed. ``mpiexec`` then
-  ends every process and exits nonzero. A rank killed outright is noticed by ``mpiexec`` itself.
+  reads the note and raises ``RemoteRankError`` naming the rank that failed; when that error goes
+  uncaught, the peer prints it and acknowledges, and the failing rank waits (a few seconds at
+  most) for every acknowledgment, and half a second more for the output to be relayed, before
+  it aborts, so no peer is killed before it has said why.
+  ``mpiexec`` then ends every process and exits nonzero. A rank killed outright is noticed by ``mpiexec`` itself.
 """
 
 import json
@@ -22,7 +25,8 @@ import numpy as np
 from ..errors import BackendUnavailableError, ShapeError, TinygradLiteError
 
 DEFAULT_TIMEOUT = 300.0          # seconds; TINYGRAD_LITE_DIST_TIMEOUT overrides
-_TAG_ARRIVE, _TAG_ABORT = 7101, 7102
+_TAG_ARRIVE, _TAG_ABORT, _TAG_ACK = 7101, 7102, 7103
+ABORT_ACK_WAIT = 5.0             # seconds the failing rank waits for the peers to report
 _ENV_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS",
                   "SLURM_NTASKS_MPI")
 _INSTALL = "pip install 'tinygrad_lite[distributed]' (mpi4py and an MPI such as mpich)"
@@ -37,7 +41,13 @@ class CollectiveTimeoutError(DistributedError, TimeoutError):
 
 
 class RemoteRankError(DistributedError):
-    """Another rank failed; this one stops instead of waiting forever."""
+    """Another rank failed; this one stops instead of waiting forever.
+
+    ``source`` is the rank whose failure note this is (None when not from a note)."""
+
+    def __init__(self, message, source=None):
+        super().__init__(message)
+        self.source = source
 
 
 def launched_with_mpi():
@@ -105,7 +115,7 @@ class _Group:
                 self.ctrl.Recv([raw, MPI.BYTE], src, tag)
                 where = f"{op}: " if op else ""
                 raise RemoteRankError(f"{where}rank {src} failed: {raw.decode(errors='replace')};"
-                                      f" rank {self.rank} stops too")
+                                      f" rank {self.rank} stops too", source=src)
 
     def wait(self, req, op, seq):
         """Wait for ``req`` with the group's timeout, reading notes while waiting."""
@@ -131,15 +141,33 @@ class _Group:
                 nap = min(nap * 2, 0.005)
 
     def abort(self, message, code=1):
-        """Tell every peer that this rank failed, give them a moment to read it, then abort."""
+        """Tell every peer that this rank failed, wait until each has reported it (or
+        ``ABORT_ACK_WAIT`` seconds: a peer busy outside a collective never reads the note),
+        then abort."""
+        MPI = self.MPI
         data = bytearray(message.encode())
-        reqs = [self.ctrl.Isend([data, self.MPI.BYTE], p, _TAG_ABORT)
-                for p in range(self.size) if p != self.rank]
-        end = time.monotonic() + 1.0
-        while reqs and time.monotonic() < end and not self.MPI.Request.Testall(reqs):
-            time.sleep(0.01)
-        time.sleep(0.3)
+        peers = [p for p in range(self.size) if p != self.rank]
+        reqs = [self.ctrl.Isend([data, MPI.BYTE], p, _TAG_ABORT) for p in peers]
+        waiting, ack = set(peers), np.zeros(1, np.int64)
+        end = time.monotonic() + ABORT_ACK_WAIT
+        while waiting and time.monotonic() < end:
+            for p in list(waiting):
+                if self.ctrl.Iprobe(p, _TAG_ACK):
+                    self.ctrl.Recv([ack, MPI.INT64_T], p, _TAG_ACK)
+                    waiting.discard(p)
+            time.sleep(0.005)
+        MPI.Request.Testall(reqs)
+        # mpiexec relays each rank's output through its own proxies; MPI_Abort tears them down
+        # and drops what is still in flight, so give the peers' last lines time to arrive
+        time.sleep(0.5)
         self.comm.Abort(code)
+
+    def acknowledge(self, source):
+        """Tell ``source`` (the rank that failed) that this rank has reported its failure."""
+        req = self.ctrl.Isend([np.ones(1, np.int64), self.MPI.INT64_T], source, _TAG_ACK)
+        end = time.monotonic() + 1.0
+        while not req.Test() and time.monotonic() < end:
+            time.sleep(0.001)
 
 
 _GROUP = None
@@ -245,9 +273,15 @@ def _excepthook(etype, value, tb):
     if g is None or g.size == 1:
         return
     msg = f"{etype.__name__}: {value}"
-    if issubclass(etype, RemoteRankError):    # not the origin: just go
+    if issubclass(etype, RemoteRankError):    # not the origin: report, acknowledge, go
         print(f"tinygrad_lite.distributed: rank {g.rank}: {value}", file=sys.stderr, flush=True)
+        if getattr(value, "source", None) is not None:
+            g.acknowledge(value.source)
+            # the failing rank aborts the job once every peer has acknowledged; one abort,
+            # not two racing, so the lines just printed are not dropped in flight
+            time.sleep(ABORT_ACK_WAIT + 2.0)
         g.comm.Abort(1)
+        return
     print(f"tinygrad_lite.distributed: rank {g.rank} of {g.size} failed with {msg}; aborting "
           "all ranks", file=sys.stderr, flush=True)
     g.abort(msg, 1)
