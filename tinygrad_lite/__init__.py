@@ -54,6 +54,14 @@ def load(path, **kwargs):
     return _load(path, **kwargs)
 
 
+def trace(names=None, full_max=12):
+    """``with tl.trace() as t: loss.backward()`` records a narrated backward trace: each node
+    the walk visits, its rule, the gradient it got and what it sent (see tracing.Trace)."""
+    from .tracing import Trace   # loads on first use (import stays fast)
+
+    return Trace(names, full_max)
+
+
 def set_num_threads(n):
     """Threads used by our CPU kernels (the Cython backend)."""
     from .backends import threads
@@ -81,13 +89,13 @@ __all__ = [
     "detect_anomaly", "is_anomaly_enabled", "AnomalyError",
     "AxisError", "ValuesIndices", "einsum", "meshgrid", "empty", "empty_like", "full_like",
     "linspace", "logspace", "rand_like", "randn_like", "randint", "set_default_dtype",
-    "get_default_dtype",
+    "get_default_dtype", "trace",
 ] + list(_FORWARDED)
 
 # Submodules load on first use (PEP 562), so ``import tinygrad_lite`` stays fast and
 # ``tl.nn.Linear`` works without ``import tinygrad_lite.nn``.
 _LAZY_SUBMODULES = ("nn", "optim", "models", "layers", "data", "metrics", "io", "testing",
-                    "callbacks", "returns", "einsum")
+                    "callbacks", "returns", "einsum", "viz", "explain", "flops", "tracing")
 
 
 def __getattr__(name):

@@ -250,6 +250,11 @@ def _anomaly_backward(node, g, run):
     return checked_backward(node, g, run)
 
 
+# ------------------------------------------------------------------ trace mode ---
+
+_tracer = None   # a tracing.Trace inside ``with trace():``: one global read per node when off
+
+
 # ------------------------------------------------------------------ backward ---
 
 
@@ -382,6 +387,8 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
             leaves[k] = t
     wanted = None if inputs is None else {id(t) for t in inputs}
     captured = {}
+    if _tracer is not None:                   # tracing.trace() is on: it names the graph now
+        _tracer.begin(outputs, grad_outputs)
     prev = getattr(_state, "enabled", True)
     _state.enabled = create_graph
     try:
@@ -423,6 +430,8 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
                 grads[k] = gp if k not in grads else _add(grads[k], gp)
                 if p._node is None:
                     leaves[k] = p
+            if _tracer is not None:           # record what this node got and sent
+                _tracer.visit(t, node, g, in_grads)
             if not retain_graph:
                 node.freed = True
                 node.ctx._saved = ()

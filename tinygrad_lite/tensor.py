@@ -311,13 +311,20 @@ class Tensor:
         return int(self.item())
 
     # ---- backward -----------------------------------------------------------------------
-    def backward(self, gradient=None, retain_graph=False, create_graph=False):
+    def backward(self, gradient=None, retain_graph=False, create_graph=False, trace=False):
         """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
 
         ``gradient`` is the upstream dL/d(self); it may be omitted for a scalar. The graph is
         freed afterwards unless ``retain_graph``; ``create_graph`` records the backward pass
-        itself for higher-order derivatives.
+        itself for higher-order derivatives. ``trace=True`` records a narrated trace of the walk
+        and returns it (a ``tracing.Trace``: print it, or ``.markdown()``, ``.to_dot()``).
         """
+        if trace:
+            from .tracing import Trace
+
+            with Trace() as t:
+                self.backward(gradient, retain_graph, create_graph)
+            return t
         g = autograd._default_grad(self, gradient, "backward", cached=not create_graph)
         autograd.run_backward([self], [g], retain_graph or create_graph, create_graph)
 
