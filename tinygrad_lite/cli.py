@@ -449,6 +449,75 @@ def cmd_bench(args):
 
 # ------------------------------------------------------------------ parser ---
 
+# ------------------------------------------------------------------ learning aids ---
+
+def cmd_trace(args):
+    """Print the narrated backward trace of a built-in example (tracing.py)."""
+    from . import tracing
+
+    chosen = ["logistic", "mlp"] if args.example == "all" else [args.example]
+    parts = []
+    for ex in chosen:
+        if ex == "logistic":
+            loss, names = tracing.example_logistic()
+            title = ("One-neuron logistic regression, h = sigmoid(x w + b), "
+                     "J = -1/m sum [y log h + (1 - y) log(1 - h)]")
+        else:
+            loss, names = tracing.example_mlp()
+            title = "A 2-layer MLP (3 -> 4 -> 2, ReLU), cross-entropy, one SGD step"
+        with tracing.Trace(names=names) as t:
+            loss.backward()
+        body = {"table": t.table, "markdown": t.markdown, "dot": t.to_dot}[args.format]()
+        text = body if args.format == "dot" else f"{title}\nloss = {loss.item():.6g}\n\n{body}"
+        if ex == "mlp" and args.format != "dot":
+            lr, lines = 0.1, []
+            for name, p in names.named_parameters():
+                new = p.data - lr * p.grad.data
+                lines.append(f"  {name}: {tracing.fmt_array(p.data)} -> {tracing.fmt_array(new)}")
+            text += f"\n\nSGD step, theta <- theta - {lr} * grad:\n" + "\n".join(lines)
+        parts.append(text)
+    out = "\n\n".join(parts) + "\n"
+    if args.out:
+        from .io import atomic_write_bytes
+
+        atomic_write_bytes(args.out, out.encode("utf-8"))
+        print(f"wrote the trace to {args.out}")
+    else:
+        print(out, end="")
+    return 0
+
+
+def cmd_explain(args):
+    """Saliency, integrated gradients and SmoothGrad of one digits sample, as a picture."""
+    from . import explain
+    from .io import load_model
+
+    model = load_model(args.model)
+    extra = (getattr(model, "file_metadata", {}) or {}).get("extra") or {}
+    X, y, image_shape, names, _ = _load_dataset(args.dataset or extra.get("dataset", "digits"),
+                                                args.data_dir)
+    if not 0 <= args.index < len(X):
+        raise CLIError(f"--index must lie in [0, {len(X)}), got {args.index}")
+    if args.steps < 1:
+        raise CLIError(f"--steps must be >= 1, got {args.steps}")
+    x = _prepare(model, X[args.index:args.index + 1]).astype(np.float32)
+    sal = explain.saliency(model, x)
+    ig, check = explain.integrated_gradients(model, x, steps=args.steps, return_check=True)
+    sg = explain.smoothgrad(model, x)
+    pred = int(np.asarray(model.predict(x)).argmax(-1)[0])
+    label = names[int(y[args.index])] if names else str(int(y[args.index]))
+    out = args.out or f"explain_{args.index}.png"
+    maps = {"saliency |df/dx|": sal, "integrated gradients": ig, "SmoothGrad": sg}
+    explain.plot_digits(X[args.index:args.index + 1], maps, out, shape=image_shape,
+                        titles=[f"label {label}, predicted {names[pred] if names else pred}"])
+    print(f"explain: sample {args.index}: label {label}, predicted "
+          f"{names[pred] if names else pred}")
+    print(f"integrated gradients completeness: sum of attributions {check['total'][0]:.6f}, "
+          f"f(x) - f(baseline) {check['delta'][0]:.6f}, gap {check['gap'][0]:.2e}")
+    print(f"wrote {out}")
+    return 0
+
+
 def build_parser():
     from .models import OPTIMIZERS
 
@@ -499,6 +568,21 @@ def build_parser():
                    help="kernels: the kernel matrix; training: overhead, MLP fit, CNN step")
     b.add_argument("rest", nargs=argparse.REMAINDER, help="options passed to the suite")
     b.set_defaults(func=cmd_bench)
+    tr = sub.add_parser("trace", help="print a narrated backward trace of a built-in example")
+    tr.add_argument("--example", choices=["logistic", "mlp", "all"], default="all")
+    tr.add_argument("--format", choices=["table", "markdown", "dot"], default="table")
+    tr.add_argument("--out", help="write to this file instead of stdout")
+    tr.set_defaults(func=cmd_trace)
+
+    xp = sub.add_parser("explain", help="draw saliency / integrated gradients / SmoothGrad "
+                                        "of one sample for a saved model")
+    xp.add_argument("model", help="model file (.safetensors or .npz)")
+    xp.add_argument("--index", type=int, default=0, help="sample index in the dataset")
+    xp.add_argument("--dataset", choices=["digits", "mnist"])
+    xp.add_argument("--data-dir")
+    xp.add_argument("--steps", type=int, default=64, help="integrated-gradient steps")
+    xp.add_argument("--out", help="PNG to write (default explain_<index>.png)")
+    xp.set_defaults(func=cmd_explain)
     return p
 
 

@@ -323,3 +323,36 @@ def _esc(s):
 def trace(names=None, full_max=FULL_MAX):
     """``with trace() as t: loss.backward()``: record a narrated backward trace (see Trace)."""
     return Trace(names, full_max)
+
+
+# ------------------------------------------------------------------ built-in examples ---
+
+
+def example_logistic():
+    """One-neuron logistic regression on two samples, with the seed's cross-entropy written
+    out: h = sigmoid(x w + b), J = -1/m sum [y log h + (1 - y) log(1 - h)]. Returns
+    ``(loss, names)``; the graph is recorded, ready for ``loss.backward(trace=True)``."""
+    from .tensor import Tensor
+
+    x = Tensor([[1.0, 2.0], [-1.0, 0.5]], dtype="float64")
+    y = Tensor([1.0, 0.0], dtype="float64")
+    w = Tensor([0.5, -0.25], dtype="float64", requires_grad=True)
+    b = Tensor(0.1, dtype="float64", requires_grad=True)
+    h = (x @ w + b).sigmoid()
+    m = x.shape[0]
+    loss = -(y * h.log() + (1 - y) * (1 - h).log()).sum() / m
+    return loss, {"x": x, "y": y, "w": w, "b": b, "h": h}
+
+
+def example_mlp():
+    """A 2-layer MLP (3 -> 4 -> 2, ReLU) on a batch of 3 with cross-entropy: one training
+    step's backward. Returns ``(loss, model)``; name the leaves with ``names=model``."""
+    from . import nn
+    from .tensor import Tensor, manual_seed
+
+    manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)).double()
+    x = Tensor([[0.5, -1.0, 2.0], [1.5, 0.0, -0.5], [-1.0, 1.0, 0.25]], dtype="float64")
+    labels = Tensor(np.array([0, 1, 1]))
+    loss = nn.functional.cross_entropy(model(x), labels)
+    return loss, model
