@@ -1015,24 +1015,30 @@ class Sequential(Module):
         was = self.training
         self.eval()
         x = Tensor(np.zeros((1,) + self._input_shape, dtype=np.float32))
+        from .flops import Recorder
+
+        flops = 0
         with no_grad():
             for i, layer in enumerate(self.layers):
-                x = layer(x)
+                with Recorder() as rec:           # the forward FLOPs of this layer, batch 1
+                    x = layer(x)
+                flops += rec.forward_flops
                 n = sum(t.size for _, t in (layer.weight_tensors() if isinstance(layer, L.Layer)
                                             else layer.named_parameters()) if t is not None)
                 rows.append((f"{type(layer).__name__} ({i})", str((None,) + tuple(x.shape[1:])),
-                             str(n)))
+                             str(n), f"{rec.forward_flops:,}"))
         self.train(was)
         total = sum(t.size for _, t in self._weight_tensors())
         trainable = self.count_params()
-        w = [max(len(r[k]) for r in rows + [("Layer (type)", "Output Shape", "Param #")]) + 2
-             for k in range(3)]
+        head = ("Layer (type)", "Output Shape", "Param #", "FLOPs")
+        w = [max(len(r[k]) for r in rows + [head]) + 2 for k in range(4)]
         line = "-" * sum(w)
         out = [f'Model: "{self.name or "sequential"}"', line,
-               "Layer (type)".ljust(w[0]) + "Output Shape".ljust(w[1]) + "Param #", "=" * sum(w)]
-        out += [a.ljust(w[0]) + b.ljust(w[1]) + c for a, b, c in rows]
+               "".join(h.ljust(w[k]) for k, h in enumerate(head[:3])) + head[3], "=" * sum(w)]
+        out += [a.ljust(w[0]) + b.ljust(w[1]) + c.ljust(w[2]) + f for a, b, c, f in rows]
         out += ["=" * sum(w), f"Total params: {total}", f"Trainable params: {trainable}",
-                f"Non-trainable params: {total - trainable}", line]
+                f"Non-trainable params: {total - trainable}",
+                f"Forward FLOPs per sample: {flops:,}", line]
         text = "\n".join(out)
         (print_fn or print)(text)
         return text

@@ -317,12 +317,13 @@ class Tensor:
         ``gradient`` is the upstream dL/d(self); it may be omitted for a scalar. The graph is
         freed afterwards unless ``retain_graph``; ``create_graph`` records the backward pass
         itself for higher-order derivatives. ``trace=True`` records a narrated trace of the walk
-        and returns it (a ``tracing.Trace``: print it, or ``.markdown()``, ``.to_dot()``).
+        and returns it (a ``tracing.Trace``: print it, or ``.markdown()``, ``.to_dot()``); a
+        dict name -> Tensor or a Module in place of True names the leaves.
         """
-        if trace:
+        if trace is not False and trace is not None:
             from .tracing import Trace
 
-            with Trace() as t:
+            with Trace(names=None if trace is True else trace) as t:
                 self.backward(gradient, retain_graph, create_graph)
             return t
         g = autograd._default_grad(self, gradient, "backward", cached=not create_graph)

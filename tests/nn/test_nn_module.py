@@ -214,9 +214,10 @@ def test_summary_shapes_and_counts():
     model.train()
     text = model.summary((1, 8, 8))
     lines = text.splitlines()
-    assert lines[2].split() == ["0", "Conv2d", "(-1,", "4,", "8,", "8)", "40"]
+    # the last column: forward FLOPs per sample, 2 * 4*8*8 outputs * 9 taps + 256 bias adds
+    assert lines[2].split() == ["0", "Conv2d", "(-1,", "4,", "8,", "8)", "40", "4,864"]
     assert lines[5].split()[:2] == ["3", "MaxPool2d"] and "(-1, 4, 4, 4)" in lines[5]
-    assert "(-1, 10)" in lines[7] and lines[7].split()[-1] == "650"
+    assert "(-1, 10)" in lines[7] and lines[7].split()[-2:] == ["650", "1,290"]
     assert "Total params: 698" in text and "Trainable params: 698" in text
     assert model.training  # restored
     assert int(model[1].num_batches_tracked.item()) == 0  # summary ran in eval mode
