@@ -119,7 +119,8 @@ class Trace:
     Parameters
     ----------
     names : dict name -> Tensor, or a Module (its ``named_parameters()``): how leaves are
-        called. Unnamed leaves are ``leaf1, leaf2, ...``; computed tensors ``v1, v2, ...``
+        called. Unnamed leaves are ``leaf1, leaf2, ...``, unnamed data and constants (no
+        gradient) ``c1, c2, ...``; computed tensors ``v1, v2, ...``
         numbered in forward order; the tensor backward starts from is ``out`` (unless named).
     full_max : arrays up to this many elements are shown in full.
 
@@ -141,7 +142,7 @@ class Trace:
         self._contrib = {}       # tensor id -> [(step index, op, array)]
         self._leaf_order = []    # [(id, name)] of leaves that require grad, first seen first
         self._leaf_ids = set()
-        self._nv = self._nleaf = 0
+        self._nv = self._nleaf = self._nconst = 0
         self._prev = None
 
     # ---- context manager -------------------------------------------------------------
@@ -171,6 +172,10 @@ class Trace:
                 self._nv += 1
                 self.names[id(t)] = f"v{self._nv}"
             for p in t._node.parents:
+                if p._node is None and not p._requires_grad and id(p) not in self.names:
+                    self._nconst += 1                 # data and constants: c1, c2, ...
+                    self.names[id(p)] = f"c{self._nconst}"
+                    self._keep.append(p)
                 if p._node is not None or not p._requires_grad or id(p) in self._leaf_ids:
                     continue
                 if id(p) not in self.names:

@@ -96,7 +96,9 @@ def to_dot(tensor, params=None, values=False, modules=None, max_nodes=80, name="
         if t._node is not None:
             text = f"{t._node.fn.op_name}\\n{_shape(t.shape)}"
         else:
-            who = names.get(id(t)) or ("leaf" if t.requires_grad else "data")
+            who = names.get(id(t)) or ("leaf" if t.requires_grad else
+                                        f"const {float(t.data):.4g}" if t.data.size == 1
+                                        else "data")
             text = f"{_esc(who)}\\n{_shape(t.shape)}"
         if values:
             text += f"\\nvalue {_esc(fmt_array(t.data, 4))}"
