@@ -155,3 +155,35 @@ def test_tracing_off_costs_no_hook_and_jit_still_works():
         w.grad = None
         step(x)
     np.testing.assert_allclose(w.grad.numpy(), np.full((3, 2), 4.0))
+
+
+def test_course_chapter_1_blocks_run(tmp_path, monkeypatch, capsys):
+    """Every ```python block of docs/course/01_core_concepts.md runs, in order, in one
+    namespace (the course's generic runner supersedes this)."""
+    import re
+    from pathlib import Path
+
+    monkeypatch.chdir(tmp_path)                 # nothing may be written outside a temp dir
+    path = Path(__file__).resolve().parents[1] / "docs" / "course" / "01_core_concepts.md"
+    blocks = re.findall(r"```python\n(.*?)```", path.read_text(), re.S)
+    assert len(blocks) >= 8
+    ns = {"__name__": "doc_course_01"}
+    for i, code in enumerate(blocks):
+        exec(compile(code, f"{path.name}[block {i}]", "exec"), ns)
+    out = capsys.readouterr().out
+    assert "sum:   dL/dh = from step 6 (log) + from step 9 (sub)" in out
+    assert "loss 0.5546 -> 0.4144" in out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_learning_aids_load_lazily():
+    import subprocess
+    import sys
+
+    code = ("import sys, tinygrad_lite as tl; "
+            "print(sorted(m for m in sys.modules if m.split('.')[-1] in "
+            "('tracing', 'viz', 'flops', 'explain', 'graphviz', 'matplotlib'))); "
+            "t = tl.trace(); print(type(t).__module__, 'tinygrad_lite.viz' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out == ["[]", "tinygrad_lite.tracing False"]
