@@ -101,16 +101,23 @@ def test_trace_of_the_examples_matches_grad():
     np.testing.assert_allclose(t.leaf_grads["b"], (h - y).mean(), rtol=1e-12)
 
 
-def test_large_arrays_are_summarized_and_graph_walk_is_traced():
+def test_large_arrays_are_summarized_and_graph_walk_is_traced(monkeypatch):
     w = tl.Tensor(np.linspace(-1, 1, 40).reshape(8, 5), requires_grad=True)
     loss = (w * w).sum()
     t = loss.backward(trace=True, create_graph=True)
     text = t.table()
-    assert "(8, 5) mean" in text and "|g|" in text
+    assert "(8, 5) mean " in text and "std 1.184 min -2 max 2 |g| 7.488" in text
     np.testing.assert_allclose(t.leaf_grads["leaf1"], w.grad.numpy())
+    monkeypatch.setattr(tracing, "KEEP_MAX", 10)     # large intermediates: statistics only
+    x = tl.Tensor(np.ones((4, 5)), requires_grad=True)
+    t = (x.exp() * 2).sum().backward(trace=True)
+    assert isinstance(t.steps[1].grad_in, tracing.Summary)
+    assert t.steps[1].grad_in.text.startswith("(4, 5) mean 1 std 0")
+    np.testing.assert_array_equal(t.leaf_grads["leaf1"], x.grad.numpy())   # leaves in full
 
 
 def test_every_registered_op_has_a_readable_rule():
+    import tinygrad_lite.distributed.sync_batchnorm  # noqa: F401  (registers all_reduce_sum)
     import tinygrad_lite.nn  # noqa: F401  (registers the fused recurrent ops)
 
     for name, fn in autograd.REGISTRY.items():

@@ -137,6 +137,11 @@ def _cumprod(ins, out, attrs):
     return _n(ins[0]), 3 * _n(ins[0])
 
 
+@rule("all_reduce_sum")
+def _all_reduce(ins, out, attrs):
+    return _n(out), _n(out)    # counted per rank: one add per element (the backward reduces too)
+
+
 # ------------------------------------------------------------------ softmax family ---
 
 

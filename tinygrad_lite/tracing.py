@@ -26,6 +26,7 @@ import numpy as np
 from . import autograd
 
 FULL_MAX = 12           # arrays up to this many elements are shown in full, larger summarized
+KEEP_MAX = 1 << 16      # intermediate gradients larger than this are kept only as a Summary
 
 
 # ------------------------------------------------------------------ rules ---
@@ -78,19 +79,32 @@ def _np(a):
     return np.array(a, copy=True)
 
 
+class Summary:
+    """What the trace keeps of a large intermediate gradient: its shape and statistics (the
+    array itself is not copied). Leaf gradients are always kept in full."""
+
+    __slots__ = ("shape", "text")
+
+    def __init__(self, a):
+        f = a.astype(np.float64)
+        self.shape = a.shape
+        self.text = (f"{a.shape} mean {f.mean():.4g} std {f.std():.4g} min {f.min():.4g} "
+                     f"max {f.max():.4g} |g| {np.sqrt((f * f).sum()):.4g}")
+
+
 def fmt_array(a, full_max=FULL_MAX):
     """An array as text: in full when small, else its shape and statistics."""
     if a is None:
         return "-"
+    if isinstance(a, Summary):
+        return a.text
     a = np.asarray(a)
     if a.size <= full_max:
         if a.ndim == 0:
             return f"{float(a):.4g}"
         return np.array2string(a, precision=4, separator=", ", suppress_small=False,
                                max_line_width=10_000, floatmode="maxprec").replace("\n", "")
-    f = a.astype(np.float64)
-    return (f"{a.shape} mean {f.mean():.4g} std {f.std():.4g} min {f.min():.4g} "
-            f"max {f.max():.4g} |g| {np.sqrt((f * f).sum()):.4g}")
+    return Summary(a).text
 
 
 def _shape(s):
@@ -186,7 +200,7 @@ class Trace:
                 self.leaf_shapes[self.names[id(p)]] = tuple(p.shape)
                 self._keep.append(p)
         for t, g in zip(outputs, grad_outputs):
-            self._contrib.setdefault(id(t), []).append((0, "seed", _np(g)))
+            self._contrib.setdefault(id(t), []).append((0, "seed", None))
 
     def visit(self, t, node, g, in_grads):
         s = Step()
@@ -199,7 +213,7 @@ class Trace:
         s.output = self.names.get(id(t), "?")
         s.out_shape = tuple(t.shape)
         s.inputs = [(self.names.get(id(p), "const"), tuple(p.shape)) for p in node.parents]
-        s.grad_in = _np(g)
+        s.grad_in = self._keep_array(_np(g))
         parts = self._contrib.get(id(t), [])
         s.summed = [(i, op) for i, op, _ in parts] if len(parts) > 1 else []
         s.sent = []
@@ -211,9 +225,14 @@ class Trace:
             a = _np(gp)
             if a.shape != tuple(p.shape):                 # the walk's sum_to_shape, on a copy
                 a = _np(autograd.sum_to_shape(a, tuple(p.shape)))
-            s.sent.append((name, a))
-            self._contrib.setdefault(id(p), []).append((s.index, s.op, a))
+            leaf = id(p) in self._leaf_ids
+            s.sent.append((name, a if leaf else self._keep_array(a)))
+            self._contrib.setdefault(id(p), []).append((s.index, s.op, a if leaf else None))
+        self._contrib.pop(id(t), None)                    # t's gradient is complete: drop it
         self.steps.append(s)
+
+    def _keep_array(self, a):
+        return a if a.size <= KEEP_MAX else Summary(a)
 
     # ---- questions -------------------------------------------------------------------
     def summed_leaves(self):
@@ -232,7 +251,8 @@ class Trace:
     def table(self, width=100):
         """The trace as a terminal table: one block per visited node, then the leaves."""
         f = lambda a: fmt_array(a, self.full_max)   # noqa: E731
-        head = f"{'#':>3}  {'op':<14} output (shape) = op(inputs), its rule, dL/d(output) in, dL/d(input) out"
+        head = (f"{'#':>3}  {'op':<14} output (shape) = op(inputs), its rule, dL/d(output) in, "
+                "dL/d(input) out")
         lines = [head, "-" * min(width, max(len(head), 72))]
         for s in self.steps:
             lines.append(f"{s.index:>3}  {s.op:<14} {_node_text(s)}")

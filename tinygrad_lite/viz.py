@@ -106,7 +106,8 @@ def to_dot(tensor, params=None, values=False, modules=None, max_nodes=80, name="
                 text += f"\\ngrad {_esc(fmt_array(t.grad.data, 4))}"
         return text
 
-    out = [f'digraph "{_esc(name)}" {{', "  rankdir=LR;", '  node [fontname="Helvetica", fontsize=10];']
+    out = [f'digraph "{_esc(name)}" {{', "  rankdir=LR;",
+           '  node [fontname="Helvetica", fontsize=10];']
     if collapse:
         boxes = {}                       # module name -> dot id
         for t in ops:
