@@ -111,7 +111,7 @@ def test_profile_table_rows_add_up():
     assert rows["2"]["bwd_flops"] == 2 * (2 * 4 * 5 * 3) + 2 * 4 * 3
     assert rows["1"]["saved_bytes"] == 4 * 5               # ReLU keeps a boolean mask
     assert 0 < sum(r["share"] for r in p.rows) <= 1.0
-    assert "Fwd FLOPs" in p.table() and "(engine overhead)" in p.table()
+    assert "Fwd FLOPs" in p.table() and "(engine + profiler overhead)" in p.table()
 
 
 def test_every_registered_op_has_a_flop_rule():

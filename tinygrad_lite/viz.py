@@ -79,7 +79,7 @@ def to_dot(tensor, params=None, values=False, modules=None, max_nodes=80, name="
     """
     names = _names(params)
     ops, leaves, edges = _walk(tensor)
-    node_module = modules.node_module if modules is not None else {}
+    node_module = dict(modules.node_module) if modules is not None else {}
     mtypes = modules.module_types if modules is not None else {}
     collapse = bool(node_module) and len(ops) > max_nodes
     ids = {}
@@ -89,8 +89,9 @@ def to_dot(tensor, params=None, values=False, modules=None, max_nodes=80, name="
         ids[id(t)] = f"leaf{i}"
 
     def module_of(t):
-        return node_module.get(id(t._node), "") if t._node is not None else \
-            _param_module(names.get(id(t), ""), node_module)
+        if t._node is not None:
+            return node_module.get(id(t._node), "")
+        return node_module.get(id(t)) or _param_module(names.get(id(t), ""), node_module)
 
     def label(t):
         if t._node is not None:
@@ -109,17 +110,24 @@ def to_dot(tensor, params=None, values=False, modules=None, max_nodes=80, name="
     out = [f'digraph "{_esc(name)}" {{', "  rankdir=LR;",
            '  node [fontname="Helvetica", fontsize=10];']
     if collapse:
-        boxes = {}                       # module name -> dot id
-        for t in ops:
-            m = module_of(t)
-            if m and m not in boxes:
-                boxes[m] = f"mod{len(boxes)}"
+        used = {m for m in (module_of(t) for t in ops) if m}
+        order = [m for m in mtypes if m in used] + sorted(used - set(mtypes))
+        boxes = {m: f"mod{i}" for i, m in enumerate(order)}   # module name -> dot id
+        consumers = {}
+        for p, c in edges:
+            consumers.setdefault(id(p), set()).add(module_of(c))
+        for t in leaves:                 # a scalar constant used inside one module is hidden
+            if t._node is None and not t.requires_grad and t.data.size == 1:
+                (only,) = consumers[id(t)] if len(consumers[id(t)]) == 1 else (None,)
+                if only:
+                    node_module[id(t)] = only
         for m, key in boxes.items():
             inside = [t for t in ops if module_of(t) == m]
-            n_params = sum(t.data.size for t in leaves if module_of(t) == m)
+            n_params = sum(t.data.size for t in leaves if t.requires_grad and module_of(t) == m)
             last = inside[-1]
             out.append(f'  {key} [shape=box3d, label="{_esc(m)} ({mtypes.get(m, "")})\\n'
-                       f'{len(inside)} ops, {n_params} params\\nout {_shape(last.shape)}"];')
+                       f'{len(inside)} op{"s" if len(inside) > 1 else ""}, {n_params} params\\n'
+                       f'out {_shape(last.shape)}"];')
 
         def key_of(t):
             m = module_of(t)
@@ -243,7 +251,7 @@ class Profile:
                f"{sum(r['bwd_flops'] for r in self.rows):,}",
                _bytes(sum(r["saved_bytes"] for r in self.rows)),
                f"{1e3 * self.step_time:.3f}", "100.0%")
-        oth = ("(engine overhead)", "", "", "", "", "", f"{1e3 * max(other, 0):.3f}",
+        oth = ("(engine + profiler overhead)", "", "", "", "", "", f"{1e3 * max(other, 0):.3f}",
                f"{100 * max(other, 0) / self.step_time:.1f}%")
         table = [head] + body + [oth, tot]
         w = [max(len(r[i]) for r in table) for i in range(len(head))]
@@ -285,7 +293,9 @@ def profile(model, x, y=None, loss_fn=None, steps=3, print_fn=print):
         loss_fn = _default_loss(y)
     if y is not None and not isinstance(y, Tensor):
         y = Tensor(np.asarray(y))
-    model(x)                                   # build (Keras-style layers) and warm up
+    for p in model.parameters():
+        p.grad = None
+    loss_fn(model(x), y).backward()            # build (Keras-style layers) and warm up
     recs, total = [], 0.0
     for _ in range(max(int(steps), 1)):
         for p in model.parameters():
