@@ -163,6 +163,16 @@ def test_tracing_off_costs_no_hook_and_jit_still_works():
         step(x)
     np.testing.assert_allclose(w.grad.numpy(), np.full((3, 2), 4.0))
 
+    @tl.jit
+    def step2(x):
+        loss = (x @ w).sum()
+        loss.backward(trace=True)
+        return loss
+
+    with pytest.raises(tl.JitError, match="trace the step eagerly"):
+        step2(x)
+    assert autograd._tracer is None and autograd._tape is None
+
 
 def test_course_chapter_1_blocks_run(tmp_path, monkeypatch, capsys):
     """Every ```python block of docs/course/01_core_concepts.md runs, in order, in one

@@ -166,6 +166,20 @@ def test_dense_and_lstm_flops_equal_closed_forms():
     assert r.fwd == gemm + 2 * T * B * G * H + 9 * T * B * H
 
 
+def test_conv1d_gru_rnn_flops_equal_closed_forms():
+    N, C, L, O, k = 2, 3, 11, 4, 5
+    with flops.Recorder() as rec:
+        y = nn.Conv1d(C, O, k, bias=False)(tl.Tensor(np.ones((N, C, L), "f")))
+    assert rec.forward_flops == 2 * N * O * y.shape[-1] * C * k     # conv1d runs as a conv2d
+    T, B, F, H = 5, 2, 4, 3
+    for cls, G, p in ((nn.GRU, 3, 9), (nn.RNN, 1, 1)):
+        with flops.Recorder() as rec:
+            cls(F, H)(tl.Tensor(np.ones((T, B, F), "f")))
+        (r,) = [r for r in rec.ops if r.op.endswith("_sequence")]
+        gemm = 2 * T * B * F * G * H + 2 * T * B * H * G * H
+        assert r.fwd == gemm + 2 * T * B * G * H + p * T * B * H, cls
+
+
 def test_saved_bytes_measures_what_forward_kept():
     x = tl.Tensor(np.ones((10, 3), "float64"), requires_grad=True)
     with flops.Recorder() as rec:

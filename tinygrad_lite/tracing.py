@@ -178,6 +178,12 @@ class Trace:
     # ---- hooks called by autograd.run_backward ------------------------------------------
     def begin(self, outputs, grad_outputs):
         """Name every tensor of the graph below ``outputs`` (forward order) and note the seed."""
+        if autograd._tape is not None:
+            from .errors import JitError
+
+            raise JitError("trace: a backward inside a jitted step cannot be traced (the trace "
+                           "would run Python on values a replay does not have); trace the step "
+                           "eagerly, outside tl.jit")
         if len(outputs) == 1 and id(outputs[0]) not in self.names:
             self.names[id(outputs[0])] = "out"
         for t in reversed(autograd._topo_order(outputs)):   # forward order: inputs first
