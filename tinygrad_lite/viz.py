@@ -41,23 +41,20 @@ def _names(params):
 
 
 def _walk(root):
-    """(ops, leaves, edges): tensors with a node (forward order), leaf tensors, and
-    (parent tensor, child tensor) pairs, found by an iterative walk from ``root``."""
-    ops, leaves, edges, seen = [], [], [], set()
-    stack = [root]
-    while stack:
-        t = stack.pop()
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        if t._node is None:
-            leaves.append(t)
-            continue
-        ops.append(t)
+    """(ops, leaves, edges): tensors with a node in forward (topological) order, leaf tensors,
+    and (parent tensor, child tensor) pairs. The order is the backward walk's, reversed."""
+    from .autograd import _topo_order
+
+    ops = list(reversed(_topo_order([root])))
+    leaves, edges, seen = [], [], set()
+    if root._node is None:
+        return [], [root], []
+    for t in ops:
         for p in t._node.parents:
             edges.append((p, t))
-            stack.append(p)
-    ops.reverse()
+            if p._node is None and id(p) not in seen:
+                seen.add(id(p))
+                leaves.append(p)
     return ops, leaves, edges
 
 

@@ -62,8 +62,7 @@ def summarize(model, input_shape, dtype=np.float32, batch_size=2):
 
 def _flops_of(fl, name):
     """FLOPs of module ``name``: its own ops and those of modules nested in it."""
-    return sum(v for m, v in fl.items() if m == name or m.startswith(name + ".") or
-               (name == "" and m == ""))
+    return sum(v for m, v in fl.items() if m == name or (name and m.startswith(name + ".")))
 
 
 def _shape_of(out):
