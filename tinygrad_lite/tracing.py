@@ -15,6 +15,10 @@ walk reads it once per node (``run_backward``); on, the walk calls ``begin`` onc
 after each node's backward. The values it records are copies of the very arrays the walk used,
 so the trace's leaf gradients equal ``.grad`` (tests check this).
 
+Limits: the hook is process-wide (like anomaly mode), so a backward run by another thread inside
+the block is recorded too; leaf gradients are recorded before any ``register_hook`` hook edits
+them; a backward inside a ``tl.jit`` capture is refused (trace the step eagerly).
+
 Next: viz.py (the graph drawn as DOT), flops.py (what each op costs).
 """
 
