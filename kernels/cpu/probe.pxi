@@ -21,8 +21,12 @@
 # last-level cache (the caller sizes them), cut into one contiguous block per thread. STREAM
 # counts 24 bytes per element (two reads, one write; the write-allocate read is not counted).
 #
-# Timing happens in the caller (tinygrad_lite/bench/machine.py): these functions only run the
-# loops, with the GIL released, and return the flop count or nothing.
+# Timing: each thread reads its own CPU clock (CLOCK_THREAD_CPUTIME_ID) around its loop, and the
+# functions return those seconds; the caller (tinygrad_lite/bench/machine.py) adds up the threads'
+# rates. On a shared machine a thread that another process preempts stops its clock meanwhile, so
+# the probe measures what the cores can do, not how busy the machine was (the wall clock of a
+# 2-thread region on 2 loaded cores is the slower thread's, often less than 1 thread's rate).
+# Where there is no per-thread clock the seconds are -1 and the caller times the call instead.
 
 cdef extern from *:
     """
@@ -35,7 +39,21 @@ cdef extern from *:
     #define TGL_PROBE_X86 0
     #endif
 
+    #if defined(__unix__) || defined(__APPLE__)
+    #include <time.h>
+    #endif
+
     #define TGL_PROBE_ACC 12
+
+    /* CPU seconds of the calling thread, or -1 where there is no per-thread clock. */
+    static double tgl_thread_seconds(void) {
+    #if (defined(__unix__) || defined(__APPLE__)) && defined(CLOCK_THREAD_CPUTIME_ID)
+        struct timespec ts;
+        if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
+            return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    #endif
+        return -1.0;
+    }
 
     /* NAME(iters, a, b): the 12-chain FMA loop on W-lane vectors; returns the sum of the
        accumulators (the caller keeps it, so the loop is never dead code). */
@@ -116,6 +134,7 @@ cdef extern from *:
         for (ptrdiff_t i = lo; i < hi; i++) a[i] = b[i] + s * c[i];
     }
     """
+    double tgl_thread_seconds() nogil
     long tgl_fma_flops_per_iter(int isa, int dsize) nogil
     double tgl_fma_run(int isa, int dsize, long iters, double a, double b) nogil
     void tgl_triad(double* a, const double* b, const double* c, double s,
@@ -131,10 +150,15 @@ cdef double[::1] _zeros_f64(Py_ssize_t n):
     return array.array("d", [0.0] * n)
 
 
+cdef list _seconds(double[::1] t0, double[::1] t1):
+    return [t1[i] - t0[i] if t0[i] >= 0 and t1[i] >= 0 else -1.0 for i in range(t0.shape[0])]
+
+
 def fma_probe(dtype, long iters, int threads=1):
     """Run the FMA-throughput loop of the current ISA variant (``isa()``) on ``threads`` threads
-    at once, ``iters`` iterations each; returns the flops done (all threads). The caller times
-    the call: flops / seconds is the peak of these threads.
+    at once, ``iters`` iterations each. Returns (flops done by each thread, [CPU seconds of each
+    thread] -- -1 where the OS has no per-thread clock: then time the call). Sum of flops / s
+    over the threads is their peak.
 
     dtype: 'float32' or 'float64'. The sum of the accumulators is kept in a module attribute, so
     the loop cannot be optimized away."""
@@ -151,29 +175,40 @@ def fma_probe(dtype, long iters, int threads=1):
     cdef int isa_code = _K.isa
     cdef long per_iter = tgl_fma_flops_per_iter(isa_code, dsize)
     cdef double[::1] sink = _zeros_f64(threads)
+    cdef double[::1] t0 = _zeros_f64(threads)
+    cdef double[::1] t1 = _zeros_f64(threads)
     cdef int t
     with nogil:
         for t in prange(threads, num_threads=threads, schedule="static", chunksize=1):
+            t0[t] = tgl_thread_seconds()
             sink[t] = tgl_fma_run(isa_code, dsize, iters, 1.0 - 1e-6, 1e-7)
+            t1[t] = tgl_thread_seconds()
     global _probe_sink
     _probe_sink = sum(sink)
-    return float(per_iter) * iters * threads
+    return float(per_iter) * iters, _seconds(t0, t1)
 
 
 def stream_triad(double[::1] a, const double[::1] b, const double[::1] c, double s,
                  int threads=1):
     """a[i] = b[i] + s * c[i], one contiguous block per thread (the STREAM triad: 24 bytes move
-    per element). The caller checks that the three arrays have the same length and times it."""
+    per element). Returns [(elements, CPU seconds) of each thread] (seconds -1 where the OS has
+    no per-thread clock: then time the call)."""
     cdef Py_ssize_t n = a.shape[0]
     if b.shape[0] != n or c.shape[0] != n:
         raise ValueError(f"stream_triad: arrays differ in length, got {n}, {b.shape[0]}, "
                          f"{c.shape[0]}")
     if threads < 1:
         raise ValueError(f"stream_triad: threads must be positive, got {threads}")
-    if n == 0:
-        return
     cdef Py_ssize_t per = (n + threads - 1) // threads
+    cdef double[::1] t0 = _zeros_f64(threads)
+    cdef double[::1] t1 = _zeros_f64(threads)
     cdef int t
+    if n == 0:
+        return [(0, 0.0)] * threads
     with nogil:
         for t in prange(threads, num_threads=threads, schedule="static", chunksize=1):
-            tgl_triad(&a[0], &b[0], &c[0], s, t * per, min(n, (t + 1) * per))
+            t0[t] = tgl_thread_seconds()
+            tgl_triad(&a[0], &b[0], &c[0], s, min(n, t * per), min(n, (t + 1) * per))
+            t1[t] = tgl_thread_seconds()
+    return [(max(0, min(n, (i + 1) * per) - min(n, i * per)), sec)
+            for i, sec in enumerate(_seconds(t0, t1))]

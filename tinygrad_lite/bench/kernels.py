@@ -14,9 +14,16 @@ are timed in rotated blocks after a 0.5 s pause (``_time_blocks``): on two cores
 threads one runtime leaves spinning after its call would otherwise steal a core from the next
 one's parallel region. We report the median (and the best) of the samples. Every result is
 checked against a float64 NumPy computation before
-it is timed. GFLOP/s count 2 flops per multiply-add; "% peak" is against --peak GFLOP/s per
-thread (default 147: the measured AVX-512 fp32 FMA peak of one core of the CI machine, see
-shared/KERNELS.md).
+it is timed. GFLOP/s count 2 flops per multiply-add.
+
+The machine is measured first (``machine.py``): the float32/float64 FMA peak of the ISA our
+kernels picked, and the STREAM-triad bandwidth, at every thread count; the header prints them
+with the CPU model. "% peak" is against the measured float32 peak at the row's thread count
+(``--peak G`` overrides it with G GFLOP/s per thread). Without our kernels both are NumPy-based
+estimates, labelled so. ``--json`` records the machine, the versions and every sample;
+``tinygrad-lite bench compare A.json B.json`` compares two such runs. ``--plot`` draws the
+roofline (every case at its arithmetic intensity under the measured roofs, one panel per thread
+count) above the ratio bars.
 """
 
 import argparse
@@ -28,7 +35,6 @@ import time
 
 import numpy as np
 
-PEAK_PER_CORE = 147.0
 SETTLE_S = 0.002        # between interleaved 1-thread samples
 BLOCK_SETTLE_S = 0.5    # before each block of multi-threaded samples (see _time_blocks)
 
@@ -64,8 +70,12 @@ class Env:
     """Sets the thread count of every runtime before a candidate runs (outside the timer)."""
 
     def __init__(self):
-        from threadpoolctl import ThreadpoolController
-
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            raise SystemExit("tinygrad-lite bench kernels: needs threadpoolctl, to hold OpenBLAS "
+                             "at the thread count being measured; pip install threadpoolctl (or "
+                             "'tinygrad_lite[bench]')") from None
         self.blas = ThreadpoolController().select(user_api="blas")
         self.torch = _torch()
 
@@ -98,7 +108,7 @@ def matmul_case(m, n, k, ta, tb, rng):
         ta_, tb_ = torch.from_numpy(a), torch.from_numpy(b)
         return lambda: torch.matmul(ta_.T if ta else ta_, tb_.T if tb else tb_)
 
-    return ours, torch_fn, (want,), 2.0 * m * n * k
+    return ours, torch_fn, (want,), 2.0 * m * n * k, 4.0 * (a.size + b.size + m * n)
 
 
 def conv_case(n, c, h, w, o, k, p, backward, rng):
@@ -112,10 +122,12 @@ def conv_case(n, c, h, w, o, k, p, backward, rng):
     y = ref.conv2d(x64, w64, *geo)
     gy = rng.standard_normal(y.shape).astype(np.float32)
     flops = 2.0 * y.size * c * k * k
+    nbytes = 4.0 * (x.size + wt.size + y.size)    # each array read or written once
     if backward:
         want = (y, ref.conv2d_backward_input(gy.astype(np.float64), w64, x.shape, *geo),
                 ref.conv2d_backward_weight(gy.astype(np.float64), x64, wt.shape, *geo))
         flops *= 3
+        nbytes *= 2                               # gy, w -> gx and gy, x -> gw
     else:
         want = (y,)
 
@@ -143,7 +155,7 @@ def conv_case(n, c, h, w, o, k, p, backward, rng):
             return out.detach(), xx.grad, ww.grad
         return run_bwd
 
-    return ours, torch_fn, want, flops
+    return ours, torch_fn, want, flops, nbytes
 
 
 def pool_case(shape, k, s, rng):
@@ -164,7 +176,7 @@ def pool_case(shape, k, s, rng):
                 return (torch.nn.functional.max_pool2d(tx, k, s, p, return_indices=True)[0],)
         return run
 
-    return ours, torch_fn, want, None
+    return ours, torch_fn, want, None, None
 
 
 # ---------------------------------------------------------------------------- timing ------
@@ -239,10 +251,12 @@ def _time_blocks(cands, env, budget_s, rounds=3):
     return samples
 
 
-def run(quick=False, threads=(1, 2), peak=PEAK_PER_CORE, log=print, only=None):
+def run(quick=False, threads=(1, 2), peak=None, log=print, only=None, env=None):
+    """Time every case; returns one row per (case, impl, threads). ``peak``: {threads: GFLOP/s
+    of that many threads} for the %peak column (None: no %peak)."""
     from tinygrad_lite import backends
 
-    env = Env()
+    env = env or Env()
     rng = np.random.default_rng(0)
     impls = {"numpy": backends.get("numpy")}
     try:
@@ -269,7 +283,7 @@ def run(quick=False, threads=(1, 2), peak=PEAK_PER_CORE, log=print, only=None):
     results = []
     budget = 0.4 if quick else 1.5
     for op, label, make in cases:
-        ours, torch_fn, want, flops = make()
+        ours, torch_fn, want, flops, nbytes = make()
         cands = {}
         for t in threads:
             for name, backend in impls.items():
@@ -289,11 +303,17 @@ def run(quick=False, threads=(1, 2), peak=PEAK_PER_CORE, log=print, only=None):
             samples.update(timer(group, env, budget))
         for key, s in samples.items():
             r = rows[key]
-            r["median_s"] = statistics.median(s)
+            q1, med, q3 = _quartiles(s)
+            r["median_s"] = med
             r["best_s"] = min(s)
+            r["q1_s"], r["q3_s"] = q1, q3                 # the spread `bench compare` reads
             r["samples"] = len(s)
+            r["samples_s"] = [float(f"{v:.4g}") for v in s]
+            r["flops"], r["bytes"] = flops, nbytes
+            r["intensity"] = flops / nbytes if flops and nbytes else None
             r["gflops"] = flops / r["median_s"] / 1e9 if flops else None
-            r["pct_peak"] = 100 * r["gflops"] / (peak * key[1]) if flops else None
+            p = (peak or {}).get(key[1])
+            r["pct_peak"] = 100 * r["gflops"] / p if flops and p else None
         for key, r in rows.items():
             for ref in ("numpy", "torch"):
                 other = rows.get((ref, key[1]))
@@ -301,6 +321,14 @@ def run(quick=False, threads=(1, 2), peak=PEAK_PER_CORE, log=print, only=None):
             results.append(r)
         log(_line(rows, threads))
     return results
+
+
+def _quartiles(s):
+    """(first quartile, median, third quartile) of the samples (one sample: all three equal)."""
+    if len(s) < 2:
+        return s[0], s[0], s[0]
+    q = statistics.quantiles(s, n=4, method="inclusive")
+    return q[0], statistics.median(s), q[2]
 
 
 # ---------------------------------------------------------------------------- output ------
@@ -352,34 +380,114 @@ def markdown(results, threads):
     return "\n".join(lines)
 
 
-def plot(results, threads, path):
+def plot(results, threads, path, machine=None, torch_version=None):
+    """Top row: the roofline, one panel per thread count -- every case with a flop count at its
+    arithmetic intensity (flops / bytes each array moves once) and its achieved GFLOP/s, under
+    the measured float32 compute roof and the STREAM bandwidth roof. Bottom row: the ratio bars
+    (ours vs NumPy, and vs PyTorch when it was timed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .machine import bandwidth_at, peak_at
+
+    machine = machine or {}
     cy = [r for r in results if r["impl"] == "cython"]
+    ours = cy or [r for r in results if r["impl"] == "numpy"]
     labels = []
-    for r in cy:
+    for r in ours:
         if f"{r['op']}: {r['case']}" not in labels:
             labels.append(f"{r['op']}: {r['case']}")
-    fig, axes = plt.subplots(1, 2, figsize=(14, 0.32 * len(labels) + 2), sharey=True)
-    for ax, ref in zip(axes, ("numpy", "torch")):
-        width = 0.8 / len(threads)
+    refs = ["numpy"] if cy else []
+    has_torch = any(r["impl"] == "torch" for r in results)
+    if cy and has_torch:
+        refs.append("torch")
+    ncols = max(len(threads), len(refs), 1)
+    fig = plt.figure(figsize=(7 * ncols, 5.5 + 0.3 * len(labels) + 2))
+    grid = fig.add_gridspec(2, ncols, height_ratios=[5.5, 0.3 * len(labels) + 2])
+    colors = {"matmul": "tab:blue", "conv2d fwd": "tab:orange", "conv2d fwd+bwd": "tab:red"}
+    markers = {"cython": "o", "numpy": "s", "torch": "^"}
+    pts = [r for r in results if r.get("intensity") and r.get("gflops")]
+    for i, t in enumerate(threads):
+        ax = fig.add_subplot(grid[0, i])
+        here = [r for r in pts if r["threads"] == t]
+        ai = [r["intensity"] for r in here] or [1.0, 100.0]
+        xs = np.geomspace(min(ai) / 2, max(ai) * 2, 200)
+        peak, bw = peak_at(machine, t), bandwidth_at(machine, t)
+        if peak:
+            ax.plot(xs, np.minimum(peak, bw * xs) if bw else np.full_like(xs, peak), "k-",
+                    lw=1.2, label=f"roof: {peak:.0f} GFLOP/s" + (f", {bw:.0f} GB/s" if bw else ""))
+        elif bw:
+            ax.plot(xs, bw * xs, "k--", lw=1, label=f"bandwidth roof {bw:.0f} GB/s")
+        for r in here:
+            filled = r["impl"] == ("cython" if cy else "numpy")
+            c = colors.get(r["op"], "tab:gray")
+            ax.scatter(r["intensity"], r["gflops"], marker=markers.get(r["impl"], "x"), s=28,
+                       facecolors=c if filled else "none", edgecolors=c, lw=0.9)
+            if filled:
+                ax.annotate(_short(r), (r["intensity"], r["gflops"]), fontsize=5,
+                            xytext=(3, 2), textcoords="offset points")
+        for op, c in colors.items():
+            ax.scatter([], [], color=c, marker="o", s=20, label=op)
+        for impl, m in markers.items():
+            if any(r["impl"] == impl for r in here):
+                ax.scatter([], [], facecolors="none", edgecolors="k", marker=m, s=20, label=impl)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("arithmetic intensity (flop / byte)")
+        ax.set_ylabel("GFLOP/s (median)")
+        src = "measured" if machine.get("source") == "kernels" else "NumPy estimate"
+        ax.set_title(f"roofline, {t} thread(s) (roofs {src}; filled: "
+                     f"{'ours' if cy else 'numpy'})", fontsize=9)
+        ax.legend(fontsize=6, loc="lower left")
+        ax.grid(True, which="both", lw=0.3, alpha=0.5)
+    width = 0.8 / len(threads)
+    for j, ref in enumerate(refs):
+        ax = fig.add_subplot(grid[1, j])
         for i, t in enumerate(threads):
             vals = {f"{r['op']}: {r['case']}": r[f"vs_{ref}"] for r in cy if r["threads"] == t}
             ys = np.arange(len(labels)) + i * width
             ax.barh(ys, [vals.get(lbl) or 0 for lbl in labels], height=width,
                     label=f"{t} thread(s)")
         ax.axvline(1.0, color="k", lw=0.8)
-        ax.set_title(f"cython speed vs {ref} (t_{ref} / t_cython, same threads)")
+        ax.set_xscale("log")
+        ax.set_title(f"cython speed vs {ref} (t_{ref} / t_cython, same threads; above 1: "
+                     "ours faster)", fontsize=9)
         ax.set_yticks(np.arange(len(labels)) + 0.4 - width / 2)
         ax.set_yticklabels(labels, fontsize=7)
         ax.invert_yaxis()
         ax.legend(fontsize=7)
+    title = f"kernel benchmark on {machine.get('cpu', '?')}, ISA {machine.get('isa') or 'none'}"
+    if not cy:
+        title += " -- ratio panels omitted: our kernels are unavailable (NumPy only)"
+    elif not has_torch:
+        title += (" -- vs-torch panel omitted: PyTorch is not installed"
+                  if torch_version is None else " -- vs-torch panel omitted: torch was not timed")
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _short(r):
+    """A point's label on the roofline: 'square 256', 'MLP h@W2.T', 'conv b fwd+bwd'."""
+    if r["op"] == "matmul":
+        return r["case"].split(" ")[0] + " " + r["case"].split(" ")[1]
+    return f"conv {r['case'].split(':')[0]} {r['op'].split(' ')[1]}"
+
+
+def versions(env):
+    """Library versions for the JSON (what a comparison of two runs must know)."""
+    import tinygrad_lite
+
+    blas = env.blas.info()
+    return {"python": sys.version.split()[0], "numpy": np.__version__,
+            "tinygrad_lite": getattr(tinygrad_lite, "__version__", None),
+            "torch": env.torch.__version__ if env.torch else None,
+            "blas": [f"{b.get('internal_api')} {b.get('version')} ({b.get('architecture')})"
+                     for b in blas],
+            "platform": platform.platform()}
 
 
 def main(argv=None):
@@ -387,26 +495,38 @@ def main(argv=None):
         "\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smaller shapes, shorter timing")
     ap.add_argument("--threads", default="1,2", help="thread counts, comma separated (default 1,2)")
-    ap.add_argument("--json", help="write every result (with samples count, errors) as JSON")
+    ap.add_argument("--json", help="write the machine, versions and every result (with its "
+                    "samples) as JSON; `tinygrad-lite bench compare A.json B.json` reads two")
     ap.add_argument("--md", help="write the Markdown table here (it is printed either way)")
-    ap.add_argument("--plot", help="write a PNG bar chart of the ratios")
+    ap.add_argument("--plot", help="write a PNG: the roofline above the ratio bars")
     ap.add_argument("--only", help="run only cases whose 'op case' contains one of these "
                     "comma-separated strings (e.g. 'square,conv2d fwd+bwd')")
-    ap.add_argument("--peak", type=float, default=PEAK_PER_CORE,
-                    help="peak GFLOP/s per thread for the %%peak column (default 147)")
+    ap.add_argument("--peak", type=float, default=None,
+                    help="peak GFLOP/s per thread for the %%peak column (default: the float32 "
+                    "FMA peak measured at the start of the run, at each thread count)")
     args = ap.parse_args(argv)
     threads = tuple(int(t) for t in args.threads.split(","))
     from tinygrad_lite import backends
 
-    info = {"python": sys.version.split()[0], "numpy": np.__version__,
-            "machine": platform.processor() or platform.machine(),
-            "backends": {k: v[1] for k, v in backends.available().items()}}
-    torch = _torch()
-    info["torch"] = torch.__version__ if torch else None
+    from . import machine as machine_mod
+
+    env = Env()
+    info = versions(env)
+    info["backends"] = {k: v[1] for k, v in backends.available().items()}
     print(f"# kernel benchmark  threads={threads}  quick={args.quick}  torch={info['torch']}",
           flush=True)
-    results = run(quick=args.quick, threads=threads, peak=args.peak,
-                  log=lambda s: print(s, flush=True), only=args.only)
+    mach = machine_mod.measure(threads, quick=args.quick, blas=env.blas)
+    for line in machine_mod.header(mach):
+        print(f"# {line}", flush=True)
+    if args.peak:
+        peak = {t: args.peak * t for t in threads}
+        print(f"# %peak against --peak {args.peak:g} GFLOP/s per thread (override)")
+    else:
+        peak = {t: machine_mod.peak_at(mach, t) for t in threads}
+        what = "measured" if mach["source"] == "kernels" else "NumPy-estimated"
+        print(f"# %peak against the {what} float32 peak at each thread count")
+    results = run(quick=args.quick, threads=threads, peak=peak,
+                  log=lambda s: print(s, flush=True), only=args.only, env=env)
     table = markdown(results, threads)
     print()
     print(table)
@@ -415,10 +535,12 @@ def main(argv=None):
             f.write(table + "\n")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"info": info, "threads": threads, "peak_per_thread": args.peak,
-                       "results": results}, f, indent=1, default=str)
+            json.dump({"format": "tinygrad_lite.bench.kernels/2", "info": info,
+                       "machine": mach, "threads": threads, "quick": args.quick,
+                       "peak_source": "--peak" if args.peak else mach["source"],
+                       "peak_gflops_used": peak, "results": results}, f, indent=1, default=str)
     if args.plot:
-        plot(results, threads, args.plot)
+        plot(results, threads, args.plot, machine=mach, torch_version=info["torch"])
     bad = [r for r in results if not r["ok"]]
     if bad:
         print(f"\n{len(bad)} WRONG results: " + ", ".join(
