@@ -384,7 +384,7 @@ def plot(results, threads, path, machine=None, torch_version=None):
     """Top row: the roofline, one panel per thread count -- every case with a flop count at its
     arithmetic intensity (flops / bytes each array moves once) and its achieved GFLOP/s, under
     the measured float32 compute roof and the STREAM bandwidth roof. Bottom row: the ratio bars
-    (ours vs NumPy, and vs PyTorch when it was timed)."""
+    (ours vs NumPy, and vs PyTorch when it was timed). Returns the figure's title."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -468,6 +468,7 @@ def plot(results, threads, path, machine=None, torch_version=None):
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return title
 
 
 def _short(r):
