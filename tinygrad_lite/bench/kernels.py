@@ -12,9 +12,11 @@ Method: each candidate is warmed up. At 1 thread the candidates of one case are 
 (interleaved sample by sample, so a noisy neighbour hits them all alike). With more threads they
 are timed in rotated blocks after a 0.5 s pause (``_time_blocks``): on two cores, the worker
 threads one runtime leaves spinning after its call would otherwise steal a core from the next
-one's parallel region. We report the median (and the best) of the samples. Every result is
-checked against a float64 NumPy computation before
-it is timed. GFLOP/s count 2 flops per multiply-add.
+one's parallel region. We report the median (and the best) of the samples. ``--clock thread``
+times the 1-thread samples on the calling thread's CPU clock instead of the wall clock (every
+1-thread candidate runs on the calling thread): on a busy shared machine that leaves out the time
+other processes held the core. Every result is checked against a float64 NumPy computation
+before it is timed. GFLOP/s count 2 flops per multiply-add.
 
 The machine is measured first (``machine.py``): the float32/float64 FMA peak of the ISA our
 kernels picked, and the STREAM-triad bandwidth, at every thread count; the header prints them
@@ -191,8 +193,12 @@ def _check(got, want):
     return err, err < 1e-4
 
 
-def _time_case(cands, env, budget_s, min_samples=5, max_samples=60):
-    """cands: {(impl, threads): fn}; returns {(impl, threads): [sample seconds per call]}."""
+def _time_case(cands, env, budget_s, min_samples=5, max_samples=60, clock=time.perf_counter):
+    """cands: {(impl, threads): fn}; returns {(impl, threads): [sample seconds per call]}.
+
+    ``clock``: the wall clock, or ``time.thread_time`` (``--clock thread``): at 1 thread every
+    candidate runs on the calling thread (OpenBLAS held at 1, our kernels and torch at 1), so its
+    CPU clock times the work and leaves out the time another process held the core."""
     inner = {}
     for key, fn in cands.items():           # warm-up, and calls per sample for tiny ops
         env.set(*key)
@@ -210,10 +216,10 @@ def _time_case(cands, env, budget_s, min_samples=5, max_samples=60):
             env.set(*key)
             fn, reps = cands[key], inner[key]
             time.sleep(SETTLE_S)             # let other runtimes' spinning workers go idle
-            t0 = time.perf_counter()
+            t0 = clock()
             for _ in range(reps):
                 fn()
-            samples[key].append((time.perf_counter() - t0) / reps)
+            samples[key].append((clock() - t0) / reps)
         i += 1
         n = len(samples[order[0]])
         if n >= max_samples or (n >= min_samples and time.perf_counter() > t_end):
@@ -251,9 +257,10 @@ def _time_blocks(cands, env, budget_s, rounds=3):
     return samples
 
 
-def run(quick=False, threads=(1, 2), peak=None, log=print, only=None, env=None):
+def run(quick=False, threads=(1, 2), peak=None, log=print, only=None, env=None, clock="wall"):
     """Time every case; returns one row per (case, impl, threads). ``peak``: {threads: GFLOP/s
-    of that many threads} for the %peak column (None: no %peak)."""
+    of that many threads} for the %peak column (None: no %peak). ``clock``: 'wall', or
+    'thread' to time the 1-thread samples on the calling thread's CPU clock (see _time_case)."""
     from tinygrad_lite import backends
 
     env = env or Env()
@@ -299,8 +306,11 @@ def run(quick=False, threads=(1, 2), peak=None, log=print, only=None, env=None):
         samples = {}
         for t in threads:
             group = {k: fn for k, fn in cands.items() if k[1] == t}
-            timer = _time_case if t == 1 else _time_blocks
-            samples.update(timer(group, env, budget))
+            if t == 1:
+                samples.update(_time_case(group, env, budget, clock=time.thread_time
+                                          if clock == "thread" else time.perf_counter))
+            else:
+                samples.update(_time_blocks(group, env, budget))
         for key, s in samples.items():
             r = rows[key]
             q1, med, q3 = _quartiles(s)
@@ -502,6 +512,10 @@ def main(argv=None):
     ap.add_argument("--plot", help="write a PNG: the roofline above the ratio bars")
     ap.add_argument("--only", help="run only cases whose 'op case' contains one of these "
                     "comma-separated strings (e.g. 'square,conv2d fwd+bwd')")
+    ap.add_argument("--clock", choices=["wall", "thread"], default="wall",
+                    help="time 1-thread samples on the wall clock (default) or on the calling "
+                    "thread's CPU clock ('thread': on a busy shared machine it leaves out the "
+                    "time other processes held the core; more threads always use the wall clock)")
     ap.add_argument("--peak", type=float, default=None,
                     help="peak GFLOP/s per thread for the %%peak column (default: the float32 "
                     "FMA peak measured at the start of the run, at each thread count)")
@@ -526,8 +540,10 @@ def main(argv=None):
         peak = {t: machine_mod.peak_at(mach, t) for t in threads}
         what = "measured" if mach["source"] == "kernels" else "NumPy-estimated"
         print(f"# %peak against the {what} float32 peak at each thread count")
+    if args.clock == "thread":
+        print("# 1-thread samples timed on the calling thread's CPU clock (--clock thread)")
     results = run(quick=args.quick, threads=threads, peak=peak,
-                  log=lambda s: print(s, flush=True), only=args.only, env=env)
+                  log=lambda s: print(s, flush=True), only=args.only, env=env, clock=args.clock)
     table = markdown(results, threads)
     print()
     print(table)
@@ -538,6 +554,7 @@ def main(argv=None):
         with open(args.json, "w") as f:
             json.dump({"format": "tinygrad_lite.bench.kernels/2", "info": info,
                        "machine": mach, "threads": threads, "quick": args.quick,
+                       "clock": args.clock,
                        "peak_source": "--peak" if args.peak else mach["source"],
                        "peak_gflops_used": peak, "results": results}, f, indent=1, default=str)
     if args.plot:

@@ -185,8 +185,8 @@ def measure(threads=(1, 2), quick=False, blas=None):
         info["bandwidth_gbs"] = bw
         info["method"] = (f"peak: {info['isa']} FMA-throughput loop (kernels/cpu/probe.pxi); "
                           f"bandwidth: STREAM triad over 3 x {nbytes >> 20} MiB float64; best "
-                          f"of {4 if quick else 8} and {3 if quick else 5} interleaved rounds, each "
-                          "thread on its own CPU clock")
+                          f"of {4 if quick else 8} and {3 if quick else 5} interleaved rounds, "
+                          "each thread on its own CPU clock")
     else:
         why = str(err) if err is not None else "this build of the extension has no probes"
         info.update(source="numpy-estimate", isa=None, isa_supported=None, kernels_missing=why)

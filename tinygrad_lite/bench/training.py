@@ -532,8 +532,8 @@ def main(argv=None):
                 if j is not None:
                     rest[j + 1] = f"{stem}.{t}t{ext}"
             print(f"==== {t} thread{'s' * (t > 1)} ====", flush=True)
-            rc |= subprocess.call([sys.executable, "-m", "tinygrad_lite.bench.training", "--threads",
-                                   str(t)] + rest)
+            rc |= subprocess.call([sys.executable, "-m", "tinygrad_lite.bench.training",
+                                   "--threads", str(t)] + rest)
         return rc
     t = threads[0]
     if t:
