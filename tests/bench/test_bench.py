@@ -125,18 +125,19 @@ def test_roofline_plot_omits_the_torch_panel_and_says_why(tmp_path):
 # ------------------------------------------------------------------ a real run ---
 
 def test_bench_kernels_runs_from_outside_the_checkout_and_compare_reads_it(tmp_path):
-    """One tiny real run (square 64, 1 thread): the machine header and the JSON record, then
-    ``bench compare`` on that run against itself (exit 0) and against a copy whose cython row is
-    2x slower (exit 1)."""
+    """One tiny real run (square 64, 1 thread, CPU clock): the machine header and the JSON record,
+    then ``bench compare`` on that run against itself (exit 0) and against a copy whose cython
+    row is 2x slower (exit 1)."""
     out = tmp_path / "run.json"
     env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
     cmd = [sys.executable, "-m", "tinygrad_lite", "bench", "kernels", "--quick", "--threads",
-           "1", "--only", "square 64", "--json", str(out)]
+           "1", "--only", "square 64", "--clock", "thread", "--json", str(out)]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     doc = json.loads(out.read_text())
     m = doc["machine"]
-    assert m["cpu"] and m["threads"] == [1] and doc["threads"] == [1]
+    assert m["cpu"] and m["threads"] == [1] and doc["threads"] == [1] and doc["clock"] == "thread"
+    assert "1-thread samples timed on the calling thread's CPU clock" in r.stdout
     assert doc["info"]["numpy"] == np.__version__ and "tinygrad_lite" in doc["info"]
     if cython_backend.HAVE_CPU_KERNELS:
         from tinygrad_lite import _cpu
