@@ -399,6 +399,7 @@ def plot(results, threads, path, machine=None, torch_version=None):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     from .machine import bandwidth_at, peak_at
 
@@ -462,8 +463,11 @@ def plot(results, threads, path, machine=None, torch_version=None):
                     label=f"{t} thread(s)")
         ax.axvline(1.0, color="k", lw=0.8)
         ax.set_xscale("log")
-        ax.set_title(f"cython speed vs {ref} (t_{ref} / t_cython, same threads; above 1: "
-                     "ours faster)", fontsize=9)
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.tick_params(axis="x", which="minor", labelsize=6)
+        ax.set_title(f"cython vs {ref}: t_{ref} / t_cython, same threads (above 1: ours "
+                     "faster)", fontsize=9)
         ax.set_yticks(np.arange(len(labels)) + 0.4 - width / 2)
         ax.set_yticklabels(labels, fontsize=7)
         ax.invert_yaxis()
@@ -475,7 +479,7 @@ def plot(results, threads, path, machine=None, torch_version=None):
         title += (" -- vs-torch panel omitted: PyTorch is not installed"
                   if torch_version is None else " -- vs-torch panel omitted: torch was not timed")
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return title
