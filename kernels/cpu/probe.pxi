@@ -21,12 +21,14 @@
 # last-level cache (the caller sizes them), cut into one contiguous block per thread. STREAM
 # counts 24 bytes per element (two reads, one write; the write-allocate read is not counted).
 #
-# Timing: each thread reads its own CPU clock (CLOCK_THREAD_CPUTIME_ID) around its loop, and the
-# functions return those seconds; the caller (tinygrad_lite/bench/machine.py) adds up the threads'
-# rates. On a shared machine a thread that another process preempts stops its clock meanwhile, so
-# the probe measures what the cores can do, not how busy the machine was (the wall clock of a
-# 2-thread region on 2 loaded cores is the slower thread's, often less than 1 thread's rate).
-# Where there is no per-thread clock the seconds are -1 and the caller times the call instead.
+# Timing: each thread reads its own CPU clock (CLOCK_THREAD_CPUTIME_ID) and the monotonic wall
+# clock around its loop, and the functions return (CPU seconds, wall start, wall end) per thread;
+# the caller (tinygrad_lite/bench/machine.py) adds up the threads' rates. On a shared machine a
+# thread that another process preempts stops its CPU clock meanwhile, so the probe measures what
+# the cores can do, not how busy the machine was (the wall clock of a 2-thread region on 2 loaded
+# cores is the slower thread's, often less than 1 thread's rate). The wall stamps let the caller
+# keep only calls where the threads really ran at the same time (which matters for bandwidth, a
+# shared resource). Where there is no such clock the values are -1: the caller times the call.
 
 cdef extern from *:
     """
@@ -50,6 +52,16 @@ cdef extern from *:
     #if (defined(__unix__) || defined(__APPLE__)) && defined(CLOCK_THREAD_CPUTIME_ID)
         struct timespec ts;
         if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
+            return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    #endif
+        return -1.0;
+    }
+
+    /* Monotonic wall-clock seconds, or -1. */
+    static double tgl_wall_seconds(void) {
+    #if (defined(__unix__) || defined(__APPLE__)) && defined(CLOCK_MONOTONIC)
+        struct timespec ts;
+        if (clock_gettime(CLOCK_MONOTONIC, &ts) == 0)
             return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
     #endif
         return -1.0;
@@ -135,6 +147,7 @@ cdef extern from *:
     }
     """
     double tgl_thread_seconds() nogil
+    double tgl_wall_seconds() nogil
     long tgl_fma_flops_per_iter(int isa, int dsize) nogil
     double tgl_fma_run(int isa, int dsize, long iters, double a, double b) nogil
     void tgl_triad(double* a, const double* b, const double* c, double s,
@@ -150,15 +163,17 @@ cdef double[::1] _zeros_f64(Py_ssize_t n):
     return array.array("d", [0.0] * n)
 
 
-cdef list _seconds(double[::1] t0, double[::1] t1):
-    return [t1[i] - t0[i] if t0[i] >= 0 and t1[i] >= 0 else -1.0 for i in range(t0.shape[0])]
+cdef list _clocks(double[::1] c0, double[::1] c1, double[::1] w0, double[::1] w1):
+    """Per thread (CPU seconds, wall start, wall end); -1 where a clock is missing."""
+    return [(c1[i] - c0[i] if c0[i] >= 0 and c1[i] >= 0 else -1.0, w0[i], w1[i])
+            for i in range(c0.shape[0])]
 
 
 def fma_probe(dtype, long iters, int threads=1):
     """Run the FMA-throughput loop of the current ISA variant (``isa()``) on ``threads`` threads
-    at once, ``iters`` iterations each. Returns (flops done by each thread, [CPU seconds of each
-    thread] -- -1 where the OS has no per-thread clock: then time the call). Sum of flops / s
-    over the threads is their peak.
+    at once, ``iters`` iterations each. Returns (flops done by each thread, [(CPU seconds, wall
+    start, wall end) of each thread]) -- -1 where the OS lacks the clock: then time the call.
+    The sum of flops / CPU seconds over the threads is their peak.
 
     dtype: 'float32' or 'float64'. The sum of the accumulators is kept in a module attribute, so
     the loop cannot be optimized away."""
@@ -175,24 +190,28 @@ def fma_probe(dtype, long iters, int threads=1):
     cdef int isa_code = _K.isa
     cdef long per_iter = tgl_fma_flops_per_iter(isa_code, dsize)
     cdef double[::1] sink = _zeros_f64(threads)
-    cdef double[::1] t0 = _zeros_f64(threads)
-    cdef double[::1] t1 = _zeros_f64(threads)
+    cdef double[::1] c0 = _zeros_f64(threads)
+    cdef double[::1] c1 = _zeros_f64(threads)
+    cdef double[::1] w0 = _zeros_f64(threads)
+    cdef double[::1] w1 = _zeros_f64(threads)
     cdef int t
     with nogil:
         for t in prange(threads, num_threads=threads, schedule="static", chunksize=1):
-            t0[t] = tgl_thread_seconds()
+            w0[t] = tgl_wall_seconds()
+            c0[t] = tgl_thread_seconds()
             sink[t] = tgl_fma_run(isa_code, dsize, iters, 1.0 - 1e-6, 1e-7)
-            t1[t] = tgl_thread_seconds()
+            c1[t] = tgl_thread_seconds()
+            w1[t] = tgl_wall_seconds()
     global _probe_sink
     _probe_sink = sum(sink)
-    return float(per_iter) * iters, _seconds(t0, t1)
+    return float(per_iter) * iters, _clocks(c0, c1, w0, w1)
 
 
 def stream_triad(double[::1] a, const double[::1] b, const double[::1] c, double s,
                  int threads=1):
     """a[i] = b[i] + s * c[i], one contiguous block per thread (the STREAM triad: 24 bytes move
-    per element). Returns [(elements, CPU seconds) of each thread] (seconds -1 where the OS has
-    no per-thread clock: then time the call)."""
+    per element). Returns [(elements, CPU seconds, wall start, wall end) of each thread] (-1
+    where the OS lacks the clock: then time the call)."""
     cdef Py_ssize_t n = a.shape[0]
     if b.shape[0] != n or c.shape[0] != n:
         raise ValueError(f"stream_triad: arrays differ in length, got {n}, {b.shape[0]}, "
@@ -200,15 +219,19 @@ def stream_triad(double[::1] a, const double[::1] b, const double[::1] c, double
     if threads < 1:
         raise ValueError(f"stream_triad: threads must be positive, got {threads}")
     cdef Py_ssize_t per = (n + threads - 1) // threads
-    cdef double[::1] t0 = _zeros_f64(threads)
-    cdef double[::1] t1 = _zeros_f64(threads)
+    cdef double[::1] c0 = _zeros_f64(threads)
+    cdef double[::1] c1 = _zeros_f64(threads)
+    cdef double[::1] w0 = _zeros_f64(threads)
+    cdef double[::1] w1 = _zeros_f64(threads)
     cdef int t
     if n == 0:
-        return [(0, 0.0)] * threads
+        return [(0, 0.0, 0.0, 0.0)] * threads
     with nogil:
         for t in prange(threads, num_threads=threads, schedule="static", chunksize=1):
-            t0[t] = tgl_thread_seconds()
+            w0[t] = tgl_wall_seconds()
+            c0[t] = tgl_thread_seconds()
             tgl_triad(&a[0], &b[0], &c[0], s, min(n, t * per), min(n, (t + 1) * per))
-            t1[t] = tgl_thread_seconds()
-    return [(max(0, min(n, (i + 1) * per) - min(n, i * per)), sec)
-            for i, sec in enumerate(_seconds(t0, t1))]
+            c1[t] = tgl_thread_seconds()
+            w1[t] = tgl_wall_seconds()
+    return [(max(0, min(n, (i + 1) * per) - min(n, i * per)),) + clk
+            for i, clk in enumerate(_clocks(c0, c1, w0, w1))]

@@ -39,8 +39,8 @@ def test_fma_peak_is_within_2x_of_numpy_matmul_per_thread(dtype):
     with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
         a @ b
         for _ in range(7):
-            flops, secs = _cpu.fma_probe(dtype, iters, 1)
-            ours = max(ours, flops / secs[0] if secs[0] > 0 else 0.0)
+            flops, ((sec, _, _),) = _cpu.fma_probe(dtype, iters, 1)
+            ours = max(ours, flops / sec if sec > 0 else 0.0)
             theirs = max(theirs, _rate(lambda: a @ b, 2.0 * n ** 3))
     assert 0.5 <= ours / theirs <= 2.0, (f"{dtype} {_cpu.isa()}: probe {ours / 1e9:.1f} vs "
                                          f"numpy matmul {theirs / 1e9:.1f} GFLOP/s")
@@ -63,8 +63,8 @@ def test_fma_peak_bounds_our_gemm_on_every_isa(isa):
         peak = gemm = 0.0
         _cpu.gemm(a, b, False, False, out, False, 1)
         for _ in range(5):
-            flops, secs = _cpu.fma_probe("float32", iters, 1)
-            peak = max(peak, flops / secs[0] if secs[0] > 0 else 0.0)
+            flops, ((sec, _, _),) = _cpu.fma_probe("float32", iters, 1)
+            peak = max(peak, flops / sec if sec > 0 else 0.0)
             gemm = max(gemm, _rate(lambda: _cpu.gemm(a, b, False, False, out, False, 1),
                                         2.0 * n ** 3))
     finally:
@@ -85,7 +85,7 @@ def test_triad_bandwidth_is_within_2x_of_numpy_copy():
     _cpu.stream_triad(x, y, z, 3.0, 1)
     np.copyto(dst, y)
     for _ in range(7):
-        (m, sec), = _cpu.stream_triad(x, y, z, 3.0, 1)
+        (m, sec, _, _), = _cpu.stream_triad(x, y, z, 3.0, 1)
         ours = max(ours, 24.0 * m / sec if sec > 0 else 0.0)
         theirs = max(theirs, _rate(lambda: np.copyto(dst, y), 16.0 * n))
     assert np.all(x == 7.0)
@@ -101,7 +101,28 @@ def test_triad_computes_every_element_once(threads, n):
     a = np.full(n, np.nan)
     per = _cpu.stream_triad(a, b, c, -1.5, threads)
     np.testing.assert_array_equal(a, b + -1.5 * c)
-    assert len(per) == threads and sum(m for m, _ in per) == n
+    assert len(per) == threads and sum(p[0] for p in per) == n
+    for _, sec, w0, w1 in per:                      # CPU seconds within the wall window
+        assert n == 0 or (0 <= sec <= (w1 - w0) + 1e-3 and w0 <= w1)
+
+
+def test_a_call_counts_as_together_only_when_the_threads_overlapped_unpreempted():
+    """machine._rate: the threads' own rates add up, and the call is marked as run together only
+    when their wall windows overlap and neither was preempted; a missing clock falls back to the
+    wall time."""
+    from tinygrad_lite.bench.machine import _best_interleaved, _rate
+
+    assert _rate([(10.0, 1.0, 0.0, 1.0), (10.0, 1.0, 0.05, 1.0)], 1.1) == (20.0, True)
+    assert _rate([(10.0, 1.0, 0.0, 1.0), (10.0, 1.0, 1.0, 2.0)], 2.0) == (20.0, False)  # in turn
+    assert _rate([(10.0, 1.0, 0.0, 2.0), (10.0, 2.0, 0.0, 2.0)], 2.0) == (15.0, False)  # preempted
+    assert _rate([(10.0, -1.0, -1.0, -1.0)], 2.0) == (5.0, True)
+    calls = iter([[(30.0, 1.0, 0.0, 1.0), (30.0, 1.0, 2.0, 3.0)],      # apart: 60, not counted
+                  [(10.0, 1.0, 0.0, 1.0), (10.0, 1.0, 0.0, 1.0)]])     # together: 20
+    best, contended = _best_interleaved({"k": lambda: next(calls)}, 2)
+    assert best == {"k": 20.0} and contended == []
+    best, contended = _best_interleaved({"k": lambda: [(8.0, 1.0, 0.0, 1.0), (8.0, 1.0, 5.0, 6.0)]},
+                                        2)
+    assert best == {"k": 16.0} and contended == ["k"]     # never together: the upper bound, named
 
 
 def test_probe_arguments_are_checked():
@@ -116,8 +137,8 @@ def test_probe_arguments_are_checked():
 def test_fma_probe_follows_the_selected_isa(isa):
     """flops per call follow the ISA's vector width: the probe runs the variant the GEMM uses."""
     lanes = {"avx512": 16, "avx2": 8}.get(isa)
-    flops, secs = _cpu.fma_probe("float32", 100, 2)
-    assert len(secs) == 2
+    flops, clocks = _cpu.fma_probe("float32", 100, 2)
+    assert len(clocks) == 2 and all(len(c) == 3 for c in clocks)
     if lanes:
         assert flops == 2 * 12 * lanes * 100        # 12 chains of FMA on `lanes` floats
     else:
