@@ -525,6 +525,11 @@ def main(argv=None):
                     "FMA peak measured at the start of the run, at each thread count)")
     args = ap.parse_args(argv)
     threads = tuple(int(t) for t in args.threads.split(","))
+    if args.plot:                      # say so now, not after the whole run
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            ap.error("--plot needs matplotlib: pip install matplotlib (or 'tinygrad_lite[bench]')")
     from tinygrad_lite import backends
 
     from . import machine as machine_mod
