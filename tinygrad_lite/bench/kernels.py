@@ -1,7 +1,8 @@
 """Kernel benchmark matrix: ops x shapes x implementations, interleaved, checked, with ratios.
 
     tinygrad-lite bench kernels [--quick] [--threads 1,2] [--only SUBSTR,...] [--json PATH]
-                                [--plot PATH] [--md PATH] [--peak GFLOPS]
+                                [--plot PATH] [--md PATH] [--peak GFLOPS] [--clock wall|thread]
+    tinygrad-lite bench compare A.json B.json        (two --json runs; see compare.py)
 
 Implementations: the numpy reference backend (OpenBLAS), our cython kernels, and PyTorch CPU when
 it is installed -- each at every thread count asked for (OpenBLAS, our OpenMP and torch all set to
