@@ -1,1 +1,3 @@
-"""Benchmarks: kernel matrix (benchmarks.kernels) and end-to-end training runs."""
+"""Benchmarks in a checkout. The kernel, training and recurrent suites ship with the package
+(tinygrad_lite/bench/; ``tinygrad-lite bench ...``); benchmarks.kernels, .training and .recurrent
+are shims to them. The rest (overhead, runtime, distributed, ...) are dev-only scripts."""

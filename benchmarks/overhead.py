@@ -137,7 +137,7 @@ def make_ours(np, tl, w, use_jit):
 
 
 def make_hand(np, w):
-    from benchmarks.training import numpy_mlp_step   # the same hand-written floor
+    from tinygrad_lite.bench.training import numpy_mlp_step   # the same hand-written floor
 
     params = [p.copy() for p in w]
     m = [np.zeros_like(p) for p in params]

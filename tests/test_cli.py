@@ -155,7 +155,9 @@ def test_bench_runs_the_training_suite_and_checks_it(tmp_path):
     out = tmp_path / "bench.json"
     cmd = [sys.executable, "-m", "tinygrad_lite", "bench", "training", "--only", "tiny",
            "--repeats", "1", "--json", str(out)]
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    # from outside the checkout: the suites ship in tinygrad_lite/bench/, not benchmarks/
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "tiny (a*b).sum() fwd+bwd" in r.stdout
     res = json.loads(out.read_text())["results"][0]

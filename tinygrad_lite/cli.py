@@ -439,11 +439,8 @@ def cmd_export(args):
 def cmd_bench(args):
     import importlib
 
-    try:
-        bench = importlib.import_module(f"benchmarks.{args.suite}")
-    except ImportError as e:
-        raise CLIError(f"benchmarks are not importable ({e}); run from the repository root, "
-                       "where the benchmarks/ folder lives") from None
+    # the suites ship with the package (tinygrad_lite/bench/): they run from any install
+    bench = importlib.import_module(f"tinygrad_lite.bench.{args.suite}")
     return bench.main(args.rest) or 0
 
 
@@ -563,9 +560,10 @@ def build_parser():
     x.add_argument("--out", help="output file (default: the model's name with .onnx)")
     x.set_defaults(func=cmd_export)
 
-    b = sub.add_parser("bench", help="run a benchmark suite (from the repository root)")
-    b.add_argument("suite", choices=["kernels", "training"],
-                   help="kernels: the kernel matrix; training: overhead, MLP fit, CNN step")
+    b = sub.add_parser("bench", help="run a benchmark suite, or compare two runs")
+    b.add_argument("suite", choices=["kernels", "training", "compare"],
+                   help="kernels: the kernel matrix; training: overhead, MLP fit, CNN step; "
+                        "compare A.json B.json: two kernels runs, regressions flagged")
     b.add_argument("rest", nargs=argparse.REMAINDER, help="options passed to the suite")
     b.set_defaults(func=cmd_bench)
     tr = sub.add_parser("trace", help="print a narrated backward trace of a built-in example")
