@@ -103,9 +103,17 @@ def test_fused_float32_matches_reference(kind, backend):
                dtype=np.float32, T=7, B=5, H=13)
     want = _run(kind, "torch", 2, True, False, True, (True, True), fused=False,
                 dtype=np.float32, T=7, B=5, H=13)
-    for k, (g, w) in enumerate(zip(got, want)):
+    truth = _run(kind, "torch", 2, True, False, True, (True, True), fused=False,
+                 dtype=np.float64, T=7, B=5, H=13)
+    # Both float32 paths round differently (BLAS order vs our GEMM); a ReLU recurrence amplifies
+    # that along the sequence. So judge the fused path against the float64 truth: it must be as
+    # accurate as the float32 reference formulation, within a small factor.
+    for k, (g, w, t) in enumerate(zip(got, want, truth)):
         assert g.dtype == np.float32
-        np.testing.assert_allclose(g, w, rtol=2e-4, atol=2e-5, err_msg=f"entry {k}")
+        np.testing.assert_allclose(g, w, rtol=2e-3, atol=2e-5, err_msg=f"entry {k}")
+        err_fused, err_ref = np.abs(g - t).max(), np.abs(w - t).max()
+        scale = np.abs(t).max()
+        assert err_fused <= 4 * err_ref + 1e-6 * scale, (k, err_fused, err_ref, scale)
 
 
 def test_fused_path_is_one_node_per_layer_and_direction():
