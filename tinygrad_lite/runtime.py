@@ -1068,7 +1068,12 @@ def _np_rnn_weights(kind, ins, a):
     """Weights of an ONNX LSTM/GRU/RNN node for one forward direction (checked)."""
     if a.get("direction", b"forward") not in (b"forward", "forward"):
         raise ModelFormatError(f"{kind}: only direction 'forward' is supported")
-    if "activations" in a or a.get("clip") is not None or a.get("input_forget", 0):
+    acts = [v.decode() if isinstance(v, bytes) else v for v in a.get("activations", [])]
+    default = {"LSTM": ["Sigmoid", "Tanh", "Tanh"], "GRU": ["Sigmoid", "Tanh"],
+               "RNN": ["Tanh"]}[kind]
+    if acts and acts != default and not (kind == "RNN" and acts == ["Relu"]):
+        raise ModelFormatError(f"{kind}: activations {acts[:3]} are not supported")
+    if a.get("clip") is not None or a.get("input_forget", 0):
         raise ModelFormatError(f"{kind}: custom activations, clip and input_forget are not "
                                "supported")
     if len(ins) > 4 and ins[4] is not None:
@@ -1138,8 +1143,10 @@ def _np_rnn(ins, a):
     h = _np_initial(ins, 5, (N, H), x.dtype)
     xs = x @ W.T + Wb + Rb
     ys = []
+    act = (lambda v: np.maximum(v, 0)) if [v.decode() if isinstance(v, bytes) else v for v in
+                                            a.get("activations", [])] == ["Relu"] else np.tanh
     for t in range(T):
-        h = np.tanh(xs[t] + h @ R.T)
+        h = act(xs[t] + h @ R.T)
         ys.append(h)
     return [np.stack(ys)[:, None], h[None]]
 

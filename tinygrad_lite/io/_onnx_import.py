@@ -1,0 +1,355 @@
+"""``io.load_onnx``: an ONNX graph as a trainable ``nn.Module`` (see io/onnx.py).
+
+The file is read by ``runtime.read_onnx`` (the hardened protobuf reader that the vendorable
+runtime uses too), checked by ``runtime._onnx_plan`` (known ops, inputs defined before use, one
+data input), and run node by node: with tinygrad_lite Tensor ops when an input is a Tensor (so
+gradients flow to the Parameters), with the runtime's NumPy op when every input is a constant
+(PyTorch's Shape -> Gather -> Concat chains, gate permutations, masks).
+"""
+
+import math
+
+import numpy as np
+
+from .. import runtime as _rt
+from ..errors import ModelFormatError
+from ..nn import functional as F
+from ..nn.module import Module
+from ..nn.parameter import Parameter
+from ..tensor import Tensor
+
+
+def _t(v):
+    return v if isinstance(v, Tensor) else Tensor(np.asarray(v))
+
+
+def _arr(v):
+    return v.data if isinstance(v, Tensor) else np.asarray(v)
+
+
+def _opt(ins, i):
+    return ins[i] if len(ins) > i and ins[i] is not None else None
+
+
+def _pads(op, a, nd):
+    pads = [int(p) for p in a.get("pads", [0] * (2 * nd))]
+    if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+        raise ModelFormatError(f"{op}: auto_pad is not supported; export with explicit pads")
+    return pads[:nd], pads[nd:]
+
+
+def _conv(ins, a):
+    from ..nn.spatial import conv1d
+    x, w, b = _t(ins[0]), _t(ins[1]), _opt(ins, 2)
+    nd = x.ndim - 2
+    lo, hi = _pads("Conv", a, nd)
+    s = [int(v) for v in a.get("strides", [1] * nd)]
+    d = [int(v) for v in a.get("dilations", [1] * nd)]
+    if lo != hi:
+        x = x.pad(((0, 0), (0, 0)) + tuple(zip(lo, hi)))
+        lo = [0] * nd
+    b = None if b is None else _t(b)
+    g = int(a.get("group", 1))
+    if nd == 1:
+        return [conv1d(x, w, b, s[0], lo[0], d[0], g)]
+    if nd == 2:
+        return [F.conv2d(x, w, b, tuple(s), tuple(lo), tuple(d), g)]
+    raise ModelFormatError(f"Conv: {nd}-D convolution is not supported (1-D and 2-D are)")
+
+
+def _pool(is_max):
+    def run(ins, a):
+        from ..nn.spatial import avg_pool_nd, max_pool_nd
+        x = _t(ins[0])
+        nd = x.ndim - 2
+        k = tuple(int(v) for v in a["kernel_shape"])
+        s = tuple(int(v) for v in a.get("strides", [1] * nd))
+        lo, hi = _pads("MaxPool" if is_max else "AveragePool", a, nd)
+        ceil = bool(a.get("ceil_mode", 0))
+        if lo != hi:
+            if not is_max:
+                raise ModelFormatError("AveragePool: asymmetric pads are not supported")
+            x = x.pad(((0, 0), (0, 0)) + tuple(zip(lo, hi)), value=-np.inf)
+            lo = [0] * nd
+        if is_max:
+            d = tuple(int(v) for v in a.get("dilations", [1] * nd))
+            return [max_pool_nd(x, nd, k, s, tuple(lo), d, ceil)]
+        return [avg_pool_nd(x, nd, k, s, tuple(lo), ceil, bool(a.get("count_include_pad", 0)))]
+    return run
+
+
+def _gemm(ins, a):
+    A, B = _t(ins[0]), _t(ins[1])
+    A = A.T if a.get("transA", 0) else A
+    B = B.T if a.get("transB", 0) else B
+    y = A @ B
+    if a.get("alpha", 1.0) != 1.0:
+        y = y * float(a["alpha"])
+    c = _opt(ins, 2)
+    if c is not None:
+        y = y + (_t(c) * float(a.get("beta", 1.0)) if a.get("beta", 1.0) != 1.0 else _t(c))
+    return [y]
+
+
+def _batchnorm(ins, a):
+    from ..nn.normalization import batch_norm
+    x, scale, bias, mean, var = (_t(v) for v in ins[:5])
+    return [batch_norm(x, mean, var, scale, bias, training=False,
+                       eps=float(a.get("epsilon", 1e-5)), axis=1)]
+
+
+def _layernorm(ins, a):
+    x = _t(ins[0])
+    axis = int(a.get("axis", -1)) % x.ndim
+    axes = tuple(range(axis, x.ndim))
+    mean = x.mean(axis=axes, keepdims=True)
+    var = x.var(axis=axes, keepdims=True, correction=0)
+    y = (x - mean) / (var + float(a.get("epsilon", 1e-5))).sqrt() * _t(ins[1])
+    b = _opt(ins, 2)
+    return [y if b is None else y + _t(b)]
+
+
+def _squeeze_shape(shape, axes):
+    axes = {a % len(shape) for a in axes} if axes is not None else \
+        {i for i, d in enumerate(shape) if d == 1}
+    return [d for i, d in enumerate(shape) if i not in axes]
+
+
+def _unsqueeze_shape(shape, axes):
+    out = list(shape)
+    n = len(shape) + len(axes)
+    for ax in sorted(a % n for a in axes):
+        out.insert(ax, 1)
+    return out
+
+
+def _reshape(ins, a):
+    x = _t(ins[0])
+    shape = [int(v) for v in _arr(ins[1]).reshape(-1)]
+    if not a.get("allowzero", 0):
+        shape = [x.shape[i] if v == 0 else v for i, v in enumerate(shape)]
+    return [x.reshape(tuple(shape))]
+
+
+def _gather(ins, a):
+    x, idx = _t(ins[0]), _arr(ins[1]).astype(np.int64)
+    axis = int(a.get("axis", 0)) % x.ndim
+    n = x.shape[axis]
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        raise IndexError(f"Gather: indices out of range for axis of size {n}")
+    idx = np.where(idx < 0, idx + n, idx)
+    if axis == 0 and idx.ndim >= 1 and x.ndim == 2:
+        return [F.embedding(idx, x)]
+    key = (slice(None),) * axis + ((int(idx),) if idx.ndim == 0 else (idx,))
+    return [x[key]]
+
+
+def _slice(ins, a):
+    x = _t(ins[0])
+    starts, ends = (_arr(v).reshape(-1) for v in ins[1:3])
+    axes = _arr(ins[3]).reshape(-1) if _opt(ins, 3) is not None else range(len(starts))
+    steps = _arr(ins[4]).reshape(-1) if _opt(ins, 4) is not None else [1] * len(starts)
+    key = [slice(None)] * x.ndim
+    big = 2**62
+    for st, en, ax, sp in zip(starts, ends, axes, steps):
+        key[int(ax)] = slice(int(np.clip(st, -big, big)), int(np.clip(en, -big, big)), int(sp))
+    return [x[tuple(key)]]
+
+
+def _rnn_weights(kind, ins, a, G, perm):
+    """(x (T, N, F), [(w_ih, w_hh, b_ih, b_hh)] in PyTorch's gate order, H, h0/c0 or None)."""
+    _rt._np_rnn_weights(kind.upper(), [_arr(v) if v is not None else None for v in ins], a)  # checks
+    x, W, R = _t(ins[0]), _t(ins[1]), _t(ins[2])
+    if a.get("layout", 0):
+        x = x.swapaxes(0, 1)
+    H = int(a["hidden_size"])
+    rows = np.concatenate([np.arange(b * H, (b + 1) * H) for b in perm])
+    w_ih, w_hh = W[0][rows], R[0][rows]
+    B = _opt(ins, 3)
+    if B is None:
+        b_ih = b_hh = None
+    else:
+        B = _t(B)[0]
+        b_ih, b_hh = B[:G * H][rows], B[G * H:][rows]
+    states = [_opt(ins, 5), _opt(ins, 6) if kind == "lstm" else None]
+    return x, [(w_ih, w_hh, b_ih, b_hh)], H, states
+
+
+def _lstm(ins, a):
+    from ..nn._recurrent_core import recurrent
+    if _opt(ins, 7) is not None:
+        raise ModelFormatError("LSTM: peepholes are not supported")
+    x, w, H, (h0, c0) = _rnn_weights("lstm", ins, a, 4, [0, 2, 3, 1])   # ONNX iofc -> ifgo
+    hx = None
+    if h0 is not None or c0 is not None:
+        z = np.zeros((1, x.shape[1], H), np.float32)
+        hx = (_t(h0 if h0 is not None else z), _t(c0 if c0 is not None else z))
+    y, (hn, cn) = recurrent("lstm", x, hx, w, gates="ifgo")
+    y = y.unsqueeze(1)
+    if a.get("layout", 0):
+        return [y.permute(2, 0, 1, 3), hn.swapaxes(0, 1), cn.swapaxes(0, 1)]
+    return [y, hn, cn]
+
+
+def _gru(ins, a):
+    from ..nn._recurrent_core import recurrent
+    if not a.get("linear_before_reset", 0):
+        raise ModelFormatError("GRU: only linear_before_reset=1 (PyTorch/Keras) is supported")
+    x, w, H, (h0, _) = _rnn_weights("gru", ins, a, 3, [1, 0, 2])        # ONNX zrh -> rzn
+    y, hn = recurrent("gru", x, None if h0 is None else _t(h0), w, gates="rzn")
+    y = y.unsqueeze(1)
+    if a.get("layout", 0):
+        return [y.permute(2, 0, 1, 3), hn.swapaxes(0, 1)]
+    return [y, hn]
+
+
+def _rnn(ins, a):
+    from ..nn._recurrent_core import recurrent
+    acts = [s.decode() if isinstance(s, bytes) else s for s in a.get("activations", [b"Tanh"])]
+    x, w, H, (h0, _) = _rnn_weights("rnn", ins, a, 1, [0])
+    y, hn = recurrent("rnn", x, None if h0 is None else _t(h0), w,
+                      nonlinearity="relu" if acts == ["Relu"] else "tanh")
+    return [y.unsqueeze(1), hn]
+
+
+def _unary(fn):
+    return lambda ins, a: [fn(_t(ins[0]), a)]
+
+
+def _binary(fn):
+    return lambda ins, a: [fn(_t(ins[0]), _t(ins[1]))]
+
+
+def _cast(ins, a):
+    to = np.dtype(_rt._ONNX_DTYPES[int(a["to"])])
+    x = _t(ins[0])
+    if to.kind == "f":
+        return [x if x.dtype == to else x.astype(to)]
+    return [x.data.astype(to)]        # ids and masks: constants, no gradient
+
+
+def _softplus(x, a):
+    return F.softplus(x)
+
+
+TENSOR_OPS = {
+    "Identity": lambda ins, a: [ins[0]], "Dropout": lambda ins, a: [ins[0]],
+    "Add": _binary(lambda p, q: p + q), "Sub": _binary(lambda p, q: p - q),
+    "Mul": _binary(lambda p, q: p * q), "Div": _binary(lambda p, q: p / q),
+    "Pow": _binary(lambda p, q: p ** q), "MatMul": _binary(lambda p, q: p @ q),
+    "Gemm": _gemm,
+    "Relu": _unary(lambda x, a: x.relu()), "Sigmoid": _unary(lambda x, a: x.sigmoid()),
+    "Tanh": _unary(lambda x, a: x.tanh()), "Softplus": _unary(_softplus),
+    "Softsign": _unary(lambda x, a: x.softsign()), "Exp": _unary(lambda x, a: x.exp()),
+    "Log": _unary(lambda x, a: x.log()), "Sqrt": _unary(lambda x, a: x.sqrt()),
+    "Neg": _unary(lambda x, a: -x), "Abs": _unary(lambda x, a: x.abs()),
+    "Erf": _unary(lambda x, a: x.erf()), "Reciprocal": _unary(lambda x, a: x.reciprocal()),
+    "Elu": _unary(lambda x, a: x.elu(float(a.get("alpha", 1.0)))),
+    "LeakyRelu": _unary(lambda x, a: x.leaky_relu(float(a.get("alpha", 0.01)))),
+    "HardSigmoid": _unary(lambda x, a: (x * float(a.get("alpha", 0.2))
+                                        + float(a.get("beta", 0.5))).clip(0.0, 1.0)),
+    "HardSwish": _unary(lambda x, a: x.hardswish()),
+    "Clip": lambda ins, a: [_t(ins[0]).clip(
+        None if _opt(ins, 1) is None else float(_arr(ins[1])),
+        None if _opt(ins, 2) is None else float(_arr(ins[2])))],
+    "Softmax": _unary(lambda x, a: x.softmax(axis=int(a.get("axis", -1)))),
+    "LogSoftmax": _unary(lambda x, a: x.log_softmax(axis=int(a.get("axis", -1)))),
+    "Conv": _conv, "MaxPool": _pool(True), "AveragePool": _pool(False),
+    "GlobalAveragePool": _unary(lambda x, a: x.mean(axis=tuple(range(2, x.ndim)),
+                                                    keepdims=True)),
+    "BatchNormalization": _batchnorm, "LayerNormalization": _layernorm,
+    "Flatten": _unary(lambda x, a: x.reshape(
+        (math.prod(x.shape[:int(a.get("axis", 1)) % x.ndim]), -1))),
+    "Reshape": _reshape,
+    "Transpose": _unary(lambda x, a: x.permute(*(a.get("perm") or range(x.ndim)[::-1]))),
+    "Squeeze": lambda ins, a: [_t(ins[0]).reshape(tuple(_squeeze_shape(
+        _t(ins[0]).shape, _rt._axes_arg(ins, a))))],
+    "Unsqueeze": lambda ins, a: [_t(ins[0]).reshape(tuple(_unsqueeze_shape(
+        _t(ins[0]).shape, _rt._axes_arg(ins, a))))],
+    "Concat": lambda ins, a: [__import__("tinygrad_lite").cat([_t(v) for v in ins],
+                                                                axis=int(a["axis"]))],
+    "Gather": _gather, "Slice": _slice, "Cast": _cast,
+    "Shape": lambda ins, a: [np.array(_t(ins[0]).shape[a.get("start", 0):a.get("end")],
+                                      np.int64)],
+    "ReduceMean": lambda ins, a: [_t(ins[0]).mean(
+        axis=None if _rt._axes_arg(ins, a) is None else tuple(_rt._axes_arg(ins, a)),
+        keepdims=bool(a.get("keepdims", 1)))],
+    "LSTM": _lstm, "GRU": _gru, "RNN": _rnn,
+}
+SUPPORTED_OPS = tuple(sorted(set(TENSOR_OPS) | set(_rt.ONNX_OPS)))
+
+
+class OnnxModule(Module):
+    """An ONNX graph as an nn.Module: float initializers are Parameters (BatchNormalization
+    statistics are buffers), named as in the file; ``forward(x)`` returns the first graph
+    output (``forward_all`` returns them all)."""
+
+    def __init__(self, model, path="<memory>"):
+        super().__init__()
+        nodes, inits, (name, elem, dims), outs = _rt._onnx_plan(model, path, SUPPORTED_OPS)
+        object.__setattr__(self, "_graph", (nodes, name, outs))
+        object.__setattr__(self, "_consts", {})
+        self.input_dtype = np.dtype(_rt._ONNX_DTYPES[elem])
+        self.input_shape = tuple(dims[1:]) if dims else ()
+        stats = {n["inputs"][i] for n in nodes if n["op"] == "BatchNormalization"
+                 for i in (3, 4) if len(n["inputs"]) > i}
+        for key, arr in inits.items():
+            if arr.dtype.kind == "f" and key not in stats:
+                self.register_parameter(key, Parameter(np.array(arr)))
+            elif arr.dtype.kind == "f":
+                self.register_buffer(key, Tensor(np.array(arr)))
+            else:
+                self._consts[key] = arr
+        try:
+            if self.input_shape and all(type(d) is int and d >= 1 for d in self.input_shape) \
+                    and math.prod(self.input_shape) <= 2**24:
+                from ..autograd import no_grad
+
+                with no_grad():
+                    self.forward_all(np.zeros((1,) + self.input_shape, self.input_dtype))
+        except ModelFormatError as e:
+            raise ModelFormatError(f"load_onnx: {e}, got file {path!r}") from None
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+            raise ModelFormatError(f"load_onnx: the graph and its weights do not fit together "
+                                   f"({type(e).__name__}: {str(e)[:100]}), got file "
+                                   f"{path!r}") from None
+
+    def forward_all(self, x):
+        nodes, name, outs = self._graph
+        env = dict(self._consts)
+        env.update(self._parameters)
+        env.update(self._buffers)
+        if isinstance(x, Tensor) or self.input_dtype.kind == "f":
+            x = x if isinstance(x, Tensor) else Tensor(np.asarray(x, self.input_dtype))
+        else:
+            x = np.asarray(x.data if isinstance(x, Tensor) else x).astype(self.input_dtype)
+        env[name] = x
+        env[""] = None
+        for n in nodes:
+            ins = [env[i] for i in n["inputs"]]
+            if any(isinstance(v, Tensor) for v in ins):
+                fn = TENSOR_OPS.get(n["op"])
+                if fn is None:
+                    raise ModelFormatError(f"ONNX op {n['op']} runs on constants only here, "
+                                           "got a tensor input")
+            else:
+                fn = _rt.ONNX_OPS[n["op"]]
+            for o, v in zip(n["outputs"], fn(ins, n["attrs"])):
+                env[o] = v
+        return [env[o] for o in outs]
+
+    def forward(self, x):
+        return self.forward_all(x)[0]
+
+
+def load_onnx(path, max_bytes=None):
+    """An ``OnnxModule`` for the ONNX file at ``path``; ``ModelFormatError`` (naming the file)
+    for a malformed, hostile or unsupported file."""
+    try:
+        model = _rt.read_onnx(path, _rt.MAX_FILE_BYTES if max_bytes is None else max_bytes)
+    except _rt.ModelFormatError as e:
+        raise ModelFormatError(str(e).replace("runtime.load:", "load_onnx:")) from None
+    try:
+        return OnnxModule(model, path)
+    except _rt.ModelFormatError as e:
+        raise ModelFormatError(str(e).replace("runtime.load:", "load_onnx:")) from None
