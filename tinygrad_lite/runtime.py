@@ -879,6 +879,17 @@ def _cap_shape(op, shape):
     return shape
 
 
+def _capped(op, fn):
+    """A NumPy binary op whose broadcast result is checked against the runtime cap first."""
+    def run(ins, a):
+        p, q = np.asarray(ins[0]), np.asarray(ins[1])
+        shape = np.broadcast_shapes(p.shape, q.shape) if op != "MatMul" else \
+            p.shape[:-1] + q.shape[-1:] + np.broadcast_shapes(p.shape[:-2], q.shape[:-2])
+        _cap_shape(op, shape)
+        return [fn(p, q)]
+    return run
+
+
 def _np_pool_geometry(x, a, nd):
     k = tuple(a["kernel_shape"])
     s = tuple(a.get("strides", (1,) * nd))
@@ -1006,6 +1017,7 @@ def _np_gemm(ins, a):
     A, B = ins[0], ins[1]
     A = A.T if a.get("transA", 0) else A
     B = B.T if a.get("transB", 0) else B
+    _cap_shape("Gemm", A.shape[:-1] + B.shape[-1:])
     y = A @ B
     if a.get("alpha", 1.0) != 1.0:
         y = y * np.float32(a["alpha"])
@@ -1200,11 +1212,12 @@ def _np_reduce(fn):
 ONNX_OPS = {
     "Identity": lambda ins, a: [ins[0]], "Dropout": lambda ins, a: [ins[0]],
     "Constant": _np_constant, "Cast": _np_cast,
-    "Add": _np_binary(np.add), "Sub": _np_binary(np.subtract), "Mul": _np_binary(np.multiply),
-    "Div": _np_binary(lambda p, q: (p // q) if p.dtype.kind in "iu" else p / q),
-    "Pow": _np_binary(lambda p, q: np.power(p, q).astype(p.dtype)),
+    "Add": _capped("Add", np.add), "Sub": _capped("Sub", np.subtract),
+    "Mul": _capped("Mul", np.multiply),
+    "Div": _capped("Div", lambda p, q: (p // q) if p.dtype.kind in "iu" else p / q),
+    "Pow": _capped("Pow", lambda p, q: np.power(p, q).astype(p.dtype)),
     "Equal": _np_binary(np.equal), "Where": lambda ins, a: [np.where(*ins[:3])],
-    "MatMul": _np_binary(np.matmul), "Gemm": _np_gemm,
+    "MatMul": _capped("MatMul", np.matmul), "Gemm": _np_gemm,
     "Max": lambda ins, a: [np.maximum.reduce(ins)] if len(ins) > 1 else [ins[0]],
     "Min": lambda ins, a: [np.minimum.reduce(ins)] if len(ins) > 1 else [ins[0]],
     "Clip": lambda ins, a: [np.clip(ins[0], ins[1] if len(ins) > 1 and ins[1] is not None
@@ -1278,6 +1291,25 @@ def _onnx_plan(model, path, supported):
     return g["nodes"], inits, inputs[0], outs
 
 
+def _onnx_preprocessing(text):
+    """The preprocessing ``export_onnx`` stored as JSON (arrays as typed lists), checked."""
+    if text is None:
+        return None
+    doc = json.loads(text)
+    if not (isinstance(doc, dict) and isinstance(doc.get("arrays"), dict)):
+        raise ValueError("the preprocessing metadata is malformed")
+    arrays = {}
+    for k, v in doc["arrays"].items():
+        if not (isinstance(v, dict) and v.get("dtype") in ("<f8", "<f4", "<i8", "|b1")
+                and isinstance(v.get("shape"), list) and len(v["shape"]) <= 2
+                and all(type(d) is int and 0 <= d <= 2**24 for d in v["shape"])
+                and isinstance(v.get("data"), list) and len(v["data"]) == math.prod(v["shape"])
+                and all(isinstance(x, (int, float)) for x in v["data"])):
+            raise ValueError(f"preprocessing array {str(k)[:40]!r} is malformed")
+        arrays[k] = np.array(v["data"], dtype=v["dtype"]).reshape(v["shape"])
+    return _transformer(_merge(doc.get("state"), arrays))
+
+
 class OnnxModel:
     """An ONNX graph run with NumPy: ``predict`` / ``predict_classes`` / ``predict_labels``."""
 
@@ -1286,10 +1318,11 @@ class OnnxModel:
             _onnx_plan(model, path, ONNX_OPS)
         self.input_dtype = np.dtype(_ONNX_DTYPES[elem])
         self.input_shape = tuple(dims[1:]) if dims else ()
-        self.preprocess = None
         names = model["metadata"].get("tinygrad_lite.label_names")
         try:
             self.label_names = None if names is None else [str(s) for s in json.loads(names)]
+            self.preprocess = _onnx_preprocessing(model["metadata"].get(
+                "tinygrad_lite.preprocessing"))
             if self.input_shape and all(type(d) is int and d >= 1 for d in self.input_shape):
                 if math.prod(self.input_shape) > 2**24:
                     raise ValueError(f"input shape {self.input_shape} is too large")
@@ -1312,6 +1345,12 @@ class OnnxModel:
         return [env[o] for o in self.outputs]
 
     def predict(self, X, batch_size=32):
+        """The first graph output for raw ``X`` (the stored preprocessing applied first)."""
+        if self.preprocess is not None:
+            X = np.asarray(X, dtype=np.float64)
+            if self.input_shape and X.ndim == len(self.input_shape):
+                X = X[None]
+            X = self.preprocess(X.reshape(X.shape[0], -1)).reshape(X.shape)
         X = np.asarray(X)
         if self.input_shape and X.ndim == len(self.input_shape):
             X = X[None]

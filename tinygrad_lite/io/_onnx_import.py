@@ -82,6 +82,7 @@ def _gemm(ins, a):
     A, B = _t(ins[0]), _t(ins[1])
     A = A.T if a.get("transA", 0) else A
     B = B.T if a.get("transB", 0) else B
+    _rt._cap_shape("Gemm", tuple(A.shape[:-1]) + tuple(B.shape[-1:]))
     y = A @ B
     if a.get("alpha", 1.0) != 1.0:
         y = y * float(a["alpha"])
@@ -216,8 +217,14 @@ def _unary(fn):
     return lambda ins, a: [fn(_t(ins[0]), a)]
 
 
-def _binary(fn):
-    return lambda ins, a: [fn(_t(ins[0]), _t(ins[1]))]
+def _binary(fn, matmul=False):
+    def run(ins, a):
+        p, q = _t(ins[0]), _t(ins[1])
+        shape = np.broadcast_shapes(p.shape, q.shape) if not matmul else \
+            tuple(p.shape[:-1]) + tuple(q.shape[-1:])
+        _rt._cap_shape("ONNX op", shape)         # a hostile file cannot broadcast a bomb
+        return [fn(p, q)]
+    return run
 
 
 def _cast(ins, a):
@@ -236,7 +243,7 @@ TENSOR_OPS = {
     "Identity": lambda ins, a: [ins[0]], "Dropout": lambda ins, a: [ins[0]],
     "Add": _binary(lambda p, q: p + q), "Sub": _binary(lambda p, q: p - q),
     "Mul": _binary(lambda p, q: p * q), "Div": _binary(lambda p, q: p / q),
-    "Pow": _binary(lambda p, q: p ** q), "MatMul": _binary(lambda p, q: p @ q),
+    "Pow": _binary(lambda p, q: p ** q), "MatMul": _binary(lambda p, q: p @ q, True),
     "Gemm": _gemm,
     "Relu": _unary(lambda x, a: x.relu()), "Sigmoid": _unary(lambda x, a: x.sigmoid()),
     "Tanh": _unary(lambda x, a: x.tanh()), "Softplus": _unary(_softplus),

@@ -509,7 +509,20 @@ def _first_leaf(m):
     return m
 
 
-def export_onnx(model, path, input_shape=None, label_names=None):
+def _preprocessing_json(preprocessing):
+    """A fitted scaler/Pipeline as JSON for the file's metadata (arrays as typed lists)."""
+    import json
+
+    from ..data.preprocessing import split_state
+
+    state = preprocessing.state_dict() if hasattr(preprocessing, "state_dict") else preprocessing
+    meta, arrays = split_state(state, "preprocessing.")
+    packed = {k: {"dtype": np.asarray(a).dtype.str, "shape": list(np.shape(a)),
+                  "data": np.asarray(a).ravel().tolist()} for k, a in arrays.items()}
+    return json.dumps({"state": meta, "arrays": packed})
+
+
+def export_onnx(model, path, input_shape=None, label_names=None, preprocessing=None):
     """Write ``model`` (a built ``models.Sequential`` or an ``nn`` module of the supported
     layers) to ``path`` as an ONNX graph.
 
@@ -522,6 +535,9 @@ def export_onnx(model, path, input_shape=None, label_names=None):
         required for an nn module
     label_names : optional class names, stored in the file's metadata
         (``tinygrad_lite.label_names``) for ``runtime.py``'s ``predict_labels``
+    preprocessing : optional fitted scaler/Pipeline (``data.preprocessing``), stored in the
+        metadata (``tinygrad_lite.preprocessing``, JSON) for ``runtime.py``'s ``predict``; it is
+        not part of the graph, so onnxruntime users apply it themselves
 
     Returns the path. The batch axis is dynamic (``batch``).
     """
@@ -614,11 +630,15 @@ def export_onnx(model, path, input_shape=None, label_names=None):
         initializer=g.inits)
     proto = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", OPSET)],
                                    producer_name="tinygrad_lite", ir_version=IR_VERSION)
+    props = {}
     if label_names is not None:
         import json
 
-        onnx.helper.set_model_props(proto, {"tinygrad_lite.label_names":
-                                            json.dumps([str(s) for s in label_names])})
+        props["tinygrad_lite.label_names"] = json.dumps([str(s) for s in label_names])
+    if preprocessing is not None:
+        props["tinygrad_lite.preprocessing"] = _preprocessing_json(preprocessing)
+    if props:
+        onnx.helper.set_model_props(proto, props)
     onnx.checker.check_model(proto, full_check=True)
     files.atomic_write_bytes(path, proto.SerializeToString())
     return os.fspath(path)
