@@ -1326,7 +1326,8 @@ class OnnxModel:
             if self.input_shape and all(type(d) is int and d >= 1 for d in self.input_shape):
                 if math.prod(self.input_shape) > 2**24:
                     raise ValueError(f"input shape {self.input_shape} is too large")
-                self.run(np.zeros((1,) + self.input_shape, self.input_dtype))   # weights fit
+                with np.errstate(all="ignore"):                           # weights fit
+                    self.run(np.zeros((1,) + self.input_shape, self.input_dtype))
         except ModelFormatError as e:
             raise _fail(path, str(e)) from None
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:

@@ -312,7 +312,7 @@ class OnnxModule(Module):
                     and math.prod(self.input_shape) <= 2**24:
                 from ..autograd import no_grad
 
-                with no_grad():
+                with no_grad(), np.errstate(all="ignore"):
                     self.forward_all(np.zeros((1,) + self.input_shape, self.input_dtype))
         except ModelFormatError as e:
             raise ModelFormatError(f"load_onnx: {e}, got file {path!r}") from None

@@ -1,0 +1,347 @@
+"""io.load_onnx: files written by PyTorch's own exporter (an MLP, a small CNN, an LSTM) import as
+trainable modules that match PyTorch and train further; hostile ONNX files (external data outside
+the file's folder, size bombs, truncations, bit flips, rewritten shapes and attributes) give
+ModelFormatError and nothing else, from io.load_onnx and from runtime.py, without hanging or
+allocating past the caps."""
+
+import os
+import signal
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import tinygrad_lite as tl
+from tinygrad_lite import io, nn, optim, runtime
+from tinygrad_lite.errors import ModelFormatError
+from tinygrad_lite.layers import LSTM, Dense
+from tinygrad_lite.models import Sequential
+
+onnx = pytest.importorskip("onnx")
+
+
+# ------------------------------------------------------------------ PyTorch-exported files ---
+
+def _torch():
+    return pytest.importorskip("torch", reason="torch writes the PyTorch-exported ONNX files")
+
+
+def _torch_models(torch):
+    class LSTMHead(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = torch.nn.LSTM(4, 6, batch_first=True)
+            self.fc = torch.nn.Linear(6, 3)
+
+        def forward(self, x):
+            out, _ = self.lstm(x)
+            return self.fc(out[:, -1])
+
+    tnn = torch.nn
+    return {
+        "mlp": (lambda: tnn.Sequential(tnn.Linear(5, 16), tnn.ReLU(), tnn.Linear(16, 8),
+                                       tnn.Tanh(), tnn.Linear(8, 3)), (5,)),
+        "cnn": (lambda: tnn.Sequential(tnn.Conv2d(1, 4, 3, padding=1), tnn.BatchNorm2d(4),
+                                       tnn.ReLU(), tnn.MaxPool2d(2), tnn.Conv2d(4, 6, 3),
+                                       tnn.ReLU(), tnn.AvgPool2d(2), tnn.Flatten(),
+                                       tnn.Linear(6, 3)), (1, 10, 10)),
+        "lstm": (LSTMHead, (7, 4)),
+    }
+
+
+def _export_torch(torch, m, shape, path):
+    import warnings
+
+    x = torch.randn(2, *shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, (x,), str(path), dynamo=False, input_names=["input"],
+                          output_names=["output"], opset_version=17,
+                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+
+
+@pytest.mark.parametrize("case", ["mlp", "cnn", "lstm"])
+def test_pytorch_exported_file_matches_pytorch_and_trains(tmp_path, case):
+    torch = _torch()
+    torch.manual_seed(0)
+    build, shape = _torch_models(torch)[case]
+    tm = build()
+    if case == "cnn":                     # BatchNorm statistics away from 0/1, then eval
+        with torch.no_grad():
+            for _ in range(3):
+                tm(torch.randn(8, *shape) * 2 + 1)
+    tm.eval()
+    path = tmp_path / f"{case}.onnx"
+    _export_torch(torch, tm, shape, path)
+    m = io.load_onnx(path)
+    assert isinstance(m, nn.Module)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((9, *shape)).astype(np.float32)
+    with torch.no_grad():
+        want = tm(torch.from_numpy(x)).numpy()
+    m.eval()
+    np.testing.assert_allclose(m(x).data, want, rtol=0, atol=1e-5)
+    # the parameters are PyTorch's, under the initializer names (``0.weight``, ``fc.bias``...)
+    params = dict(m.named_parameters())
+    torch_params = dict(tm.named_parameters())
+    for k in params:
+        if k in torch_params:
+            np.testing.assert_array_equal(params[k].data, torch_params[k].detach().numpy())
+    n_torch = sum(p.numel() for n_, p in tm.named_parameters() if not n_.startswith("1."))
+    n_bn = sum(p.numel() for n_, p in tm.named_parameters() if n_.startswith("1."))
+    # PyTorch's exporter folds the eval BatchNorm (module 1 of the CNN) into the conv
+    assert sum(p.size for p in m.parameters()) == n_torch + (0 if case == "cnn" else n_bn)
+    # fine-tuning: a few SGD steps on a fixed batch lower the loss
+    y = rng.integers(0, 3, 9)
+    opt = optim.SGD(m.parameters(), lr=0.05)
+    losses = []
+    for _ in range(5):
+        loss = nn.functional.cross_entropy(m(tl.Tensor(x)), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.data))
+    assert losses[-1] < losses[0], losses
+    assert all(p.grad is not None for p in m.parameters())
+    # the vendorable runtime runs the same file
+    np.testing.assert_allclose(runtime.load(path).predict(x), want, rtol=0, atol=1e-5)
+
+
+def test_batchnorm_statistics_are_buffers_not_parameters(tmp_path):
+    torch = _torch()
+    build, shape = _torch_models(torch)["cnn"]
+    tm = build().eval()
+    _export_torch(torch, tm, shape, tmp_path / "c.onnx")
+    m = io.load_onnx(tmp_path / "c.onnx")
+    # PyTorch folds an eval BatchNorm into the conv; ours keeps any BatchNormalization node's
+    # mean and variance as buffers: train a model that has one
+    tl.manual_seed(0)
+    ours = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU()).eval()
+    io.export_onnx(ours, tmp_path / "b.onnx", input_shape=(3,))
+    b = io.load_onnx(tmp_path / "b.onnx")
+    assert set(dict(b.named_buffers())) == {"1.running_mean", "1.running_var"}
+    assert set(dict(b.named_parameters())) == {"0.weight", "0.bias", "1.weight", "1.bias"}
+    assert m.state_dict().keys() == {**dict(m.named_parameters()),
+                                     **dict(m.named_buffers())}.keys()
+
+
+def test_load_state_dict_round_trip(tmp_path):
+    tl.manual_seed(1)
+    ours = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    io.export_onnx(ours, tmp_path / "m.onnx", input_shape=(3,))
+    m = io.load_onnx(tmp_path / "m.onnx")
+    assert list(m.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    sd = {k: v * 2 for k, v in ours.state_dict().items()}
+    m.load_state_dict(sd)
+    ours.load_state_dict(sd)
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    np.testing.assert_allclose(m(x).data, ours(tl.Tensor(x)).data, rtol=0, atol=1e-6)
+
+
+# ------------------------------------------------------------------------- hostile files ---
+
+def _small_models():
+    tl.manual_seed(2)
+    cnn = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.ReLU(),
+                        nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8, 3)).eval()
+    rnn = Sequential([LSTM(3, input_shape=(4, 2)), Dense(2, activation="softmax")])
+    rnn.build()
+    return [(cnn, (1, 4, 4)), (rnn, None)]
+
+
+def _loaders():
+    return [("io.load_onnx", io.load_onnx, ModelFormatError),
+            ("runtime.load", runtime.load, runtime.ModelFormatError)]
+
+
+def _with_external(proto, location):
+    t = proto.graph.initializer[0]
+    t.ClearField("raw_data")
+    t.ClearField("float_data")
+    t.data_location = onnx.TensorProto.EXTERNAL
+    e = t.external_data.add()
+    e.key, e.value = "location", location
+    return proto.SerializeToString()
+
+
+def test_external_data_must_stay_in_the_models_folder(tmp_path):
+    cnn, shape = _small_models()[0]
+    good = tmp_path / "m.onnx"
+    io.export_onnx(cnn, good, input_shape=shape)
+    x = np.random.default_rng(3).standard_normal((2, *shape)).astype(np.float32)
+    want = cnn(tl.Tensor(x)).data
+    # a legitimate external-data file beside the model loads
+    proto = onnx.load(good)
+    sub = tmp_path / "ext"
+    sub.mkdir()
+    onnx.save_model(proto, sub / "m.onnx", save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="weights.bin", size_threshold=0)
+    assert (sub / "weights.bin").exists()
+    for _, load, _ in _loaders():
+        got = load(sub / "m.onnx")
+        out = got.predict(x) if hasattr(got, "predict") else got(x).data
+        np.testing.assert_allclose(out, want, rtol=0, atol=1e-5)
+    # paths that leave the folder are refused before anything is read
+    (tmp_path / "secret.bin").write_bytes(b"\0" * 4096)
+    os.symlink(tmp_path / "secret.bin", sub / "link.bin")
+    for loc in ("../../etc/passwd", "/etc/passwd", "../secret.bin", "link.bin",
+                "a/../../secret.bin"):
+        bad = sub / "bad.onnx"
+        bad.write_bytes(_with_external(onnx.load(good), loc))
+        for name, load, err in _loaders():
+            with pytest.raises(err, match="outside the model's folder|relative path inside"):
+                load(bad)
+    # a missing external file and a length that does not fit the tensor
+    bad.write_bytes(_with_external(onnx.load(good), "missing.bin"))
+    for _, load, err in _loaders():
+        with pytest.raises(err, match="cannot read external data"):
+            load(bad)
+
+
+def _graph_file(path, nodes, inits=(), in_dims=("batch", 3)):
+    h = onnx.helper
+    graph = h.make_graph(nodes, "g", [h.make_tensor_value_info("input", 1, list(in_dims))],
+                         [h.make_tensor_value_info("output", 1, None)], initializer=list(inits))
+    proto = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)], ir_version=8)
+    path.write_bytes(proto.SerializeToString())
+    return path
+
+
+def _raw_tensor(name, dims, raw):
+    """A TensorProto whose dims and raw_data need not agree (onnx.helper checks that)."""
+    t = onnx.TensorProto()
+    t.name, t.data_type, t.raw_data = name, onnx.TensorProto.FLOAT, raw
+    t.dims.extend(dims)
+    return t
+
+
+def test_size_caps_refuse_bombs_without_allocating(tmp_path):
+    h = onnx.helper
+    # an initializer that claims 2**40 elements (its data is 12 bytes)
+    t = _raw_tensor("w", [2**20, 2**20], np.zeros(3, np.float32).tobytes())
+    a = _graph_file(tmp_path / "a.onnx", [h.make_node("Add", ["input", "w"], ["output"])], [t])
+    # a raw_data length that does not match the shape
+    t2 = _raw_tensor("w", [3], np.zeros(2, np.float32).tobytes())
+    b = _graph_file(tmp_path / "b.onnx", [h.make_node("Add", ["input", "w"], ["output"])], [t2])
+    # a graph that computes a huge shape: ConstantOfShape([2**16, 2**16]) and a broadcast bomb
+    shape = h.make_tensor("s", 7, [2], [2**16, 2**16])
+    c = _graph_file(tmp_path / "c.onnx", [
+        h.make_node("Constant", [], ["shape"], value=shape),
+        h.make_node("ConstantOfShape", ["shape"], ["big"]),
+        h.make_node("Add", ["input", "big"], ["output"])])
+    col = h.make_tensor("col", 1, [2**14, 1], np.zeros(2**14, np.float32).tobytes(), raw=True)
+    row = h.make_tensor("row", 1, [1, 2**14], np.zeros(2**14, np.float32).tobytes(), raw=True)
+    d = _graph_file(tmp_path / "d.onnx", [h.make_node("Add", ["col", "row"], ["big"]),
+                                          h.make_node("Mul", ["input", "big"], ["output"])],
+                    [col, row], in_dims=("batch", 1))
+    tracemalloc.start()
+    try:
+        for path, msg in ((a, "over the cap"), (b, "raw_data has 8 bytes"),
+                          (c, "over the cap"), (d, "over the cap")):
+            for _, load, err in _loaders():
+                with pytest.raises(err, match=msg):
+                    load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20, peak          # 16 MiB: nothing near the bombs' sizes
+
+
+def test_unsupported_and_malformed_graphs(tmp_path):
+    h = onnx.helper
+    e = _graph_file(tmp_path / "e.onnx", [h.make_node("Einsum", ["input", "input"], ["output"],
+                                                      equation="ij,ij->ij")])
+    f = _graph_file(tmp_path / "f.onnx", [h.make_node("Relu", ["nowhere"], ["output"])])
+    g = tmp_path / "g.onnx"
+    g.write_bytes(b"")
+    for _, load, err in _loaders():
+        with pytest.raises(err, match=r"ONNX ops \['Einsum'\] are not supported; supported"):
+            load(e)
+        with pytest.raises(err, match="reads 'nowhere' before any node writes it"):
+            load(f)
+        with pytest.raises(err, match="not an ONNX model"):
+            load(g)
+    proto = onnx.load(e)
+    proto.opset_import[0].version = 9
+    e.write_bytes(proto.SerializeToString())
+    for _, load, err in _loaders():
+        with pytest.raises(err, match="opset 9 is outside"):
+            load(e)
+
+
+class _Hang(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise _Hang("a load took over 20 s")
+
+
+def _mutants(blob, proto, rng, n):
+    """Truncations, bit flips, and protos with rewritten dims / attributes / versions."""
+    out = []
+    for _ in range(n // 4):
+        out.append(blob[:int(rng.integers(0, len(blob)))])
+    for _ in range(n // 2):
+        data = bytearray(blob)
+        for pos in rng.integers(0, len(data), rng.integers(1, 4)):
+            data[pos] ^= 1 << int(rng.integers(0, 8))
+        out.append(bytes(data))
+    big = [0, 1, 2, 3, 7, -1, 2**31, 2**40, -(2**62)]
+    for _ in range(n - len(out)):
+        p = type(proto)()
+        p.CopyFrom(proto)
+        kind = rng.integers(0, 4)
+        if kind == 0 and len(p.graph.initializer):
+            t = p.graph.initializer[int(rng.integers(0, len(p.graph.initializer)))]
+            dims = list(t.dims) or [1]
+            dims[int(rng.integers(0, len(dims)))] = int(rng.choice(big))
+            del t.dims[:]
+            t.dims.extend(dims)
+        elif kind == 1:
+            attrs = [a for n_ in p.graph.node for a in n_.attribute if a.ints or a.type == 2]
+            if attrs:
+                a = attrs[int(rng.integers(0, len(attrs)))]
+                if a.ints:
+                    a.ints[int(rng.integers(0, len(a.ints)))] = int(rng.choice(big))
+                else:
+                    a.i = int(rng.choice(big))
+        elif kind == 2:
+            d = p.graph.input[0].type.tensor_type.shape.dim
+            d[int(rng.integers(1, len(d)))].dim_value = int(rng.choice(big[:6]))
+        else:
+            p.ir_version = int(rng.choice([0, 3, 8, 99]))
+            p.opset_import[0].version = int(rng.choice([1, 13, 17, 30]))
+        out.append(p.SerializeToString())
+    return out
+
+
+def test_fuzzed_files_raise_only_model_format_error(tmp_path):
+    rng = np.random.default_rng(4)
+    outcomes = {"loaded": 0, "refused": 0}
+    old = signal.signal(signal.SIGALRM, _alarm)
+    tracemalloc.start()
+    try:
+        for i, (m, shape) in enumerate(_small_models()):
+            path = tmp_path / f"m{i}.onnx"
+            io.export_onnx(m, path, input_shape=shape)
+            blob = path.read_bytes()
+            for j, data in enumerate(_mutants(blob, onnx.load(path), rng, 100)):
+                bad = tmp_path / f"f{i}_{j}.onnx"
+                bad.write_bytes(data)
+                for name, load, err in _loaders():
+                    signal.alarm(20)
+                    try:
+                        load(bad)
+                        outcomes["loaded"] += 1
+                    except err:
+                        outcomes["refused"] += 1
+                    finally:
+                        signal.alarm(0)
+                bad.unlink()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        signal.signal(signal.SIGALRM, old)
+    assert outcomes["refused"] > 50 and outcomes["loaded"] > 10, outcomes
+    assert peak < 64 * 2**20, peak
