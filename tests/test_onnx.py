@@ -217,6 +217,13 @@ def _nn_cases():
         "embedding": (lambda: nn.Sequential(nn.Embedding(10, 4, padding_idx=0), nn.Linear(4, 3),
                                             nn.Tanh(), nn.Flatten(), nn.Linear(18, 2)),
                       rng.integers(0, 10, (6, 6))),
+        "transformer_post_norm_relu": (lambda: nn.Sequential(
+            nn.Linear(3, 8), nn.TransformerEncoder(nn.TransformerEncoderLayer(
+                8, 2, 16, batch_first=True), 2, norm=nn.LayerNorm(8)), nn.Linear(8, 2)),
+            rng.standard_normal((4, 5, 3)).astype(np.float32)),
+        "transformer_pre_norm_gelu_time_major": (lambda: nn.Sequential(
+            nn.TransformerEncoderLayer(6, 3, 12, activation="gelu", norm_first=True),
+            nn.Linear(6, 2)), rng.standard_normal((5, 4, 6)).astype(np.float32)),
         "lstm": (lambda: nn.LSTM(3, 5, batch_first=True),
                  rng.standard_normal((4, 6, 3)).astype(np.float32)),
         "gru_time_major": (lambda: nn.GRU(3, 5), rng.standard_normal((6, 4, 3)).astype(np.float32)),
@@ -268,6 +275,8 @@ def test_unsupported_layer_names_it_and_lists_the_supported(tmp_path):
         io.export_onnx(r, tmp_path / "r.onnx")
     with pytest.raises(TypeError, match=r"LSTM\(num_layers=2"):
         io.export_onnx(nn.LSTM(2, 3, num_layers=2), tmp_path / "l.onnx", input_shape=(4, 2))
+    with pytest.raises(TypeError, match=r"model \(MultiheadAttention\)"):
+        io.export_onnx(nn.MultiheadAttention(4, 2), tmp_path / "a.onnx", input_shape=(3, 4))
     with pytest.raises(ValueError, match="needs input_shape"):
         io.export_onnx(nn.Linear(2, 2), tmp_path / "n.onnx")
     with pytest.raises(ValueError, match="not built"):

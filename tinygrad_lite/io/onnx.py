@@ -58,7 +58,8 @@ NN_SUPPORTED = ("Sequential", "Residual", "BasicBlock", "Linear", "Conv1d", "Con
                 "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Flatten", "Dropout", "Identity",
                 "Embedding", "ReLU", "LeakyReLU", "ELU", "GELU", "Sigmoid", "Tanh", "Softplus",
                 "SiLU", "Softmax", "LogSoftmax", "Hardtanh", "ReLU6", "Hardsigmoid",
-                "Hardswish", "Softsign", "LSTM", "GRU")
+                "Hardswish", "Softsign", "LSTM", "GRU", "TransformerEncoderLayer",
+                "TransformerEncoder")
 SUPPORTED = KERAS_SUPPORTED
 ACTIVATIONS = (None, "linear", "relu", "sigmoid", "tanh", "softmax", "log_softmax", "elu",
                "softplus", "leaky_relu", "gelu", "swish", "silu")
@@ -385,7 +386,15 @@ def _nn_module(g, m, where, x, xs):
             if "downsample" in m._modules else x
         return g.op("Relu", [g.op("Add", [out, idn], f"{label}_residual")],
                     f"{label}_relu2"), m(xs)
-    if kind not in NN_SUPPORTED or kind in ("LSTM", "GRU"):
+    if kind == "TransformerEncoder":
+        for i, layer in enumerate(m.layers):
+            x, xs = _nn_module(g, layer, f"{key}layers.{i}", x, xs)
+        if m.norm is not None:
+            x, xs = _nn_module(g, m.norm, key + "norm", x, xs)
+        return x, xs
+    if kind == "TransformerEncoderLayer":
+        return _encoder_layer(g, m, key, label, x, xs), m(xs)
+    if kind not in NN_SUPPORTED or kind in ("LSTM", "GRU", "MultiheadAttention"):
         raise _unsupported(label, kind, False)
     ys = m(xs)
     y = _nn_activation(g, m, kind, x, label)
@@ -471,6 +480,78 @@ def _nn_module(g, m, where, x, xs):
             y = g.op("Mul", [y, keep], f"{label}_masked")
         return y, ys
     raise _unsupported(label, kind, False)
+
+
+def _self_attention(g, m, key, label, x):
+    """``m(x, x, x)[0]`` of a MultiheadAttention (no masks) on batch-first (N, L, E) ``x``:
+    one projection GEMM, heads by Reshape/Transpose, softmax(q k^T / sqrt(D)) v, out_proj."""
+    E, H, D = m.embed_dim, m.num_heads, m.head_dim
+    if not m._same or getattr(m, "bias_k", None) is not None:
+        raise _unsupported(label, "MultiheadAttention(kdim/vdim/add_bias_kv)", False)
+    wt = g.op("Transpose", [g.init(key + "in_proj_weight")], f"{label}_in_projT", perm=[1, 0])
+    qkv = g.op("MatMul", [x, wt], f"{label}_qkv")
+    if m.in_proj_bias is not None:
+        qkv = g.op("Add", [qkv, g.init(key + "in_proj_bias")], f"{label}_qkv_bias")
+    axis = g.ints(f"{label}_last_axis", [-1])
+    heads_shape = g.ints(f"{label}_heads_shape", [0, 0, H, D])
+
+    def part(i, hint):
+        t = g.op("Slice", [qkv, g.ints(f"{hint}_start", [i * E]),
+                           g.ints(f"{hint}_end", [(i + 1) * E]), axis], hint)
+        t = g.op("Reshape", [t, heads_shape], f"{hint}_heads")
+        return g.op("Transpose", [t], f"{hint}_nhld", perm=[0, 2, 1, 3])     # (N, H, L, D)
+
+    q, k, v = (part(i, f"{label}_{n}") for i, n in enumerate("qkv"))
+    q = g.op("Mul", [q, g.f32(f"{label}_scale", 1 / math.sqrt(D))], f"{label}_q_scaled")
+    kt = g.op("Transpose", [k], f"{label}_kT", perm=[0, 1, 3, 2])
+    attn = g.op("Softmax", [g.op("MatMul", [q, kt], f"{label}_scores")], f"{label}_attn",
+                axis=-1)
+    o = g.op("Transpose", [g.op("MatMul", [attn, v], f"{label}_context")], f"{label}_nlhd",
+             perm=[0, 2, 1, 3])
+    o = g.op("Reshape", [o, g.ints(f"{label}_merge_shape", [0, 0, E])], f"{label}_merged")
+    wo = g.op("Transpose", [g.init(key + "out_proj.weight")], f"{label}_out_projT",
+              perm=[1, 0])
+    y = g.op("MatMul", [o, wo], f"{label}_out_proj")
+    if m.out_proj.bias is not None:
+        y = g.op("Add", [y, g.init(key + "out_proj.bias")], f"{label}_out_bias")
+    return y
+
+
+def _encoder_layer(g, m, key, label, x, xs):
+    """A TransformerEncoderLayer (self-attention without masks; relu or gelu; post- or
+    pre-norm), in eval mode (dropout is the identity)."""
+    from ..nn.attention import _ACTS
+
+    act = next((n for n, f in _ACTS.items() if f is m._act), None)
+    if act is None:
+        raise _unsupported(label, "TransformerEncoderLayer(activation=<callable>)", False)
+    sa = m.self_attn
+    if not sa.batch_first:
+        x = g.op("Transpose", [x], f"{label}_batch_major", perm=[1, 0, 2])
+        xs = xs.swapaxes(0, 1)
+
+    def norm(name, t):
+        return _nn_module(g, getattr(m, name), key + name, t, xs)[0]
+
+    def sa_block(t):
+        return _self_attention(g, sa, key + "self_attn.", f"{label}_self_attn", t)
+
+    def ff_block(t):
+        h = _nn_module(g, m.linear1, key + "linear1", t, xs[..., :1].expand(
+            *xs.shape[:-1], m.linear1.in_features))[0]
+        h = g.op("Relu", [h], f"{label}_relu") if act == "relu" else _gelu(g, h, label)
+        return _nn_module(g, m.linear2, key + "linear2", h, xs[..., :1].expand(
+            *xs.shape[:-1], m.linear2.in_features))[0]
+
+    if m.norm_first:
+        x = g.op("Add", [x, sa_block(norm("norm1", x))], f"{label}_res1")
+        x = g.op("Add", [x, ff_block(norm("norm2", x))], f"{label}_res2")
+    else:
+        x = norm("norm1", g.op("Add", [x, sa_block(x)], f"{label}_res1"))
+        x = norm("norm2", g.op("Add", [x, ff_block(x)], f"{label}_res2"))
+    if not sa.batch_first:
+        x = g.op("Transpose", [x], f"{label}_time_major", perm=[1, 0, 2])
+    return x
 
 
 def _nn_recurrent(g, m, x):
