@@ -883,9 +883,10 @@ def _capped(op, fn):
     """A NumPy binary op whose broadcast result is checked against the runtime cap first."""
     def run(ins, a):
         p, q = np.asarray(ins[0]), np.asarray(ins[1])
-        shape = np.broadcast_shapes(p.shape, q.shape) if op != "MatMul" else \
-            p.shape[:-1] + q.shape[-1:] + np.broadcast_shapes(p.shape[:-2], q.shape[:-2])
-        _cap_shape(op, shape)
+        if p.size * q.size > ONNX_MAX_RUNTIME_ELEMENTS:      # else the result is small anyway
+            shape = np.broadcast_shapes(p.shape, q.shape) if op != "MatMul" else \
+                p.shape[:-1] + q.shape[-1:] + np.broadcast_shapes(p.shape[:-2], q.shape[:-2])
+            _cap_shape(op, shape)
         return [fn(p, q)]
     return run
 
@@ -1188,9 +1189,10 @@ def _np_binary(fn):
 
 
 def _np_unary(name):
-    def run(ins, a):
-        return [_np_act(name, a)(ins[0])]
-    return run
+    if name in ("Elu", "LeakyRelu", "HardSigmoid"):           # attribute-dependent
+        return lambda ins, a: [_np_act(name, a)(ins[0])]
+    fn = _np_act(name, {})
+    return lambda ins, a: [fn(ins[0])]
 
 
 def _np_split(ins, a):
@@ -1318,6 +1320,8 @@ class OnnxModel:
             _onnx_plan(model, path, ONNX_OPS)
         self.input_dtype = np.dtype(_ONNX_DTYPES[elem])
         self.input_shape = tuple(dims[1:]) if dims else ()
+        self._steps = [(ONNX_OPS[n["op"]], n["inputs"], n["outputs"], n["attrs"])
+                       for n in self.nodes]
         names = model["metadata"].get("tinygrad_lite.label_names")
         try:
             self.label_names = None if names is None else [str(s) for s in json.loads(names)]
@@ -1330,7 +1334,8 @@ class OnnxModel:
                     self.run(np.zeros((1,) + self.input_shape, self.input_dtype))
         except ModelFormatError as e:
             raise _fail(path, str(e)) from None
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError,
+                RuntimeError, MemoryError, RecursionError) as e:
             raise _fail(path, f"the graph and its weights do not fit together "
                               f"({type(e).__name__}: {str(e)[:100]})") from None
 
@@ -1339,10 +1344,10 @@ class OnnxModel:
         env = dict(self.inits)
         env[self.input_name] = x
         env[""] = None
-        for n in self.nodes:
-            outs = ONNX_OPS[n["op"]]([env[i] for i in n["inputs"]], n["attrs"])
-            for name, v in zip(n["outputs"], outs):
-                env[name] = v if isinstance(v, np.ndarray) else np.asarray(v)
+        for fn, inputs, outputs, attrs in self._steps:
+            outs = fn([env[i] for i in inputs], attrs)
+            for name, v in zip(outputs, outs):
+                env[name] = v if type(v) is np.ndarray else np.asarray(v)
         return [env[o] for o in self.outputs]
 
     def predict(self, X, batch_size=32):

@@ -316,7 +316,8 @@ class OnnxModule(Module):
                     self.forward_all(np.zeros((1,) + self.input_shape, self.input_dtype))
         except ModelFormatError as e:
             raise ModelFormatError(f"load_onnx: {e}, got file {path!r}") from None
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError,
+                RuntimeError, MemoryError, RecursionError) as e:
             raise ModelFormatError(f"load_onnx: the graph and its weights do not fit together "
                                    f"({type(e).__name__}: {str(e)[:100]}), got file "
                                    f"{path!r}") from None
