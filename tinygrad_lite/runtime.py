@@ -1,7 +1,8 @@
 """A vendorable inference runtime: one file, NumPy and the standard library only.
 
 Copy this file into an application to run a model saved by ``model.save(...)`` /
-``io.save_model`` (a Keras-style ``Sequential``) without installing tinygrad_lite::
+``io.save_model`` (a Keras-style ``Sequential``), or an ONNX file written by ``io.export_onnx``,
+without installing tinygrad_lite::
 
     import runtime                                   # this file, copied as runtime.py
     model = runtime.load("model.safetensors")        # or a .npz model file
@@ -22,6 +23,17 @@ library's float32 arithmetic with the same NumPy calls: Dense/activation/BatchNo
 same bits as ``model.predict`` on the NumPy backend (``backends.use("numpy")``) and agree to one
 float32 ulp (~6e-8) with the default Cython backend, whose GEMM sums in another order. Convolution
 (``einsum`` here, im2col + GEMM there) and erf-based GELU (``math.erf`` here) agree to 1e-6.
+
+ONNX: ``load("model.onnx")`` returns an ``OnnxModel`` (same ``predict`` / ``predict_classes`` /
+``predict_labels``) for a file of the op subset ``io.export_onnx`` writes (``ONNX_OPS``; also what
+PyTorch's exporter writes for MLPs, CNNs and LSTMs). The file is decoded by a minimal protobuf
+wire-format reader (``_PB``) that knows only the ModelProto, GraphProto, NodeProto,
+AttributeProto, TensorProto and ValueInfoProto fields it needs; every length is checked against
+its enclosing message, tensors are capped at ``ONNX_MAX_TENSOR_ELEMENTS`` and shapes computed
+inside the graph at ``ONNX_MAX_RUNTIME_ELEMENTS``, external data must be a relative path inside
+the model's folder (no ``..``, no absolute path, no symlink out), and any malformed or
+unsupported file raises ``ModelFormatError``. Label names and preprocessing come from the file's
+``metadata_props`` (``tinygrad_lite.label_names``, ``tinygrad_lite.preprocessing``).
 
 Command line: ``python runtime.py MODEL DATA.npy`` prints one predicted label per row.
 """
