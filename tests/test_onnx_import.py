@@ -191,11 +191,29 @@ def test_external_data_must_stay_in_the_models_folder(tmp_path):
         for name, load, err in _loaders():
             with pytest.raises(err, match="outside the model's folder|relative path inside"):
                 load(bad)
-    # a missing external file and a length that does not fit the tensor
-    bad.write_bytes(_with_external(onnx.load(good), "missing.bin"))
+    # a missing external file, and a FIFO (reading it would block forever)
+    os.mkfifo(sub / "fifo.bin")
+    for loc in ("missing.bin", "fifo.bin"):
+        bad.write_bytes(_with_external(onnx.load(good), loc))
+        for _, load, err in _loaders():
+            with pytest.raises(err, match="cannot read external data"):
+                load(bad)
+
+
+def test_field_budget_refuses_a_file_of_millions_of_tiny_fields(tmp_path, monkeypatch):
+    monkeypatch.setattr(runtime, "ONNX_MAX_FIELDS", 1000)
+    path = tmp_path / "many.onnx"
+    path.write_bytes(b"\x08\x01" * 4000)           # 4000 x (field 1, varint 1)
     for _, load, err in _loaders():
-        with pytest.raises(err, match="cannot read external data"):
-            load(bad)
+        with pytest.raises(err, match="over 1000 protobuf fields"):
+            load(path)
+    t = onnx.TensorProto()                          # one packed list of 5000 dims
+    t.name, t.data_type = "w", onnx.TensorProto.FLOAT
+    t.dims.extend([1] * 5000)
+    _graph_file(path, [onnx.helper.make_node("Relu", ["input"], ["output"])], [t])
+    for _, load, err in _loaders():
+        with pytest.raises(err, match="over 1000 protobuf fields"):
+            load(path)
 
 
 def _graph_file(path, nodes, inits=(), in_dims=("batch", 3)):

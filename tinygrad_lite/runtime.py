@@ -527,6 +527,7 @@ class Model:
 ONNX_MAX_NODES = 100_000
 ONNX_MAX_TENSOR_ELEMENTS = 2**28          # per tensor (1 GiB of float32)
 ONNX_MAX_RUNTIME_ELEMENTS = 2**26         # a shape computed inside the graph (ConstantOfShape...)
+ONNX_MAX_FIELDS = 2**23                   # protobuf fields and packed values in one file
 ONNX_OPSETS = (13, 21)                    # the default-domain opsets whose op semantics we run
 _ONNX_DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 4: np.uint16, 5: np.int16, 6: np.int32,
                 7: np.int64, 9: np.bool_, 10: np.float16, 11: np.float64, 12: np.uint32,
@@ -542,7 +543,14 @@ class _PB:
     delimited), every length checked against the enclosing message."""
 
     def __init__(self, buf):
-        self.buf = buf
+        self.buf, self.budget = buf, ONNX_MAX_FIELDS
+
+    def spend(self, n=1):
+        """Count decoded fields/values: a file of millions of tiny fields is refused, not
+        parsed for minutes."""
+        self.budget -= n
+        if self.budget < 0:
+            raise ModelFormatError(f"over {ONNX_MAX_FIELDS} protobuf fields")
 
     def varint(self, i, end):
         buf, shift, v = self.buf, 0, 0
@@ -559,6 +567,7 @@ class _PB:
 
     def fields(self, i, end):
         while i < end:
+            self.spend()
             key, i = self.varint(i, end)
             num, wire = key >> 3, key & 7
             if num == 0:
@@ -588,6 +597,7 @@ class _PB:
             vals = [v]
         elif wire == _LEN:
             vals, i = [], v[0]
+            self.spend((v[1] - v[0]) // 2)          # at least one byte per value
             while i < v[1]:
                 x, i = self.varint(i, v[1])
                 vals.append(x)
@@ -703,6 +713,9 @@ def _onnx_external(name, ext, nbytes, ctx):
     ctx["external"] += nbytes
     if ctx["external"] > ctx["max_bytes"]:
         raise ModelFormatError("external data is over the size cap")
+    if not os.path.isfile(full):                   # a FIFO or device would block or never end
+        raise ModelFormatError(f"tensor {name!r}: cannot read external data {loc!r} (not a "
+                               "regular file)")
     try:
         size = os.path.getsize(full)
         if offset + nbytes > size:
@@ -834,8 +847,11 @@ def read_onnx(path, max_bytes=MAX_FILE_BYTES):
         raise _fail(path, f"cannot read the file ({e.strerror or e})") from None
     if size > max_bytes:
         raise _fail(path, f"file is {size} bytes, over the cap of {max_bytes}")
-    with open(path, "rb") as f:
-        blob = f.read()
+    try:
+        with open(path, "rb") as f:
+            blob = f.read()
+    except OSError as e:
+        raise _fail(path, f"cannot read the file ({e.strerror or e})") from None
     ctx = {"dir": os.path.dirname(os.path.abspath(os.fspath(path))), "external": 0,
            "max_bytes": max_bytes}
     try:

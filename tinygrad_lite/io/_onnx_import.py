@@ -159,7 +159,7 @@ def _slice(ins, a):
 
 def _rnn_weights(kind, ins, a, G, perm):
     """(x (T, N, F), [(w_ih, w_hh, b_ih, b_hh)] in PyTorch's gate order, H, h0/c0 or None)."""
-    _rt._np_rnn_weights(kind.upper(), [_arr(v) if v is not None else None for v in ins], a)  # checks
+    _rt._np_rnn_weights(kind.upper(), [None if v is None else _arr(v) for v in ins], a)
     x, W, R = _t(ins[0]), _t(ins[1]), _t(ins[2])
     if a.get("layout", 0):
         x = x.swapaxes(0, 1)

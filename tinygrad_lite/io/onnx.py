@@ -64,7 +64,7 @@ SUPPORTED = KERAS_SUPPORTED
 ACTIVATIONS = (None, "linear", "relu", "sigmoid", "tanh", "softmax", "log_softmax", "elu",
                "softplus", "leaky_relu", "gelu", "swish", "silu")
 
-__all__ = ["export_onnx", "load_onnx", "OnnxModule", "SUPPORTED", "KERAS_SUPPORTED",
+__all__ = ["export_onnx", "load_onnx", "SUPPORTED", "KERAS_SUPPORTED",
            "NN_SUPPORTED", "ACTIVATIONS", "OPSET"]
 
 
@@ -725,13 +725,16 @@ def export_onnx(model, path, input_shape=None, label_names=None, preprocessing=N
     return os.fspath(path)
 
 
-def load_onnx(path, max_bytes=None):   # noqa: D401  (defined in _onnx_import)
+def load_onnx(path, max_bytes=None):
+    """An ``OnnxModule`` (a trainable ``nn.Module``) for the ONNX file at ``path``;
+    ``ModelFormatError`` naming the file for a malformed, hostile or unsupported one. The
+    reader and the module live in ``_onnx_import`` (loaded on first use)."""
     from ._onnx_import import load_onnx as _load
 
     return _load(path, max_bytes)
 
 
-def __getattr__(name):
+def __getattr__(name):          # io.onnx.OnnxModule without importing nn at io import time
     if name == "OnnxModule":
         from ._onnx_import import OnnxModule
 
