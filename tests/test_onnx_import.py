@@ -81,6 +81,7 @@ def test_pytorch_exported_file_matches_pytorch_and_trains(tmp_path, case):
         want = tm(torch.from_numpy(x)).numpy()
     m.eval()
     np.testing.assert_allclose(m(x).data, want, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(m.predict(x, batch_size=4), want, rtol=0, atol=1e-5)
     # the parameters are PyTorch's, under the initializer names (``0.weight``, ``fc.bias``...)
     params = dict(m.named_parameters())
     torch_params = dict(tm.named_parameters())

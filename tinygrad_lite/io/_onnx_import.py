@@ -288,8 +288,11 @@ SUPPORTED_OPS = tuple(sorted(set(TENSOR_OPS) | set(_rt.ONNX_OPS)))
 
 class OnnxModule(Module):
     """An ONNX graph as an nn.Module: float initializers are Parameters (BatchNormalization
-    statistics are buffers), named as in the file; ``forward(x)`` returns the first graph
-    output (``forward_all`` returns them all)."""
+    statistics are buffers), named as in the file, so ``state_dict`` keys are the initializer
+    names; ``forward(x)`` returns the first graph output (``forward_all`` returns them all),
+    ``predict(X)`` a NumPy array. The graph is the inference graph in train mode too:
+    Dropout nodes are the identity and BatchNormalization uses the stored statistics, so
+    fine-tuning trains the weights around frozen normalization statistics."""
 
     def __init__(self, model, path="<memory>"):
         super().__init__()
@@ -348,6 +351,17 @@ class OnnxModule(Module):
 
     def forward(self, x):
         return self.forward_all(x)[0]
+
+    def predict(self, X, batch_size=256):
+        """The first output for ``X`` as a NumPy array, without building a graph."""
+        from ..autograd import no_grad
+
+        X = np.asarray(X)
+        if self.input_shape and X.ndim == len(self.input_shape):
+            X = X[None]
+        with no_grad():
+            return np.concatenate([np.asarray(self.forward(X[s:s + batch_size]).data)
+                                   for s in range(0, len(X), batch_size)], axis=0)
 
 
 def load_onnx(path, max_bytes=None):
