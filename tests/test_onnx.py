@@ -119,7 +119,7 @@ def _check_all_paths(path, m, x, state):
     sess = _session(path)
     imported = io.load_onnx(path)
     vendored = runtime.load(path)
-    batch_axis = 1 if type(m).__name__ in ("LSTM", "GRU") and not m.batch_first else 0
+    batch_axis = 1 if type(m).__name__ in ("LSTM", "GRU", "RNN") and not m.batch_first else 0
     for n in (1, x.shape[batch_axis]):
         xb = x[:n] if batch_axis == 0 else x[:, :n]
         want = _ours(m, xb)
@@ -227,6 +227,8 @@ def _nn_cases():
         "lstm": (lambda: nn.LSTM(3, 5, batch_first=True),
                  rng.standard_normal((4, 6, 3)).astype(np.float32)),
         "gru_time_major": (lambda: nn.GRU(3, 5), rng.standard_normal((6, 4, 3)).astype(np.float32)),
+        "rnn_relu": (lambda: nn.RNN(3, 4, nonlinearity="relu", batch_first=True),
+                     rng.standard_normal((4, 6, 3)).astype(np.float32)),
     }
 
 
@@ -235,7 +237,7 @@ def test_nn_modules_parity(tmp_path, case):
     tl.manual_seed(7)
     build, x = _nn_cases()[case]
     m = build()
-    if x.dtype.kind == "f" and case not in ("lstm", "gru_time_major"):
+    if x.dtype.kind == "f" and case not in ("lstm", "gru_time_major", "rnn_relu"):
         _warm_bn(m, x)
     m.eval()
     shape = (6, 3) if case == "gru_time_major" else x.shape[1:]

@@ -25,7 +25,8 @@ What exports (anything else raises ``TypeError`` naming the layer and listing th
   (zero padding), MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool2d (global or even windows),
   BatchNorm1d/2d (eval: running statistics) -> BatchNormalization, LayerNorm, Flatten,
   Dropout/Identity, Embedding (padding_idx masked), the activations and Softmax/LogSoftmax,
-  and an ``nn.LSTM``/``nn.GRU`` (one layer, one direction) as the whole model (PyTorch's
+  a TransformerEncoder(Layer) (its MultiheadAttention as self-attention without masks), and
+  an ``nn.LSTM``/``nn.GRU``/``nn.RNN`` (one layer, one direction) as the whole model (PyTorch's
   i,f,g,o gates -> ONNX i,o,f,c; r,z,n -> z,r,h with ``linear_before_reset=1``).
 
 ``load_onnx(path)`` reads an ONNX file with the hardened reader of ``runtime.py`` (no external
@@ -58,7 +59,7 @@ NN_SUPPORTED = ("Sequential", "Residual", "BasicBlock", "Linear", "Conv1d", "Con
                 "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Flatten", "Dropout", "Identity",
                 "Embedding", "ReLU", "LeakyReLU", "ELU", "GELU", "Sigmoid", "Tanh", "Softplus",
                 "SiLU", "Softmax", "LogSoftmax", "Hardtanh", "ReLU6", "Hardsigmoid",
-                "Hardswish", "Softsign", "LSTM", "GRU", "TransformerEncoderLayer",
+                "Hardswish", "Softsign", "LSTM", "GRU", "RNN", "TransformerEncoderLayer",
                 "TransformerEncoder")
 SUPPORTED = KERAS_SUPPORTED
 ACTIVATIONS = (None, "linear", "relu", "sigmoid", "tanh", "softmax", "log_softmax", "elu",
@@ -394,7 +395,7 @@ def _nn_module(g, m, where, x, xs):
         return x, xs
     if kind == "TransformerEncoderLayer":
         return _encoder_layer(g, m, key, label, x, xs), m(xs)
-    if kind not in NN_SUPPORTED or kind in ("LSTM", "GRU", "MultiheadAttention"):
+    if kind not in NN_SUPPORTED or kind in ("LSTM", "GRU", "RNN", "MultiheadAttention"):
         raise _unsupported(label, kind, False)
     ys = m(xs)
     y = _nn_activation(g, m, kind, x, label)
@@ -560,16 +561,16 @@ def _nn_recurrent(g, m, x):
     if m.num_layers != 1 or m.bidirectional:
         raise _unsupported("model", f"{kind}(num_layers={m.num_layers}, "
                                     f"bidirectional={m.bidirectional})", False)
-    if kind == "RNN" or getattr(m, "nonlinearity", "tanh") != "tanh":
-        raise _unsupported("model", kind, False)
     H = m.hidden_size
-    perm = [0, 3, 1, 2] if kind == "LSTM" else [1, 0, 2]    # i,f,g,o / r,z,n -> ONNX order
+    perm = {"LSTM": [0, 3, 1, 2], "GRU": [1, 0, 2]}.get(kind)   # i,f,g,o / r,z,n -> ONNX order
+    attrs = {"linear_before_reset": 1} if kind == "GRU" else {}
+    if kind == "RNN":
+        attrs["activations"] = ["Relu" if m.nonlinearity == "relu" else "Tanh"]
     xt = g.op("Transpose", [x], "time_major", perm=[1, 0, 2]) if m.batch_first else x
     b = m.bias
     y, hn, cn = _recurrent(g, "rnn", kind, xt, g.init("weight_ih_l0"), g.init("weight_hh_l0"),
                            g.init("bias_ih_l0") if b else None,
-                           g.init("bias_hh_l0") if b else None, H, perm,
-                           {"linear_before_reset": 1} if kind == "GRU" else {})
+                           g.init("bias_hh_l0") if b else None, H, perm, attrs)
     if m.batch_first:
         y = g.op("Transpose", [y], "batch_major", perm=[1, 0, 2])
     outs = [y, g.op("Unsqueeze", [hn, g.ints("axis0", [0])], "h_n")]
@@ -669,7 +670,7 @@ def export_onnx(model, path, input_shape=None, label_names=None, preprocessing=N
     try:
         with no_grad():
             xs = _sample(shape, dtype)
-            if type(model).__name__ in ("LSTM", "GRU") and not model.batch_first:
+            if type(model).__name__ in ("LSTM", "GRU", "RNN") and not model.batch_first:
                 xs = xs.swapaxes(0, 1)
             if keras:
                 x = "input"
@@ -683,7 +684,7 @@ def export_onnx(model, path, input_shape=None, label_names=None, preprocessing=N
                     xs = ys
                 finals = [x]
                 out_shapes = [["batch", *xs.shape[1:]]]
-            elif type(model).__name__ in ("LSTM", "GRU"):
+            elif type(model).__name__ in ("LSTM", "GRU", "RNN"):
                 if len(shape) != 2:
                     raise ValueError(f"export_onnx: {type(model).__name__} needs input_shape "
                                      f"(timesteps, features), got {shape}")
