@@ -108,6 +108,28 @@ def test_pytorch_exported_file_matches_pytorch_and_trains(tmp_path, case):
     np.testing.assert_allclose(runtime.load(path).predict(x), want, rtol=0, atol=1e-5)
 
 
+def test_pytorch_gru_with_a_static_batch(tmp_path):
+    """A file exported without dynamic axes: its constant initial state fixes the batch, and
+    the load-time check runs at that batch size."""
+    import warnings
+
+    torch = _torch()
+    torch.manual_seed(1)
+    tm = torch.nn.GRU(4, 5, batch_first=True)
+    x = torch.randn(3, 6, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(tm, (x,), str(tmp_path / "g.onnx"), dynamo=False,
+                          input_names=["input"], opset_version=17)
+    with torch.no_grad():
+        want = [t.numpy() for t in tm(x)]
+    got = io.load_onnx(tmp_path / "g.onnx").forward_all(x.numpy())
+    vendored = runtime.load(tmp_path / "g.onnx").run(x.numpy())
+    for g_, v_, w_ in zip(got, vendored, want):
+        np.testing.assert_allclose(g_.data, w_, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(v_, w_, rtol=0, atol=1e-5)
+
+
 def test_batchnorm_statistics_are_buffers_not_parameters(tmp_path):
     torch = _torch()
     build, shape = _torch_models(torch)["cnn"]

@@ -1348,6 +1348,7 @@ class OnnxModel:
             _onnx_plan(model, path, ONNX_OPS)
         self.input_dtype = np.dtype(_ONNX_DTYPES[elem])
         self.input_shape = tuple(dims[1:]) if dims else ()
+        batch = dims[0] if dims and type(dims[0]) is int and dims[0] >= 1 else 1   # static
         self._steps = [(ONNX_OPS[n["op"]], n["inputs"], n["outputs"], n["attrs"])
                        for n in self.nodes]
         names = model["metadata"].get("tinygrad_lite.label_names")
@@ -1356,10 +1357,10 @@ class OnnxModel:
             self.preprocess = _onnx_preprocessing(model["metadata"].get(
                 "tinygrad_lite.preprocessing"))
             if self.input_shape and all(type(d) is int and d >= 1 for d in self.input_shape):
-                if math.prod(self.input_shape) > 2**24:
-                    raise ValueError(f"input shape {self.input_shape} is too large")
+                if batch * math.prod(self.input_shape) > 2**24:
+                    raise ValueError(f"input shape {(batch,) + self.input_shape} is too large")
                 with np.errstate(all="ignore"):                           # weights fit
-                    self.run(np.zeros((1,) + self.input_shape, self.input_dtype))
+                    self.run(np.zeros((batch,) + self.input_shape, self.input_dtype))
         except ModelFormatError as e:
             raise _fail(path, str(e)) from None
         except (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError,

@@ -310,13 +310,14 @@ class OnnxModule(Module):
                 self.register_buffer(key, Tensor(np.array(arr)))
             else:
                 self._consts[key] = arr
+        batch = dims[0] if dims and type(dims[0]) is int and dims[0] >= 1 else 1   # static
         try:
             if self.input_shape and all(type(d) is int and d >= 1 for d in self.input_shape) \
-                    and math.prod(self.input_shape) <= 2**24:
+                    and batch * math.prod(self.input_shape) <= 2**24:
                 from ..autograd import no_grad
 
                 with no_grad(), np.errstate(all="ignore"):
-                    self.forward_all(np.zeros((1,) + self.input_shape, self.input_dtype))
+                    self.forward_all(np.zeros((batch,) + self.input_shape, self.input_dtype))
         except ModelFormatError as e:
             raise ModelFormatError(f"load_onnx: {e}, got file {path!r}") from None
         except (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError,
