@@ -113,7 +113,7 @@ def _check_all_paths(path, m, x, state):
     assert [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")] == [17]
     assert proto.ir_version == io.onnx.IR_VERSION
     inits = {i.name: onnx.numpy_helper.to_array(i) for i in proto.graph.initializer}
-    assert inits and set(inits) <= set(state)
+    assert set(inits) <= set(state) and bool(inits) == bool(state)
     for k, v in inits.items():
         np.testing.assert_array_equal(v, state[k])
     sess = _session(path)
@@ -314,3 +314,17 @@ def test_cli_export_carries_labels_and_preprocessing_to_the_runtime(tmp_path, ca
                  str(tmp_path / "r.onnx")]) == 2
     err = capsys.readouterr().err
     assert "SimpleRNN" in err and "sigmoid" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("n", [8, 9])
+def test_ceil_mode_pooling_matches_pytorch_sizes(tmp_path, n):
+    """ONNX's ceil_mode output size lacks PyTorch's rule that drops a last window starting in the
+    right padding; the export uses ceil_mode=0 and end padding where they differ."""
+    x = np.random.default_rng(n).standard_normal((3, 2, n, n)).astype(np.float32)
+    for i, m in enumerate([nn.AvgPool2d(3, 3, 1, ceil_mode=True),
+                           nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False),
+                           nn.MaxPool2d(3, 3, 1, ceil_mode=True),
+                           nn.MaxPool2d(2, 3, 1, dilation=2, ceil_mode=True),
+                           nn.AvgPool2d(4, 3, 2, ceil_mode=True, count_include_pad=False)]):
+        path = io.export_onnx(m, tmp_path / f"p{i}.onnx", input_shape=x.shape[1:])
+        _check_all_paths(path, m, x, {})

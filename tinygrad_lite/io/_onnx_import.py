@@ -66,10 +66,16 @@ def _pool(is_max):
         s = tuple(int(v) for v in a.get("strides", [1] * nd))
         lo, hi = _pads("MaxPool" if is_max else "AveragePool", a, nd)
         ceil = bool(a.get("ceil_mode", 0))
-        if lo != hi:
-            if not is_max:
-                raise ModelFormatError("AveragePool: asymmetric pads are not supported")
-            x = x.pad(((0, 0), (0, 0)) + tuple(zip(lo, hi)), value=-np.inf)
+        if lo != hi:                   # explicit padding; the average counts what ONNX counts
+            width = ((0, 0), (0, 0)) + tuple(zip(lo, hi))
+            if is_max:
+                x = x.pad(width, value=-np.inf)
+            elif a.get("count_include_pad", 0):
+                x = x.pad(width)
+            else:
+                ones = np.pad(np.ones((1, 1) + tuple(x.shape[2:]), x.dtype), width)
+                num = avg_pool_nd(x.pad(width), nd, k, s, 0, ceil, True)
+                return [num / avg_pool_nd(Tensor(ones), nd, k, s, 0, ceil, True)]
             lo = [0] * nd
         if is_max:
             d = tuple(int(v) for v in a.get("dilations", [1] * nd))

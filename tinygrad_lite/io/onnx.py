@@ -441,10 +441,28 @@ def _nn_module(g, m, where, x, xs):
         k = _ints(m.kernel_size, nd)
         s = _ints(m.stride or m.kernel_size, nd)
         p = _ints(m.padding, nd)
-        attrs = dict(kernel_shape=k, strides=s, pads=p + p, ceil_mode=int(bool(m.ceil_mode)))
+        dil = _ints(getattr(m, "dilation", 1), nd)
+        # ceil_mode: ONNX's ceil output size lacks PyTorch's rule (a last window that starts
+        # in the right padding is dropped); where the two differ, ceil_mode=0 has PyTorch's size
+        # in the dimensions that drop a window, extra end padding gives it in the others
+        out = [ys.shape[2 + i] for i in range(nd)]
+        span = [(k[i] - 1) * dil[i] + 1 for i in range(nd)]
+        size = [xs.shape[2 + i] + 2 * p[i] for i in range(nd)]
+        onnx_ceil = [-(-(size[i] - span[i]) // s[i]) + 1 for i in range(nd)]
+        hi, ceil = list(p), int(bool(m.ceil_mode))
+        if ceil and out != onnx_ceil:
+            ceil = 0
+            for i in range(nd):
+                extra = (out[i] - 1) * s[i] + span[i] - size[i]
+                if extra > 0:
+                    hi[i] += extra
+            if kind.startswith("Avg") and m.count_include_pad and hi != p or \
+                    any(h >= kk for h, kk in zip(hi, k)):
+                raise _unsupported(label, f"{kind}(ceil_mode=True) on input {tuple(xs.shape)} "
+                                          "(its output size has no ONNX pads)", False)
+        attrs = dict(kernel_shape=k, strides=s, pads=p + hi, ceil_mode=ceil)
         if kind.startswith("Max"):
-            return g.op("MaxPool", [x], f"{label}_maxpool", dilations=_ints(m.dilation, nd),
-                        **attrs), ys
+            return g.op("MaxPool", [x], f"{label}_maxpool", dilations=dil, **attrs), ys
         return g.op("AveragePool", [x], f"{label}_avgpool",
                     count_include_pad=int(bool(m.count_include_pad)), **attrs), ys
     if kind == "AdaptiveAvgPool2d":
