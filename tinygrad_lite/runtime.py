@@ -1021,6 +1021,11 @@ def _np_act(name, a):
     if name == "HardSigmoid":
         al, be = (0.2 if alpha is None else alpha), a.get("beta", 0.5)
         return lambda x: np.clip(x * np.float32(al) + np.float32(be), 0, 1).astype(x.dtype)
+    if name == "Selu":
+        al = a.get("alpha", 1.67326319217681884765625)
+        ga = a.get("gamma", 1.05070102214813232421875)
+        return lambda x: (np.float32(ga) * np.where(x > 0, x, np.float32(al) * np.expm1(
+            np.minimum(x, 0)))).astype(x.dtype)
     return {"Relu": lambda x: np.maximum(x, 0), "Sigmoid": _sigmoid, "Tanh": np.tanh,
             "Softplus": lambda x: np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x))),
             "Softsign": lambda x: x / (1 + np.abs(x)), "Exp": np.exp, "Log": np.log,
@@ -1217,18 +1222,55 @@ def _np_binary(fn):
 
 
 def _np_unary(name):
-    if name in ("Elu", "LeakyRelu", "HardSigmoid"):           # attribute-dependent
+    if name in ("Elu", "LeakyRelu", "HardSigmoid", "Selu"):   # attribute-dependent
         return lambda ins, a: [_np_act(name, a)(ins[0])]
     fn = _np_act(name, {})
     return lambda ins, a: [fn(ins[0])]
 
 
-def _np_split(ins, a):
-    x, axis = ins[0], int(a.get("axis", 0))
+def _split_sizes(shape, ins, a):
+    """The section sizes of a Split node (input ``split``, attribute ``split``, or equal parts
+    for each output, ``_n_out`` being set by ``_onnx_plan``)."""
+    axis = int(a.get("axis", 0)) % len(shape)
     sizes = _axes_arg(ins, a, 1) if len(ins) > 1 and ins[1] is not None else a.get("split")
     if sizes is None:
-        raise ModelFormatError("Split: give the split sizes")
-    return np.split(x, np.cumsum(sizes)[:-1], axis=axis)
+        n = int(a.get("num_outputs", a["_n_out"]))
+        sizes = [-(-shape[axis] // n)] * (n - 1)
+        sizes.append(shape[axis] - sum(sizes))
+    if sum(sizes) != shape[axis] or min(sizes) < 0:
+        raise ValueError(f"Split: sizes {sizes} do not add up to axis {axis} of {shape}")
+    return axis, sizes
+
+
+def _np_split(ins, a):
+    axis, sizes = _split_sizes(ins[0].shape, ins, a)
+    return np.split(ins[0], np.cumsum(sizes)[:-1], axis=axis)
+
+
+def _pad_widths(shape, ins, a):
+    """((before, after) per axis, mode, value) of a Pad node (opset 11+: pads as an input)."""
+    pads = [int(v) for v in np.asarray(ins[1]).reshape(-1)]
+    axes = _axes_arg(ins, a, 3) or list(range(len(shape)))
+    n = len(axes)
+    if len(pads) != 2 * n or min(pads, default=0) < 0:
+        raise ValueError(f"Pad: pads {pads[:8]} must be 2 non-negative values per axis")
+    widths = [(0, 0)] * len(shape)
+    for i, ax in enumerate(axes):
+        widths[int(ax) % len(shape)] = (pads[i], pads[i + n])
+    mode = a.get("mode", b"constant")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if mode not in ("constant", "reflect", "edge"):
+        raise ModelFormatError(f"Pad: mode {mode!r} is not supported")
+    value = ins[2] if len(ins) > 2 and ins[2] is not None else 0
+    _cap_shape("Pad", [d + lo + hi for d, (lo, hi) in zip(shape, widths)])
+    return widths, mode, float(np.asarray(value).reshape(-1)[0]) if np.size(value) else 0.0
+
+
+def _np_pad(ins, a):
+    widths, mode, value = _pad_widths(ins[0].shape, ins, a)
+    if mode == "constant":
+        return [np.pad(ins[0], widths, constant_values=value)]
+    return [np.pad(ins[0], widths, mode=mode)]
 
 
 def _np_reduce(fn):
@@ -1280,14 +1322,14 @@ ONNX_OPS = {
     "Expand": lambda ins, a: [ins[0] * np.ones(_cap_shape("Expand", np.broadcast_shapes(
         ins[0].shape, tuple(int(v) for v in np.asarray(ins[1]).reshape(-1)))),
         ins[0].dtype)],
-    "Slice": _np_slice, "Split": _np_split,
+    "Slice": _np_slice, "Split": _np_split, "Pad": _np_pad,
     "ReduceMean": _np_reduce(np.mean), "ReduceSum": _np_reduce(np.sum),
     "ReduceMax": _np_reduce(np.max),
     "LSTM": _np_lstm, "GRU": _np_gru, "RNN": _np_rnn,
 }
 for _name in ("Relu", "Sigmoid", "Tanh", "Softplus", "Softsign", "Exp", "Log", "Sqrt", "Neg",
               "Abs", "Reciprocal", "Erf", "Not", "HardSwish", "Floor", "Ceil", "Elu",
-              "LeakyRelu", "HardSigmoid"):
+              "LeakyRelu", "HardSigmoid", "Selu"):
     ONNX_OPS[_name] = _np_unary(_name)
 
 
@@ -1307,6 +1349,8 @@ def _onnx_plan(model, path, supported):
                           f"{sorted(supported)}")
     known = set(inits) | {inputs[0][0], ""}
     for n in g["nodes"]:
+        if n["op"] == "Split":
+            n["attrs"]["_n_out"] = len(n["outputs"])
         missing = [i for i in n["inputs"] if i not in known]
         if missing:
             raise _fail(path, f"node {n['name'] or n['op']!r} reads {missing[0]!r} before any "

@@ -245,6 +245,34 @@ def _softplus(x, a):
     return F.softplus(x)
 
 
+def _selu(x, a):
+    al = float(a.get("alpha", 1.67326319217681884765625))
+    ga = float(a.get("gamma", 1.05070102214813232421875))
+    return (x.relu() + (x.clip(None, 0.0).exp() - 1.0) * al) * ga
+
+
+def _split(ins, a):
+    x = _t(ins[0])
+    axis, sizes = _rt._split_sizes(tuple(x.shape), ins, a)
+    out, start = [], 0
+    for n in sizes:
+        out.append(x[(slice(None),) * axis + (slice(start, start + n),)])
+        start += n
+    return out
+
+
+def _pad(ins, a):
+    from ..nn.spatial import pad
+
+    x = _t(ins[0])
+    widths, mode, value = _rt._pad_widths(tuple(x.shape), ins, a)
+    if mode == "constant":
+        return [x.pad(tuple(widths), value=value)]
+    lead = next((i for i, w in enumerate(widths) if w != (0, 0)), x.ndim)
+    flat = tuple(v for lo_hi in reversed(widths[lead:]) for v in lo_hi)
+    return [pad(x, flat, mode="reflect" if mode == "reflect" else "replicate")]
+
+
 TENSOR_OPS = {
     "Identity": lambda ins, a: [ins[0]], "Dropout": lambda ins, a: [ins[0]],
     "Add": _binary(lambda p, q: p + q), "Sub": _binary(lambda p, q: p - q),
@@ -281,7 +309,8 @@ TENSOR_OPS = {
         _t(ins[0]).shape, _rt._axes_arg(ins, a))))],
     "Concat": lambda ins, a: [__import__("tinygrad_lite").cat([_t(v) for v in ins],
                                                                 axis=int(a["axis"]))],
-    "Gather": _gather, "Slice": _slice, "Cast": _cast,
+    "Gather": _gather, "Slice": _slice, "Cast": _cast, "Split": _split, "Pad": _pad,
+    "Selu": _unary(_selu),
     "Shape": lambda ins, a: [np.array(_t(ins[0]).shape[a.get("start", 0):a.get("end")],
                                       np.int64)],
     "ReduceMean": lambda ins, a: [_t(ins[0]).mean(
