@@ -208,6 +208,9 @@ def _nn_cases():
             nn.Conv2d(2, 3, 3, stride=2, dilation=1, bias=False),
             nn.AvgPool2d(2, padding=1, count_include_pad=False), nn.Tanh(),
             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2), nn.Sigmoid()), img),
+        "upsample_nearest": (lambda: nn.Sequential(
+            nn.Conv2d(2, 2, 3, padding=1), nn.Upsample(scale_factor=2), nn.Conv2d(2, 1, 1),
+            nn.Upsample(size=(19, 13))), img),
         "mlp_activations": (lambda: nn.Sequential(
             nn.Linear(5, 8), nn.BatchNorm1d(8), nn.SiLU(), nn.Linear(8, 8), nn.Softplus(beta=2),
             nn.Linear(8, 8), nn.Hardtanh(-0.5, 0.5), nn.Linear(8, 8), nn.ReLU6(),

@@ -1266,6 +1266,41 @@ def _pad_widths(shape, ins, a):
     return widths, mode, float(np.asarray(value).reshape(-1)[0]) if np.size(value) else 0.0
 
 
+def _resize_index(in_shape, ins, a):
+    """Per-axis source indices of a nearest-neighbour Resize (asymmetric coordinates, floor
+    rounding: PyTorch's ``mode='nearest'`` export), from ``scales`` or ``sizes``."""
+    def text(k, default):
+        v = a.get(k, default)
+        return v.decode() if isinstance(v, bytes) else v
+    if (text("mode", "nearest"), text("coordinate_transformation_mode", "half_pixel"),
+            text("nearest_mode", "round_prefer_floor")) != ("nearest", "asymmetric", "floor"):
+        raise ModelFormatError("Resize: only mode 'nearest' with 'asymmetric' coordinates and "
+                               "'floor' rounding is supported (PyTorch's nearest upsampling)")
+    sizes = ins[3] if len(ins) > 3 and ins[3] is not None and np.size(ins[3]) else None
+    scales = ins[2] if len(ins) > 2 and ins[2] is not None and np.size(ins[2]) else None
+    if sizes is not None:
+        out = [int(v) for v in np.asarray(sizes).reshape(-1)]
+        scales = [o / max(i, 1) for o, i in zip(out, in_shape)]
+    elif scales is not None:
+        scales = [float(v) for v in np.asarray(scales).reshape(-1)]
+        out = [int(math.floor(i * sc)) for i, sc in zip(in_shape, scales)]
+    else:
+        raise ModelFormatError("Resize: needs scales or sizes")
+    if len(out) != len(in_shape) or min(scales) <= 0:
+        raise ValueError(f"Resize: scales/sizes do not fit the input shape {in_shape}")
+    _cap_shape("Resize", out)
+    return [None if o == i else np.minimum((np.arange(o) / sc).astype(np.int64), i - 1)
+            for i, o, sc in zip(in_shape, out, scales)]
+
+
+def _np_resize(ins, a):
+    x = ins[0]
+    for axis, idx in enumerate(_resize_index(x.shape, ins, a)):
+        if idx is not None:
+            x = np.take(x, idx, axis=axis)
+    return [x]
+
+
 def _np_pad(ins, a):
     widths, mode, value = _pad_widths(ins[0].shape, ins, a)
     if mode == "constant":
@@ -1322,7 +1357,7 @@ ONNX_OPS = {
     "Expand": lambda ins, a: [ins[0] * np.ones(_cap_shape("Expand", np.broadcast_shapes(
         ins[0].shape, tuple(int(v) for v in np.asarray(ins[1]).reshape(-1)))),
         ins[0].dtype)],
-    "Slice": _np_slice, "Split": _np_split, "Pad": _np_pad,
+    "Slice": _np_slice, "Split": _np_split, "Pad": _np_pad, "Resize": _np_resize,
     "ReduceMean": _np_reduce(np.mean), "ReduceSum": _np_reduce(np.sum),
     "ReduceMax": _np_reduce(np.max),
     "LSTM": _np_lstm, "GRU": _np_gru, "RNN": _np_rnn,

@@ -261,6 +261,14 @@ def _split(ins, a):
     return out
 
 
+def _resize(ins, a):
+    x = _t(ins[0])
+    for axis, idx in enumerate(_rt._resize_index(tuple(x.shape), ins, a)):
+        if idx is not None:
+            x = x.index_select(axis, idx)
+    return [x]
+
+
 def _pad(ins, a):
     from ..nn.spatial import pad
 
@@ -310,6 +318,7 @@ TENSOR_OPS = {
     "Concat": lambda ins, a: [__import__("tinygrad_lite").cat([_t(v) for v in ins],
                                                                 axis=int(a["axis"]))],
     "Gather": _gather, "Slice": _slice, "Cast": _cast, "Split": _split, "Pad": _pad,
+    "Resize": _resize,
     "Selu": _unary(_selu),
     "Shape": lambda ins, a: [np.array(_t(ins[0]).shape[a.get("start", 0):a.get("end")],
                                       np.int64)],

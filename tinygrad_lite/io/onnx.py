@@ -58,7 +58,7 @@ NN_SUPPORTED = ("Sequential", "Residual", "BasicBlock", "Linear", "Conv1d", "Con
                 "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool2d",
                 "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Flatten", "Dropout", "Identity",
                 "Embedding", "ReLU", "LeakyReLU", "ELU", "GELU", "Sigmoid", "Tanh", "Softplus",
-                "SiLU", "Softmax", "LogSoftmax", "Hardtanh", "ReLU6", "Hardsigmoid",
+                "SiLU", "Softmax", "LogSoftmax", "Hardtanh", "ReLU6", "Hardsigmoid", "Upsample",
                 "Hardswish", "Softsign", "LSTM", "GRU", "RNN", "TransformerEncoderLayer",
                 "TransformerEncoder")
 SUPPORTED = KERAS_SUPPORTED
@@ -465,6 +465,20 @@ def _nn_module(g, m, where, x, xs):
             return g.op("MaxPool", [x], f"{label}_maxpool", dilations=dil, **attrs), ys
         return g.op("AveragePool", [x], f"{label}_avgpool",
                     count_include_pad=int(bool(m.count_include_pad)), **attrs), ys
+    if kind == "Upsample":
+        if m.mode != "nearest":
+            raise _unsupported(label, f"Upsample(mode={m.mode!r})", False)
+        attrs = dict(mode="nearest", coordinate_transformation_mode="asymmetric",
+                     nearest_mode="floor")
+        if all(o % i == 0 for o, i in zip(ys.shape[2:], xs.shape[2:])):   # integer scales
+            scales = [1.0, 1.0] + [o / i for o, i in zip(ys.shape[2:], xs.shape[2:])]
+            return g.op("Resize", [x, "", g.f32(f"{label}_scales", scales)], f"{label}_resize",
+                        **attrs), ys
+        nc = g.op("Slice", [g.op("Shape", [x], f"{label}_shape"), g.ints(f"{label}_0", [0]),
+                            g.ints(f"{label}_2", [2])], f"{label}_nc")        # dynamic batch
+        sizes = g.op("Concat", [nc, g.ints(f"{label}_size", ys.shape[2:])], f"{label}_sizes",
+                     axis=0)
+        return g.op("Resize", [x, "", "", sizes], f"{label}_resize", **attrs), ys
     if kind == "AdaptiveAvgPool2d":
         oh, ow = _ints(m.output_size, 2)
         if (oh, ow) == (1, 1):
