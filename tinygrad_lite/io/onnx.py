@@ -22,7 +22,8 @@ What exports (anything else raises ``TypeError`` naming the layer and listing th
   Activation and every activation in ``ACTIVATIONS``.
 * ``nn`` modules (``NN_SUPPORTED``), NCHW as ONNX: Sequential, Residual (module(x) +
   shortcut(x): an Add), BasicBlock, Linear -> Gemm (MatMul for N-D input), Conv1d/Conv2d
-  (zero padding), MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool2d (global or even windows),
+  (zero padding), MaxPool1d/2d, AvgPool1d/2d (ceil_mode: PyTorch's output size),
+  AdaptiveAvgPool2d (global or even windows), Upsample (nearest) -> Resize,
   BatchNorm1d/2d (eval: running statistics) -> BatchNormalization, LayerNorm, Flatten,
   Dropout/Identity, Embedding (padding_idx masked), the activations and Softmax/LogSoftmax,
   a TransformerEncoder(Layer) (its MultiheadAttention as self-attention without masks), and
