@@ -271,8 +271,8 @@ def test_unsupported_layer_names_it_and_lists_the_supported(tmp_path):
     with pytest.raises(TypeError, match=r"1 \(ConvTranspose2d\).*supported layers: \['Sequential'"):
         io.export_onnx(m, tmp_path / "c.onnx", input_shape=(4,))
     assert not (tmp_path / "c.onnx").exists()
-    k = Sequential([Dense(3, input_shape=(4,)), nn.Upsample(scale_factor=2)])
-    with pytest.raises(TypeError, match=r"layer 1 \(Upsample\).*supported layers: \['InputLayer'"):
+    k = Sequential([Dense(3, input_shape=(4,)), nn.GroupNorm(1, 3)])
+    with pytest.raises(TypeError, match=r"layer 1 \(GroupNorm\).*supported layers: \['InputLayer'"):
         io.export_onnx(k, tmp_path / "k.onnx")
     r = Sequential([SimpleRNN(3, activation="sigmoid", input_shape=(4, 2))])
     r.build()
@@ -282,6 +282,9 @@ def test_unsupported_layer_names_it_and_lists_the_supported(tmp_path):
         io.export_onnx(nn.LSTM(2, 3, num_layers=2), tmp_path / "l.onnx", input_shape=(4, 2))
     with pytest.raises(TypeError, match=r"model \(MultiheadAttention\)"):
         io.export_onnx(nn.MultiheadAttention(4, 2), tmp_path / "a.onnx", input_shape=(3, 4))
+    with pytest.raises(TypeError, match=r"float64 weights \('0.weight'\); convert"):
+        io.export_onnx(nn.Sequential(nn.Linear(2, 2, dtype=np.float64)), tmp_path / "d.onnx",
+                       input_shape=(2,))
     with pytest.raises(ValueError, match="needs input_shape"):
         io.export_onnx(nn.Linear(2, 2), tmp_path / "n.onnx")
     with pytest.raises(ValueError, match="not built"):

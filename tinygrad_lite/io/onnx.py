@@ -693,6 +693,11 @@ def export_onnx(model, path, input_shape=None, label_names=None, preprocessing=N
         shape = tuple(int(d) for d in input_shape)
         weights = {k: np.asarray(v) for k, v in model.state_dict().items()}
         first = _first_leaf(model)
+    wide = next((k for k, v in weights.items() if v.dtype.kind == "f" and v.dtype != np.float32),
+                None)
+    if wide is not None:
+        raise TypeError(f"export_onnx: the graph is float32, got {weights[wide].dtype} weights "
+                        f"({wide!r}); convert the model first, e.g. model.to(np.float32)")
     ids = type(first).__name__ == "Embedding"
     dtype = np.int64 if ids else np.float32
     g = _Graph(onnx, weights)
