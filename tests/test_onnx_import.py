@@ -304,17 +304,41 @@ def test_size_caps_refuse_bombs_without_allocating(tmp_path):
     d = _graph_file(tmp_path / "d.onnx", [h.make_node("Add", ["col", "row"], ["big"]),
                                           h.make_node("Mul", ["input", "big"], ["output"])],
                     [col, row], in_dims=("batch", 1))
+    # a Gather whose output is indices x rows, and a 1x1 conv to 128 channels of a 1024^2 image
+    data = h.make_tensor("data", 1, [1, 2**14], np.zeros(2**14, np.float32).tobytes(), raw=True)
+    ids = h.make_tensor("ids", 7, [2**14], np.zeros(2**14, np.int64).tobytes(), raw=True)
+    e = _graph_file(tmp_path / "e.onnx", [h.make_node("Gather", ["data", "ids"], ["big"]),
+                                          h.make_node("Mul", ["input", "big"], ["output"])],
+                    [data, ids], in_dims=("batch", 1))
+    w = h.make_tensor("w", 1, [128, 1, 1, 1], np.ones(128, np.float32).tobytes(), raw=True)
+    f = _graph_file(tmp_path / "f.onnx", [h.make_node("Conv", ["input", "w"], ["output"])], [w],
+                    in_dims=("batch", 1, 1024, 1024))
+    # padding of 2**15 on each side of a 4x4 image (a 2**32-cell buffer)
+    k = h.make_tensor("k", 1, [1, 1, 1, 1], np.ones(1, np.float32).tobytes(), raw=True)
+    p = _graph_file(tmp_path / "p.onnx", [h.make_node("Conv", ["input", "k"], ["output"],
+                                                      pads=[2**15] * 4)], [k],
+                    in_dims=("batch", 1, 4, 4))
     tracemalloc.start()
     try:
         for path, msg in ((a, "over the cap"), (b, "raw_data has 8 bytes"),
-                          (c, "over the cap"), (d, "over the cap")):
+                          (c, "over the cap"), (d, "over the cap"), (e, "Gather: .* over the cap"),
+                          (f, "Conv: .* over the cap"), (p, "over the cap")):
             for _, load, err in _loaders():
                 with pytest.raises(err, match=msg):
                     load(path)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < 16 * 2**20, peak          # 16 MiB: nothing near the bombs' sizes
+    assert peak < 48 * 2**20, peak          # the 4 MiB test image; nothing near the bombs
+
+
+def test_recurrent_steps_are_capped(tmp_path, monkeypatch):
+    rnn = _small_models()[1][0]                 # a Keras LSTM over 4 steps
+    io.export_onnx(rnn, tmp_path / "l.onnx")
+    monkeypatch.setattr(runtime, "ONNX_MAX_STEPS", 3)
+    for _, load, err in _loaders():
+        with pytest.raises(err, match="LSTM: 4 steps .* over the caps"):
+            load(tmp_path / "l.onnx")
 
 
 def test_unsupported_and_malformed_graphs(tmp_path):

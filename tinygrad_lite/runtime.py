@@ -527,6 +527,7 @@ class Model:
 ONNX_MAX_NODES = 100_000
 ONNX_MAX_TENSOR_ELEMENTS = 2**28          # per tensor (1 GiB of float32)
 ONNX_MAX_RUNTIME_ELEMENTS = 2**26         # a shape computed inside the graph (ConstantOfShape...)
+ONNX_MAX_STEPS = 100_000                  # recurrent time steps (a Python loop per step)
 ONNX_MAX_FIELDS = 2**23                   # protobuf fields and packed values in one file
 ONNX_OPSETS = (13, 21)                    # the default-domain opsets whose op semantics we run
 _ONNX_DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 4: np.uint16, 5: np.int16, 6: np.int32,
@@ -947,12 +948,30 @@ def _np_windows(x, k, s, d, pads, value, ceil=False):
                 extra = 0
             hi += extra
         widths.append((lo, hi))
+    _cap_shape("padding", [n + lo + hi for n, (lo, hi) in zip(x.shape, widths)])
     xp = np.pad(x, widths, constant_values=value)
     spans = tuple((k[i] - 1) * d[i] + 1 for i in range(nd))
     v = np.lib.stride_tricks.sliding_window_view(xp, spans, axis=tuple(range(2, 2 + nd)))
     idx = (slice(None), slice(None)) + tuple(slice(None, None, si) for si in s) + \
         tuple(slice(None, None, di) for di in d)
     return v[idx], widths
+
+
+def _gather_index(shape, idx, a):
+    """Gather's indices as int64, its output size checked against the cap first."""
+    idx = np.asarray(idx).astype(np.int64)
+    axis = int(a.get("axis", 0)) % max(len(shape), 1)
+    _cap_shape("Gather", list(shape[:axis]) + list(idx.shape) + list(shape[axis + 1:]))
+    return idx
+
+
+def _conv_out(x_shape, w_shape, k, s, d, pads):
+    """A convolution's output shape, checked against the cap before anything is computed."""
+    nd = len(k)
+    out = [x_shape[0], w_shape[0]] + [
+        (x_shape[2 + i] + pads[i] + pads[i + nd] - (k[i] - 1) * d[i] - 1) // s[i] + 1
+        for i in range(nd)]
+    return _cap_shape("Conv", [max(o, 0) for o in out])
 
 
 def _np_conv(ins, a):
@@ -964,6 +983,7 @@ def _np_conv(ins, a):
     g = int(a.get("group", 1))
     if tuple(w.shape[2:]) != k or x.shape[1] != w.shape[1] * g or w.shape[0] % g:
         raise ValueError(f"Conv: weight {w.shape} does not fit input {x.shape}, group {g}")
+    _conv_out(x.shape, w.shape, k, s, d, pads)
     cols, _ = _np_windows(x, k, s, d, pads, 0.0)
     letters = "hw"[:nd]
     spec = f"nc{'ij'[:nd]}{letters},fc{letters}->nf{'ij'[:nd]}"
@@ -1134,6 +1154,10 @@ def _np_rnn_weights(kind, ins, a):
             or W.shape[2] != x.shape[2]:
         raise ValueError(f"{kind}: weights W {W.shape}, R {R.shape}, B {B.shape} do not fit "
                          f"hidden_size {H} and input {x.shape}")
+    if x.shape[0] > ONNX_MAX_STEPS or x.shape[0] * x.shape[1] * G * H > ONNX_MAX_RUNTIME_ELEMENTS:
+        raise ModelFormatError(f"{kind}: {x.shape[0]} steps x {x.shape[1]} sequences x {G * H} "
+                               f"gates are over the caps ({ONNX_MAX_STEPS} steps, "
+                               f"{ONNX_MAX_RUNTIME_ELEMENTS} elements)")
     return x, W[0], R[0], B[0, :G * H], B[0, G * H:], H
 
 
@@ -1347,7 +1371,7 @@ ONNX_OPS = {
     "Unsqueeze": lambda ins, a: [np.expand_dims(ins[0], tuple(_axes_arg(ins, a)))],
     "Concat": lambda ins, a: [np.concatenate([np.asarray(v) for v in ins],
                                              axis=int(a["axis"]))],
-    "Gather": lambda ins, a: [np.take(ins[0], np.asarray(ins[1]).astype(np.int64),
+    "Gather": lambda ins, a: [np.take(ins[0], _gather_index(ins[0].shape, ins[1], a),
                                       axis=int(a.get("axis", 0)), mode="raise")],
     "Shape": lambda ins, a: [np.array(ins[0].shape[a.get("start", 0):a.get("end")],
                                       np.int64)],
@@ -1435,9 +1459,8 @@ class OnnxModel:
             self.label_names = None if names is None else [str(s) for s in json.loads(names)]
             self.preprocess = _onnx_preprocessing(model["metadata"].get(
                 "tinygrad_lite.preprocessing"))
-            if self.input_shape and all(type(d) is int and d >= 1 for d in self.input_shape):
-                if batch * math.prod(self.input_shape) > 2**24:
-                    raise ValueError(f"input shape {(batch,) + self.input_shape} is too large")
+            if self.input_shape and all(type(d) is int and d >= 1 for d in self.input_shape) \
+                    and batch * math.prod(self.input_shape) <= 2**20:     # else checked later
                 with np.errstate(all="ignore"):                           # weights fit
                     self.run(np.zeros((batch,) + self.input_shape, self.input_dtype))
         except ModelFormatError as e:

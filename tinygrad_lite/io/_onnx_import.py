@@ -31,10 +31,14 @@ def _opt(ins, i):
     return ins[i] if len(ins) > i and ins[i] is not None else None
 
 
-def _pads(op, a, nd):
+def _pads(op, a, nd, shape):
     pads = [int(p) for p in a.get("pads", [0] * (2 * nd))]
     if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
         raise ModelFormatError(f"{op}: auto_pad is not supported; export with explicit pads")
+    if len(pads) != 2 * nd or min(pads, default=0) < 0:
+        raise ValueError(f"{op}: pads {pads[:8]} must be 2 non-negative values per axis")
+    _rt._cap_shape(op, list(shape[:2]) + [n + pads[i] + pads[i + nd]
+                                          for i, n in enumerate(shape[2:])])
     return pads[:nd], pads[nd:]
 
 
@@ -42,7 +46,7 @@ def _conv(ins, a):
     from ..nn.spatial import conv1d
     x, w, b = _t(ins[0]), _t(ins[1]), _opt(ins, 2)
     nd = x.ndim - 2
-    lo, hi = _pads("Conv", a, nd)
+    lo, hi = _pads("Conv", a, nd, tuple(x.shape))
     s = [int(v) for v in a.get("strides", [1] * nd)]
     d = [int(v) for v in a.get("dilations", [1] * nd)]
     if lo != hi:
@@ -50,6 +54,8 @@ def _conv(ins, a):
         lo = [0] * nd
     b = None if b is None else _t(b)
     g = int(a.get("group", 1))
+    k = [int(v) for v in a.get("kernel_shape", w.shape[2:])]
+    _rt._conv_out(tuple(x.shape), tuple(w.shape), k, s, d, list(lo) + list(lo))
     if nd == 1:
         return [conv1d(x, w, b, s[0], lo[0], d[0], g)]
     if nd == 2:
@@ -64,7 +70,7 @@ def _pool(is_max):
         nd = x.ndim - 2
         k = tuple(int(v) for v in a["kernel_shape"])
         s = tuple(int(v) for v in a.get("strides", [1] * nd))
-        lo, hi = _pads("MaxPool" if is_max else "AveragePool", a, nd)
+        lo, hi = _pads("MaxPool" if is_max else "AveragePool", a, nd, tuple(x.shape))
         ceil = bool(a.get("ceil_mode", 0))
         if lo != hi:                   # explicit padding; the average counts what ONNX counts
             width = ((0, 0), (0, 0)) + tuple(zip(lo, hi))
@@ -139,7 +145,7 @@ def _reshape(ins, a):
 
 
 def _gather(ins, a):
-    x, idx = _t(ins[0]), _arr(ins[1]).astype(np.int64)
+    x, idx = _t(ins[0]), _rt._gather_index(tuple(_t(ins[0]).shape), _arr(ins[1]), a)
     axis = int(a.get("axis", 0)) % x.ndim
     n = x.shape[axis]
     if idx.size and (idx.min() < -n or idx.max() >= n):
@@ -357,7 +363,7 @@ class OnnxModule(Module):
         batch = dims[0] if dims and type(dims[0]) is int and dims[0] >= 1 else 1   # static
         try:
             if self.input_shape and all(type(d) is int and d >= 1 for d in self.input_shape) \
-                    and batch * math.prod(self.input_shape) <= 2**24:
+                    and batch * math.prod(self.input_shape) <= 2**20:
                 from ..autograd import no_grad
 
                 with no_grad(), np.errstate(all="ignore"):
