@@ -29,9 +29,11 @@ ONNX: ``load("model.onnx")`` returns an ``OnnxModel`` (same ``predict`` / ``pred
 PyTorch's exporter writes for MLPs, CNNs and LSTMs). The file is decoded by a minimal protobuf
 wire-format reader (``_PB``) that knows only the ModelProto, GraphProto, NodeProto,
 AttributeProto, TensorProto and ValueInfoProto fields it needs; every length is checked against
-its enclosing message, tensors are capped at ``ONNX_MAX_TENSOR_ELEMENTS`` and shapes computed
-inside the graph at ``ONNX_MAX_RUNTIME_ELEMENTS``, external data must be a relative path inside
-the model's folder (no ``..``, no absolute path, no symlink out), and any malformed or
+its enclosing message, a file holds at most ``ONNX_MAX_FIELDS`` fields, tensors are capped at
+``ONNX_MAX_TENSOR_ELEMENTS``, every size computed inside the graph (broadcasts, MatMul/Gemm/Conv
+outputs, Gather, padding, ConstantOfShape/Expand/Resize) at ``ONNX_MAX_RUNTIME_ELEMENTS`` before
+it is allocated, recurrent ops at ``ONNX_MAX_STEPS`` steps; external data must be a relative
+path inside the model's folder (no ``..``, no absolute path, no symlink out), and any malformed or
 unsupported file raises ``ModelFormatError``. Label names and preprocessing come from the file's
 ``metadata_props`` (``tinygrad_lite.label_names``, ``tinygrad_lite.preprocessing``).
 
@@ -908,6 +910,13 @@ def _cap_shape(op, shape):
     return shape
 
 
+def _broadcast_capped(op, arrays):
+    """The arrays broadcast together, the result size checked against the cap first."""
+    arrays = [np.asarray(v) for v in arrays]
+    _cap_shape(op, np.broadcast_shapes(*(v.shape for v in arrays)))
+    return np.broadcast_arrays(*arrays)
+
+
 def _capped(op, fn):
     """A NumPy binary op whose broadcast result is checked against the runtime cap first."""
     def run(ins, a):
@@ -1083,6 +1092,8 @@ def _np_gemm(ins, a):
 
 def _np_batchnorm(ins, a):
     x, scale, bias, mean, var = ins[:5]
+    if x.ndim < 2 or any(v.size != x.shape[1] for v in (scale, bias, mean, var)):
+        raise ValueError(f"BatchNormalization: parameters do not fit {x.shape[1:2]} channels")
     shape = (1, -1) + (1,) * (x.ndim - 2)
     eps = np.float32(a.get("epsilon", 1e-5))
     y = (x - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + eps)
@@ -1092,6 +1103,9 @@ def _np_batchnorm(ins, a):
 def _np_layernorm(ins, a):
     x, scale = ins[0], ins[1]
     axis = int(a.get("axis", -1)) % x.ndim
+    if any(np.broadcast_shapes(x.shape, np.shape(v)) != x.shape for v in ins[1:3]
+           if v is not None):
+        raise ValueError(f"LayerNormalization: scale/bias do not fit the input {x.shape}")
     axes = tuple(range(axis, x.ndim))
     mean = x.mean(axis=axes, keepdims=True)
     var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
@@ -1347,10 +1361,11 @@ ONNX_OPS = {
     "Mul": _capped("Mul", np.multiply),
     "Div": _capped("Div", lambda p, q: (p // q) if p.dtype.kind in "iu" else p / q),
     "Pow": _capped("Pow", lambda p, q: np.power(p, q).astype(p.dtype)),
-    "Equal": _np_binary(np.equal), "Where": lambda ins, a: [np.where(*ins[:3])],
+    "Equal": _capped("Equal", np.equal),
+    "Where": lambda ins, a: [np.where(*_broadcast_capped("Where", ins[:3]))],
     "MatMul": _capped("MatMul", np.matmul), "Gemm": _np_gemm,
-    "Max": lambda ins, a: [np.maximum.reduce(ins)] if len(ins) > 1 else [ins[0]],
-    "Min": lambda ins, a: [np.minimum.reduce(ins)] if len(ins) > 1 else [ins[0]],
+    "Max": lambda ins, a: [np.maximum.reduce(_broadcast_capped("Max", ins))],
+    "Min": lambda ins, a: [np.minimum.reduce(_broadcast_capped("Min", ins))],
     "Clip": lambda ins, a: [np.clip(ins[0], ins[1] if len(ins) > 1 and ins[1] is not None
                                     else -np.inf, ins[2] if len(ins) > 2 and ins[2] is not None
                                     else np.inf).astype(ins[0].dtype)],

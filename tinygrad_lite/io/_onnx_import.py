@@ -107,6 +107,8 @@ def _gemm(ins, a):
 def _batchnorm(ins, a):
     from ..nn.normalization import batch_norm
     x, scale, bias, mean, var = (_t(v) for v in ins[:5])
+    if x.ndim < 2 or any(v.size != x.shape[1] for v in (scale, bias, mean, var)):
+        raise ValueError(f"BatchNormalization: parameters do not fit {x.shape[1:2]} channels")
     return [batch_norm(x, mean, var, scale, bias, training=False,
                        eps=float(a.get("epsilon", 1e-5)), axis=1)]
 
@@ -114,6 +116,9 @@ def _batchnorm(ins, a):
 def _layernorm(ins, a):
     x = _t(ins[0])
     axis = int(a.get("axis", -1)) % x.ndim
+    if any(np.broadcast_shapes(tuple(x.shape), tuple(_t(v).shape)) != tuple(x.shape)
+           for v in ins[1:3] if v is not None):
+        raise ValueError(f"LayerNormalization: scale/bias do not fit the input {x.shape}")
     axes = tuple(range(axis, x.ndim))
     mean = x.mean(axis=axes, keepdims=True)
     var = x.var(axis=axes, keepdims=True, correction=0)
