@@ -439,3 +439,40 @@ def test_fuzzed_files_raise_only_model_format_error(tmp_path):
         signal.signal(signal.SIGALRM, old)
     assert outcomes["refused"] > 50 and outcomes["loaded"] > 10, outcomes
     assert peak < 64 * 2**20, peak
+
+
+# ------------------------------------------------------------ the protobuf reader's oracle ---
+
+def test_tensor_decoding_matches_onnx_numpy_helper(tmp_path):
+    """runtime.py's own protobuf reader against the onnx package: every dtype, raw and typed
+    storage, empty and scalar shapes, negative int64s; values and shapes equal exactly."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    dtypes = {1: np.float32, 11: np.float64, 7: np.int64, 6: np.int32, 3: np.int8,
+              2: np.uint8, 9: np.bool_, 10: np.float16}
+
+    @settings(deadline=None)
+    @given(st.sampled_from(sorted(dtypes)), st.lists(st.integers(0, 4), max_size=3),
+           st.booleans(), st.integers(0, 2**32 - 1))
+    def check(code, dims, raw, seed):
+        rng = np.random.default_rng(seed)
+        n = int(np.prod(dims))
+        dt = np.dtype(dtypes[code])
+        if dt.kind == "f":
+            vals = (rng.standard_normal(n) * 1e3).astype(dt)
+        elif dt.kind == "b":
+            vals = rng.integers(0, 2, n).astype(dt)
+        else:
+            info = np.iinfo(dt)
+            vals = rng.integers(info.min, info.max, n, dtype=np.int64, endpoint=True).astype(dt)
+        t = onnx.numpy_helper.from_array(vals.reshape(dims), "t") if raw else \
+            onnx.helper.make_tensor("t", code, dims, vals.tolist() if code != 10 else vals)
+        path = _graph_file(tmp_path / "t.onnx",
+                           [onnx.helper.make_node("Identity", ["input"], ["output"])], [t])
+        got = runtime.read_onnx(path)["graph"]["inits"]["t"]
+        want = onnx.numpy_helper.to_array(onnx.load(path).graph.initializer[0])
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+
+    check()
