@@ -476,3 +476,75 @@ def test_tensor_decoding_matches_onnx_numpy_helper(tmp_path):
         np.testing.assert_array_equal(got, want)
 
     check()
+
+
+def _recurrent_file(path, kind, direction, layout, weights, states, dims):
+    h = onnx.helper
+    names = ["h0", "c0"][:len(states)]
+    inits = [onnx.numpy_helper.from_array(a, n) for n, a in zip(("W", "R", "B"), weights)]
+    inits += [onnx.numpy_helper.from_array(a, n) for n, a in zip(names, states)]
+    attrs = {"hidden_size": weights[1].shape[2], "direction": direction, "layout": layout}
+    if kind == "GRU":
+        attrs["linear_before_reset"] = 1
+    outs = ["output", "h_n", "c_n"][:1 + len(states)]
+    node = h.make_node(kind, ["input", "W", "R", "B", "", *names], outs, **attrs)
+    graph = h.make_graph([node], "g", [h.make_tensor_value_info("input", 1, dims)],
+                         [h.make_tensor_value_info(o, 1, None) for o in outs],
+                         initializer=inits)
+    proto = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)], ir_version=8)
+    path.write_bytes(proto.SerializeToString())
+    return path
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
+def test_recurrent_directions_layouts_and_states_match_onnxruntime(tmp_path, kind):
+    """Hand-built ONNX recurrent nodes (forward, reverse, bidirectional, with initial states):
+    runtime.py and load_onnx agree with onnxruntime on every output; the batch-major layout 1
+    (which onnxruntime does not run) gives the same values transposed."""
+    ort = pytest.importorskip("onnxruntime")
+    G, H, F, T, N = {"LSTM": 4, "GRU": 3, "RNN": 1}[kind], 3, 2, 5, 4
+    rng = np.random.default_rng(11)
+    n_states = 2 if kind == "LSTM" else 1
+    for direction in ("forward", "reverse", "bidirectional"):
+        D = 2 if direction == "bidirectional" else 1
+        weights = [rng.standard_normal(s).astype(np.float32) * 0.5
+                   for s in ((D, G * H, F), (D, G * H, H), (D, 2 * G * H))]
+        states = [rng.standard_normal((D, N, H)).astype(np.float32) for _ in range(n_states)]
+        x = rng.standard_normal((T, N, F)).astype(np.float32)
+        p0 = _recurrent_file(tmp_path / f"{direction}0.onnx", kind, direction, 0, weights,
+                             states, [T, N, F])
+        want = ort.InferenceSession(str(p0), providers=["CPUExecutionProvider"]) \
+            .run(None, {"input": x})
+        p1 = _recurrent_file(tmp_path / f"{direction}1.onnx", kind, direction, 1, weights,
+                             [s.swapaxes(0, 1) for s in states], [N, T, F])
+        for path, xin, back in ((p0, x, lambda i, v: v),
+                                (p1, x.swapaxes(0, 1),
+                                 lambda i, v: v.transpose(1, 2, 0, 3) if i == 0
+                                 else v.swapaxes(0, 1))):
+            for got in (runtime.load(path).run(xin),
+                        [v.data for v in io.load_onnx(path).forward_all(xin)]):
+                assert len(got) == 1 + n_states
+                for i, (g_, w_) in enumerate(zip(got, want)):
+                    np.testing.assert_allclose(back(i, g_), w_, rtol=0, atol=1e-5)
+
+
+def test_pytorch_stacked_bidirectional_recurrent_import(tmp_path):
+    torch = _torch()
+    torch.manual_seed(3)
+    x = torch.randn(3, 6, 4)
+    for tm in (torch.nn.LSTM(4, 5, num_layers=2, bidirectional=True, batch_first=True),
+               torch.nn.GRU(4, 5, bidirectional=True)):
+        import warnings
+
+        path = tmp_path / f"{type(tm).__name__}.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(tm, (x,), str(path), dynamo=False, input_names=["input"],
+                              opset_version=17, dynamic_axes={"input": {0: "a", 1: "b"}})
+        with torch.no_grad():
+            out, st = tm(x)
+        want = [out] + (list(st) if isinstance(st, tuple) else [st])
+        for got in ([v.data for v in io.load_onnx(path).forward_all(x.numpy())],
+                    runtime.load(path).run(x.numpy())):
+            for g_, w_ in zip(got, want):
+                np.testing.assert_allclose(g_, w_.numpy(), rtol=0, atol=1e-5)

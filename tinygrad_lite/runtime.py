@@ -1144,95 +1144,115 @@ def _np_slice(ins, a):
     return [x[tuple(idx)]]
 
 
+def _text(v):
+    return v.decode() if isinstance(v, bytes) else v
+
+
 def _np_rnn_weights(kind, ins, a):
-    """Weights of an ONNX LSTM/GRU/RNN node for one forward direction (checked)."""
-    if a.get("direction", b"forward") not in (b"forward", "forward"):
-        raise ModelFormatError(f"{kind}: only direction 'forward' is supported")
-    acts = [v.decode() if isinstance(v, bytes) else v for v in a.get("activations", [])]
+    """An ONNX LSTM/GRU/RNN node's input as (T, N, F) and its per-direction weights
+    ``[(W, R, Wb, Rb, reverse)]`` in ONNX gate order, checked; plus H, the number of
+    directions and the layout."""
+    direction = _text(a.get("direction", "forward"))
+    if direction not in ("forward", "reverse", "bidirectional"):
+        raise ModelFormatError(f"{kind}: unknown direction {direction!r}")
+    D = 2 if direction == "bidirectional" else 1
+    acts = [_text(v) for v in a.get("activations", [])]
     default = {"LSTM": ["Sigmoid", "Tanh", "Tanh"], "GRU": ["Sigmoid", "Tanh"],
                "RNN": ["Tanh"]}[kind]
-    if acts and acts != default and not (kind == "RNN" and acts == ["Relu"]):
+    if acts and acts != default * D and not (kind == "RNN" and acts == ["Relu"] * D):
         raise ModelFormatError(f"{kind}: activations {acts[:3]} are not supported")
     if a.get("clip") is not None or a.get("input_forget", 0):
-        raise ModelFormatError(f"{kind}: custom activations, clip and input_forget are not "
-                               "supported")
+        raise ModelFormatError(f"{kind}: clip and input_forget are not supported")
     if len(ins) > 4 and ins[4] is not None:
         raise ModelFormatError(f"{kind}: sequence_lens is not supported")
     x, W, R = ins[0], ins[1], ins[2]
-    if a.get("layout", 0):
+    layout = int(a.get("layout", 0))
+    if layout:
         x = x.swapaxes(0, 1)
     H = int(a["hidden_size"])
-    G = W.shape[1] // H
-    B = ins[3] if len(ins) > 3 and ins[3] is not None else np.zeros((1, 2 * G * H), x.dtype)
-    if W.shape[0] != 1 or R.shape != (1, G * H, H) or B.shape != (1, 2 * G * H) \
-            or W.shape[2] != x.shape[2]:
+    G = {"LSTM": 4, "GRU": 3, "RNN": 1}[kind]
+    B = ins[3] if len(ins) > 3 and ins[3] is not None else np.zeros((D, 2 * G * H), x.dtype)
+    if x.ndim != 3 or W.shape != (D, G * H, x.shape[2]) or R.shape != (D, G * H, H) \
+            or B.shape != (D, 2 * G * H):
         raise ValueError(f"{kind}: weights W {W.shape}, R {R.shape}, B {B.shape} do not fit "
-                         f"hidden_size {H} and input {x.shape}")
+                         f"hidden_size {H}, {D} direction(s) and input {x.shape}")
     if x.shape[0] > ONNX_MAX_STEPS or x.shape[0] * x.shape[1] * G * H > ONNX_MAX_RUNTIME_ELEMENTS:
         raise ModelFormatError(f"{kind}: {x.shape[0]} steps x {x.shape[1]} sequences x {G * H} "
                                f"gates are over the caps ({ONNX_MAX_STEPS} steps, "
                                f"{ONNX_MAX_RUNTIME_ELEMENTS} elements)")
-    return x, W[0], R[0], B[0, :G * H], B[0, G * H:], H
+    dirs = [(W[d], R[d], B[d, :G * H], B[d, G * H:], direction == "reverse" or d == 1)
+            for d in range(D)]
+    return x, dirs, H, D, layout
 
 
-def _np_initial(ins, i, shape, dtype):
-    return ins[i][0] if len(ins) > i and ins[i] is not None else np.zeros(shape, dtype)
+def _np_states(ins, i, layout, D, N, H, dtype):
+    """Initial state input ``i`` as (D, N, H) (zeros when absent)."""
+    if len(ins) <= i or ins[i] is None:
+        return np.zeros((D, N, H), dtype)
+    s = ins[i].swapaxes(0, 1) if layout else ins[i]
+    if s.shape != (D, N, H):
+        raise ValueError(f"initial state {ins[i].shape} does not fit ({D}, {N}, {H})")
+    return s
+
+
+def _np_recurrent(kind, ins, a, n_states, project, step):
+    """Run every direction of an ONNX recurrent node: ``project`` the whole sequence at once,
+    then ``step`` per time step (reversed for the backward direction)."""
+    x, dirs, H, D, layout = _np_rnn_weights(kind, ins, a)
+    T, N = x.shape[:2]
+    inits = [_np_states(ins, 5 + j, layout, D, N, H, x.dtype) for j in range(n_states)]
+    ys, finals = [], [[] for _ in range(n_states)]
+    for d, (W, R, Wb, Rb, reverse) in enumerate(dirs):
+        xs = project(x, W, Wb, Rb)
+        state = tuple(s[d] for s in inits)
+        out = [None] * T
+        for t in (range(T - 1, -1, -1) if reverse else range(T)):
+            state = step(xs[t], state, R, Rb, H)
+            out[t] = state[0]
+        ys.append(np.stack(out))
+        for j in range(n_states):
+            finals[j].append(state[j])
+    y = np.stack(ys, axis=1)                                       # (T, D, N, H)
+    finals = [np.stack(f) for f in finals]                         # (D, N, H)
+    if layout:
+        return [y.transpose(2, 0, 1, 3)] + [f.swapaxes(0, 1) for f in finals]
+    return [y] + finals
+
+
+def _lstm_step(xt, state, R, Rb, H):
+    h, c = state
+    g = xt + h @ R.T
+    i, o, f, cc = (g[:, j * H:(j + 1) * H] for j in range(4))          # ONNX order i, o, f, c
+    c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(cc)
+    return _sigmoid(o) * np.tanh(c), c
+
+
+def _gru_step(xt, state, R, Rb, H):
+    (h,) = state
+    hr = h @ R.T + Rb
+    z = _sigmoid(xt[:, :H] + hr[:, :H])
+    r = _sigmoid(xt[:, H:2 * H] + hr[:, H:2 * H])
+    n = np.tanh(xt[:, 2 * H:] + r * hr[:, 2 * H:])
+    return ((1 - z) * n + z * h,)
 
 
 def _np_lstm(ins, a):
-    x, W, R, Wb, Rb, H = _np_rnn_weights("LSTM", ins, a)
-    T, N = x.shape[:2]
-    h = _np_initial(ins, 5, (N, H), x.dtype)
-    c = _np_initial(ins, 6, (N, H), x.dtype)
     if len(ins) > 7 and ins[7] is not None:
         raise ModelFormatError("LSTM: peepholes are not supported")
-    xs = x @ W.T + Wb + Rb
-    ys = []
-    for t in range(T):
-        g = xs[t] + h @ R.T
-        i, o, f, cc = (g[:, j * H:(j + 1) * H] for j in range(4))      # ONNX order i, o, f, c
-        c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(cc)
-        h = _sigmoid(o) * np.tanh(c)
-        ys.append(h)
-    y = np.stack(ys)[:, None]
-    if a.get("layout", 0):
-        return [y.transpose(2, 0, 1, 3), h[:, None], c[:, None]]
-    return [y, h[None], c[None]]
+    return _np_recurrent("LSTM", ins, a, 2, lambda x, W, Wb, Rb: x @ W.T + Wb + Rb, _lstm_step)
 
 
 def _np_gru(ins, a):
-    x, W, R, Wb, Rb, H = _np_rnn_weights("GRU", ins, a)
     if not a.get("linear_before_reset", 0):
         raise ModelFormatError("GRU: only linear_before_reset=1 (PyTorch/Keras) is supported")
-    T, N = x.shape[:2]
-    h = _np_initial(ins, 5, (N, H), x.dtype)
-    xs = x @ W.T + Wb
-    ys = []
-    for t in range(T):
-        hr = h @ R.T + Rb
-        z = _sigmoid(xs[t, :, :H] + hr[:, :H])
-        r = _sigmoid(xs[t, :, H:2 * H] + hr[:, H:2 * H])
-        n = np.tanh(xs[t, :, 2 * H:] + r * hr[:, 2 * H:])
-        h = (1 - z) * n + z * h
-        ys.append(h)
-    y = np.stack(ys)[:, None]
-    if a.get("layout", 0):
-        return [y.transpose(2, 0, 1, 3), h[:, None]]
-    return [y, h[None]]
+    return _np_recurrent("GRU", ins, a, 1, lambda x, W, Wb, Rb: x @ W.T + Wb, _gru_step)
 
 
 def _np_rnn(ins, a):
-    x, W, R, Wb, Rb, H = _np_rnn_weights("RNN", ins, a)
-    T, N = x.shape[:2]
-    h = _np_initial(ins, 5, (N, H), x.dtype)
-    xs = x @ W.T + Wb + Rb
-    ys = []
-    act = (lambda v: np.maximum(v, 0)) if [v.decode() if isinstance(v, bytes) else v for v in
-                                            a.get("activations", [])] == ["Relu"] else np.tanh
-    for t in range(T):
-        h = act(xs[t] + h @ R.T)
-        ys.append(h)
-    return [np.stack(ys)[:, None], h[None]]
+    relu = [_text(v) for v in a.get("activations", [])][:1] == ["Relu"]
+    act = (lambda v: np.maximum(v, 0)) if relu else np.tanh
+    return _np_recurrent("RNN", ins, a, 1, lambda x, W, Wb, Rb: x @ W.T + Wb + Rb,
+                         lambda xt, st, R, Rb, H: (act(xt + st[0] @ R.T),))
 
 
 def _np_constant(ins, a):

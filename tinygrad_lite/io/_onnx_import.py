@@ -174,60 +174,60 @@ def _slice(ins, a):
     return [x[tuple(key)]]
 
 
-def _rnn_weights(kind, ins, a, G, perm):
-    """(x (T, N, F), [(w_ih, w_hh, b_ih, b_hh)] in PyTorch's gate order, H, h0/c0 or None)."""
-    _rt._np_rnn_weights(kind.upper(), [None if v is None else _arr(v) for v in ins], a)
-    x, W, R = _t(ins[0]), _t(ins[1]), _t(ins[2])
-    if a.get("layout", 0):
+def _recurrent_node(kind, ins, a, G, perm, **kw):
+    """An ONNX LSTM/GRU/RNN node (forward, reverse or bidirectional; either layout) through
+    nn.functional's recurrent core: the ONNX gate blocks gathered into ``perm`` order (a
+    differentiable gather, so the gradient reaches the file's W, R and B)."""
+    from ..nn._recurrent_core import recurrent
+
+    _, _, H, D, layout = _rt._np_rnn_weights(
+        kind.upper(), [None if v is None else _arr(v) for v in ins], a)        # the checks
+    x, W, R, B = _t(ins[0]), _t(ins[1]), _t(ins[2]), _opt(ins, 3)
+    if layout:
         x = x.swapaxes(0, 1)
-    H = int(a["hidden_size"])
     rows = np.concatenate([np.arange(b * H, (b + 1) * H) for b in perm])
-    w_ih, w_hh = W[0][rows], R[0][rows]
-    B = _opt(ins, 3)
-    if B is None:
+    weights = []
+    for d in range(D):
         b_ih = b_hh = None
-    else:
-        B = _t(B)[0]
-        b_ih, b_hh = B[:G * H][rows], B[G * H:][rows]
-    states = [_opt(ins, 5), _opt(ins, 6) if kind == "lstm" else None]
-    return x, [(w_ih, w_hh, b_ih, b_hh)], H, states
+        if B is not None:
+            Bd = _t(B)[d]
+            b_ih, b_hh = Bd[:G * H][rows], Bd[G * H:][rows]
+        weights.append((W[d][rows], R[d][rows], b_ih, b_hh))
+    states = []
+    for j in range(2 if kind == "lstm" else 1):
+        s = _opt(ins, 5 + j)
+        s = _t(np.zeros((D, x.shape[1], H), x.dtype) if s is None else s)
+        states.append(s.swapaxes(0, 1) if layout else s)
+    reverse = _rt._text(a.get("direction", "forward")) == "reverse"
+    if reverse:
+        x = x.flip(0)
+    y, finals = recurrent(kind, x, tuple(states) if len(states) == 2 else states[0], weights,
+                          bidirectional=D == 2, **kw)
+    if reverse:
+        y = y.flip(0)
+    T, N = y.shape[:2]
+    y = y.reshape(T, N, D, H).permute(0, 2, 1, 3)                          # (T, D, N, H)
+    finals = list(finals) if isinstance(finals, tuple) else [finals]
+    if layout:
+        return [y.permute(2, 0, 1, 3)] + [f.swapaxes(0, 1) for f in finals]
+    return [y] + finals
 
 
 def _lstm(ins, a):
-    from ..nn._recurrent_core import recurrent
     if _opt(ins, 7) is not None:
         raise ModelFormatError("LSTM: peepholes are not supported")
-    x, w, H, (h0, c0) = _rnn_weights("lstm", ins, a, 4, [0, 2, 3, 1])   # ONNX iofc -> ifgo
-    hx = None
-    if h0 is not None or c0 is not None:
-        z = np.zeros((1, x.shape[1], H), np.float32)
-        hx = (_t(h0 if h0 is not None else z), _t(c0 if c0 is not None else z))
-    y, (hn, cn) = recurrent("lstm", x, hx, w, gates="ifgo")
-    y = y.unsqueeze(1)
-    if a.get("layout", 0):
-        return [y.permute(2, 0, 1, 3), hn.swapaxes(0, 1), cn.swapaxes(0, 1)]
-    return [y, hn, cn]
+    return _recurrent_node("lstm", ins, a, 4, [0, 2, 3, 1], gates="ifgo")   # iofc -> ifgo
 
 
 def _gru(ins, a):
-    from ..nn._recurrent_core import recurrent
     if not a.get("linear_before_reset", 0):
         raise ModelFormatError("GRU: only linear_before_reset=1 (PyTorch/Keras) is supported")
-    x, w, H, (h0, _) = _rnn_weights("gru", ins, a, 3, [1, 0, 2])        # ONNX zrh -> rzn
-    y, hn = recurrent("gru", x, None if h0 is None else _t(h0), w, gates="rzn")
-    y = y.unsqueeze(1)
-    if a.get("layout", 0):
-        return [y.permute(2, 0, 1, 3), hn.swapaxes(0, 1)]
-    return [y, hn]
+    return _recurrent_node("gru", ins, a, 3, [1, 0, 2], gates="rzn")        # zrh -> rzn
 
 
 def _rnn(ins, a):
-    from ..nn._recurrent_core import recurrent
-    acts = [s.decode() if isinstance(s, bytes) else s for s in a.get("activations", [b"Tanh"])]
-    x, w, H, (h0, _) = _rnn_weights("rnn", ins, a, 1, [0])
-    y, hn = recurrent("rnn", x, None if h0 is None else _t(h0), w,
-                      nonlinearity="relu" if acts == ["Relu"] else "tanh")
-    return [y.unsqueeze(1), hn]
+    relu = [_rt._text(v) for v in a.get("activations", [])][:1] == ["Relu"]
+    return _recurrent_node("rnn", ins, a, 1, [0], nonlinearity="relu" if relu else "tanh")
 
 
 def _unary(fn):
