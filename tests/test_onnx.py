@@ -232,6 +232,11 @@ def _nn_cases():
         "gru_time_major": (lambda: nn.GRU(3, 5), rng.standard_normal((6, 4, 3)).astype(np.float32)),
         "rnn_relu": (lambda: nn.RNN(3, 4, nonlinearity="relu", batch_first=True),
                      rng.standard_normal((4, 6, 3)).astype(np.float32)),
+        "lstm_stacked_bidirectional": (lambda: nn.LSTM(3, 4, num_layers=2, bidirectional=True,
+                                                       batch_first=True),
+                                       rng.standard_normal((4, 6, 3)).astype(np.float32)),
+        "gru_stacked_no_bias": (lambda: nn.GRU(3, 4, num_layers=3, bias=False),
+                                rng.standard_normal((6, 4, 3)).astype(np.float32)),
     }
 
 
@@ -240,10 +245,11 @@ def test_nn_modules_parity(tmp_path, case):
     tl.manual_seed(7)
     build, x = _nn_cases()[case]
     m = build()
-    if x.dtype.kind == "f" and case not in ("lstm", "gru_time_major", "rnn_relu"):
+    if x.dtype.kind == "f" and type(m).__name__ not in ("LSTM", "GRU", "RNN"):
         _warm_bn(m, x)
     m.eval()
-    shape = (6, 3) if case == "gru_time_major" else x.shape[1:]
+    time_major = type(m).__name__ in ("LSTM", "GRU", "RNN") and not m.batch_first
+    shape = (x.shape[0], x.shape[2]) if time_major else x.shape[1:]
     path = io.export_onnx(m, tmp_path / f"{case}.onnx", input_shape=shape)
     _check_all_paths(path, m, x, m.state_dict())
 
@@ -278,8 +284,6 @@ def test_unsupported_layer_names_it_and_lists_the_supported(tmp_path):
     r.build()
     with pytest.raises(TypeError, match="SimpleRNN.*activation 'sigmoid'"):
         io.export_onnx(r, tmp_path / "r.onnx")
-    with pytest.raises(TypeError, match=r"LSTM\(num_layers=2"):
-        io.export_onnx(nn.LSTM(2, 3, num_layers=2), tmp_path / "l.onnx", input_shape=(4, 2))
     with pytest.raises(TypeError, match=r"model \(MultiheadAttention\)"):
         io.export_onnx(nn.MultiheadAttention(4, 2), tmp_path / "a.onnx", input_shape=(3, 4))
     with pytest.raises(TypeError, match=r"float64 weights \('0.weight'\); convert"):

@@ -27,8 +27,9 @@ What exports (anything else raises ``TypeError`` naming the layer and listing th
   BatchNorm1d/2d (eval: running statistics) -> BatchNormalization, LayerNorm, Flatten,
   Dropout/Identity, Embedding (padding_idx masked), the activations and Softmax/LogSoftmax,
   a TransformerEncoder(Layer) (its MultiheadAttention as self-attention without masks), and
-  an ``nn.LSTM``/``nn.GRU``/``nn.RNN`` (one layer, one direction) as the whole model (PyTorch's
-  i,f,g,o gates -> ONNX i,o,f,c; r,z,n -> z,r,h with ``linear_before_reset=1``).
+  an ``nn.LSTM``/``nn.GRU``/``nn.RNN`` (stacked layers, bidirectional) as the whole model, one
+  ONNX node per layer (PyTorch's i,f,g,o gates -> ONNX i,o,f,c; r,z,n -> z,r,h with
+  ``linear_before_reset=1``).
 
 ``load_onnx(path)`` reads an ONNX file with the hardened reader of ``runtime.py`` (no external
 data outside the file's folder, size caps, ``ModelFormatError`` on anything malformed) and
@@ -200,30 +201,46 @@ def _gate_rows(order, H):
     return np.concatenate([np.arange(b * H, (b + 1) * H) for b in order]).astype(np.int64)
 
 
-def _recurrent(g, where, kind, x_tnf, W, R, Wb, Rb, H, perm, attrs):
-    """An ONNX LSTM/GRU/RNN node over (T, N, F) input; W (G*H, F), R (G*H, H) and the biases
-    (G*H,) are graph names in PyTorch layout whose gate blocks ``perm`` reorders (None: as is).
-    Returns (Y (T, N, H), Y_h (N, H))."""
+def _recurrent_node(g, where, kind, x_tnf, dirs, H, perm, attrs):
+    """An ONNX LSTM/GRU/RNN node over (T, N, F) input, one or two directions. ``dirs`` holds
+    per direction (W (G*H, F), R (G*H, H), b_ih, b_hh (G*H,) or None): graph names in PyTorch
+    layout whose gate blocks ``perm`` reorders (None: as is). Returns the node's raw outputs
+    (Y (T, D, N, H), Y_h (D, N, H)[, Y_c])."""
+    G = len(perm) if perm is not None else {"LSTM": 4, "GRU": 3, "RNN": 1}[kind]
+    zero = g.ints(f"{where}_axis0", [0])
+
     def ready(name, hint):
+        if name is None:
+            return g.f32(f"{hint}_zero_bias", np.zeros(G * H, np.float32))
         if perm is not None:
             name = g.op("Gather", [name, g.ints(f"{hint}_gates", _gate_rows(perm, H))],
                         f"{hint}_onnx_order", axis=0)
         return name
 
-    zero = g.ints(f"{where}_axis0", [0])
-    w = g.op("Unsqueeze", [ready(W, f"{where}_W"), zero], f"{where}_W")
-    r = g.op("Unsqueeze", [ready(R, f"{where}_R"), zero], f"{where}_R")
-    ins = [x_tnf, w, r]
-    if Wb is not None or Rb is not None:
-        G = len(perm) if perm is not None else {"LSTM": 4, "GRU": 3, "RNN": 1}[kind]
-        wb = ready(Wb, f"{where}_Wb") if Wb is not None else \
-            g.f32(f"{where}_zero_bias", np.zeros(G * H, np.float32))
-        rb = ready(Rb, f"{where}_Rb") if Rb is not None else \
-            g.f32(f"{where}_zero_bias", np.zeros(G * H, np.float32))
-        b = g.op("Concat", [wb, rb], f"{where}_B", axis=0)
-        ins.append(g.op("Unsqueeze", [b, zero], f"{where}_B"))
-    outs = g.op(kind, ins, f"{where}_{kind.lower()}", n_out=3 if kind == "LSTM" else 2,
+    def stacked(parts, hint):          # (D, ...) from one array per direction
+        parts = [g.op("Unsqueeze", [p, zero], f"{hint}_{d}") for d, p in enumerate(parts)]
+        return parts[0] if len(parts) == 1 else g.op("Concat", parts, hint, axis=0)
+
+    ins = [x_tnf, stacked([ready(d[0], f"{where}_W{i}") for i, d in enumerate(dirs)],
+                          f"{where}_W"),
+           stacked([ready(d[1], f"{where}_R{i}") for i, d in enumerate(dirs)], f"{where}_R")]
+    if any(d[2] is not None or d[3] is not None for d in dirs):
+        ins.append(stacked([g.op("Concat", [ready(d[2], f"{where}_Wb{i}"),
+                                            ready(d[3], f"{where}_Rb{i}")],
+                                 f"{where}_B{i}", axis=0) for i, d in enumerate(dirs)],
+                           f"{where}_B"))
+    if len(dirs) == 2:
+        attrs = dict(attrs, direction="bidirectional")
+        if "activations" in attrs:
+            attrs["activations"] = attrs["activations"] * 2
+    return g.op(kind, ins, f"{where}_{kind.lower()}", n_out=3 if kind == "LSTM" else 2,
                 hidden_size=H, **attrs)
+
+
+def _recurrent(g, where, kind, x_tnf, W, R, Wb, Rb, H, perm, attrs):
+    """One direction: (Y (T, N, H), Y_h (N, H), Y_c (N, H) or None)."""
+    outs = _recurrent_node(g, where, kind, x_tnf, [(W, R, Wb, Rb)], H, perm, attrs)
+    zero = g.ints(f"{where}_squeeze0", [0])
     y = g.op("Squeeze", [outs[0], g.ints(f"{where}_axis1", [1])], f"{where}_Y")
     hn = g.op("Squeeze", [outs[1], zero], f"{where}_Y_h")
     cn = g.op("Squeeze", [outs[2], zero], f"{where}_Y_c") if kind == "LSTM" else None
@@ -589,26 +606,33 @@ def _encoder_layer(g, m, key, label, x, xs):
 
 
 def _nn_recurrent(g, m, x):
-    """A whole nn.LSTM/GRU: outputs (output, h_n[, c_n]) as the module returns them."""
+    """A whole nn.LSTM/GRU/RNN (stacked layers, one or two directions): outputs (output,
+    h_n[, c_n]) as the module returns them, one ONNX node per layer."""
     kind = type(m).__name__
-    if m.num_layers != 1 or m.bidirectional:
-        raise _unsupported("model", f"{kind}(num_layers={m.num_layers}, "
-                                    f"bidirectional={m.bidirectional})", False)
     H = m.hidden_size
     perm = {"LSTM": [0, 3, 1, 2], "GRU": [1, 0, 2]}.get(kind)   # i,f,g,o / r,z,n -> ONNX order
     attrs = {"linear_before_reset": 1} if kind == "GRU" else {}
     if kind == "RNN":
         attrs["activations"] = ["Relu" if m.nonlinearity == "relu" else "Tanh"]
-    xt = g.op("Transpose", [x], "time_major", perm=[1, 0, 2]) if m.batch_first else x
-    b = m.bias
-    y, hn, cn = _recurrent(g, "rnn", kind, xt, g.init("weight_ih_l0"), g.init("weight_hh_l0"),
-                           g.init("bias_ih_l0") if b else None,
-                           g.init("bias_hh_l0") if b else None, H, perm, attrs)
+    y = g.op("Transpose", [x], "time_major", perm=[1, 0, 2]) if m.batch_first else x
+    finals = [[], []]
+    for layer in range(m.num_layers):
+        dirs = [tuple(g.init(f"{n}{sfx}") if m.bias or n.startswith("weight") else None
+                      for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+                for sfx in m._suffixes(layer)]
+        outs = _recurrent_node(g, f"rnn_l{layer}", kind, y, dirs, H, perm, attrs)
+        # (T, D, N, H) -> (T, N, D*H): the next layer's input, the module's output
+        y = g.op("Reshape", [g.op("Transpose", [outs[0]], f"rnn_l{layer}_tndh",
+                                  perm=[0, 2, 1, 3]), g.ints(f"rnn_l{layer}_shape", [0, 0, -1])],
+                 f"rnn_l{layer}_out")
+        for j, o in enumerate(outs[1:]):
+            finals[j].append(o)
     if m.batch_first:
         y = g.op("Transpose", [y], "batch_major", perm=[1, 0, 2])
-    outs = [y, g.op("Unsqueeze", [hn, g.ints("axis0", [0])], "h_n")]
-    if cn is not None:
-        outs.append(g.op("Unsqueeze", [cn, g.ints("axis0b", [0])], "c_n"))
+    outs = [y]
+    for name, parts in zip(("h_n", "c_n"), finals):
+        if parts:
+            outs.append(parts[0] if len(parts) == 1 else g.op("Concat", parts, name, axis=0))
     return outs
 
 
@@ -729,8 +753,10 @@ def export_onnx(model, path, input_shape=None, label_names=None, preprocessing=N
                 finals = _nn_recurrent(g, model, "input")
                 outputs = ["output", "h_n", "c_n"][:len(finals)]
                 T, H = shape[0], model.hidden_size
-                seq = ["batch", T, H] if model.batch_first else [T, "batch", H]
-                out_shapes = [seq] + [[1, "batch", H]] * (len(finals) - 1)
+                LD = model.num_layers * (2 if model.bidirectional else 1)
+                DH = H * (2 if model.bidirectional else 1)
+                seq = ["batch", T, DH] if model.batch_first else [T, "batch", DH]
+                out_shapes = [seq] + [[LD, "batch", H]] * (len(finals) - 1)
                 in_dims = ["batch", *shape] if model.batch_first else [T, "batch", shape[1]]
             else:
                 x, ys = _nn_module(g, model, "", "input", xs)
