@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import runtime as _rt
 from ..errors import ModelFormatError
+from ..functions import cat
 from ..nn import functional as F
 from ..nn.module import Module
 from ..nn.parameter import Parameter
@@ -326,8 +327,7 @@ TENSOR_OPS = {
         _t(ins[0]).shape, _rt._axes_arg(ins, a))))],
     "Unsqueeze": lambda ins, a: [_t(ins[0]).reshape(tuple(_unsqueeze_shape(
         _t(ins[0]).shape, _rt._axes_arg(ins, a))))],
-    "Concat": lambda ins, a: [__import__("tinygrad_lite").cat([_t(v) for v in ins],
-                                                                axis=int(a["axis"]))],
+    "Concat": lambda ins, a: [cat([_t(v) for v in ins], axis=int(a["axis"]))],
     "Gather": _gather, "Slice": _slice, "Cast": _cast, "Split": _split, "Pad": _pad,
     "Resize": _resize,
     "Selu": _unary(_selu),
