@@ -130,10 +130,10 @@ def test_pytorch_gru_with_a_static_batch(tmp_path):
         np.testing.assert_allclose(v_, w_, rtol=0, atol=1e-5)
 
 
-def test_pytorch_split_pad_selu_resize_import(tmp_path):
+def test_pytorch_split_pad_selu_resize_convtranspose_import(tmp_path):
     """Ops PyTorch's exporter writes for GLU/chunk (Split), padding modes (Pad reflect/edge,
-    constant), SELU/Mish and nearest Upsample (Resize), through load_onnx (gradients reach
-    every weight) and runtime.py."""
+    constant), SELU/Mish, nearest Upsample (Resize) and ConvTranspose2d, through load_onnx
+    (gradients reach every weight) and runtime.py."""
     torch = _torch()
     torch.manual_seed(2)
     tnn = torch.nn
@@ -143,7 +143,10 @@ def test_pytorch_split_pad_selu_resize_import(tmp_path):
                              tnn.Conv2d(2, 4, 3, padding=1, padding_mode="replicate"),
                              tnn.GLU(dim=1)), (1, 5, 4)),
              (tnn.Sequential(tnn.Conv2d(1, 2, 3, padding=1), tnn.Upsample(scale_factor=2),
-                             tnn.Conv2d(2, 1, 1), tnn.Upsample(size=(11, 7))), (1, 4, 5))]
+                             tnn.Conv2d(2, 1, 1), tnn.Upsample(size=(11, 7))), (1, 4, 5)),
+             (tnn.Sequential(tnn.ConvTranspose2d(2, 4, 3, stride=2, padding=1,
+                                                 output_padding=1, groups=2), tnn.ReLU()),
+              (2, 4, 5))]
     for i, (tm, shape) in enumerate(cases):
         path = tmp_path / f"t{i}.onnx"
         _export_torch(torch, tm.eval(), shape, path)

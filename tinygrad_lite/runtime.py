@@ -1005,6 +1005,48 @@ def _np_conv(ins, a):
     return [y]
 
 
+def _np_conv_transpose(ins, a):
+    """ConvTranspose: each input pixel scatters its kernel-weighted values (a sum over kernel
+    positions of strided slices), then the pads are cropped."""
+    x, w = ins[0], ins[1]
+    nd = x.ndim - 2
+    if nd not in (1, 2) or w.ndim != nd + 2:
+        raise ModelFormatError(f"ConvTranspose: {nd}-D input is not supported (1-D and 2-D are)")
+    if "output_shape" in a or a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+        raise ModelFormatError("ConvTranspose: output_shape/auto_pad are not supported; export "
+                               "with explicit pads")
+    k = tuple(w.shape[2:])
+    s = tuple(a.get("strides", (1,) * nd))
+    d = tuple(a.get("dilations", (1,) * nd))
+    pads = tuple(a.get("pads", (0,) * (2 * nd)))
+    op = tuple(a.get("output_padding", (0,) * nd))
+    g = int(a.get("group", 1))
+    if x.shape[1] != w.shape[0] or x.shape[1] % g or min(s + d) < 1 or len(pads) != 2 * nd:
+        raise ValueError(f"ConvTranspose: weight {w.shape} does not fit input {x.shape}")
+    full = [(x.shape[2 + i] - 1) * s[i] + (k[i] - 1) * d[i] + 1 + op[i] for i in range(nd)]
+    out = [full[i] - pads[i] - pads[i + nd] for i in range(nd)]
+    n_out = w.shape[1] * g
+    _cap_shape("ConvTranspose", [x.shape[0], n_out] + full)
+    if min(out) < 1:
+        raise ValueError(f"ConvTranspose: empty output {out}")
+    y = np.zeros([x.shape[0], n_out] + full, x.dtype)
+    cg, og = x.shape[1] // g, w.shape[1]
+    for gi in range(g):
+        xg, wg = x[:, gi * cg:(gi + 1) * cg], w[gi * cg:(gi + 1) * cg]
+        for pos in np.ndindex(*k):
+            contrib = np.tensordot(xg, wg[(slice(None), slice(None)) + pos], axes=([1], [0]))
+            contrib = np.moveaxis(contrib, -1, 1)                      # (N, og, *in)
+            idx = (slice(None), slice(gi * og, (gi + 1) * og)) + tuple(
+                slice(pos[i] * d[i], pos[i] * d[i] + (x.shape[2 + i] - 1) * s[i] + 1, s[i])
+                for i in range(nd))
+            y[idx] += contrib
+    y = y[(slice(None), slice(None)) + tuple(slice(pads[i], pads[i] + out[i])
+                                              for i in range(nd))]
+    if len(ins) > 2 and ins[2] is not None:
+        y = y + ins[2].reshape((1, -1) + (1,) * nd)
+    return [y]
+
+
 def _np_maxpool(ins, a):
     x = ins[0]
     k, s, d, pads = _np_pool_geometry(x, a, x.ndim - 2)
@@ -1390,7 +1432,8 @@ ONNX_OPS = {
                                     else -np.inf, ins[2] if len(ins) > 2 and ins[2] is not None
                                     else np.inf).astype(ins[0].dtype)],
     "Softmax": _np_softmax(False), "LogSoftmax": _np_softmax(True),
-    "Conv": _np_conv, "MaxPool": _np_maxpool, "AveragePool": _np_avgpool,
+    "Conv": _np_conv, "ConvTranspose": _np_conv_transpose, "MaxPool": _np_maxpool,
+    "AveragePool": _np_avgpool,
     "GlobalAveragePool": lambda ins, a: [ins[0].mean(axis=tuple(range(2, ins[0].ndim)),
                                                      keepdims=True)],
     "GlobalMaxPool": lambda ins, a: [ins[0].max(axis=tuple(range(2, ins[0].ndim)),

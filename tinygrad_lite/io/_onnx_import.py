@@ -64,6 +64,30 @@ def _conv(ins, a):
     raise ModelFormatError(f"Conv: {nd}-D convolution is not supported (1-D and 2-D are)")
 
 
+def _conv_transpose(ins, a):
+    from ..nn.spatial import conv_transpose1d
+    x, w, b = _t(ins[0]), _t(ins[1]), _opt(ins, 2)
+    nd = x.ndim - 2
+    if "output_shape" in a:
+        raise ModelFormatError("ConvTranspose: output_shape is not supported; export with pads")
+    lo, hi = _pads("ConvTranspose", a, nd, tuple(x.shape))
+    if lo != hi:
+        raise ModelFormatError("ConvTranspose: asymmetric pads are not supported")
+    s = [int(v) for v in a.get("strides", [1] * nd)]
+    d = [int(v) for v in a.get("dilations", [1] * nd)]
+    op = [int(v) for v in a.get("output_padding", [0] * nd)]
+    g = int(a.get("group", 1))
+    _rt._cap_shape("ConvTranspose", [x.shape[0], w.shape[1] * g] + [
+        (x.shape[2 + i] - 1) * s[i] + (w.shape[2 + i] - 1) * d[i] + 1 + op[i]
+        for i in range(nd)])
+    b = None if b is None else _t(b)
+    if nd == 1:
+        return [conv_transpose1d(x, w, b, s[0], lo[0], op[0], g, d[0])]
+    if nd == 2:
+        return [F.conv_transpose2d(x, w, b, tuple(s), tuple(lo), tuple(op), g, tuple(d))]
+    raise ModelFormatError(f"ConvTranspose: {nd}-D is not supported (1-D and 2-D are)")
+
+
 def _pool(is_max):
     def run(ins, a):
         from ..nn.spatial import avg_pool_nd, max_pool_nd
@@ -315,7 +339,8 @@ TENSOR_OPS = {
         None if _opt(ins, 2) is None else float(_arr(ins[2])))],
     "Softmax": _unary(lambda x, a: x.softmax(axis=int(a.get("axis", -1)))),
     "LogSoftmax": _unary(lambda x, a: x.log_softmax(axis=int(a.get("axis", -1)))),
-    "Conv": _conv, "MaxPool": _pool(True), "AveragePool": _pool(False),
+    "Conv": _conv, "ConvTranspose": _conv_transpose, "MaxPool": _pool(True),
+    "AveragePool": _pool(False),
     "GlobalAveragePool": _unary(lambda x, a: x.mean(axis=tuple(range(2, x.ndim)),
                                                     keepdims=True)),
     "BatchNormalization": _batchnorm, "LayerNormalization": _layernorm,

@@ -22,7 +22,7 @@ What exports (anything else raises ``TypeError`` naming the layer and listing th
   Activation and every activation in ``ACTIVATIONS``.
 * ``nn`` modules (``NN_SUPPORTED``), NCHW as ONNX: Sequential, Residual (module(x) +
   shortcut(x): an Add), BasicBlock, Linear -> Gemm (MatMul for N-D input), Conv1d/Conv2d
-  (zero padding), MaxPool1d/2d, AvgPool1d/2d (ceil_mode: PyTorch's output size),
+  (zero padding), ConvTranspose1d/2d, MaxPool1d/2d, AvgPool1d/2d (ceil_mode: PyTorch's output size),
   AdaptiveAvgPool2d (global or even windows), Upsample (nearest) -> Resize,
   BatchNorm1d/2d (eval: running statistics) -> BatchNormalization, LayerNorm, Flatten,
   Dropout/Identity, Embedding (padding_idx masked), the activations and Softmax/LogSoftmax,
@@ -57,6 +57,7 @@ KERAS_SUPPORTED = ("InputLayer", "Dense", "Activation", "Dropout", "Flatten", "R
                    "BatchNormalization", "LayerNormalization", "Conv2D", "Conv1D",
                    "MaxPooling2D", "AveragePooling2D", "Embedding", "SimpleRNN", "LSTM", "GRU")
 NN_SUPPORTED = ("Sequential", "Residual", "BasicBlock", "Linear", "Conv1d", "Conv2d",
+                "ConvTranspose1d", "ConvTranspose2d",
                 "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool2d",
                 "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Flatten", "Dropout", "Identity",
                 "Embedding", "ReLU", "LeakyReLU", "ELU", "GELU", "Sigmoid", "Tanh", "Softplus",
@@ -452,6 +453,14 @@ def _nn_module(g, m, where, x, xs):
                                              else [])
         return g.op("Conv", ins, f"{label}_conv", kernel_shape=k, strides=list(m.stride),
                     dilations=d, pads=pads, group=int(m.groups)), ys
+    if kind in ("ConvTranspose1d", "ConvTranspose2d"):
+        p = list(m.padding)
+        ins = [x, g.init(key + "weight")] + ([g.init(key + "bias")] if m.bias is not None
+                                             else [])
+        return g.op("ConvTranspose", ins, f"{label}_convtranspose",
+                    kernel_shape=list(m.kernel_size), strides=list(m.stride),
+                    dilations=list(m.dilation), pads=p + p, group=int(m.groups),
+                    output_padding=list(m.output_padding)), ys
     if kind in ("MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d"):
         nd = int(kind[-2])
         if getattr(m, "return_indices", False) or getattr(m, "divisor_override", None):
