@@ -24,7 +24,8 @@ What exports (anything else raises ``TypeError`` naming the layer and listing th
   shortcut(x): an Add), BasicBlock, Linear -> Gemm (MatMul for N-D input), Conv1d/Conv2d
   (zero padding), ConvTranspose1d/2d, MaxPool1d/2d, AvgPool1d/2d (ceil_mode: PyTorch's output size),
   AdaptiveAvgPool2d (global or even windows), Upsample (nearest) -> Resize,
-  BatchNorm1d/2d (eval: running statistics) -> BatchNormalization, LayerNorm, Flatten,
+  BatchNorm1d/2d (eval: running statistics) -> BatchNormalization, LayerNorm, GroupNorm
+  (decomposed: GroupNormalization is opset 18), Flatten,
   Dropout/Identity, Embedding (padding_idx masked), the activations and Softmax/LogSoftmax,
   a TransformerEncoder(Layer) (its MultiheadAttention as self-attention without masks), and
   an ``nn.LSTM``/``nn.GRU``/``nn.RNN`` (stacked layers, bidirectional) as the whole model, one
@@ -59,7 +60,8 @@ KERAS_SUPPORTED = ("InputLayer", "Dense", "Activation", "Dropout", "Flatten", "R
 NN_SUPPORTED = ("Sequential", "Residual", "BasicBlock", "Linear", "Conv1d", "Conv2d",
                 "ConvTranspose1d", "ConvTranspose2d",
                 "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool2d",
-                "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Flatten", "Dropout", "Identity",
+                "BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm", "Flatten", "Dropout",
+                "Identity",
                 "Embedding", "ReLU", "LeakyReLU", "ELU", "GELU", "Sigmoid", "Tanh", "Softplus",
                 "SiLU", "Softmax", "LogSoftmax", "Hardtanh", "ReLU6", "Hardsigmoid", "Upsample",
                 "Hardswish", "Softsign", "LSTM", "GRU", "RNN", "TransformerEncoderLayer",
@@ -523,6 +525,24 @@ def _nn_module(g, m, where, x, xs):
         return g.op("BatchNormalization", [x, scale, bias, g.init(key + "running_mean"),
                                            g.init(key + "running_var")], f"{label}_batchnorm",
                     epsilon=float(m.eps)), ys
+    if kind == "GroupNorm":            # ONNX's GroupNormalization is opset 18: decomposed
+        G, nd = m.num_groups, xs.ndim - 2
+        grouped = g.op("Reshape", [x, g.ints(f"{label}_groups", [0, G, -1])], f"{label}_grouped")
+        mean = g.op("ReduceMean", [grouped], f"{label}_mean", axes=[2], keepdims=1)
+        d = g.op("Sub", [grouped, mean], f"{label}_centered")
+        var = g.op("ReduceMean", [g.op("Mul", [d, d], f"{label}_sq")], f"{label}_var",
+                   axes=[2], keepdims=1)
+        std = g.op("Sqrt", [g.op("Add", [var, g.f32(f"{label}_eps", m.eps)], f"{label}_ve")],
+                   f"{label}_std")
+        y = g.op("Reshape", [g.op("Div", [d, std], f"{label}_normalized"),
+                             g.op("Shape", [x], f"{label}_shape")], f"{label}_ungrouped")
+        if m.weight is not None:
+            axes = g.ints(f"{label}_axes", list(range(1, nd + 1)))
+            y = g.op("Mul", [y, g.op("Unsqueeze", [g.init(key + "weight"), axes],
+                                     f"{label}_w")], f"{label}_scaled")
+            y = g.op("Add", [y, g.op("Unsqueeze", [g.init(key + "bias"), axes],
+                                     f"{label}_b")], f"{label}_shifted")
+        return y, ys
     if kind == "LayerNorm":
         shape = m.normalized_shape
         scale = g.init(key + "weight") if m.weight is not None else \
