@@ -9,7 +9,10 @@ each next to the full library measured in the same run (not part of the tests).
 * one-row latency: the seed MLP (64 -> 128 relu -> 10 softmax) saved with a MinMaxScaler and
   label names; ``runtime.load(path).predict_labels(row)`` against the library's
   ``model.predict(scaler.transform(row))`` plus the label lookup, interleaved; medians. The
-  outputs are compared before timing.
+  outputs are compared before timing;
+* the same MLP exported to ONNX (``io.export_onnx`` with the scaler and labels in the metadata):
+  ``runtime.load("mlp.onnx").predict_labels(row)`` against onnxruntime (one thread) plus the
+  same scaling and label lookup, interleaved; medians.
 
     python benchmarks/runtime.py [--rounds 15] [--reps 2000]
 """
@@ -119,6 +122,52 @@ def main():
     t0 = time.perf_counter()
     runtime.load(path)
     print(f"runtime.load of the saved MLP: {(time.perf_counter() - t0) * 1e3:.2f} ms (one call)")
+    _onnx(args, runtime, model, scaler, names, x, app)
+
+
+def _onnx(args, runtime, model, scaler, names, x, app):
+    """The same MLP exported to ONNX (preprocessing and labels in the metadata): runtime.py's
+    own protobuf reader and NumPy ops against onnxruntime, one row, interleaved."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        print("onnxruntime is not installed: ONNX rows skipped")
+        return
+    from tinygrad_lite import io
+
+    path = os.path.join(app, "mlp.onnx")
+    io.export_onnx(model, path, preprocessing=scaler, label_names=names)
+    t0 = time.perf_counter()
+    rt = runtime.load(path)
+    load_ms = (time.perf_counter() - t0) * 1e3
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    row = x[:1]
+
+    def vend():
+        return rt.predict_labels(row)
+
+    def ortrun():
+        p = sess.run(None, {"input": scaler.transform(row).astype(np.float32)})[0]
+        return np.asarray(names)[p.argmax(1)]
+
+    assert (vend() == ortrun()).all()
+    np.testing.assert_allclose(rt.predict(x), model.predict(scaler.transform(x)), atol=1e-5)
+    lat = {"runtime (onnx)": [], "onnxruntime": []}
+    for _ in range(args.rounds):
+        for name, fn in (("runtime (onnx)", vend), ("onnxruntime", ortrun)):
+            t0 = time.perf_counter()
+            for _ in range(args.reps):
+                fn()
+            lat[name].append((time.perf_counter() - t0) / args.reps)
+    m = {k: statistics.median(v) * 1e6 for k, v in lat.items()}
+    for k, v in m.items():
+        print(f"one-row predict_labels, {k:14s} {v:8.1f} us (median of {args.rounds} x "
+              f"{args.reps})")
+    print(f"latency ratio onnxruntime / runtime (onnx): "
+          f"{m['onnxruntime'] / m['runtime (onnx)']:.2f}x")
+    print(f"runtime.load of the exported ONNX MLP: {load_ms:.2f} ms (one call)")
 
 
 if __name__ == "__main__":

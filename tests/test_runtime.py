@@ -227,3 +227,57 @@ def test_fuzzed_files_raise_only_model_format_error(tmp_path):
             except rt.ModelFormatError:
                 outcomes["refused"] += 1
         assert outcomes["refused"] > 0, outcomes
+
+
+def test_subprocess_without_tinygrad_lite_runs_exported_onnx(tmp_path):
+    """runtime.py loads an exported ONNX file (its own protobuf reader, NumPy ops) in a process
+    where tinygrad_lite cannot be imported, with the preprocessing and label names the export
+    stored in the file's metadata; outputs within 1e-5 of the library's."""
+    pytest.importorskip("onnx")
+    from tinygrad_lite import io, nn
+
+    m, scaler, x = _mlp()
+    names = ["cat", "dog", "emu"]
+    io.export_onnx(m, tmp_path / "mlp.onnx", preprocessing=scaler, label_names=names)
+    tl.manual_seed(1)
+    res = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU(),
+                        nn.Residual(nn.Sequential(nn.Conv2d(3, 3, 3, padding=1), nn.Tanh())),
+                        nn.MaxPool2d(2), nn.Flatten(), nn.Linear(12, 2)).eval()
+    io.export_onnx(res, tmp_path / "res.onnx", input_shape=(1, 4, 4))
+    img = np.random.default_rng(2).standard_normal((5, 1, 4, 4)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "img.npy", img)
+    app = tmp_path / "app"
+    app.mkdir()
+    shutil.copy(RUNTIME, app / "runtime.py")
+    script = textwrap.dedent(f"""
+        import sys
+
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name == "tinygrad_lite" or name.startswith("tinygrad_lite."):
+                    raise ImportError("blocked: " + name)
+
+        sys.meta_path.insert(0, Block())
+        import numpy as np
+        import runtime
+        model = runtime.load({str(tmp_path / "mlp.onnx")!r})
+        x = np.load({str(tmp_path / "x.npy")!r})
+        np.save("p.npy", model.predict(x))
+        np.save("labels.npy", model.predict_labels(x).astype("U8"))
+        res = runtime.load({str(tmp_path / "res.onnx")!r})
+        np.save("r.npy", res.predict(np.load({str(tmp_path / "img.npy")!r})))
+        assert not [k for k in sys.modules if k.startswith(("tinygrad_lite", "onnx"))]
+        print("ok")
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(app)
+    r = subprocess.run([sys.executable, "-c", script], cwd=app, env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    want = m.predict(scaler.transform(x))
+    np.testing.assert_allclose(np.load(app / "p.npy"), want, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(np.load(app / "labels.npy"), np.asarray(names)[want.argmax(1)])
+    with tl.no_grad():
+        np.testing.assert_allclose(np.load(app / "r.npy"), res(tl.Tensor(img)).data, rtol=0,
+                                   atol=1e-5)

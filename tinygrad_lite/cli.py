@@ -429,10 +429,12 @@ def cmd_export(args):
     model = load_model(args.model)
     out = args.out or os.path.splitext(args.model)[0] + ".onnx"
     try:
-        export_onnx(model, out)
+        export_onnx(model, out, label_names=getattr(model, "label_names", None),
+                    preprocessing=getattr(model, "preprocessing", None))
     except (TypeError, ImportError) as e:    # an unsupported layer, or no onnx package
         raise CLIError(str(e)) from None
-    print(f"wrote {out} (ONNX opset 17, dynamic batch; preprocessing is not part of the graph)")
+    print(f"wrote {out} (ONNX opset 17, dynamic batch; preprocessing and label names are in the "
+          "file's metadata for runtime.py, not part of the graph)")
     return 0
 
 

@@ -20,9 +20,9 @@ from .files import (
                     save_weights,
                     write_file,
 )
-from .onnx import export_onnx
+from .onnx import export_onnx, load_onnx
 from .training import load_checkpoint, save_checkpoint
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "read_file", "write_file",
            "atomic_write_bytes", "FORMAT", "FORMAT_VERSION", "UnverifiedFileWarning"]
-__all__ += ["save_checkpoint", "load_checkpoint", "export_onnx"]
+__all__ += ["save_checkpoint", "load_checkpoint", "export_onnx", "load_onnx"]
