@@ -7,7 +7,7 @@ training to the loss bound is ``tests/test_gpt.py::test_gpt_reaches_its_loss_bou
 
 Regenerate the committed figures from real runs (full GPT training, a few minutes)::
 
-    python tests/test_course.py --figures      # writes docs/images/course/*.png
+    python tests/test_course.py --figures [08_tiny_gpt.md ...]   # writes docs/images/course/
 """
 
 import os
@@ -75,21 +75,25 @@ def test_course_figures_are_committed():
 
 def _make_figures():
     os.environ.setdefault("MPLBACKEND", "Agg")
-    os.environ.setdefault("TL_COURSE_GPT_STEPS", "1200")
+    os.environ.setdefault("TL_COURSE_GPT_STEPS", "600")
     sys.path.insert(0, str(ROOT))
     out = ROOT / "docs" / "images" / "course"
     out.mkdir(parents=True, exist_ok=True)
+    only = sys.argv[2:]                  # optional chapter file names
     for path in CHAPTERS:
+        shown = re.findall(r"\(\.\./images/course/([^)]+\.png)\)", path.read_text())
+        if not shown or (only and path.name not in only):
+            continue
         with tempfile.TemporaryDirectory() as tmp:
             os.chdir(tmp)
             print(f"running {path.name}", flush=True)
             run_chapter(path)
-            for png in Path(tmp).glob("*.png"):
-                shutil.copy(png, out / png.name)
-                print(f"  wrote {out / png.name}")
+            for name in shown:              # only the figures the chapter shows
+                shutil.copy(Path(tmp) / name, out / name)
+                print(f"  wrote {out / name}")
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] != ["--figures"]:
-        sys.exit("usage: python tests/test_course.py --figures")
+    if sys.argv[1:2] != ["--figures"]:
+        sys.exit("usage: python tests/test_course.py --figures [CHAPTER.md ...]")
     _make_figures()

@@ -447,6 +447,12 @@ def cmd_bench(args):
     return bench.main(args.rest) or 0
 
 
+def cmd_gpt(args):
+    from .examples import gpt
+
+    return gpt.run(args)
+
+
 # ------------------------------------------------------------------ parser ---
 
 def build_parser():
@@ -499,6 +505,13 @@ def build_parser():
                    help="kernels: the kernel matrix; training: overhead, MLP fit, CNN step")
     b.add_argument("rest", nargs=argparse.REMAINDER, help="options passed to the suite")
     b.set_defaults(func=cmd_bench)
+
+    g = sub.add_parser("gpt", help="train the tiny character-level GPT of course chapter 8, "
+                                   "then sample from it")
+    from .examples.gpt import add_arguments as gpt_arguments
+
+    gpt_arguments(g)
+    g.set_defaults(func=cmd_gpt)
     return p
 
 

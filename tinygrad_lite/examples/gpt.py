@@ -17,7 +17,7 @@ model must beat is the unigram model: every character predicted with its trainin
 with no context at all.
 
     >>> from tinygrad_lite.examples import gpt                     # doctest: +SKIP
-    >>> result = gpt.train(steps=800)                              # doctest: +SKIP
+    >>> result = gpt.train(steps=600)                              # doctest: +SKIP
     >>> result["val_loss"], result["unigram_loss"]                 # doctest: +SKIP
     >>> print(gpt.sample(result["model"], result["tokenizer"], "Shall I", 200))   # doctest: +SKIP
 
@@ -105,7 +105,7 @@ class Block(nn.Module):
 class GPT(nn.Module):
     """Character-level decoder-only transformer; ``forward(idx)`` gives logits (B, T, vocab)."""
 
-    def __init__(self, vocab_size, block_size=64, d_model=64, n_head=4, n_layer=2, dropout=0.2):
+    def __init__(self, vocab_size, block_size=64, d_model=64, n_head=4, n_layer=2, dropout=0.1):
         super().__init__()
         self.vocab_size, self.block_size = vocab_size, block_size
         self.tok_emb = nn.Embedding(vocab_size, d_model)
@@ -187,9 +187,9 @@ def sample(model, tokenizer, prompt="\n", length=200, temperature=0.8, seed=0):
 
 # ------------------------------------------------------------------ training ---
 
-def train(steps=800, batch_size=32, block_size=64, d_model=64, n_head=4, n_layer=2,
-          dropout=0.2, lr=3e-3, val_fraction=0.1, eval_every=None, seed=0, text="sonnets",
-          log=None):
+def train(steps=600, batch_size=32, block_size=64, d_model=64, n_head=4, n_layer=2,
+          dropout=0.1, lr=3e-3, val_fraction=0.1, eval_every=None, seed=0, text="sonnets",
+          threads=None, log=None):
     """Train a GPT on the shipped text; returns a dict with the model, the tokenizer, the
     history and the measured numbers (``val_loss``, ``unigram_loss``, ``seconds``).
 
@@ -197,9 +197,20 @@ def train(steps=800, batch_size=32, block_size=64, d_model=64, n_head=4, n_layer
     regularization: dropout on the residual branches and on the attention weights, and AdamW's
     weight decay. AdamW with a linear warm-up (first 5% of the steps) then cosine decay to 10% of ``lr``;
     gradients clipped to norm 1. The validation set is the last ``val_fraction`` of the text.
+    ``threads``: our kernels' thread count for this run (``set_num_threads``; restored after).
     """
     from .. import manual_seed
+    from ..backends import threads as kernel_threads
     from ..optim import AdamW
+
+    if threads is not None:
+        previous = kernel_threads.get_num_threads()
+        kernel_threads.set_num_threads(threads)
+        try:
+            return train(steps, batch_size, block_size, d_model, n_head, n_layer, dropout, lr,
+                         val_fraction, eval_every, seed, text, None, log)
+        finally:
+            kernel_threads.set_num_threads(previous)
 
     if steps < 1:
         raise ValueError(f"gpt.train: steps must be >= 1, got {steps}")
@@ -254,10 +265,12 @@ def main(argv=None):
 
 
 def add_arguments(p):
-    p.add_argument("--steps", type=int, default=800, help="training steps (default 800)")
+    p.add_argument("--steps", type=int, default=600, help="training steps (default 600)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for our kernels (default: the library's setting)")
     p.add_argument("--sample", type=int, default=300, help="characters to sample after training")
     p.add_argument("--prompt", default="Shall I ")
     p.add_argument("--temperature", type=float, default=0.8)
@@ -268,7 +281,7 @@ def run(args):
         raise ValueError(f"gpt: --steps and --batch-size must be >= 1, got {args.steps} and "
                          f"{args.batch_size}")
     r = train(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-              log=print)
+              threads=args.threads, log=print)
     print(f"validation loss {r['val_loss']:.4f} nats/char, unigram baseline "
           f"{r['unigram_loss']:.4f}, {r['steps']} steps in {r['seconds']:.1f} s "
           f"({r['parameters']} parameters)")
