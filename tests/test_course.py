@@ -60,7 +60,7 @@ def test_course_chapter_runs(path, tmp_path, monkeypatch):
 
 def test_course_index_lists_every_chapter():
     index = (COURSE / "README.md").read_text()
-    for name in [f"01_core_concepts.md"] + [p.name for p in CHAPTERS if p.name[:2].isdigit()]:
+    for name in ["01_core_concepts.md"] + [p.name for p in CHAPTERS if p.name[:2].isdigit()]:
         assert f"]({name})" in index, f"docs/course/README.md does not link {name}"
     readme = (ROOT / "README.md").read_text()
     assert "](docs/course/README.md)" in readme, "README does not link the course"

@@ -11,8 +11,10 @@ The model (course chapter 8, ``docs/course/08_tiny_gpt.md``)::
 positions <= t only, so the logits at t predict character t+1 from characters 0..t. The loss is
 the mean cross-entropy of those next-character predictions, in nats per character.
 
-The text is Shakespeare's Sonnets (public domain; a selection of 45 sonnets, about 28 KB,
-transcribed for this package and shipped gzipped as ``data/sonnets.txt.gz``). The baseline a
+The text is Shakespeare's Sonnets (1609, public domain): 45 of the 154 sonnets in the usual
+modernized spelling, about 28 KB, typed in for this package (not copied from one edition's file,
+so small differences from a printed edition are possible) and shipped gzipped as
+``data/sonnets.txt.gz``. The baseline a
 model must beat is the unigram model: every character predicted with its training frequency,
 with no context at all.
 
@@ -195,8 +197,8 @@ def train(steps=600, batch_size=32, block_size=64, d_model=64, n_head=4, n_layer
 
     The text is small (about 25,000 training characters), so the model overfits without
     regularization: dropout on the residual branches and on the attention weights, and AdamW's
-    weight decay. AdamW with a linear warm-up (first 5% of the steps) then cosine decay to 10% of ``lr``;
-    gradients clipped to norm 1. The validation set is the last ``val_fraction`` of the text.
+    weight decay (0.1). The learning rate warms up linearly over the first 5% of the steps, then
+    decays along a cosine to 10% of ``lr``; gradients are clipped to norm 1. The validation set is the last ``val_fraction`` of the text.
     ``threads``: our kernels' thread count for this run (``set_num_threads``; restored after).
     """
     from .. import manual_seed
