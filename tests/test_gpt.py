@@ -103,6 +103,10 @@ def test_cli_gpt(capsys):
     assert "validation loss" in out and "unigram baseline" in out and "\nWhen " in out
     assert main(["gpt", "--steps", "0"]) == 2
     assert "--steps and --batch-size must be >= 1" in capsys.readouterr().err
+    assert main(["gpt", "--steps", "1", "--temperature", "0"]) == 2
+    assert "--temperature must be > 0" in capsys.readouterr().err
+    assert main(["gpt", "--steps", "1", "--batch-size", "2", "--prompt", "@"]) == 2
+    assert "character '@' is not in the vocabulary" in capsys.readouterr().err
 
 
 @pytest.mark.slow

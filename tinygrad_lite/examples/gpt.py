@@ -173,6 +173,12 @@ def evaluate(model, ids, block_size, batch_size=32):
 
 def sample(model, tokenizer, prompt="\n", length=200, temperature=0.8, seed=0):
     """Continue ``prompt`` by ``length`` characters, drawing each from softmax(logits / T)."""
+    if not temperature > 0:
+        raise ValueError(f"gpt.sample: temperature must be > 0, got {temperature}; lower "
+                         "values (e.g. 0.5) give more conservative text")
+    if not prompt:
+        raise ValueError("gpt.sample: prompt must hold at least one character, got ''; "
+                         "use '\\n' to start a new line")
     rng = np.random.default_rng(seed)
     ids = list(tokenizer.encode(prompt))
     was_training = model.training
@@ -180,7 +186,7 @@ def sample(model, tokenizer, prompt="\n", length=200, temperature=0.8, seed=0):
     with no_grad():
         for _ in range(length):
             ctx = np.array(ids[-model.block_size:])[None]
-            logits = model(ctx).numpy()[0, -1].astype(np.float64) / max(temperature, 1e-6)
+            logits = model(ctx).numpy()[0, -1].astype(np.float64) / temperature
             p = np.exp(logits - logits.max())
             ids.append(int(rng.choice(len(p), p=p / p.sum())))
     model.train(was_training)
@@ -282,6 +288,10 @@ def run(args):
     if args.steps < 1 or args.batch_size < 1:
         raise ValueError(f"gpt: --steps and --batch-size must be >= 1, got {args.steps} and "
                          f"{args.batch_size}")
+    if not args.lr > 0 or not args.temperature > 0 or args.sample < 0:
+        raise ValueError(f"gpt: --lr and --temperature must be > 0 and --sample >= 0, got "
+                         f"--lr {args.lr}, --temperature {args.temperature}, --sample "
+                         f"{args.sample}")
     r = train(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
               threads=args.threads, log=print)
     print(f"validation loss {r['val_loss']:.4f} nats/char, unigram baseline "
