@@ -48,8 +48,32 @@ def run_chapter(path):
     return namespace
 
 
+@pytest.fixture
+def restore_threads():
+    """Chapter 7 runs our benchmark, which sets the thread counts of our kernels, BLAS and
+    torch for its candidates; put them back so later tests run as configured."""
+    import numpy  # noqa: F401  (loads BLAS, so its controller is listed)
+    from threadpoolctl import ThreadpoolController
+
+    from tinygrad_lite.backends import threads
+
+    ours = threads.get_num_threads()
+    blas = [(c, c.num_threads) for c in ThreadpoolController().lib_controllers]
+    try:                      # chapter 7 imports torch when installed: note its setting first
+        import torch
+    except ImportError:
+        torch = None
+    torch_threads = torch.get_num_threads() if torch else None
+    yield
+    threads.set_num_threads(ours)
+    for c, n in blas:
+        c.set_num_threads(n)
+    if torch is not None:
+        torch.set_num_threads(torch_threads)
+
+
 @pytest.mark.parametrize("path", CHAPTERS, ids=[p.name for p in CHAPTERS])
-def test_course_chapter_runs(path, tmp_path, monkeypatch):
+def test_course_chapter_runs(path, tmp_path, monkeypatch, restore_threads):
     if path.name[:2].isdigit():
         assert BLOCK.search(path.read_text()), f"{path.name} has no python blocks"
     monkeypatch.setenv("MPLBACKEND", "Agg")
