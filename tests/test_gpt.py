@@ -42,6 +42,18 @@ def test_unigram_loss_is_the_cross_entropy_of_training_frequencies():
     assert gpt.unigram_loss(train, val, 3) == pytest.approx(want, rel=1e-12)
 
 
+def test_embeddings_start_small_distinct_and_seeded():
+    tl.manual_seed(3)
+    a = gpt.GPT(vocab_size=40, block_size=40, d_model=32, n_head=2, n_layer=1)
+    tl.manual_seed(3)
+    b = gpt.GPT(vocab_size=40, block_size=40, d_model=32, n_head=2, n_layer=1)
+    tok, pos = a.tok_emb.weight.numpy(), a.pos_emb.weight.numpy()
+    assert 0.015 < tok.std() < 0.025 and 0.015 < pos.std() < 0.025     # N(0, 0.02)
+    assert not np.allclose(tok, pos)             # two tables, two draws
+    for p, q in zip(a.parameters(), b.parameters()):
+        np.testing.assert_array_equal(p.numpy(), q.numpy())
+
+
 def test_logits_at_t_do_not_depend_on_later_characters():
     tl.manual_seed(0)
     model = gpt.GPT(vocab_size=7, block_size=12, d_model=16, n_head=2, n_layer=2, dropout=0.0)

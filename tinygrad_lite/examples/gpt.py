@@ -125,8 +125,7 @@ class GPT(nn.Module):
         self.tok_emb = nn.Embedding(vocab_size, d_model)
         self.pos_emb = nn.Embedding(block_size, d_model)
         for emb in (self.tok_emb, self.pos_emb):           # GPT-2's N(0, 0.02), not N(0, 1)
-            emb.weight.data[...] = np.random.default_rng(0).normal(
-                0.0, 0.02, emb.weight.shape).astype(emb.weight.dtype)
+            nn.init.normal_(emb.weight, 0.0, 0.02)          # the library generator (manual_seed)
         self.blocks = nn.ModuleList([Block(d_model, n_head, dropout) for _ in range(n_layer)])
         self.ln_f = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, vocab_size)
@@ -216,7 +215,8 @@ def train(steps=600, batch_size=32, block_size=64, d_model=64, n_head=4, n_layer
     The text is small (about 25,000 training characters), so the model overfits without
     regularization: dropout on the residual branches and on the attention weights, and AdamW's
     weight decay (0.1). The learning rate warms up linearly over the first 5% of the steps, then
-    decays along a cosine to 10% of ``lr``; gradients are clipped to norm 1. The validation set is the last ``val_fraction`` of the text.
+    decays along a cosine to 10% of ``lr``; gradients are clipped to norm 1. The validation set
+    is the last ``val_fraction`` of the text.
     ``threads``: our kernels' thread count for this run (``set_num_threads``; restored after).
 
     BLAS (OpenBLAS, MKL) is held at one thread during the run when threadpoolctl is installed
