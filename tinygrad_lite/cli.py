@@ -446,6 +446,12 @@ def cmd_bench(args):
     return bench.main(args.rest) or 0
 
 
+def cmd_gpt(args):
+    from .examples import gpt
+
+    return gpt.run(args)
+
+
 # ------------------------------------------------------------------ parser ---
 
 # ------------------------------------------------------------------ learning aids ---
@@ -583,6 +589,13 @@ def build_parser():
     xp.add_argument("--steps", type=int, default=64, help="integrated-gradient steps")
     xp.add_argument("--out", help="PNG to write (default explain_<index>.png)")
     xp.set_defaults(func=cmd_explain)
+
+    g = sub.add_parser("gpt", help="train the tiny character-level GPT of course chapter 8, "
+                                   "then sample from it")
+    from .examples.gpt import add_arguments as gpt_arguments
+
+    gpt_arguments(g)
+    g.set_defaults(func=cmd_gpt)
     return p
 
 
