@@ -1,7 +1,7 @@
 """Kernel benchmark matrix: ops x shapes x implementations, interleaved, checked, with ratios.
 
     python -m benchmarks.kernels [--quick] [--threads 1,2] [--only SUBSTR,...] [--json PATH]
-                                 [--plot PATH] [--md PATH]
+                                 [--plot PATH] [--md PATH] [--conv-algo auto|implicit|im2col]
 
 Implementations: the numpy reference backend (OpenBLAS), our cython kernels, and PyTorch CPU when
 it is installed -- each at every thread count asked for (OpenBLAS, our OpenMP and torch all set to
@@ -394,17 +394,24 @@ def main(argv=None):
                     "comma-separated strings (e.g. 'square,conv2d fwd+bwd')")
     ap.add_argument("--peak", type=float, default=PEAK_PER_CORE,
                     help="peak GFLOP/s per thread for the %%peak column (default 147)")
+    ap.add_argument("--conv-algo", default="auto", choices=["auto", "implicit", "im2col"],
+                    help="conv2d algorithm of the cython backend (default auto)")
     args = ap.parse_args(argv)
     threads = tuple(int(t) for t in args.threads.split(","))
     from tinygrad_lite import backends
+    from tinygrad_lite.backends.cython_backend import _cpu
+
+    if _cpu is not None:
+        _cpu.set_conv_algo(args.conv_algo)
 
     info = {"python": sys.version.split()[0], "numpy": np.__version__,
             "machine": platform.processor() or platform.machine(),
             "backends": {k: v[1] for k, v in backends.available().items()}}
     torch = _torch()
     info["torch"] = torch.__version__ if torch else None
-    print(f"# kernel benchmark  threads={threads}  quick={args.quick}  torch={info['torch']}",
-          flush=True)
+    info["conv_algo"] = args.conv_algo
+    print(f"# kernel benchmark  threads={threads}  quick={args.quick}  torch={info['torch']}  "
+          f"conv_algo={args.conv_algo}", flush=True)
     results = run(quick=args.quick, threads=threads, peak=args.peak,
                   log=lambda s: print(s, flush=True), only=args.only)
     table = markdown(results, threads)

@@ -21,7 +21,9 @@
 #               stride 1 is the same kernel run on gy: a convolution with the flipped, transposed
 #               weight w'[c, o, kh-1-i, kw-1-j] = w[o, c, i, j] and padding dh*(kh-1) - ph (which
 #               may be negative: a crop). Strided backward-input keeps GEMM + col2im.
-#   auto     -- implicit, except where nothing is gathered (pointwise) and strided backward-input.
+#   auto     -- implicit, except where nothing is gathered (pointwise), strided backward-input,
+#               and few channels per group (C/groups < 8 forward, < MR backward-input), where
+#               im2col measured faster.
 
 cdef extern from "conv_kernels.h" nogil:
     ctypedef struct tgl_conv_geom:
@@ -466,7 +468,10 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
     if g.K == 0:
         memset(&y[0, 0, 0, 0], 0, <size_t>g.N * g.O * g.OHW * sizeof(floating))
         return
-    cdef int code = _pick_algo("conv2d_forward", algo, g.pointwise, False)
+    # auto: with few input channels per group (the 1- and 3-channel reference layers) the
+    # gather's per-row setup outweighs what skipping the column buffer saves (measured 1.1-2x
+    # slower there); from 8 channels on the implicit GEMM is at least as fast.
+    cdef int code = _pick_algo("conv2d_forward", algo, g.pointwise or g.Cg < 8, False)
     cdef tgl_conv_geom cg
     if code == CONV_IMPLICIT:
         cg = _cgeom_fwd(&g)
