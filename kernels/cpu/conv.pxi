@@ -21,9 +21,9 @@
 #               stride 1 is the same kernel run on gy: a convolution with the flipped, transposed
 #               weight w'[c, o, kh-1-i, kw-1-j] = w[o, c, i, j] and padding dh*(kh-1) - ph (which
 #               may be negative: a crop). Strided backward-input keeps GEMM + col2im.
-#   auto     -- implicit, except where nothing is gathered (pointwise), strided backward-input,
-#               and few channels per group (C/groups < 8 forward, < MR backward-input), where
-#               im2col measured faster.
+#   auto     -- implicit where it measured faster or equal (_implicit_pays: large column
+#               buffers, and forward with >= 64 outputs per group); im2col for the rest,
+#               pointwise layers and strided backward-input.
 
 cdef extern from "conv_kernels.h" nogil:
     ctypedef struct tgl_conv_geom:
@@ -406,6 +406,21 @@ cdef void _flip_weight(const floating* w, floating* wt, _Geom* g) noexcept nogil
                         dst[i * g.kw + j] = src[(g.kh - 1 - i) * g.kw + (g.kw - 1 - j)]
 
 
+cdef bint _implicit_pays(_Geom* g, bint backward) noexcept nogil:
+    """auto's choice (measured, 1 thread, float32, 3x3 and 5x5 layers). The gather costs about
+    what im2col + packing cost, so implicit wins when the column buffer (C/G*kh*kw x OH*OW per
+    image) falls out of the caches -- 1.24x forward at 4.7 MB, 1.31x backward at 9.4 MB -- and
+    ties at 1.2 MB; it loses where the GEMM's M is small, so its packed B is reused by few
+    rows: forward with few outputs (0.83x at 16, 0.96x at 32) or few input channels (the 1- and
+    3-channel layers, 1.1-2x slower); backward-input, whose M is C/G, up to 4.7 MB (0.76-0.98x)."""
+    cdef size_t cols = <size_t>g.K * g.OHW          # values; thresholds as float32 bytes
+    if g.pointwise:
+        return False
+    if backward:
+        return g.Cg >= g.kinfo.mr and cols * 4 >= (<size_t>8 << 20)
+    return g.Cg >= 8 and (g.Og >= 64 or cols * 4 >= (<size_t>4 << 20))
+
+
 cdef int _pick_algo(str op, object algo, bint pointwise, bint strided_bwd) except -1:
     """The algorithm of one call, CONV_IM2COL or CONV_IMPLICIT: the call's algo ('auto', None,
     'im2col' or 'implicit'), else set_conv_algo's; auto takes implicit except where nothing is
@@ -468,10 +483,7 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
     if g.K == 0:
         memset(&y[0, 0, 0, 0], 0, <size_t>g.N * g.O * g.OHW * sizeof(floating))
         return
-    # auto: with few input channels per group (the 1- and 3-channel reference layers) the
-    # gather's per-row setup outweighs what skipping the column buffer saves (measured 1.1-2x
-    # slower there); from 8 channels on the implicit GEMM is at least as fast.
-    cdef int code = _pick_algo("conv2d_forward", algo, g.pointwise or g.Cg < 8, False)
+    cdef int code = _pick_algo("conv2d_forward", algo, not _implicit_pays(&g, False), False)
     cdef tgl_conv_geom cg
     if code == CONV_IMPLICIT:
         cg = _cgeom_fwd(&g)
@@ -521,9 +533,7 @@ def conv2d_backward_input(const floating[:, :, :, ::1] gy, const floating[:, :, 
     if g.OHW == 0 or g.O == 0:
         memset(&gx[0, 0, 0, 0], 0, <size_t>g.N * g.C * g.H * g.W * sizeof(floating))
         return
-    # auto: with few input channels per group the implicit GEMM's M (= C/groups) would leave the
-    # micro-kernel's MR rows mostly empty, while im2col's GEMM has M = C/groups*kh*kw: keep it.
-    cdef int code = _pick_algo("conv2d_backward_input", algo, g.pointwise or g.Cg < g.kinfo.mr,
+    cdef int code = _pick_algo("conv2d_backward_input", algo, not _implicit_pays(&g, True),
                                sh != 1 or sw != 1)
     cdef tgl_conv_geom cg
     cdef _Workspace wsw

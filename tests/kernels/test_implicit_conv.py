@@ -52,7 +52,7 @@ CASES = [
     (2, 4, 6, 7, 4, 3, 2, (2, 3), (1, 1), (1, 1), 2),       # strided: forward only implicit
     (1, 2, 3, 3, 2, 3, 3, (1, 1), (4, 4), (1, 1), 1),       # padding > kernel: a cropped adjoint
     (1, 3, 37, 41, 13, 3, 3, (1, 1), (1, 1), (1, 1), 1),    # several panels per row, odd edges
-    (1, 16, 6, 6, 16, 3, 3, (1, 1), (1, 1), (1, 1), 1),     # C >= MR: auto takes implicit bwd
+    (1, 16, 6, 6, 16, 3, 3, (1, 1), (1, 1), (1, 1), 1),     # C >= MR: full micro-kernel rows
 ]
 
 
