@@ -56,9 +56,21 @@ cdef extern from "gemm_kernels.h" nogil:
     void tgl_macro_kernel_f64(const tgl_kernel_info* K, tgl_ukr_f64 ukr, int mr, int nr, int mc, int nc, int kc,
                               const double* pa, const double* pb, double* c, ptrdiff_t ldc,
                               ptrdiff_t csc, int beta)
-    int tgl_direct_f32(const tgl_kernel_info* K, int m, int n, int k, const float* a,
-                       ptrdiff_t rsa, ptrdiff_t csa, const float* b, ptrdiff_t rsb, ptrdiff_t csb,
-                       float* c, ptrdiff_t ldc, int beta)
+    int TGL_SMALL_NONE, TGL_SMALL_ROWS, TGL_SMALL_DOT
+    int tgl_small_form(int isa, int w, int k, ptrdiff_t csa, ptrdiff_t rsb, ptrdiff_t csb)
+    int tgl_small_lanes(int isa, int dsize)
+    void tgl_small_run_f32(int isa, int form, int m, int n, int k, const float* a, ptrdiff_t rsa,
+                           ptrdiff_t csa, const float* b, ptrdiff_t rsb, ptrdiff_t csb, float* c,
+                           ptrdiff_t ldc, int beta)
+    void tgl_small_run_f64(int isa, int form, int m, int n, int k, const double* a,
+                           ptrdiff_t rsa, ptrdiff_t csa, const double* b, ptrdiff_t rsb,
+                           ptrdiff_t csb, double* c, ptrdiff_t ldc, int beta)
+    int tgl_small_f32(int isa, int m, int n, int k, const float* a, ptrdiff_t rsa, ptrdiff_t csa,
+                      const float* b, ptrdiff_t rsb, ptrdiff_t csb, float* c, ptrdiff_t ldc,
+                      int beta)
+    int tgl_small_f64(int isa, int m, int n, int k, const double* a, ptrdiff_t rsa,
+                      ptrdiff_t csa, const double* b, ptrdiff_t rsb, ptrdiff_t csb, double* c,
+                      ptrdiff_t ldc, int beta)
     void tgl_gemm_naive_f32(int m, int n, int k, const float* a, ptrdiff_t rsa, ptrdiff_t csa,
                             const float* b, ptrdiff_t rsb, ptrdiff_t csb, float* c, ptrdiff_t ldc,
                             int beta)
@@ -183,8 +195,9 @@ cdef inline size_t _round64(size_t nbytes) noexcept nogil:
 # The first K block writes C (or adds, when accumulate), the later ones add. Block sizes are
 # balanced (k = 784 runs as 4 blocks of 196, not 3 x 256 + 16) so no block is a sliver.
 #
-# Small float32 problems (m*n*k <= DIRECT_MAX) skip all of this on AVX-512: tgl_direct_f32
-# reads A and B through their strides (gemm_kernels.h), when their layout allows it.
+# Small problems (m*n*k <= DIRECT_MAX) skip all of this on AVX-512 and AVX2: tgl_small_f32/f64
+# read A and B through their strides (small_gemm.h), when their layout allows it. The Python
+# entry for them, with nothing in between (no workspace, cached per-shape plans), is small.pxi.
 #
 # Threads: C is cut into one slab per thread -- column slabs (whole NR panels) when n >= m, else
 # row slabs (whole MR panels) -- and each thread runs the loops above on its slab with its own
@@ -193,7 +206,7 @@ cdef inline size_t _round64(size_t nbytes) noexcept nogil:
 
 cdef enum:
     SMALL_GEMM = 96 * 96 * 128  # m*n*k below this runs on one thread (a wake-up costs more)
-    DIRECT_MAX = 64 * 64 * 64   # m*n*k up to this skips packing (tgl_direct_f32), float32
+    DIRECT_MAX = 64 * 64 * 64   # m*n*k up to this skips packing (small_gemm.h)
     KC_F32 = 256
     NC_F32 = 1024
     MC_F32 = 144
@@ -288,13 +301,16 @@ cdef void gemm_core(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
             for i in range(m):
                 memset(c + i * ldc, 0, n * sizeof(floating))
         return
+    # Small problems: packing would cost as much as the FLOPs (see small_gemm.h).
     if floating is float:
-        # Small problems: packing would cost as much as the FLOPs (see tgl_direct_f32).
-        if m * n * k <= DIRECT_MAX and tgl_direct_f32(K, <int>m, <int>n, <int>k, a, rsa, csa, b,
-                                                      rsb, csb, c, ldc, accumulate):
+        if m * n * k <= DIRECT_MAX and tgl_small_f32(K.isa, <int>m, <int>n, <int>k, a, rsa, csa,
+                                                     b, rsb, csb, c, ldc, accumulate):
             return
         nr = K.nr
     else:
+        if m * n * k <= DIRECT_MAX and tgl_small_f64(K.isa, <int>m, <int>n, <int>k, a, rsa, csa,
+                                                     b, rsb, csb, c, ldc, accumulate):
+            return
         nr = K.nr_f64
     if _swap_pays(m, n, K.mr, nr):
         # C^T = op(B)^T op(A)^T: the thin n goes on the MR axis, C is written transposed.
@@ -473,6 +489,7 @@ cdef int _conv_check(str op, tuple x, tuple w, tuple y, int groups) except -1:
     return 0
 
 
+include "small.pxi"
 include "conv.pxi"
 include "pool.pxi"
 include "optim.pxi"

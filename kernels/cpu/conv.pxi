@@ -13,6 +13,57 @@
 # Images are split across threads (each with its own column buffer and 1-thread GEMM) when there
 # are at least as many images as threads; otherwise images run in turn and the GEMM is threaded.
 # A 1x1 kernel with stride 1 and no padding needs no im2col: the image already is its column matrix.
+#
+# Two algorithms (set_conv_algo, or the algo argument of the entry points):
+#   im2col   -- the reference: write cols out, then the packed GEMM reads it (above).
+#   implicit -- implicit GEMM: the GEMM's B packing gathers from the image itself
+#               (conv_kernels.h), so no column buffer is written or read. Backward-input with
+#               stride 1 is the same kernel run on gy: a convolution with the flipped, transposed
+#               weight w'[c, o, kh-1-i, kw-1-j] = w[o, c, i, j] and padding dh*(kh-1) - ph (which
+#               may be negative: a crop). Strided backward-input keeps GEMM + col2im.
+#   auto     -- implicit where it measured faster or equal (_implicit_pays: large column
+#               buffers, and forward with >= 64 outputs per group); im2col for the rest,
+#               pointwise layers and strided backward-input.
+
+cdef extern from "conv_kernels.h" nogil:
+    ctypedef struct tgl_conv_geom:
+        int C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW
+    void tgl_pack_b_conv_f32(int isa, const tgl_conv_geom* g, const float* x, int nr, int nc,
+                             int kc, int p0, int q0, float* dst)
+    void tgl_pack_b_conv_f64(int isa, const tgl_conv_geom* g, const double* x, int nr, int nc,
+                             int kc, int p0, int q0, double* dst)
+
+cdef enum:
+    CONV_AUTO = 0
+    CONV_IM2COL = 1
+    CONV_IMPLICIT = 2
+
+_CONV_ALGOS = {"auto": CONV_AUTO, "im2col": CONV_IM2COL, "implicit": CONV_IMPLICIT}
+cdef int _conv_algo = CONV_AUTO
+
+
+def set_conv_algo(name):
+    """Choose the conv2d algorithm: 'auto' (default), 'implicit' or 'im2col' (the reference);
+    returns the previous name. Also TINYGRAD_LITE_CONV_ALGO at import."""
+    global _conv_algo
+    previous = conv_algo()
+    code = _CONV_ALGOS.get(str(name).strip().lower() if name else "auto")
+    if code is None:
+        raise ValueError(f"set_conv_algo: unknown algorithm {name!r}; choose one of "
+                         f"{sorted(_CONV_ALGOS)}")
+    _conv_algo = code
+    return previous
+
+
+def conv_algo():
+    """Name of the conv2d algorithm in use ('auto', 'implicit' or 'im2col')."""
+    return {v: k for k, v in _CONV_ALGOS.items()}[_conv_algo]
+
+
+try:
+    set_conv_algo(os.environ.get("TINYGRAD_LITE_CONV_ALGO", "auto"))
+except ValueError as _e:
+    warnings.warn(f"TINYGRAD_LITE_CONV_ALGO: {_e}; using 'auto'", RuntimeWarning, stacklevel=2)
 
 
 cdef struct _Geom:
@@ -230,10 +281,195 @@ cdef int _split(_Geom* g, int threads, int* outer, int* inner) noexcept nogil:
     return 0
 
 
+# ------------------------------------------------------------------- implicit GEMM ------
+
+cdef void _iconv_serial(const tgl_conv_geom* cg, const floating* x, const floating* w, int M,
+                        floating* y, Py_ssize_t q_lo, Py_ssize_t q_hi, char* ws,
+                        const tgl_kernel_info* K) noexcept nogil:
+    """Columns [q_lo, q_hi) of y (M x OH*OW, row stride OH*OW) = w (M x Kd, row-major) .
+    cols(x) for one image and group (x: cg.C channels of cg.H x cg.W), Kd = C*kh*kw > 0:
+    _gemm_serial's loops with the B packing gathering from x. ws: _thread_ws_bytes bytes."""
+    cdef Py_ssize_t Kd = <Py_ssize_t>cg.C * cg.kh * cg.kw, OHW = <Py_ssize_t>cg.OH * cg.OW
+    cdef Py_ssize_t ncols = q_hi - q_lo, jc, pc, ic
+    cdef int mr = K.mr, nr, kcb, ncb, mcb, kc, nc, mc, beta
+    cdef int simd = K.pack_simd
+    cdef floating* pb = <floating*>ws
+    cdef floating* pa
+    if floating is float:
+        nr = K.nr
+        kcb = _balanced(Kd, KC_F32, 1)
+        ncb = _balanced(ncols, NC_F32, nr)
+        mcb = _balanced(M, MC_F32, mr)
+    else:
+        nr = K.nr_f64
+        kcb = _balanced(Kd, KC_F64, 1)
+        ncb = _balanced(ncols, NC_F64, nr)
+        mcb = _balanced(M, MC_F64, mr)
+    pa = <floating*>(ws + _round64(<size_t>kcb * ncb * sizeof(floating)))
+    jc = q_lo
+    while jc < q_hi:
+        nc = <int>(q_hi - jc if q_hi - jc < ncb else ncb)
+        pc = 0
+        while pc < Kd:
+            kc = <int>(Kd - pc if Kd - pc < kcb else kcb)
+            beta = 1 if pc > 0 else 0
+            if floating is float:
+                tgl_pack_b_conv_f32(K.isa, cg, x, nr, nc, kc, <int>pc, <int>jc, pb)
+            else:
+                tgl_pack_b_conv_f64(K.isa, cg, x, nr, nc, kc, <int>pc, <int>jc, pb)
+            ic = 0
+            while ic < M:
+                mc = <int>(M - ic if M - ic < mcb else mcb)
+                if floating is float:
+                    tgl_pack_a_f32(simd, mr, mc, kc, w + ic * Kd + pc, Kd, 1, pa)
+                    tgl_macro_kernel_f32(K, K.ukr_f32, mr, nr, mc, nc, kc, pa, pb,
+                                         y + ic * OHW + jc, OHW, 1, beta)
+                else:
+                    tgl_pack_a_f64(simd, mr, mc, kc, w + ic * Kd + pc, Kd, 1, pa)
+                    tgl_macro_kernel_f64(K, K.ukr_f64, mr, nr, mc, nc, kc, pa, pb,
+                                         y + ic * OHW + jc, OHW, 1, beta)
+                ic += mc
+            pc += kc
+        jc += nc
+
+
+cdef int _iconv_tasks(int N, int threads, Py_ssize_t OHW, int nr, int* slabs) noexcept nogil:
+    """Work split of an implicit convolution: N images x slabs column slabs each (one slab per
+    image when there are at least as many images as threads). Returns the thread count."""
+    cdef int s = 1, units = _cdiv(OHW, nr)
+    if threads > N:
+        s = _cdiv(threads, N)
+    if s > units:
+        s = units
+    slabs[0] = s if s > 0 else 1
+    return threads if threads < N * slabs[0] else N * slabs[0]
+
+
+cdef void _iconv_run(const tgl_conv_geom* cg, int N, int G, const floating* x,
+                     const floating* w, int M, floating* y, int threads, char* ws,
+                     const tgl_kernel_info* K) noexcept nogil:
+    """y (N, G*M, OH, OW) = the convolution of x (N, G*cg.C, cg.H, cg.W) with w (G*M, cg.C,
+    kh, kw), group by group. ws: _thread_ws_bytes per thread (_iconv_tasks threads)."""
+    cdef Py_ssize_t HWin = <Py_ssize_t>cg.H * cg.W, OHW = <Py_ssize_t>cg.OH * cg.OW
+    cdef Py_ssize_t Kd = <Py_ssize_t>cg.C * cg.kh * cg.kw
+    cdef Py_ssize_t xs = G * cg.C * HWin, ys = <Py_ssize_t>G * M * OHW, lo, hi
+    cdef size_t per = _thread_ws_bytes(sizeof(floating))
+    cdef int nr = K.nr if floating is float else K.nr_f64
+    cdef int slabs, nthreads = _iconv_tasks(N, threads, OHW, nr, &slabs)
+    cdef int units = _cdiv(OHW, nr), t, n, s, gi
+    if nthreads <= 1:
+        for n in range(N):
+            for gi in range(G):
+                _iconv_serial(cg, x + n * xs + gi * cg.C * HWin, w + gi * M * Kd, M,
+                              y + n * ys + gi * M * OHW, 0, OHW, ws, K)
+        return
+    for t in prange(N * slabs, num_threads=nthreads, schedule="static"):
+        n = t // slabs
+        s = t % slabs
+        lo = <Py_ssize_t>(units * s // slabs) * nr
+        hi = <Py_ssize_t>(units * (s + 1) // slabs) * nr
+        if hi > OHW:
+            hi = OHW
+        for gi in range(G):
+            _iconv_serial(cg, x + n * xs + gi * cg.C * HWin, w + gi * M * Kd, M,
+                          y + n * ys + gi * M * OHW, lo, hi, ws + threadid() * per, K)
+
+
+cdef tgl_conv_geom _cgeom_fwd(_Geom* g) noexcept nogil:
+    cdef tgl_conv_geom c
+    c.C = g.Cg; c.H = g.H; c.W = g.W; c.kh = g.kh; c.kw = g.kw; c.sh = g.sh; c.sw = g.sw
+    c.ph = g.ph; c.pw = g.pw; c.dh = g.dh; c.dw = g.dw; c.OH = g.OH; c.OW = g.OW
+    return c
+
+
+cdef tgl_conv_geom _cgeom_bwd_input(_Geom* g) noexcept nogil:
+    """Stride-1 backward-input as a convolution of gy (Og channels of OH x OW) giving H x W."""
+    cdef tgl_conv_geom c
+    c.C = g.Og; c.H = g.OH; c.W = g.OW; c.kh = g.kh; c.kw = g.kw; c.sh = 1; c.sw = 1
+    c.ph = g.dh * (g.kh - 1) - g.ph; c.pw = g.dw * (g.kw - 1) - g.pw; c.dh = g.dh; c.dw = g.dw
+    c.OH = g.H; c.OW = g.W
+    return c
+
+
+cdef void _flip_weight(const floating* w, floating* wt, _Geom* g) noexcept nogil:
+    """wt[gi][c, o, i, j] = w[gi*Og + o, c, kh-1-i, kw-1-j]: per group a (Cg x Og*kh*kw) matrix."""
+    cdef int gi, o, c, i, j, kk = g.kh * g.kw
+    cdef const floating* src
+    cdef floating* dst
+    for gi in range(g.G):
+        for o in range(g.Og):
+            for c in range(g.Cg):
+                src = w + (<ptrdiff_t>(gi * g.Og + o) * g.Cg + c) * kk
+                dst = wt + <ptrdiff_t>gi * g.Cg * g.Og * kk + (<ptrdiff_t>c * g.Og + o) * kk
+                for i in range(g.kh):
+                    for j in range(g.kw):
+                        dst[i * g.kw + j] = src[(g.kh - 1 - i) * g.kw + (g.kw - 1 - j)]
+
+
+cdef bint _implicit_pays(_Geom* g, bint backward) noexcept nogil:
+    """auto's choice (measured, 1 thread, float32, 3x3 and 5x5 layers). The gather costs about
+    what im2col + packing cost, so implicit wins when the column buffer (C/G*kh*kw x OH*OW per
+    image) falls out of the caches -- 1.24x forward at 4.7 MB, 1.31x backward at 9.4 MB -- and
+    ties at 1.2 MB; it loses where the GEMM's M is small, so its packed B is reused by few
+    rows: forward with few outputs (0.83x at 16, 0.96x at 32) or few input channels (the 1- and
+    3-channel layers, 1.1-2x slower); backward-input, whose M is C/G, up to 4.7 MB (0.76-0.98x)."""
+    cdef size_t cols = <size_t>g.K * g.OHW          # values; thresholds as float32 bytes
+    if g.pointwise:
+        return False
+    if backward:
+        return g.Cg >= g.kinfo.mr and cols * 4 >= (<size_t>8 << 20)
+    return g.Cg >= 8 and (g.Og >= 64 or cols * 4 >= (<size_t>4 << 20))
+
+
+cdef int _pick_algo(str op, object algo, bint pointwise, bint strided_bwd) except -1:
+    """The algorithm of one call, CONV_IM2COL or CONV_IMPLICIT: the call's algo ('auto', None,
+    'im2col' or 'implicit'), else set_conv_algo's; auto takes implicit except where nothing is
+    gathered (pointwise) and where im2col wins (the caller passes pointwise=True then), and
+    never for a strided backward-input (not an implicit convolution)."""
+    cdef int code = _algo_code(op, algo)
+    if code == CONV_IMPLICIT and strided_bwd:
+        raise ValueError(f"{op}: the implicit algorithm computes a stride-1 backward-input "
+                         "only; use algo='im2col' or 'auto' for strides > 1")
+    if code == CONV_AUTO:
+        code = _conv_algo
+    if code == CONV_IM2COL or strided_bwd:
+        return CONV_IM2COL
+    if code == CONV_AUTO and pointwise:
+        return CONV_IM2COL
+    return CONV_IMPLICIT
+
+
+cdef int _algo_code(str op, object algo) except -1:
+    code = _CONV_ALGOS.get(str(algo).strip().lower() if algo else "auto")
+    if code is None:
+        raise ValueError(f"{op}: unknown algo {algo!r}; choose one of {sorted(_CONV_ALGOS)}")
+    return code
+
+
+cdef int _iconv_call(const tgl_conv_geom* cg, int N, int G, const floating* x,
+                     const floating* w, int M, floating* y, int threads,
+                     const tgl_kernel_info* K) except -1:
+    """_iconv_run with its workspace (the shared one when free), the GIL released."""
+    cdef int slabs
+    cdef int nthreads = _iconv_tasks(N, threads if threads > 0 else 1,
+                                     <Py_ssize_t>cg.OH * cg.OW,
+                                     K.nr if floating is float else K.nr_f64, &slabs)
+    cdef _Workspace ws = _ws_acquire()
+    cdef char* buf
+    try:
+        buf = ws.ensure(_thread_ws_bytes(sizeof(floating)) * (nthreads if nthreads > 1 else 1))
+        with nogil:
+            _iconv_run(cg, N, G, x, w, M, y, threads if threads > 0 else 1, buf, K)
+    finally:
+        _ws_release(ws)
+    return 0
+
+
 def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                    floating[:, :, :, ::1] y, int sh, int sw, int ph, int pw, int dh, int dw,
-                   int groups, int threads=1):
-    """y = conv2d(x, w) (no bias); y is preallocated (N, O, OH, OW). ValueError on a misfit."""
+                   int groups, int threads=1, algo=None):
+    """y = conv2d(x, w) (no bias); y is preallocated (N, O, OH, OW). ValueError on a misfit.
+    algo: 'implicit', 'im2col' or None/'auto' (set_conv_algo's choice; see the top of conv.pxi)."""
     _conv_check("conv2d_forward", tuple(x.shape)[:4], tuple(w.shape)[:4], tuple(y.shape)[:4],
                 groups)
     _window_check("conv2d_forward", x.shape[2], x.shape[3], <int>w.shape[2], <int>w.shape[3], sh,
@@ -246,6 +482,13 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
         return
     if g.K == 0:
         memset(&y[0, 0, 0, 0], 0, <size_t>g.N * g.O * g.OHW * sizeof(floating))
+        return
+    cdef int code = _pick_algo("conv2d_forward", algo, not _implicit_pays(&g, False), False)
+    cdef tgl_conv_geom cg
+    if code == CONV_IMPLICIT:
+        cg = _cgeom_fwd(&g)
+        _iconv_call(&cg, g.N, g.G, &x[0, 0, 0, 0], &w[0, 0, 0, 0], g.Og, &y[0, 0, 0, 0],
+                    threads, &g.kinfo)
         return
     _split(&g, threads, &outer, &inner)
     cdef size_t per = _conv_thread_bytes(&g, sizeof(floating), inner, not g.pointwise, False)
@@ -273,9 +516,10 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
 
 def conv2d_backward_input(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] w,
                           floating[:, :, :, ::1] gx, int sh, int sw, int ph, int pw, int dh,
-                          int dw, int groups, int threads=1):
+                          int dw, int groups, int threads=1, algo=None):
     """gx (N, C, H, W) = the adjoint of conv2d in x applied to gy; gx is overwritten.
-    ValueError on a misfit of gy (N, O, OH, OW), w and gx."""
+    ValueError on a misfit of gy (N, O, OH, OW), w and gx. algo as in conv2d_forward
+    ('implicit' needs stride 1)."""
     _conv_check("conv2d_backward_input", tuple(gx.shape)[:4], tuple(w.shape)[:4],
                 tuple(gy.shape)[:4], groups)
     _window_check("conv2d_backward_input", gx.shape[2], gx.shape[3], <int>w.shape[2],
@@ -288,6 +532,19 @@ def conv2d_backward_input(const floating[:, :, :, ::1] gy, const floating[:, :, 
         return
     if g.OHW == 0 or g.O == 0:
         memset(&gx[0, 0, 0, 0], 0, <size_t>g.N * g.C * g.H * g.W * sizeof(floating))
+        return
+    cdef int code = _pick_algo("conv2d_backward_input", algo, not _implicit_pays(&g, True),
+                               sh != 1 or sw != 1)
+    cdef tgl_conv_geom cg
+    cdef _Workspace wsw
+    cdef floating* wt
+    if code == CONV_IMPLICIT:
+        cg = _cgeom_bwd_input(&g)
+        wsw = _Workspace()      # the flipped weight (size of w); the shared one is for GEMM
+        wt = <floating*>wsw.ensure(<size_t>g.O * g.K * sizeof(floating))
+        _flip_weight(&w[0, 0, 0, 0], wt, &g)
+        _iconv_call(&cg, g.N, g.G, &gy[0, 0, 0, 0], wt, g.Cg, &gx[0, 0, 0, 0], threads,
+                    &g.kinfo)
         return
     _split(&g, threads, &outer, &inner)
     cdef size_t per = _conv_thread_bytes(&g, sizeof(floating), inner, not g.pointwise, False)

@@ -366,15 +366,18 @@ cdef void _step_gemm_init(_StepGemm* g, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k
     _step_gemm_bytes(...) bytes (also what gemm_core gets on the other path)."""
     cdef int nr
     cdef bint fits
+    # gemm_core would run a direct kernel (small_gemm.h) here: no packing to save
+    cdef bint direct = m * n * k <= DIRECT_MAX and tgl_small_form(
+        K.isa, tgl_small_lanes(K.isa, sizeof(floating)), <int>k, 1, rsb, csb) != TGL_SMALL_NONE
     g.m, g.n, g.k = m, n, k
     if floating is float:
         nr = K.nr
-        fits = k <= KC_F32 and n <= NC_F32 and (m * n * k > DIRECT_MAX or K.isa != TGL_ISA_AVX512)
+        fits = k <= KC_F32 and n <= NC_F32 and not direct
         g.mcb = _balanced(m, MC_F32, K.mr)
         g.pa = ws + _round64(<size_t>KC_F32 * NC_F32 * sizeof(floating))
     else:
         nr = K.nr_f64
-        fits = k <= KC_F64 and n <= NC_F64
+        fits = k <= KC_F64 and n <= NC_F64 and not direct
         g.mcb = _balanced(m, MC_F64, K.mr)
         g.pa = ws + _round64(<size_t>KC_F64 * NC_F64 * sizeof(floating))
     g.prepacked = (fits and threads <= 1 and m > 0 and n > 0 and k > 0

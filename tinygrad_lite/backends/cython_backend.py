@@ -38,6 +38,8 @@ _FLOATS = (_F32, _F64)
 _GEMM = {}
 if HAVE_CPU_KERNELS:
     _GEMM = {_F32: _cpu.gemm.__signatures__["float"], _F64: _cpu.gemm.__signatures__["double"]}
+    # Small GEMMs (m*n*k <= 64**3): straight to the direct kernels, or None (kernels/cpu/small.pxi)
+    _MATMUL_SMALL = _cpu.matmul_small
     _GEMM_BIAS_ACT = {_F32: _cpu.gemm_bias_act.__signatures__["float"],
                       _F64: _cpu.gemm_bias_act.__signatures__["double"]}
     _SOFTMAX_XENT = {_F32: _cpu.softmax_xent.__signatures__["float"],
@@ -227,6 +229,12 @@ class CythonBackend(Backend):
 
     # ---- matmul -----------------------------------------------------------------------------
     def matmul(self, a, b, trans_a=False, trans_b=False, out=None, accumulate=False):
+        # Small GEMMs: the direct kernels take any strides and allocate nothing but the result;
+        # None means "not one of those" (a larger or unsupported case), handled below.
+        if out is None:
+            y = _MATMUL_SMALL(a, b, trans_a, trans_b)
+            if y is not None:
+                return y
         # Fast path (the common case, and what tiny MLP layers pay for): one float dtype, 2-D,
         # C-contiguous, no out=. Same checks as below, in the cheapest order.
         dt = a.dtype

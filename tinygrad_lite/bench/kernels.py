@@ -2,6 +2,7 @@
 
     tinygrad-lite bench kernels [--quick] [--threads 1,2] [--only SUBSTR,...] [--json PATH]
                                 [--plot PATH] [--md PATH] [--peak GFLOPS] [--clock wall|thread]
+                                [--conv-algo auto|implicit|im2col]
     tinygrad-lite bench compare A.json B.json        (two --json runs; see compare.py)
 
 Implementations: the numpy reference backend (OpenBLAS), our cython kernels, and PyTorch CPU when
@@ -524,6 +525,8 @@ def main(argv=None):
     ap.add_argument("--peak", type=float, default=None,
                     help="peak GFLOP/s per thread for the %%peak column (default: the float32 "
                     "FMA peak measured at the start of the run, at each thread count)")
+    ap.add_argument("--conv-algo", default="auto", choices=["auto", "implicit", "im2col"],
+                    help="conv2d algorithm of the cython backend (default auto)")
     args = ap.parse_args(argv)
     threads = tuple(int(t) for t in args.threads.split(","))
     if args.plot:                      # say so now, not after the whole run
@@ -538,8 +541,13 @@ def main(argv=None):
     env = Env()
     info = versions(env)
     info["backends"] = {k: v[1] for k, v in backends.available().items()}
-    print(f"# kernel benchmark  threads={threads}  quick={args.quick}  torch={info['torch']}",
-          flush=True)
+    from tinygrad_lite.backends.cython_backend import _cpu
+
+    if _cpu is not None:
+        _cpu.set_conv_algo(args.conv_algo)
+    info["conv_algo"] = args.conv_algo
+    print(f"# kernel benchmark  threads={threads}  quick={args.quick}  torch={info['torch']}  "
+          f"conv_algo={args.conv_algo}", flush=True)
     mach = machine_mod.measure(threads, quick=args.quick, blas=env.blas)
     for line in machine_mod.header(mach):
         print(f"# {line}", flush=True)
