@@ -1108,7 +1108,7 @@ class Sequential(Module):
 
     def save(self, path, preprocessing=None, label_names=None, extra=None,
              allow_nonfinite=False):
-        """Save architecture + weights (``io.save_model``): ``.safetensors`` or ``.npz``."""
+        """Save architecture + weights (``io.save_model``): ``.safetensors``, ``.npz`` or ``.h5``."""
         from .io import save_model
 
         return save_model(self, path, preprocessing=preprocessing,
@@ -1137,3 +1137,9 @@ def load_model(path, **kwargs):
     from .io import load_model as _load
 
     return _load(path, **kwargs)
+
+
+# io rebuilds saved models through this registration; it never imports this module (no cycle).
+from .io.files import register_architecture as _register_architecture  # noqa: E402
+
+_register_architecture("Sequential", Sequential.from_config)

@@ -1,4 +1,4 @@
-"""Model files: safetensors (default) or ``.npz``, never pickle.
+"""Model files: safetensors (default), ``.npz`` or Keras-layout ``.h5`` (io/h5.py), never pickle.
 
 A file holds named arrays and one JSON document of metadata:
 
@@ -77,9 +77,10 @@ def _suffix(path, op):
         raise ModelFormatError(
             f"{op}: pickle-based files are never loaded (they can run arbitrary code), got "
             f"{os.fspath(path)!r}; use a .safetensors or .npz model file")
-    if ext not in (".safetensors", ".npz"):
+    if ext not in (".safetensors", ".npz", ".h5"):
         raise ModelFormatError(f"{op}: unknown model file type {ext or '(none)'!r}, got "
-                               f"{os.fspath(path)!r}; use a .safetensors (default) or .npz name")
+                               f"{os.fspath(path)!r}; use a .safetensors (default), .npz or .h5 "
+                               "name")
     return ext
 
 
@@ -244,6 +245,10 @@ def write_file(path, arrays, metadata):
     """Atomically write ``arrays`` (name -> ndarray) and ``metadata`` (JSON-able dict), with a
     SHA-256 digest of the metadata and of every tensor."""
     ext = _suffix(path, "save_model")
+    if ext == ".h5":                       # Keras layout, through h5py (io/h5.py)
+        from .h5 import write_h5
+
+        return write_h5(path, arrays, metadata)
     meta_json = json.dumps(metadata, allow_nan=False)
     digest_json = _digest_doc(arrays, meta_json)
     payload = (_safetensors_bytes if ext == ".safetensors" else _npz_bytes)(
@@ -492,6 +497,10 @@ def read_file(path, max_bytes=MAX_FILE_BYTES):
     safetensors file, an older tinygrad_lite) loads with an ``UnverifiedFileWarning``.
     """
     ext = _suffix(path, "load_model")
+    if ext == ".h5":
+        from .h5 import read_h5
+
+        return read_h5(path, max_bytes)
     arrays, meta_text, digest = (_read_safetensors if ext == ".safetensors" else _read_npz)(
         path, max_bytes)
     meta = _parse_json(path, meta_text, "metadata")
@@ -637,17 +646,49 @@ def _array_refs(meta):
     return refs
 
 
-def load_model(path, max_bytes=MAX_FILE_BYTES, allow_nonfinite=False):
+# Model classes register how they are rebuilt from a stored architecture (``models`` registers
+# ``Sequential`` when it is imported), so ``io`` never imports ``models``: the dependency points
+# one way only (models -> io).
+_ARCHITECTURES = {}
+
+
+def register_architecture(class_name, builder):
+    """Register ``builder(config, build=False) -> model`` for architectures whose config has
+    ``"class_name": class_name``. ``tinygrad_lite.models`` registers ``Sequential`` on import."""
+    if not isinstance(class_name, str) or not callable(builder):
+        raise TypeError(f"register_architecture: expected a class name and a callable, got "
+                        f"{class_name!r} and {type(builder).__name__}")
+    _ARCHITECTURES[class_name] = builder
+
+
+def _builder_for(path, arch, builder):
+    if builder is not None:
+        return builder
+    name = arch.get("class_name") if isinstance(arch, dict) else None
+    if name in _ARCHITECTURES:
+        return _ARCHITECTURES[name]
+    raise _fail(path, f"no model class is registered for the architecture "
+                      f"{str(name)[:40]!r} (registered: {sorted(_ARCHITECTURES)}); import "
+                      "tinygrad_lite.models first (it registers Sequential), or call "
+                      "tinygrad_lite.models.load_model(path)")
+
+
+def load_model(path, max_bytes=MAX_FILE_BYTES, allow_nonfinite=False, builder=None):
     """Rebuild a model saved by ``save_model``: architecture from the allow-list, then weights.
 
     The returned model has ``.preprocessing`` (a fitted transformer or None) and ``.label_names``.
     Raises ``ModelFormatError`` (naming the file and the problem) on a bad file, also for tensors
     that neither the architecture nor the preprocessing state uses. NaN/Inf weights are refused
-    unless ``allow_nonfinite=True`` (they were saved with it).
+    unless ``allow_nonfinite=True`` (they were saved with it). ``builder`` (default: the class
+    registered for the file's architecture, see ``register_architecture``) rebuilds the model
+    from its config without allocating weights. ``.h5`` files go through ``io.h5``.
     """
-    from .. import models
-
     arrays, meta = read_file(path, max_bytes)
+    return _model_from(path, arrays, meta, allow_nonfinite, builder)
+
+
+def _model_from(path, arrays, meta, allow_nonfinite=False, builder=None):
+    """The model a checked ``(arrays, meta)`` pair describes; nothing outside it is touched."""
     weights = _split(arrays, "weights.")
     if meta.get("content") == MODULE_WEIGHTS:
         raise _fail(path, f"the file holds the weights of an nn.Module "
@@ -661,10 +702,11 @@ def load_model(path, max_bytes=MAX_FILE_BYTES, allow_nonfinite=False):
     if meta.get("content") == WEIGHTS_ONLY:
         raise _fail(path, "the file holds weights only (save_weights), no architecture; build the "
                           "model in code and call model.load_weights(path)")
+    build_from = _builder_for(path, meta.get("architecture"), builder)
     try:
         # 1. the layers from the allow-list, no weights allocated yet; 2. every weight's shape
         # from the configs alone
-        model = models.Sequential.from_config(meta.get("architecture"), build=False)
+        model = build_from(meta.get("architecture"), build=False)
         if model._input_shape is None:
             raise ModelFormatError("from_config: the architecture has no input_shape")
         plan = model.shape_plan()
