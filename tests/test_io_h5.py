@@ -239,8 +239,8 @@ def test_refuses_rewritten_attributes(good):
             "weight_names", [b"dense/../kernel:0"]), "invalid"),
         (lambda f: f["model_weights/dense"].attrs.__setitem__(
             "weight_names", [b"dense/kernel:0"] * 2), "twice"),
-        (lambda f: f["model_weights"].attrs.__setitem__("layer_names", np.array([b"l%d" % i for i in range(1001)], "S5")),
-         "at most"),
+        (lambda f: f["model_weights"].attrs.__setitem__(
+            "layer_names", np.array([b"l%d" % i for i in range(1001)], "S5")), "at most"),
         (lambda f: f.attrs.__delitem__("tinygrad_lite.sha256"), "SHA-256|unverified"),
     ]
     for edit, match in edits:

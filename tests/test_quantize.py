@@ -124,15 +124,21 @@ def _digits_model():
 
 
 def _measure(model, path, Xte, yte):
-    """file bytes, zlib-compressed file bytes, peak traced bytes of load + predict, accuracy."""
+    """file bytes, zlib-compressed file bytes, bytes with ``sparse=True``, peak traced bytes of
+    load + predict, accuracy (of the sparse file's model, checked equal to the plain one's)."""
     model.save(path)
-    tracemalloc.start()
-    loaded = io.load_model(path)
-    acc = float((loaded.predict(Xte).argmax(1) == yte).mean())
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    sparse_path = str(path).replace(".safetensors", ".sparse.safetensors")
+    model.save(sparse_path, sparse=True)
+    accs = []
+    for p in (path, sparse_path):
+        tracemalloc.start()
+        loaded = io.load_model(p)
+        accs.append(float((loaded.predict(Xte).argmax(1) == yte).mean()))
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert accs[0] == accs[1]
     blob = open(path, "rb").read()
-    return len(blob), len(zlib.compress(blob, 6)), peak, acc
+    return len(blob), len(zlib.compress(blob, 6)), os.path.getsize(sparse_path), peak, accs[0]
 
 
 def test_digits_pruning_and_int8_table(tmp_path):
@@ -173,13 +179,15 @@ def test_digits_pruning_and_int8_table(tmp_path):
                                                         Xte, yte)
     q = quantize.quantize_model(m, Xtr[:300])
     rows["int8"] = _measure(q, tmp_path / "int8.safetensors", Xte, yte)
-    print("\n| model | file (bytes) | file zlib (bytes) | peak load+predict (KiB) | accuracy |")
-    print("|---|---|---|---|---|")
-    for name, (size, zsize, peak, acc) in rows.items():
-        print(f"| {name} | {size} | {zsize} | {peak / 1024:.0f} | {100 * acc:.2f}% |")
-    base = rows["dense"][3]
+    print("\n| model | file (bytes) | zlib of it | `sparse=True` file | peak load+predict (KiB) "
+          "| accuracy |")
+    print("|---|---|---|---|---|---|")
+    for name, (size, zsize, ssize, peak, acc) in rows.items():
+        print(f"| {name} | {size} | {zsize} | {ssize} | {peak / 1024:.0f} | {100 * acc:.2f}% |")
+    base = rows["dense"][4]
     assert base > 0.95
-    assert abs(rows["50% pruned"][3] - base) <= 0.01
-    assert abs(rows["int8"][3] - base) <= 0.01
+    assert abs(rows["50% pruned"][4] - base) <= 0.01
+    assert abs(rows["int8"][4] - base) <= 0.01
     assert rows["int8"][0] < 0.35 * rows["dense"][0]             # int8 kernels: ~1/4 the bytes
-    assert rows["90% pruned"][1] < 0.5 * rows["dense"][1]          # zeros compress
+    assert rows["90% pruned"][2] < 0.3 * rows["dense"][0]         # bitmask + non-zero values
+    assert rows["50% pruned"][2] < 0.8 * rows["dense"][0]

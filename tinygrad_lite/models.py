@@ -1107,13 +1107,15 @@ class Sequential(Module):
         return model
 
     def save(self, path, preprocessing=None, label_names=None, extra=None,
-             allow_nonfinite=False):
-        """Save architecture + weights (``io.save_model``): ``.safetensors``, ``.npz`` or ``.h5``."""
+             allow_nonfinite=False, sparse=False):
+        """Save architecture + weights (``io.save_model``): ``.safetensors``, ``.npz`` or
+        ``.h5``; ``sparse=True`` stores pruned weights compactly (see ``io.save_model``)."""
         from .io import save_model
 
         return save_model(self, path, preprocessing=preprocessing,
                           label_names=label_names if label_names is not None else
-                          self.label_names, extra=extra, allow_nonfinite=allow_nonfinite)
+                          self.label_names, extra=extra, allow_nonfinite=allow_nonfinite,
+                          sparse=sparse)
 
     def save_weights(self, path):
         """Save the weights alone (``io.save_weights``); restore with ``load_weights``."""
