@@ -88,7 +88,7 @@ def test_kernel_and_numpy_fallback_give_identical_outputs(monkeypatch):
     m, x = _cnn()
     q = quantize.quantize_model(m, x)
     with_default = q.predict(x)
-    monkeypatch.setattr(quantize, "_KERNELS", [None])           # the NumPy int32 path
+    monkeypatch.setattr(quantize, "_KERNELS", [None])           # the NumPy path
     np.testing.assert_array_equal(q.predict(x), with_default)
 
 

@@ -1226,13 +1226,16 @@ class _Quantized(Layer):
                                                       else [])
 
     def _matmul(self, cols):
-        """Dequantized ``cols @ W.T + b`` for float rows ``cols`` (m, k): int8 GEMM, int32 sums."""
-        from .quantize import qgemm, quantize_activations
+        """``act(dequant(q(cols) @ q(W).T) + b)`` for float rows ``cols`` (m, k): int8 GEMM,
+        int32 sums; ReLU is fused, any other activation is applied by the caller."""
+        from .quantize import qlinear
 
-        sx = float(self.input_scale.numpy()[0])
-        acc = qgemm(quantize_activations(cols, sx), self.kernel_q.numpy())
-        y = acc.astype(np.float32) * (np.float32(sx) * self.kernel_scale.numpy())
-        return y + self.bias.numpy() if self.bias is not None else y
+        return qlinear(cols, self.input_scale.numpy()[0], self.kernel_q.numpy(),
+                       self.kernel_scale.numpy(), None if self.bias is None else
+                       self.bias.numpy(), relu=self.activation == "relu")
+
+    def _activate(self, y):
+        return Tensor(y) if self.activation == "relu" else self._act(Tensor(y))
 
 
 class QuantizedDense(_Quantized):
@@ -1264,7 +1267,7 @@ class QuantizedDense(_Quantized):
             raise ShapeError(f"QuantizedDense: expected {self.kernel_q.shape[1]} input features, "
                              f"got input shape {x.shape}")
         y = self._matmul(x.reshape(-1, x.shape[-1])).reshape(x.shape[:-1] + (self.units,))
-        return self._act(Tensor(y))
+        return self._activate(y)
 
     def get_config(self):
         return {"units": self.units, "activation": self.activation, "use_bias": self.use_bias,
@@ -1312,7 +1315,7 @@ class QuantizedConv2D(_Quantized, _Spatial):
         n, _, oh, ow = win.shape[:4]
         cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, -1)   # (N*OH*OW, C*kh*kw)
         y = self._matmul(cols).reshape(n, oh, ow, self.filters).transpose(0, 3, 1, 2)
-        return self._from_nchw(self._act(Tensor(np.ascontiguousarray(y))))
+        return self._from_nchw(self._activate(np.ascontiguousarray(y)))
 
     def get_config(self):
         return {"filters": self.filters, "kernel_size": list(self.kernel_size),

@@ -10,7 +10,10 @@ then computes, for input row ``x`` and output channel ``j``::
 
 The integer GEMM is ``kernels/cpu/quant.pxi`` (``_cpu.qgemm_s8s8s32``) when the Cython kernels are
 loaded, else NumPy's integer matmul: both are exact, so their int32 results are identical (the
-parity tests check it). ``k`` is capped at 133,152 so the int32 sum cannot overflow.
+parity tests check it). A layer runs as one fused call (``_cpu.qlinear_f32``: quantize the rows,
+int8 GEMM, dequantize + bias + ReLU) whose float32 steps are those of the NumPy fallback, so a
+quantized model predicts bitwise the same with the kernels on or off. ``k`` is capped at
+133,152 so the int32 sum cannot overflow.
 
 >>> qmodel = quantize_model(model, x_train[:500])          # doctest: +SKIP
 >>> qmodel.save("model-int8.safetensors")                   # int8 kernels + float32 scales
@@ -24,18 +27,30 @@ QMAX = 127
 MAX_K = 133_152          # 127 * 127 * MAX_K < 2**31: the int32 accumulator cannot overflow
 
 __all__ = ["quantize_model", "quantize_per_channel", "quantize_activations", "qgemm",
-           "qgemm_reference", "calibrate"]
+           "qgemm_reference", "qlinear", "calibrate"]
 
-_KERNELS = []
+_KERNELS = []          # [(qgemm_s8s8s32, qlinear_f32)] or [None] without the extension
 
 
-def _kernel():
+def _kernels():
     if not _KERNELS:
         from .backends._ext import load_cpu_kernels
 
         mod, _ = load_cpu_kernels()
-        _KERNELS.append(getattr(mod, "qgemm_s8s8s32", None) if mod is not None else None)
+        _KERNELS.append((mod.qgemm_s8s8s32, mod.qlinear_f32)
+                        if mod is not None and hasattr(mod, "qlinear_f32") else None)
     return _KERNELS[0]
+
+
+def _kernel():
+    k = _kernels()
+    return None if k is None else k[0]
+
+
+def _threads():
+    from .backends import threads as _t
+
+    return _t.get_num_threads()
 
 
 def quantize_per_channel(w):
@@ -52,9 +67,11 @@ def quantize_per_channel(w):
 
 
 def quantize_activations(x, scale):
-    """int8 ``round(x / scale)`` clipped to [-127, 127] (symmetric, per tensor)."""
+    """int8 ``rint(x * (1/scale))`` (float32) clamped to [-127, 127] (symmetric, per tensor);
+    NaN becomes 127 (``fmin`` first, as the kernel does)."""
     x = np.asarray(x, dtype=np.float32)
-    return np.clip(np.rint(x * np.float32(1.0 / float(scale))), -QMAX, QMAX).astype(np.int8)
+    v = np.rint(x * np.float32(1.0 / float(scale)))
+    return np.fmax(np.fmin(v, np.float32(QMAX)), np.float32(-QMAX)).astype(np.int8)
 
 
 def qgemm_reference(a, w):
@@ -74,13 +91,37 @@ def qgemm(a, w, threads=None):
     kern = _kernel()
     if kern is None:
         return qgemm_reference(a, w)
-    if threads is None:
-        from .backends import threads as _threads
-
-        threads = _threads.get_num_threads()
     out = np.empty((a.shape[0], w.shape[0]), dtype=np.int32)
-    kern(np.ascontiguousarray(a), np.ascontiguousarray(w), out, int(threads))
+    kern(np.ascontiguousarray(a), np.ascontiguousarray(w), out,
+         int(_threads() if threads is None else threads))
     return out
+
+
+def qlinear(x, input_scale, w_q, w_scale, bias=None, relu=False):
+    """The int8 layer on float rows ``x`` (m, k): quantize with ``input_scale``, int8 GEMM with
+    int32 sums against ``w_q`` (n, k), dequantize with ``input_scale * w_scale``, add ``bias``,
+    optionally ReLU. One fused kernel call (``_cpu.qlinear_f32``) when the kernels are loaded,
+    else the same float32 steps in NumPy (bitwise the same result)."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim != 2 or x.shape[1] != w_q.shape[1]:
+        raise ShapeError(f"qlinear: expected x (m, {w_q.shape[1]}), got {x.shape}")
+    if x.shape[1] > MAX_K:
+        raise ShapeError(f"qlinear: k = {x.shape[1]} could overflow the int32 accumulator, got "
+                         f"it with a cap of {MAX_K}; split the layer")
+    scale = (np.float32(input_scale) * np.asarray(w_scale, dtype=np.float32)).astype(np.float32)
+    kern = _kernels()
+    if kern is not None:
+        out = np.empty((x.shape[0], w_q.shape[0]), dtype=np.float32)
+        kern[1](x, np.float32(1.0 / float(input_scale)), np.ascontiguousarray(w_q), scale,
+                None if bias is None else np.ascontiguousarray(bias, dtype=np.float32), out,
+                1 if relu else 0, int(_threads()))
+        return out
+    y = qgemm_reference(quantize_activations(x, input_scale), w_q).astype(np.float32) * scale
+    if bias is not None:
+        y = y + np.asarray(bias, dtype=np.float32)
+    if relu:      # as the kernel: v if v > 0 or NaN, else +0.0
+        y = np.where((y > 0) | np.isnan(y), y, np.float32(0))
+    return y
 
 
 def _layer_inputs(model, x, batch_size):
