@@ -152,6 +152,70 @@ def test_keras2_file_written_with_plain_h5py_loads(tmp_path):
     np.testing.assert_allclose(m.predict(x), want, rtol=1e-5, atol=1e-6)
 
 
+def _write_keras2_bn(path, bn_axis):
+    """Keras 2 layout: MaxPooling2D, BatchNormalization (axis written as [3], as Keras does),
+    Flatten, Dropout, Dense(linear)."""
+    layers = [
+        {"class_name": "InputLayer", "config": {"batch_input_shape": [None, 6, 6, 2],
+                                                "dtype": "float32", "name": "in"}},
+        {"class_name": "MaxPooling2D", "config": {
+            "name": "max_pooling2d", "trainable": True, "dtype": "float32", "pool_size": [2, 2],
+            "padding": "valid", "strides": [2, 2], "data_format": "channels_last"}},
+        {"class_name": "BatchNormalization", "config": {
+            "name": "bn", "trainable": True, "dtype": "float32", "axis": bn_axis,
+            "momentum": 0.99, "epsilon": 0.001, "center": True, "scale": True,
+            "beta_initializer": {"class_name": "Zeros", "config": {}},
+            "gamma_initializer": {"class_name": "Ones", "config": {}},
+            "moving_mean_initializer": {"class_name": "Zeros", "config": {}},
+            "moving_variance_initializer": {"class_name": "Ones", "config": {}},
+            "beta_regularizer": None, "gamma_regularizer": None, "beta_constraint": None,
+            "gamma_constraint": None}},
+        {"class_name": "Flatten", "config": {"name": "flatten", "trainable": True,
+                                             "dtype": "float32"}},
+        {"class_name": "Dropout", "config": {"name": "dropout", "trainable": True,
+                                             "dtype": "float32", "rate": 0.5,
+                                             "noise_shape": None, "seed": None}},
+        {"class_name": "Dense", "config": {
+            "name": "dense", "trainable": True, "dtype": "float32", "units": 3,
+            "activation": "linear", "use_bias": True, "kernel_regularizer": None,
+            "bias_regularizer": None, "activity_regularizer": None, "kernel_constraint": None,
+            "bias_constraint": None}}]
+    weights = {"bn": [("gamma:0", RNG.uniform(0.5, 2, 2)), ("beta:0", RNG.standard_normal(2)),
+                      ("moving_mean:0", RNG.standard_normal(2)),
+                      ("moving_variance:0", RNG.uniform(0.5, 2, 2))],
+               "dense": [("kernel:0", RNG.standard_normal((18, 3))),
+                         ("bias:0", RNG.standard_normal(3))]}
+    with h5py.File(path, "w") as f:
+        f.attrs["model_config"] = json.dumps({"class_name": "Sequential",
+                                              "config": {"name": "s", "layers": layers}})
+        mw = f.create_group("model_weights")
+        names = ["max_pooling2d", "bn", "flatten", "dropout", "dense"]
+        mw.attrs["layer_names"] = [n.encode() for n in names]
+        for ln in names:
+            g = mw.create_group(ln)
+            g.attrs["weight_names"] = [f"{ln}/{n}".encode() for n, _ in weights.get(ln, [])]
+            for n, a in weights.get(ln, []):
+                g.create_dataset(f"{ln}/{n}", data=a.astype(np.float32))
+    return {k: dict(v) for k, v in weights.items()}
+
+
+def test_keras2_batchnorm_pooling_file_loads(tmp_path):
+    w = _write_keras2_bn(tmp_path / "k.h5", [3])
+    with pytest.warns(UnverifiedFileWarning):
+        m = io.load_model(tmp_path / "k.h5")
+    x = RNG.standard_normal((4, 6, 6, 2)).astype(np.float32)
+    bn = w["bn"]
+    p = x.reshape(4, 3, 2, 3, 2, 2).max(axis=(2, 4))
+    h = (p - bn["moving_mean:0"]) / np.sqrt(bn["moving_variance:0"] + 1e-3) * bn["gamma:0"] \
+        + bn["beta:0"]
+    want = h.reshape(4, -1) @ w["dense"]["kernel:0"] + w["dense"]["bias:0"]
+    np.testing.assert_allclose(m.predict(x), want, rtol=1e-5, atol=1e-5)
+    _write_keras2_bn(tmp_path / "cf.h5", [1])            # channels_first statistics: refused
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnverifiedFileWarning)
+        _refused(tmp_path / "cf.h5", "only the last axis")
+
+
 # ------------------------------------------------------------------ hostile files ---
 
 @pytest.fixture

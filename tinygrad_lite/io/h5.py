@@ -362,14 +362,14 @@ def _from_keras_config(path, config):
     entries = inner.get("layers")
     if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_LAYERS:
         raise files._fail(path, "model_config has no list of layers")
-    layers, input_shape = [], None
+    layers, input_shape, rank = [], None, None    # rank: of the batch (with the batch axis)
     for e in entries:
         if not (isinstance(e, dict) and isinstance(e.get("config"), dict)):
             raise files._fail(path, "model_config holds a malformed layer entry")
         cls, cfg = e.get("class_name"), dict(e["config"])
         bis = cfg.get("batch_input_shape", cfg.get("batch_shape"))
         if input_shape is None and isinstance(bis, list) and len(bis) >= 2:
-            input_shape = bis[1:]
+            input_shape, rank = bis[1:], len(bis)
         if cls == "InputLayer":
             continue            # Keras lists it in the config, not in model.layers
         if cfg.get("groups", 1) != 1:
@@ -381,6 +381,23 @@ def _from_keras_config(path, config):
         if cls == "Flatten" and cfg.get("data_format", "channels_last") == "channels_last":
             cfg.pop("data_format", None)    # ours flattens channels_last order, as Keras
         cfg = {k: v for k, v in cfg.items() if k not in _KERAS_ONLY}
+        if cls in ("BatchNormalization", "LayerNormalization") and "axis" in cfg:
+            axis = cfg["axis"]                    # Keras writes [3] for the last axis of 4-D
+            axis = axis[0] if isinstance(axis, list) and len(axis) == 1 else axis
+            if rank is not None and axis == rank - 1:
+                axis = -1
+            if axis != -1:
+                raise files._fail(path, f"{cls} over axis {cfg['axis']!r} (of a rank-{rank} "
+                                        "input) is not supported; only the last axis is")
+            cfg["axis"] = -1
+        if rank is not None:                      # the rank after this layer
+            if cls == "Flatten" or (cls in ("LSTM", "GRU", "SimpleRNN")
+                                    and not cfg.get("return_sequences")):
+                rank = 2
+            elif cls == "Reshape" and isinstance(cfg.get("target_shape"), list):
+                rank = len(cfg["target_shape"]) + 1
+            elif cls == "Embedding":
+                rank += 1
         layers.append({"class_name": cls, "config": cfg})
     if input_shape is None:
         raise files._fail(path, "model_config has no batch_input_shape (the input shape)")
