@@ -119,7 +119,7 @@ def _digits_model():
     m = Sequential([Dense(128, activation="relu", input_shape=(64,)),
                     Dense(64, activation="relu"), Dense(10, activation="softmax")])
     m.compile("adam", "sparse_categorical_crossentropy")
-    m.fit(Xtr, ytr, epochs=20, batch_size=64, verbose=0)
+    m.fit(Xtr, ytr, epochs=12, batch_size=64, verbose=0)
     return m, Xtr, ytr, Xte, yte
 
 
