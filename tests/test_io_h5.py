@@ -454,3 +454,13 @@ def test_load_without_a_registered_class_says_what_to_do(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "import tinygrad_lite.models first" in r.stdout
     assert "loaded: Sequential" in r.stdout
+
+
+def test_state_dict_saves_refuse_h5_and_missing_h5py_names_the_extra(tmp_path, monkeypatch):
+    with pytest.raises(ModelFormatError, match=r"\.h5 holds whole models"):
+        tl.save({"w": np.zeros(3)}, tmp_path / "sd.h5")
+    m, _ = _cnn()
+    monkeypatch.setitem(sys.modules, "h5py", None)          # as if the extra were not installed
+    with pytest.raises(ImportError, match=r"pip install tinygrad_lite\[h5\]"):
+        m.save(tmp_path / "m.h5")
+    assert not (tmp_path / "m.h5").exists()
