@@ -89,6 +89,7 @@ def _write_bomb(path, n_bytes, declared=None):
 _MEASURE = textwrap.dedent("""
     import resource, sys, time
     import tinygrad_lite.io as io
+    import tinygrad_lite.models  # registers Sequential with io
     from tinygrad_lite.errors import ModelFormatError
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t = time.perf_counter()

@@ -161,3 +161,59 @@ def test_not_a_training_checkpoint_and_bad_arguments(tmp_path):
     blob.write_bytes(bytes(data[: len(data) // 2]))
     with pytest.raises(ModelFormatError):
         io.load_checkpoint(blob, net, opt)
+
+
+def _plateau_callbacks(scores):
+    """A scripted monitor (first), then the stateful callbacks whose counters cross the resume
+    point: ReduceLROnPlateau (wait, best, cooldown) and EarlyStopping (wait, best)."""
+    from tinygrad_lite.callbacks import EarlyStopping, LambdaCallback, ReduceLROnPlateau
+
+    script = LambdaCallback(on_epoch_end=lambda e, logs: logs.__setitem__("score", scores[e]))
+    return [script, ReduceLROnPlateau(monitor="score", factor=0.5, patience=2, cooldown=1),
+            EarlyStopping(monitor="score", patience=4)]
+
+
+@pytest.mark.parametrize("checkpoint_first", [True, False])
+def test_resume_restores_callback_state_bitwise(tmp_path, checkpoint_first):
+    """ReduceLROnPlateau's counters and EarlyStopping's patience cross the resume point; the
+    ModelCheckpoint's training state is written after every callback's on_epoch_end (so the
+    learning rate a later ReduceLROnPlateau sets that epoch is in it, whatever the order)."""
+    x, y = _data()
+    scores = [5.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 3.0]
+    full = _keras(0)
+    hist = full.fit(x, y, epochs=8, batch_size=8, verbose=0, callbacks=_plateau_callbacks(scores))
+    lr_full = full.optimizer.param_groups[0]["lr"]
+
+    first = _keras(0)
+    ck = ModelCheckpoint(str(tmp_path / "m-{epoch}.safetensors"), monitor="score",
+                         include_optimizer=True)
+    cbs = _plateau_callbacks(scores)
+    first.fit(x, y, epochs=4, batch_size=8, verbose=0,
+              callbacks=[ck] + cbs if checkpoint_first else cbs + [ck])
+    assert cbs[1].wait or cbs[1].cooldown_counter          # mid-plateau at the cut
+
+    tl.manual_seed(7)
+    resumed = _keras(5)
+    cbs2 = _plateau_callbacks(scores)
+    ckpt = io.load_checkpoint(ck.train_state_path(tmp_path / "m-4.safetensors"), resumed,
+                              callbacks=cbs2)
+    h2 = resumed.fit(x, y, epochs=8, batch_size=8, verbose=0, callbacks=cbs2,
+                     initial_epoch=ckpt["epoch"])
+    assert resumed.optimizer.param_groups[0]["lr"] == lr_full
+    assert len(hist.history["loss"]) == 4 + len(h2.history["loss"])   # same early stop epoch
+    for (k, a), b in zip(full.weights_dict().items(), resumed.weights_dict().values()):
+        assert a.tobytes() == b.tobytes(), k
+
+
+def test_callback_state_mismatch_is_refused(tmp_path):
+    from tinygrad_lite.callbacks import ReduceLROnPlateau
+
+    x, y = _data()
+    m = _keras(0)
+    ck = ModelCheckpoint(str(tmp_path / "m.safetensors"), monitor="loss", include_optimizer=True)
+    m.fit(x, y, epochs=1, batch_size=8, verbose=0,
+          callbacks=[ck, ReduceLROnPlateau(monitor="loss")])
+    with pytest.raises(ModelFormatError, match="callback"):
+        io.load_checkpoint(ck.train_state_path(tmp_path / "m.safetensors"), _keras(0),
+                           callbacks=[ReduceLROnPlateau(monitor="loss"),
+                                      ReduceLROnPlateau(monitor="loss")])

@@ -47,6 +47,16 @@ class Callback:
     def set_params(self, params):
         self.params = params
 
+    def state_dict(self):
+        """What a resumed run needs of this callback (None: it keeps no state across epochs)."""
+        return None
+
+    def load_state_dict(self, state):
+        """Restore ``state_dict()`` at the next ``on_train_begin`` (``io.load_checkpoint``'s
+        ``callbacks=``); a stateless callback accepts only None."""
+        if state is not None:
+            raise ValueError(f"{type(self).__name__}: keeps no state, got {str(state)[:60]}")
+
     def on_train_begin(self, logs=None): ...
     def on_train_end(self, logs=None): ...
     def on_epoch_begin(self, epoch, logs=None): ...
@@ -67,6 +77,15 @@ class CallbackList:
                                 "LambdaCallback")
             cb.set_model(model)
             cb.set_params(params)
+            cb._peers = self.callbacks      # ModelCheckpoint saves its peers' states
+
+    def on_epoch_end(self, epoch, logs=None):
+        for cb in self.callbacks:
+            cb.on_epoch_end(epoch, logs)
+        for cb in self.callbacks:           # after every callback has updated its state
+            after = getattr(cb, "_after_epoch_end", None)
+            if after is not None:
+                after(epoch)
 
     def __getattr__(self, hook):
         def call(*args):
@@ -106,6 +125,28 @@ class _Monitor(Callback):
         self._op = op
         self._warned = False
         self.best = math.inf if mode == "min" else -math.inf
+        self._resume = None
+
+    _STATE = ("best",)      # the attributes a resumed run restores (state_dict)
+
+    def state_dict(self):
+        return {k: getattr(self, k) for k in self._STATE}
+
+    def load_state_dict(self, state):
+        if not isinstance(state, dict) or set(state) != set(self._STATE):
+            raise ValueError(f"{self._op}: a state needs the keys {sorted(self._STATE)}, got "
+                             f"{sorted(state) if isinstance(state, dict) else state!r}")
+        self._resume = dict(state)
+
+    def _apply_resume(self):
+        """Called at the end of on_train_begin: a loaded state replaces the fresh one."""
+        if self._resume is not None:
+            for k, v in self._resume.items():
+                setattr(self, k, v)
+            self._resume = None
+
+    def on_train_begin(self, logs=None):
+        self._apply_resume()
 
     def _value(self, logs):
         v = (logs or {}).get(self.monitor)
@@ -137,12 +178,15 @@ class EarlyStopping(_Monitor):
         self.patience, self.verbose, self.baseline = patience, verbose, baseline
         self.restore_best_weights, self.start_from_epoch = restore_best_weights, start_from_epoch
 
+    _STATE = ("best", "wait", "best_epoch", "best_weights")
+
     def on_train_begin(self, logs=None):
         self.wait, self.stopped_epoch, self.best_epoch = 0, 0, None
         self.best = math.inf if self.mode == "min" else -math.inf
         if self.baseline is not None:
             self.best = float(self.baseline)
         self.best_weights = None
+        self._apply_resume()
 
     def on_epoch_end(self, epoch, logs=None):
         v = self._value(logs)
@@ -181,7 +225,10 @@ class ModelCheckpoint(_Monitor):
     file, a training checkpoint ``<name>.train.npz`` (``io.save_checkpoint``: optimizer state,
     finished epochs, the library's random state) from which a run resumes bitwise:
     ``ckpt = io.load_checkpoint(path, model)`` then ``model.fit(..., initial_epoch=ckpt["epoch"])``.
-    ``train_states`` lists the ``(epoch, path)`` of those files.
+    ``train_states`` lists the ``(epoch, path)`` of those files. That file is written after
+    every callback's ``on_epoch_end`` and holds the states of the stateful callbacks of the same
+    ``fit`` (this one's ``best``, ReduceLROnPlateau's and EarlyStopping's counters); pass fresh
+    ones as ``io.load_checkpoint(path, model, callbacks=[...])`` to resume those too.
     """
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
@@ -200,6 +247,18 @@ class ModelCheckpoint(_Monitor):
     def train_state_path(path):
         """The training checkpoint written beside model file ``path``: ``<stem>.train.npz``."""
         return os.path.splitext(os.fspath(path))[0] + ".train.npz"
+
+    def _after_epoch_end(self, epoch):
+        """The training checkpoint, once every callback has finished this epoch (a later
+        ReduceLROnPlateau may still change the learning rate in its on_epoch_end)."""
+        path, self._train_state_due = getattr(self, "_train_state_due", None), None
+        if path is None:
+            return
+        from .io.training import save_checkpoint
+
+        state = save_checkpoint(self.train_state_path(path), self.model, epoch=epoch + 1,
+                                callbacks=getattr(self, "_peers", [self]))
+        self.train_states.append((epoch, state))
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -223,11 +282,7 @@ class ModelCheckpoint(_Monitor):
         else:
             self.model.save(path)
             if self.include_optimizer:
-                from .io.training import save_checkpoint
-
-                state = save_checkpoint(self.train_state_path(path), self.model,
-                                        epoch=epoch + 1)
-                self.train_states.append((epoch, state))
+                self._train_state_due = path       # written in _after_epoch_end
         self.saved.append((epoch, path))
         if self.verbose:
             what = "weights" if self.save_weights_only else "model"
@@ -246,9 +301,12 @@ class ReduceLROnPlateau(_Monitor):
         self.factor, self.patience, self.verbose = float(factor), patience, verbose
         self.cooldown, self.min_lr = cooldown, float(min_lr)
 
+    _STATE = ("best", "wait", "cooldown_counter")
+
     def on_train_begin(self, logs=None):
         self.wait, self.cooldown_counter = 0, 0
         self.best = math.inf if self.mode == "min" else -math.inf
+        self._apply_resume()
 
     def on_epoch_end(self, epoch, logs=None):
         v = self._value(logs)

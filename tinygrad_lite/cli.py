@@ -355,7 +355,7 @@ def _prepare(model, X):
 
 
 def cmd_evaluate(args):
-    from .io import load_model
+    from .models import load_model
     from .metrics import classification_report, confusion_matrix
 
     _use_backend(args.backend)
@@ -400,7 +400,7 @@ def cmd_evaluate(args):
 
 
 def cmd_predict(args):
-    from .io import load_model
+    from .models import load_model
 
     _use_backend(args.backend)
     model = load_model(args.model)
@@ -424,7 +424,8 @@ def cmd_predict(args):
 
 
 def cmd_export(args):
-    from .io import export_onnx, load_model
+    from .io import export_onnx
+    from .models import load_model
 
     model = load_model(args.model)
     out = args.out or os.path.splitext(args.model)[0] + ".onnx"

@@ -1200,3 +1200,130 @@ class MultiHeadAttention(Layer):
 
 LAYERS.update({cls.__name__: cls for cls in (LayerNormalization, Conv1D)})
 __all__ += ["LayerNormalization", "Conv1D", "MultiHeadAttention"]
+
+
+# ------------------------------------------------------------------ int8 (quantize.py) ---
+
+class _Quantized(Layer):
+    """Shared part of the int8 layers: weights ``kernel_q`` (out, k) int8, ``kernel_scale``
+    (out,) and ``input_scale`` (1,) float32, ``bias`` (out,) float32. Inference only: the
+    output is a Tensor without a graph. Made by ``tinygrad_lite.quantize.quantize_model``."""
+
+    def _alloc(self, n_out, k):
+        self.kernel_q = Tensor(np.zeros((n_out, k), dtype=np.int8))
+        self.kernel_scale = Tensor(np.ones(n_out, dtype=np.float32))
+        self.input_scale = Tensor(np.ones(1, dtype=np.float32))
+        self.bias = Tensor(np.zeros(n_out, dtype=np.float32)) if self.use_bias else None
+        self.built = True
+
+    def _plan(self, n_out, k):
+        w = [("kernel_q", (n_out, k)), ("kernel_scale", (n_out,)), ("input_scale", (1,))]
+        return w + ([("bias", (n_out,))] if self.use_bias else [])
+
+    def weight_tensors(self):
+        return [("kernel_q", self.kernel_q), ("kernel_scale", self.kernel_scale),
+                ("input_scale", self.input_scale)] + ([("bias", self.bias)] if self.use_bias
+                                                      else [])
+
+    def _matmul(self, cols):
+        """``act(dequant(q(cols) @ q(W).T) + b)`` for float rows ``cols`` (m, k): int8 GEMM,
+        int32 sums; ReLU is fused, any other activation is applied by the caller."""
+        from .quantize import qlinear
+
+        return qlinear(cols, self.input_scale.numpy()[0], self.kernel_q.numpy(),
+                       self.kernel_scale.numpy(), None if self.bias is None else
+                       self.bias.numpy(), relu=self.activation == "relu")
+
+    def _activate(self, y):
+        return Tensor(y) if self.activation == "relu" else self._act(Tensor(y))
+
+
+class QuantizedDense(_Quantized):
+    """int8 Dense: ``activation(dequant(q(x) @ q(W).T) + bias)`` (see ``quantize.py``)."""
+
+    def __init__(self, units, activation=None, use_bias=True, input_shape=None, name=None):
+        super().__init__(input_shape, name)
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
+            raise ValueError(f"QuantizedDense: units must be an int >= 1, got {units!r}")
+        self.units, self.activation, self.use_bias = int(units), activation, bool(use_bias)
+        self._act = get_activation(activation, "QuantizedDense")
+        self.kernel_q = self.kernel_scale = self.input_scale = self.bias = None
+
+    def build(self, input_shape):
+        if not input_shape:
+            raise ShapeError(f"QuantizedDense: input must have a feature axis, got per-sample "
+                             f"shape {input_shape}")
+        self._alloc(self.units, input_shape[-1])
+
+    def shape_plan(self, input_shape):
+        if not input_shape:
+            raise ShapeError(f"QuantizedDense: input must have a feature axis, got per-sample "
+                             f"shape {tuple(input_shape)}")
+        return self._plan(self.units, input_shape[-1]), tuple(input_shape[:-1]) + (self.units,)
+
+    def call(self, x):
+        x = x.numpy() if isinstance(x, Tensor) else np.asarray(x, dtype=np.float32)
+        if x.shape[-1] != self.kernel_q.shape[1]:
+            raise ShapeError(f"QuantizedDense: expected {self.kernel_q.shape[1]} input features, "
+                             f"got input shape {x.shape}")
+        y = self._matmul(x.reshape(-1, x.shape[-1])).reshape(x.shape[:-1] + (self.units,))
+        return self._activate(y)
+
+    def get_config(self):
+        return {"units": self.units, "activation": self.activation, "use_bias": self.use_bias,
+                **self._base_config()}
+
+
+class QuantizedConv2D(_Quantized, _Spatial):
+    """int8 Conv2D: im2col of the quantized input, then the int8 GEMM (see ``quantize.py``);
+    ``kernel_q`` is (filters, C*kh*kw) in our (out, in, kh, kw) order."""
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid",
+                 data_format="channels_last", dilation_rate=(1, 1), activation=None,
+                 use_bias=True, input_shape=None, name=None):
+        _Spatial.__init__(self, padding, data_format, input_shape, name)
+        if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters < 1:
+            raise ValueError(f"QuantizedConv2D: filters must be an int >= 1, got {filters!r}")
+        self.filters = int(filters)
+        self.kernel_size = _pair(kernel_size, "kernel_size", "QuantizedConv2D")
+        self.strides = _pair(strides, "strides", "QuantizedConv2D")
+        self.dilation_rate = _pair(dilation_rate, "dilation_rate", "QuantizedConv2D")
+        self.activation, self.use_bias = activation, bool(use_bias)
+        self._act = get_activation(activation, "QuantizedConv2D")
+        self.kernel_q = self.kernel_scale = self.input_scale = self.bias = None
+
+    def build(self, input_shape):
+        c, _, _ = self._out_hw(input_shape, self.kernel_size, self.strides, self.dilation_rate)
+        self._alloc(self.filters, c * self.kernel_size[0] * self.kernel_size[1])
+
+    def shape_plan(self, input_shape):
+        c, oh, ow = self._out_hw(input_shape, self.kernel_size, self.strides, self.dilation_rate)
+        k = c * self.kernel_size[0] * self.kernel_size[1]
+        return self._plan(self.filters, k), self._spatial_out(self.filters, oh, ow)
+
+    def call(self, x):
+        if not isinstance(x, Tensor):
+            x = Tensor(np.asarray(x, dtype=np.float32))
+        x = self._pad(self._to_nchw(x), self.kernel_size, self.strides, self.dilation_rate)
+        xs = x.numpy()                                           # (N, C, Hp, Wp)
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.strides, self.dilation_rate
+        if xs.shape[1] * kh * kw != self.kernel_q.shape[1]:
+            raise ShapeError(f"QuantizedConv2D: expected {self.kernel_q.shape[1] // (kh * kw)} "
+                             f"input channels, got input shape {xs.shape} (NCHW)")
+        win = np.lib.stride_tricks.sliding_window_view(
+            xs, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=(2, 3))[:, :, ::sh, ::sw, ::dh, ::dw]
+        n, _, oh, ow = win.shape[:4]
+        cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, -1)   # (N*OH*OW, C*kh*kw)
+        y = self._matmul(cols).reshape(n, oh, ow, self.filters).transpose(0, 3, 1, 2)
+        return self._from_nchw(self._activate(np.ascontiguousarray(y)))
+
+    def get_config(self):
+        return {"filters": self.filters, "kernel_size": list(self.kernel_size),
+                "strides": list(self.strides), "padding": self.padding,
+                "data_format": self.data_format, "dilation_rate": list(self.dilation_rate),
+                "activation": self.activation, "use_bias": self.use_bias,
+                **self._base_config()}
+
+
+LAYERS.update({cls.__name__: cls for cls in (QuantizedDense, QuantizedConv2D)})
+__all__ += ["QuantizedDense", "QuantizedConv2D"]

@@ -1113,13 +1113,15 @@ class Sequential(Module):
         return model
 
     def save(self, path, preprocessing=None, label_names=None, extra=None,
-             allow_nonfinite=False):
-        """Save architecture + weights (``io.save_model``): ``.safetensors`` or ``.npz``."""
+             allow_nonfinite=False, sparse=False):
+        """Save architecture + weights (``io.save_model``): ``.safetensors``, ``.npz`` or
+        ``.h5``; ``sparse=True`` stores pruned weights compactly (see ``io.save_model``)."""
         from .io import save_model
 
         return save_model(self, path, preprocessing=preprocessing,
                           label_names=label_names if label_names is not None else
-                          self.label_names, extra=extra, allow_nonfinite=allow_nonfinite)
+                          self.label_names, extra=extra, allow_nonfinite=allow_nonfinite,
+                          sparse=sparse)
 
     def save_weights(self, path):
         """Save the weights alone (``io.save_weights``); restore with ``load_weights``."""
@@ -1143,3 +1145,9 @@ def load_model(path, **kwargs):
     from .io import load_model as _load
 
     return _load(path, **kwargs)
+
+
+# io rebuilds saved models through this registration; it never imports this module (no cycle).
+from .io.files import register_architecture as _register_architecture  # noqa: E402
+
+_register_architecture("Sequential", Sequential.from_config)

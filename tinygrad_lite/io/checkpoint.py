@@ -112,6 +112,10 @@ def _decode(node, arrays, fail, depth=0):
 
 def _ext(path, op):
     ext = files._suffix(path, op)   # refuses pickle names (.pt, .pth, .pkl) and .pb
+    if ext == ".h5":
+        raise ModelFormatError(f"{op}: .h5 holds whole models (io.save_model), got "
+                               f"{os.fspath(path)!r}; save state dicts and checkpoints as "
+                               ".safetensors or .npz")
     return ext
 
 

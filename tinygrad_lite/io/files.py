@@ -1,4 +1,4 @@
-"""Model files: safetensors (default) or ``.npz``, never pickle.
+"""Model files: safetensors (default), ``.npz`` or Keras-layout ``.h5`` (io/h5.py), never pickle.
 
 A file holds named arrays and one JSON document of metadata:
 
@@ -45,6 +45,8 @@ class UnverifiedFileWarning(UserWarning):
 
 FORMAT = "tinygrad_lite.model"
 FORMAT_VERSION = 1
+SPARSE_FORMAT_VERSION = 2            # only save_model(..., sparse=True) writes it (_sparse_pack)
+READ_FORMAT_VERSION = 2              # the newest format_version this library reads
 META_KEY = "tinygrad_lite"
 MAX_HEADER_BYTES = 16 * 2**20        # a safetensors JSON header larger than this is refused
 MAX_FILE_BYTES = 2 * 2**30           # default cap on a model file (override with max_bytes=)
@@ -77,9 +79,10 @@ def _suffix(path, op):
         raise ModelFormatError(
             f"{op}: pickle-based files are never loaded (they can run arbitrary code), got "
             f"{os.fspath(path)!r}; use a .safetensors or .npz model file")
-    if ext not in (".safetensors", ".npz"):
+    if ext not in (".safetensors", ".npz", ".h5"):
         raise ModelFormatError(f"{op}: unknown model file type {ext or '(none)'!r}, got "
-                               f"{os.fspath(path)!r}; use a .safetensors (default) or .npz name")
+                               f"{os.fspath(path)!r}; use a .safetensors (default), .npz or .h5 "
+                               "name")
     return ext
 
 
@@ -240,10 +243,117 @@ def _check_finite_arrays(arrays, op):
                                    "load_model")
 
 
-def write_file(path, arrays, metadata):
+# ------------------------------------------------------------------ sparse storage ---
+# A pruned weight is mostly zeros. With sparse=True, a float weight matrix whose packed form is
+# smaller is stored as ``<name>.__mask__`` (uint8, np.packbits of ``value != 0``; NaN counts as
+# a value), ``<name>.__values__`` (those entries, 1-D, same dtype, C order) and, only when some
+# zeros are -0.0 (``prune.remove`` makes them: a negative weight times a 0 mask),
+# ``<name>.__negzero__`` (np.packbits of "this entry is -0.0"). Shape, dtype and whether
+# ``__negzero__`` exists go in the metadata's ``sparse`` map. Such a file has format_version 2,
+# which older readers (and runtime.py) refuse with "upgrade" instead of misreading it. Reading
+# restores the dense array bit for bit after the digest check.
+
+_SPARSE_MASK, _SPARSE_VALUES, _SPARSE_NEGZERO = ".__mask__", ".__values__", ".__negzero__"
+
+
+def _sparse_pack(arrays):
+    """``(stored arrays, sparse map)``: float ``weights.*`` matrices (ndim >= 2) packed where
+    that saves bytes."""
+    out, sparse = {}, {}
+    for name, a in arrays.items():
+        a = _contiguous(a)
+        if name.startswith("weights.") and a.dtype.kind == "f" and a.ndim >= 2 and a.size:
+            flat = a.reshape(-1)
+            nz = flat != 0
+            neg = (flat == 0) & np.signbit(flat)
+            nnz, has_neg = int(nz.sum()), bool(neg.any())
+            if (a.size + 7) // 8 * (1 + has_neg) + nnz * a.dtype.itemsize < a.nbytes:
+                out[name + _SPARSE_MASK] = np.packbits(nz)
+                out[name + _SPARSE_VALUES] = flat[nz]
+                if has_neg:
+                    out[name + _SPARSE_NEGZERO] = np.packbits(neg)
+                sparse[name] = {"shape": list(a.shape), "dtype": _NP_TO_ST[a.dtype],
+                                "negzero": has_neg}
+                continue
+        out[name] = a
+    return out, sparse
+
+
+def _sparse_unpack(path, arrays, sparse, max_bytes):
+    """The dense arrays back from ``_sparse_pack``'s; every count and size checked first."""
+    if not isinstance(sparse, dict) or len(sparse) > MAX_TENSORS:
+        raise _fail(path, "the sparse map in the metadata is malformed")
+    plan, total = [], 0
+    for name, info in sparse.items():
+        mk, vk, gk = name + _SPARSE_MASK, name + _SPARSE_VALUES, name + _SPARSE_NEGZERO
+        if not (isinstance(info, dict) and set(info) == {"shape", "dtype", "negzero"}
+                and isinstance(info["negzero"], bool)):
+            raise _fail(path, f"sparse entry {name[:60]!r} is malformed")
+        shape, code = info["shape"], info["dtype"]
+        if (not isinstance(shape, list) or len(shape) > MAX_NDIM
+                or not all(type(d) is int and d >= 0 for d in shape)):
+            raise _fail(path, f"sparse tensor {name[:60]!r} has an invalid shape {str(shape)[:60]}")
+        if code not in ("F16", "F32", "F64"):
+            raise _fail(path, f"sparse tensor {name[:60]!r} has unsupported dtype {str(code)[:20]}")
+        if name in arrays or mk not in arrays or vk not in arrays \
+                or (gk in arrays) != info["negzero"]:
+            raise _fail(path, f"sparse tensor {name[:60]!r} needs exactly its mask, values (and "
+                              "negzero, when the map says so) arrays")
+        dtype = np.dtype(_ST_DTYPES[code])
+        n = int(np.prod(shape, dtype=object))
+        mask, values = arrays[mk], arrays[vk]
+        if mask.dtype != np.uint8 or mask.shape != ((n + 7) // 8,):
+            raise _fail(path, f"sparse tensor {name[:60]!r}: its mask has shape {mask.shape} "
+                              f"{mask.dtype}, need ({(n + 7) // 8},) uint8 for {n} entries")
+        bits = np.unpackbits(mask, count=n).astype(bool)
+        if mask.size and np.unpackbits(mask)[n:].any():
+            raise _fail(path, f"sparse tensor {name[:60]!r}: its mask has bits past the end")
+        neg = None
+        if info["negzero"]:
+            g = arrays[gk]
+            if g.dtype != np.uint8 or g.shape != mask.shape or np.unpackbits(g)[n:].any():
+                raise _fail(path, f"sparse tensor {name[:60]!r}: its negzero mask has shape "
+                                  f"{g.shape} {g.dtype} or bits past the end, need "
+                                  f"{mask.shape} uint8")
+            neg = np.unpackbits(g, count=n).astype(bool)
+            if (neg & bits).any():
+                raise _fail(path, f"sparse tensor {name[:60]!r}: an entry is both a value and "
+                                  "-0.0")
+        nnz = int(bits.sum())
+        if values.dtype != dtype or values.shape != (nnz,):
+            raise _fail(path, f"sparse tensor {name[:60]!r}: {nnz} mask bits need ({nnz},) "
+                              f"{dtype} values, got {values.shape} {values.dtype}")
+        total += n * dtype.itemsize
+        if total > max_bytes:
+            raise _fail(path, f"sparse tensors expand past the cap of {max_bytes} bytes")
+        plan.append((name, mk, vk, gk, dtype, shape, bits, neg))
+    for name, mk, vk, gk, dtype, shape, bits, neg in plan:
+        dense = np.zeros(int(np.prod(shape, dtype=object)), dtype=dtype)
+        dense[bits] = arrays.pop(vk)
+        if neg is not None:
+            dense[neg] = -0.0
+            del arrays[gk]
+        del arrays[mk]
+        arrays[name] = dense.reshape(shape)
+    return arrays
+
+
+def write_file(path, arrays, metadata, sparse=False):
     """Atomically write ``arrays`` (name -> ndarray) and ``metadata`` (JSON-able dict), with a
-    SHA-256 digest of the metadata and of every tensor."""
+    SHA-256 digest of the metadata and of every tensor. ``sparse=True`` packs mostly-zero float
+    weights (pruned ones) as a bitmask and their non-zero values (format_version 2)."""
     ext = _suffix(path, "save_model")
+    if ext == ".h5":                       # Keras layout, through h5py (io/h5.py)
+        if sparse:
+            raise ValueError(f"save_model: sparse=True is for .safetensors and .npz files, got "
+                             f"{os.fspath(path)!r}")
+        from .h5 import write_h5
+
+        return write_h5(path, arrays, metadata)
+    if sparse:
+        arrays, packed = _sparse_pack(arrays)
+        if packed:
+            metadata = {**metadata, "format_version": SPARSE_FORMAT_VERSION, "sparse": packed}
     meta_json = json.dumps(metadata, allow_nan=False)
     digest_json = _digest_doc(arrays, meta_json)
     payload = (_safetensors_bytes if ext == ".safetensors" else _npz_bytes)(
@@ -492,6 +602,10 @@ def read_file(path, max_bytes=MAX_FILE_BYTES):
     safetensors file, an older tinygrad_lite) loads with an ``UnverifiedFileWarning``.
     """
     ext = _suffix(path, "load_model")
+    if ext == ".h5":
+        from .h5 import read_h5
+
+        return read_h5(path, max_bytes)
     arrays, meta_text, digest = (_read_safetensors if ext == ".safetensors" else _read_npz)(
         path, max_bytes)
     meta = _parse_json(path, meta_text, "metadata")
@@ -500,10 +614,15 @@ def read_file(path, max_bytes=MAX_FILE_BYTES):
     version = meta.get("format_version")
     if type(version) is not int or version < 1:
         raise _fail(path, f"invalid format_version {version!r}")
-    if version > FORMAT_VERSION:
+    if version > READ_FORMAT_VERSION:
         raise _fail(path, f"format_version {version} is newer than this library reads "
-                          f"({FORMAT_VERSION}); upgrade tinygrad_lite")
+                          f"({READ_FORMAT_VERSION}); upgrade tinygrad_lite")
     _verify_digest(path, arrays, meta_text, digest)
+    if "sparse" in meta:
+        if version < SPARSE_FORMAT_VERSION:
+            raise _fail(path, f"a sparse map needs format_version {SPARSE_FORMAT_VERSION}, got "
+                              f"{version}")
+        arrays = _sparse_unpack(path, arrays, meta.pop("sparse"), max_bytes)
     return arrays, meta
 
 
@@ -531,7 +650,7 @@ def _assign(model, weights):
 
 
 def save_model(model, path, preprocessing=None, label_names=None, extra=None,
-               allow_nonfinite=False):
+               allow_nonfinite=False, sparse=False):
     """Save a ``models.Sequential`` (architecture + weights) and optional preprocessing state.
 
     Any ``nn.Module`` is accepted too: its ``state_dict()`` is saved with the class name; its
@@ -547,6 +666,9 @@ def save_model(model, path, preprocessing=None, label_names=None, extra=None,
     extra : JSON-able dict stored as-is (e.g. training settings)
     allow_nonfinite : store NaN/Inf weights instead of refusing them (``load_model`` then needs
         ``allow_nonfinite=True`` too)
+    sparse : store mostly-zero float weights (pruned) as a bitmask plus their non-zero values,
+        so the file shrinks with sparsity (``.safetensors``/``.npz``; format_version 2, which
+        ``runtime.py`` and tinygrad_lite before this option do not read)
 
     Examples
     --------
@@ -563,7 +685,7 @@ def save_model(model, path, preprocessing=None, label_names=None, extra=None,
             raise TypeError("save_model: preprocessing is stored with a models.Sequential only, "
                             f"got an nn.Module ({type(model).__name__}); save the scaler's "
                             "state_dict() with tl.save")
-        write_file(path, arrays, meta)
+        write_file(path, arrays, meta, sparse)
         return os.fspath(path)
     pre_meta = None
     if preprocessing is not None:
@@ -583,7 +705,7 @@ def save_model(model, path, preprocessing=None, label_names=None, extra=None,
     }
     if not allow_nonfinite:
         _check_finite_arrays(arrays, "save_model")
-    write_file(path, arrays, meta)
+    write_file(path, arrays, meta, sparse)
     return os.fspath(path)
 
 
@@ -637,17 +759,49 @@ def _array_refs(meta):
     return refs
 
 
-def load_model(path, max_bytes=MAX_FILE_BYTES, allow_nonfinite=False):
+# Model classes register how they are rebuilt from a stored architecture (``models`` registers
+# ``Sequential`` when it is imported), so ``io`` never imports ``models``: the dependency points
+# one way only (models -> io).
+_ARCHITECTURES = {}
+
+
+def register_architecture(class_name, builder):
+    """Register ``builder(config, build=False) -> model`` for architectures whose config has
+    ``"class_name": class_name``. ``tinygrad_lite.models`` registers ``Sequential`` on import."""
+    if not isinstance(class_name, str) or not callable(builder):
+        raise TypeError(f"register_architecture: expected a class name and a callable, got "
+                        f"{class_name!r} and {type(builder).__name__}")
+    _ARCHITECTURES[class_name] = builder
+
+
+def _builder_for(path, arch, builder):
+    if builder is not None:
+        return builder
+    name = arch.get("class_name") if isinstance(arch, dict) else None
+    if name in _ARCHITECTURES:
+        return _ARCHITECTURES[name]
+    raise _fail(path, f"no model class is registered for the architecture "
+                      f"{str(name)[:40]!r} (registered: {sorted(_ARCHITECTURES)}); import "
+                      "tinygrad_lite.models first (it registers Sequential), or call "
+                      "tinygrad_lite.models.load_model(path)")
+
+
+def load_model(path, max_bytes=MAX_FILE_BYTES, allow_nonfinite=False, builder=None):
     """Rebuild a model saved by ``save_model``: architecture from the allow-list, then weights.
 
     The returned model has ``.preprocessing`` (a fitted transformer or None) and ``.label_names``.
     Raises ``ModelFormatError`` (naming the file and the problem) on a bad file, also for tensors
     that neither the architecture nor the preprocessing state uses. NaN/Inf weights are refused
-    unless ``allow_nonfinite=True`` (they were saved with it).
+    unless ``allow_nonfinite=True`` (they were saved with it). ``builder`` (default: the class
+    registered for the file's architecture, see ``register_architecture``) rebuilds the model
+    from its config without allocating weights. ``.h5`` files go through ``io.h5``.
     """
-    from .. import models
-
     arrays, meta = read_file(path, max_bytes)
+    return _model_from(path, arrays, meta, allow_nonfinite, builder)
+
+
+def _model_from(path, arrays, meta, allow_nonfinite=False, builder=None):
+    """The model a checked ``(arrays, meta)`` pair describes; nothing outside it is touched."""
     weights = _split(arrays, "weights.")
     if meta.get("content") == MODULE_WEIGHTS:
         raise _fail(path, f"the file holds the weights of an nn.Module "
@@ -661,10 +815,11 @@ def load_model(path, max_bytes=MAX_FILE_BYTES, allow_nonfinite=False):
     if meta.get("content") == WEIGHTS_ONLY:
         raise _fail(path, "the file holds weights only (save_weights), no architecture; build the "
                           "model in code and call model.load_weights(path)")
+    build_from = _builder_for(path, meta.get("architecture"), builder)
     try:
         # 1. the layers from the allow-list, no weights allocated yet; 2. every weight's shape
         # from the configs alone
-        model = models.Sequential.from_config(meta.get("architecture"), build=False)
+        model = build_from(meta.get("architecture"), build=False)
         if model._input_shape is None:
             raise ModelFormatError("from_config: the architecture has no input_shape")
         plan = model.shape_plan()
@@ -710,7 +865,7 @@ def load_model(path, max_bytes=MAX_FILE_BYTES, allow_nonfinite=False):
     return model
 
 
-def save_weights(model, path, allow_nonfinite=False):
+def save_weights(model, path, allow_nonfinite=False, sparse=False):
     """Save only the weights of ``model`` (a models.Sequential or any nn.Module: its
     ``state_dict()``), with no architecture, preprocessing or compile config.
 
@@ -726,7 +881,7 @@ def save_weights(model, path, allow_nonfinite=False):
     if not allow_nonfinite:
         _check_finite_arrays(arrays, "save_weights")
     write_file(path, arrays, {"format": FORMAT, "format_version": FORMAT_VERSION,
-                              "content": WEIGHTS_ONLY})
+                              "content": WEIGHTS_ONLY}, sparse)
     return os.fspath(path)
 
 

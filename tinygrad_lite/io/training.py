@@ -57,7 +57,20 @@ def _optimizer_of(model, optimizer):
     return optimizer if optimizer is not None else getattr(model, "optimizer", None)
 
 
-def save_checkpoint(path, model, optimizer=None, scheduler=None, epoch=0, rng=None, extra=None):
+def _callback_states(callbacks):
+    """``[[class name, state], ...]`` of the callbacks that keep state (``state_dict()``)."""
+    out = []
+    for cb in callbacks or []:
+        if not hasattr(cb, "state_dict"):
+            raise TypeError(f"save_checkpoint: callbacks must be callbacks.Callback instances, "
+                            f"got {type(cb).__name__}")
+        if getattr(cb, "_STATE", None):
+            out.append([type(cb).__name__, cb.state_dict()])
+    return out
+
+
+def save_checkpoint(path, model, optimizer=None, scheduler=None, epoch=0, rng=None, extra=None,
+                    callbacks=None):
     """Save a resumable training state to ``path`` (``*.npz``), atomically.
 
     Parameters
@@ -69,6 +82,8 @@ def save_checkpoint(path, model, optimizer=None, scheduler=None, epoch=0, rng=No
     epoch : int >= 0, the number of finished epochs (the epoch to resume at)
     rng : None (the library's generator), a numpy Generator or a list of them, or False
     extra : JSON-able data stored as-is (numbers, strings, lists, dicts)
+    callbacks : fit callbacks whose state a resumed run needs (EarlyStopping, ReduceLROnPlateau,
+        ModelCheckpoint: their counters and best values); ModelCheckpoint passes its peers
     """
     if os.path.splitext(os.fspath(path))[1].lower() != ".npz":
         raise ValueError(f"save_checkpoint: a training checkpoint is a .npz file, got "
@@ -86,17 +101,20 @@ def save_checkpoint(path, model, optimizer=None, scheduler=None, epoch=0, rng=No
         "epoch": int(epoch),
         "rng": [g.bit_generator.state for g in _generators(rng)],
         "extra": extra,
+        "callbacks": _callback_states(callbacks),
     }
     return checkpoint.save(state, path)
 
 
 def load_checkpoint(path, model, optimizer=None, scheduler=None, rng=None,
-                    max_bytes=files.MAX_FILE_BYTES):
+                    max_bytes=files.MAX_FILE_BYTES, callbacks=None):
     """Restore what ``save_checkpoint`` wrote into ``model`` (and optimizer, scheduler, rng).
 
     Every weight's name, shape and dtype is checked before anything is assigned, so a wrong file
     raises ``ModelFormatError`` and leaves the model as it was. Returns ``{"epoch", "extra"}``.
-    ``rng`` names the generator(s) to restore, as in ``save_checkpoint``.
+    ``rng`` names the generator(s) to restore, as in ``save_checkpoint``. ``callbacks``: fresh
+    callbacks of the same classes, in the same order, as the saved run's stateful ones; each gets
+    its state back at the next ``fit``'s ``on_train_begin``.
     """
     def fail(problem):
         return ModelFormatError(f"load_checkpoint: {problem}, got file {os.fspath(path)!r}")
@@ -134,6 +152,7 @@ def load_checkpoint(path, model, optimizer=None, scheduler=None, rng=None,
     for g, s in zip(gens, saved_rng):
         if not isinstance(s, dict) or s.get("bit_generator") != type(g.bit_generator).__name__:
             raise fail(f"a saved generator state is not a {type(g.bit_generator).__name__} state")
+    cb_pairs = _match_callbacks(fail, state.get("callbacks", []), callbacks)
     files._check_weights(path, model, weights)       # nothing changes before this passes
     if optimizer is not None and state.get("optimizer") is not None:
         optimizer.load_state_dict(state["optimizer"])  # checks its layout before assigning
@@ -145,4 +164,32 @@ def load_checkpoint(path, model, optimizer=None, scheduler=None, rng=None,
             g.bit_generator.state = s
         except (TypeError, ValueError, KeyError) as e:
             raise fail(f"a saved generator state is invalid ({str(e)[:80]})") from None
+    for cb, st in cb_pairs:
+        cb.load_state_dict(st)
     return {"epoch": epoch, "extra": state.get("extra")}
+
+
+def _match_callbacks(fail, saved, callbacks):
+    """Pair the given stateful callbacks with the saved states (class names, order, keys), all
+    checked before anything is restored."""
+    if callbacks is None:
+        return []
+    if not isinstance(saved, list) or not all(
+            isinstance(e, list) and len(e) == 2 and isinstance(e[0], str) for e in saved):
+        raise fail("the callback states are malformed")
+    mine = [cb for cb in callbacks if getattr(cb, "_STATE", None)]   # the stateful ones
+    pairs, j = [], 0
+    for name, st in saved:          # each given callback takes the next saved state of its class
+        if j < len(mine) and type(mine[j]).__name__ == name:
+            pairs.append((mine[j], st))
+            j += 1
+    if j < len(mine):
+        raise fail(f"the checkpoint holds callback states for {[e[0] for e in saved]}, got "
+                   f"callbacks {[type(cb).__name__ for cb in mine]}; pass fresh callbacks of "
+                   "those classes in that order (any of them may be left out)")
+    for cb, st in pairs:
+        keys = set(cb._STATE)
+        if not isinstance(st, dict) or set(st) != keys:
+            raise fail(f"the saved {type(cb).__name__} callback state has keys "
+                       f"{sorted(st) if isinstance(st, dict) else st!r}, need {sorted(keys)}")
+    return pairs
