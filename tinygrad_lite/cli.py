@@ -496,7 +496,7 @@ def cmd_trace(args):
 def cmd_explain(args):
     """Saliency, integrated gradients and SmoothGrad of one digits sample, as a picture."""
     from . import explain
-    from .io import load_model
+    from .models import load_model
 
     model = load_model(args.model)
     extra = (getattr(model, "file_metadata", {}) or {}).get("extra") or {}

@@ -260,9 +260,17 @@ def _nhwc(g, x, where, nd):
     return g.op("Transpose", [x], f"{where}_to_nhwc", perm=[0] + list(range(2, nd + 2)) + [1])
 
 
+def _layers_module():
+    """``tinygrad_lite.layers``, already loaded by whoever built the Keras-style model: ``io``
+    never imports ``layers`` or ``models`` itself (no import cycle; see tests/test_io_h5.py)."""
+    import sys
+
+    return sys.modules["tinygrad_lite.layers"]
+
+
 def _keras_layer(g, layer, where, x, xs, ys):
     """Nodes for one Keras-style layer. ``xs``/``ys``: the per-sample shapes in and out."""
-    from ..layers import _same_pads
+    _same_pads = _layers_module()._same_pads
 
     kind = type(layer).__name__
     if kind == "InputLayer":
@@ -717,8 +725,7 @@ def export_onnx(model, path, input_shape=None, label_names=None, preprocessing=N
         raise TypeError(f"export_onnx: expected a models.Sequential or an nn.Module, got "
                         f"{type(model).__name__}")
     if keras:
-        from ..layers import Layer
-
+        Layer = _layers_module().Layer
         for i, layer in enumerate(model.layers):     # before building anything
             kind = type(layer).__name__
             ok = kind in KERAS_SUPPORTED if isinstance(layer, Layer) else kind in NN_SUPPORTED
