@@ -71,6 +71,12 @@ def parse_launch_bounds(ptx):
     return out
 
 
+def parse_params(ptx):
+    """{kernel: [PTX parameter types]} (.u64 for pointers and long long, .u32 for int)."""
+    return {m.group(1): re.findall(r"\.param\s+\.(\w+)", m.group(2))
+            for m in re.finditer(r"\.entry\s+(\w+)\s*\((.*?)\)", ptx, re.S)}
+
+
 def register_budget(threads, min_blocks):
     """Registers per thread that ``__launch_bounds__(threads, min_blocks)`` leaves: 64 Ki
     registers per SM shared by min_blocks blocks, allocated per warp in units of 256 (so per
@@ -137,12 +143,13 @@ def test_compiles_without_warnings_spills_or_local_memory(compiled, name, arch):
 def test_host_launch_code_matches_the_compiled_kernels(compiled):
     """Every kernel the launch code names exists, with the thread count it launches and the
     static shared memory it budgets; every compiled kernel is reachable from the launch code."""
-    stats, bounds = {}, {}
+    stats, bounds, params = {}, {}, {}
     for name in cuda.KERNEL_FILES:
         r = compiled[(name, "sm_90")]
         assert r["rc"] == 0, r["log"]
         stats.update(parse_ptxas(r["log"]))
         bounds.update(parse_launch_bounds(r["ptx"]))
+        params.update(parse_params(r["ptx"]))
     geom = cuda_launch.conv_geometry((2, 4, 9, 7), (6, 2, 3, 3), (2, 1), (1, 0), (1, 2), 2)
     pgeom = cuda_launch.pool_geometry((2, 3, 7, 5), (3, 2), (2, 2), (1, 1))
     launches = []
@@ -159,6 +166,10 @@ def test_host_launch_code_matches_the_compiled_kernels(compiled):
         threads = ln.block[0] * ln.block[1] * ln.block[2]
         assert bounds[ln.kernel][0] == threads, (ln.kernel, bounds[ln.kernel], threads)
         assert stats[ln.kernel]["smem"] == ln.shared_bytes, (ln.kernel, stats[ln.kernel])
+        # the argument list the host passes is the kernel's signature: pointers, then scalars
+        assert len(ln.types) == len(ln.scalars)
+        want = ["u64"] * ln.arrays + [{"i": "u32", "q": "u64"}[c] for c in ln.types]
+        assert params[ln.kernel] == want, (ln.kernel, params[ln.kernel], want)
     assert {ln.kernel for ln in launches} == set(stats)
 
 

@@ -38,6 +38,8 @@ class Launch:
     block: tuple
     shared_bytes: int
     scalars: tuple = ()
+    types: str = ""       # one letter per scalar: "i" int32, "q" int64 (after the array pointers)
+    arrays: int = 0       # how many array pointers come first
 
     @property
     def blocks(self):
@@ -115,9 +117,11 @@ def gemm(M, N, K, itemsize, trans_a=False, trans_b=False, lda=None, ldb=None, ld
     block = (256, 1, 1) if kernel == "sgemm_128x128" else (16, 16, 1)
     scalars = (M, N, K, lda, ldb, ldc, int(trans_a), int(trans_b), int(accumulate),
                a_mod, a_stride, b_mod, b_stride, c_stride)
+    types = "iiiiiiiiiiqiqq"
     if kernel == "sgemm_128x128":
         scalars += (int(bool(aligned) and lda % 4 == 0 and ldb % 4 == 0),)
-    return Launch(kernel, grid, block, cfg["smem"](itemsize), scalars)
+        types += "i"
+    return Launch(kernel, grid, block, cfg["smem"](itemsize), scalars, types, 3)
 
 
 # ---- conv2d -------------------------------------------------------------------------------------
@@ -158,7 +162,7 @@ def conv_forward(geom, itemsize):
     n, c, _, _, o, g, kh, kw, *_, oh, ow = geom
     name = f"conv2d_fwd_{_sfx(itemsize, 'conv2d')}"
     return Launch(name, _conv_gemm(name, o // g, n * oh * ow, g), (THREADS, 1, 1),
-                  CONV_TILE["smem"](itemsize), tuple(geom))
+                  CONV_TILE["smem"](itemsize), tuple(geom), "i" * 16, 3)
 
 
 def conv_dcols(geom, itemsize):
@@ -166,7 +170,7 @@ def conv_dcols(geom, itemsize):
     n, c, _, _, o, g, kh, kw, *_, oh, ow = geom
     name = f"conv2d_dcols_{_sfx(itemsize, 'conv2d_backward_input')}"
     return Launch(name, _conv_gemm(name, (c // g) * kh * kw, n * oh * ow, g), (THREADS, 1, 1),
-                  CONV_TILE["smem"](itemsize), tuple(geom))
+                  CONV_TILE["smem"](itemsize), tuple(geom), "i" * 16, 3)
 
 
 def wgrad_splits(reduction, tiles, target_blocks=2 * GRID_STRIDE_BLOCKS // 32):
@@ -194,7 +198,7 @@ def conv_wgrad(geom, itemsize):
     grid = (cdiv(nn, CONV_TILE["bn"]), cdiv(m, CONV_TILE["bm"]), g * splits)
     _grid_yz(name, grid)
     return Launch(name, grid, (THREADS, 1, 1), CONV_TILE["smem"](itemsize),
-                  tuple(geom) + (splits, chunk))
+                  tuple(geom) + (splits, chunk), "i" * 18, 3)
 
 
 def elementwise(kernel, total):
@@ -208,14 +212,14 @@ def im2col(geom, itemsize):
     n, c, _, _, _, _, kh, kw, *_, oh, ow = geom
     name = f"im2col_{_sfx(itemsize, 'im2col')}"
     grid, block = elementwise(name, n * c * kh * kw * oh * ow)
-    return Launch(name, grid, block, 0, tuple(geom))
+    return Launch(name, grid, block, 0, tuple(geom), "i" * 16, 2)
 
 
 def col2im(geom, itemsize):
     n, c, h, w = geom[:4]
     name = f"col2im_{_sfx(itemsize, 'col2im')}"
     grid, block = elementwise(name, n * c * h * w)
-    return Launch(name, grid, block, 0, tuple(geom))
+    return Launch(name, grid, block, 0, tuple(geom), "i" * 16, 2)
 
 
 # ---- pooling ------------------------------------------------------------------------------------
@@ -248,4 +252,5 @@ def pool(kind, geom, itemsize):
     name = f"{kind}_{_sfx(itemsize, kind)}"
     total = n * c * (oh * ow if kind.endswith("fwd") else h * w)
     grid, block = elementwise(name, total)
-    return Launch(name, grid, block, 0, tuple(geom))
+    arrays = 3 if kind in ("max_pool2d_fwd", "max_pool2d_bwd") else 2
+    return Launch(name, grid, block, 0, tuple(geom), "i" * 12, arrays)
