@@ -16,6 +16,41 @@ def device_count():
         return 0
 
 
+def unavailable_reason():
+    """Why device="cuda" cannot run here, naming what is missing -- CuPy, the CUDA driver or a
+    device -- or None when it can. Imports CuPy only when it is installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("cupy") is None:
+        return "CuPy is not installed (pip install tinygrad_lite[cuda])"
+    try:
+        import cupy
+    except Exception as e:   # installed but broken (e.g. CUDA libraries missing)
+        return f"CuPy is installed but does not import ({type(e).__name__}: {e})"
+    try:
+        count = int(cupy.cuda.runtime.getDeviceCount())
+    except Exception as e:   # CUDARuntimeError
+        text = f"{type(e).__name__}: {e}"
+        if "NoDevice" in text or "no CUDA-capable device" in text:
+            return f"no CUDA device found ({text})"
+        return f"no usable CUDA driver ({text}); install the NVIDIA driver"
+    if count < 1:
+        return "no CUDA device found (CuPy sees 0 devices)"
+    return None
+
+
+def require(what="device='cuda'"):
+    """The ``cupy`` module, or ``BackendUnavailableError`` saying which piece is missing."""
+    reason = unavailable_reason()
+    if reason is not None:
+        from .errors import BackendUnavailableError
+
+        raise BackendUnavailableError(f"{what}: CUDA is not available: {reason}")
+    import cupy
+
+    return cupy
+
+
 def is_available():
     """True when a CUDA device can run our GPU backend (CuPy installed and a device present)."""
     return device_count() > 0
