@@ -22,8 +22,8 @@ from tinygrad_lite import cuda
 from tinygrad_lite.backends import cuda_launch
 
 ARCHS = ("sm_90", "sm_80")
-NVCC = shutil.which("nvcc") or next((p for p in ("/usr/local/cuda/bin/nvcc",) if os.path.exists(p)),
-                                    None)
+NVCC = shutil.which("nvcc") or next(
+    (p for p in ("/usr/local/cuda/bin/nvcc",) if os.path.exists(p)), None)
 pytestmark = pytest.mark.skipif(
     NVCC is None, reason="nvcc not found: install the CUDA toolkit (README, 'CUDA') to compile-check "
                          "kernels/cuda/*.cu")

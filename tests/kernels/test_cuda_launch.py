@@ -22,8 +22,8 @@ def _covers(count, tile, extent):
     return count * tile >= extent and (count - 1) * tile < extent
 
 
-@given(M=sizes, N=sizes, K=sizes, ta=st.booleans(), tb=st.booleans(), isz=st.sampled_from([4, 8]),
-       tiled=st.booleans())
+@given(M=sizes, N=sizes, K=sizes, ta=st.booleans(), tb=st.booleans(),
+       isz=st.sampled_from([4, 8]), tiled=st.booleans())
 def test_gemm_grid_covers_every_output_once(M, N, K, ta, tb, isz, tiled):
     ln = cl.gemm(M, N, K, isz, trans_a=ta, trans_b=tb, kernel="tiled16" if tiled else None)
     cfg = cl.GEMM_KERNELS[ln.kernel]

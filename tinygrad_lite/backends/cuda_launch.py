@@ -21,7 +21,8 @@ THREADS = 256                      # every kernel's __launch_bounds__ thread cou
 # name -> (block tile M, block tile N, reduction tile, threads, static shared bytes per dtype size)
 # The shared bytes are checked against what ptxas reports in tests/kernels/test_cuda_compile.py.
 GEMM_KERNELS = {
-    "sgemm_128x128": dict(bm=128, bn=128, bk=8, threads=256, smem=lambda isz: 2 * 2 * 8 * 128 * isz),
+    "sgemm_128x128": dict(bm=128, bn=128, bk=8, threads=256,
+                          smem=lambda isz: 2 * 2 * 8 * 128 * isz),
     "gemm_tiled16_f32": dict(bm=16, bn=16, bk=16, threads=256, smem=lambda isz: 2 * 16 * 17 * isz),
     "gemm_tiled16_f64": dict(bm=16, bn=16, bk=16, threads=256, smem=lambda isz: 2 * 16 * 17 * isz),
 }
