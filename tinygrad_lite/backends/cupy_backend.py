@@ -49,8 +49,21 @@ class _Modules:
             fname = next(f for prefix, f in _FILE_OF if name.startswith(prefix))
             mod = self.modules.get(fname)
             if mod is None:
-                mod = self.cupy.RawModule(code=cuda.kernel_source(fname),
-                                          options=("-std=c++17",))
+                src = cuda.kernel_source(fname)
+                try:
+                    mod = self.cupy.RawModule(code=src, options=("-std=c++17",))
+                    mod.get_function(name)          # NVRTC compiles here
+                except self.cupy.cuda.compiler.CompileException as e:
+                    import shutil
+
+                    if shutil.which("nvcc") is None:
+                        raise
+                    import warnings   # the compile checks use nvcc: it is the reference
+
+                    warnings.warn(f"cupy backend: NVRTC could not compile {fname}, using nvcc "
+                                  f"({str(e).splitlines()[0][:200]})", RuntimeWarning)
+                    mod = self.cupy.RawModule(code=src, options=("-std=c++17",),
+                                              backend="nvcc")
                 self.modules[fname] = mod
             k = self.kernels[name] = mod.get_function(name)
         return k
