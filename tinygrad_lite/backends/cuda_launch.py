@@ -1,7 +1,7 @@
 """Launch configurations of the CUDA kernels (kernels/cuda/*.cu), in plain Python.
 
 Grid and block sizes, tile counts, shared-memory bytes and the edge-tile rules live here, apart
-from CuPy, so they are unit-tested on every CI run without a GPU (tests/kernels/test_cuda_launch.py)
+from CuPy, so they are unit-tested on every CI run without a GPU (tests/cuda/test_launch.py)
 against the preconditions each ``.cu`` file documents. ``cupy_backend`` only turns a ``Launch``
 into a ``RawKernel`` call. Importing this module imports nothing but the standard library.
 
@@ -19,7 +19,7 @@ GRID_STRIDE_BLOCKS = 132 * 32      # enough blocks to fill an H100/H200 (132 SMs
 THREADS = 256                      # every kernel's __launch_bounds__ thread count
 
 # name -> (block tile M, block tile N, reduction tile, threads, static shared bytes per dtype size)
-# The shared bytes are checked against what ptxas reports in tests/kernels/test_cuda_compile.py.
+# The shared bytes are checked against what ptxas reports in tests/cuda/test_compile.py.
 GEMM_KERNELS = {
     "sgemm_128x128": dict(bm=128, bn=128, bk=8, threads=256,
                           smem=lambda isz: 2 * 2 * 8 * 128 * isz),
