@@ -110,6 +110,15 @@ class _GpuBase(NumpyBackend):
         return info
 
 
+def _aligned16(*arrays):
+    """True when every array's data starts on a 16-byte boundary (float4 loads allowed)."""
+    for a in arrays:
+        ptr = a.data.ptr if hasattr(a.data, "ptr") else a.ctypes.data   # CuPy, or NumPy
+        if ptr % 16:
+            return False
+    return True
+
+
 def _mm_operand(a, trans):
     """A C-contiguous 2-D operand and its transpose flag: a transposed view of a C-contiguous
     array (F-contiguous) is used as is with the flag flipped, anything else is copied."""
@@ -159,7 +168,7 @@ class CupyBackend(_GpuBase):
                 if not accumulate:
                     target.fill(0)
             else:
-                aligned = a.data.ptr % 16 == 0 and b.data.ptr % 16 == 0
+                aligned = _aligned16(a, b)
                 ln = cuda_launch.gemm(m, n, k, a.itemsize, trans_a=trans_a, trans_b=trans_b,
                                       lda=a.shape[1], ldb=b.shape[1], aligned=aligned,
                                       accumulate=accumulate)
@@ -193,9 +202,12 @@ class CupyBackend(_GpuBase):
 
         fa, a_mod, a_stride = flat(a, m, k)
         fb, b_mod, b_stride = flat(b, k, n)
-        ln = cuda_launch.gemm(m, n, k, a.itemsize, batch=nb, a_mod=a_mod, a_stride=a_stride,
-                              b_mod=b_mod, b_stride=b_stride, c_stride=m * n,
-                              aligned=fa.data.ptr % 16 == 0 and fb.data.ptr % 16 == 0)
+        try:
+            ln = cuda_launch.gemm(m, n, k, a.itemsize, batch=nb, a_mod=a_mod, a_stride=a_stride,
+                                  b_mod=b_mod, b_stride=b_stride, c_stride=m * n,
+                                  aligned=_aligned16(fa, fb))
+        except ValueError:   # over 65535 matrices or 2**31 elements: CuPy's batched GEMM
+            return xp.matmul(a, b)
         self.mods.launch(ln, fa, fb, out)
         return out
 
