@@ -995,7 +995,8 @@ class Sequential(Module):
         self._require_built(op)
         if self.training or any(layer.training for layer in self.layers):
             self.eval()
-        if len(x) <= batch_size and self.layers:   # one batch: straight to the plan (plan.py)
+        on_cpu = self._device() == "cpu"          # the plan (plan.py) is NumPy-only
+        if len(x) <= batch_size and self.layers and on_cpu:   # one batch: straight to the plan
             y = _plan.run(self, self.layers, x)
             if y is not None:
                 return y
@@ -1004,8 +1005,7 @@ class Sequential(Module):
             for s in range(0, len(x), batch_size):
                 xb = x[s:s + batch_size]
                 # The compiled path (plan.py): kernel calls on preallocated buffers, no Tensors.
-                y = (_plan.run(self, self.layers, xb)
-                     if self.layers and self._device() == "cpu" else None)
+                y = _plan.run(self, self.layers, xb) if self.layers and on_cpu else None
                 if y is None:                    # not plannable: the eager layers, all in eval
                     self.eval()
                     y = self._forward(Tensor(xb)).numpy()

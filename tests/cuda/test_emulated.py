@@ -249,3 +249,36 @@ def test_padding_over_half_the_window_uses_the_reference_code(emu):
     y = emu.avg_pool2d(x, (2, 2), (1, 1), (2, 2))
     assert emu.mods.launched == []
     np.testing.assert_allclose(y, REF.avg_pool2d(x, (2, 2), (1, 1), (2, 2)))
+
+
+def _race_check(tmp_path, kernel_dir):
+    exe = str(tmp_path / "race_check")
+    cmd = [CXX, "-std=c++20", "-O0", "-pthread", "-fsanitize=thread",
+           "-Wno-unknown-pragmas", "-I", os.path.join(HERE, "emu"), "-I", kernel_dir,
+           os.path.join(HERE, "emu", "race_check.cpp"), "-o", exe]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if out.returncode != 0 and "tsan" in out.stderr.lower():
+        pytest.skip(f"ThreadSanitizer unavailable: {out.stderr.strip()[:200]}")
+    assert out.returncode == 0, out.stderr
+    return subprocess.run([exe], capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, TSAN_OPTIONS="exitcode=66"))
+
+
+def test_no_data_race_on_shared_memory_and_the_check_can_fail(tmp_path):
+    """ThreadSanitizer over the emulation (tests/cuda/emu/race_check.cpp): the kernels'
+    __syncthreads() leave no race on shared memory -- and dropping the one after
+    sgemm_128x128's double-buffer store is reported as a race (the check works)."""
+    run = _race_check(tmp_path, cuda.kernel_dir())
+    assert run.returncode == 0 and "race check done" in run.stdout, run.stderr[-3000:]
+    assert "ThreadSanitizer" not in run.stderr
+    mutant = tmp_path / "mutant"
+    mutant.mkdir()
+    for name in cuda.KERNEL_FILES:
+        (mutant / name).write_text(cuda.kernel_source(name))
+    src = (mutant / "sgemm.cu").read_text()
+    sync = "            store_b(Bs[buf ^ 1], rb, trans_b, t);\n            __syncthreads();\n"
+    assert src.count(sync) == 1
+    dropped = sync.replace("            __syncthreads();\n", "")
+    (mutant / "sgemm.cu").write_text(src.replace(sync, dropped))
+    bad = _race_check(tmp_path / "mutant", str(mutant))
+    assert bad.returncode == 66 and "data race" in bad.stderr
