@@ -81,6 +81,7 @@ def fresh_flags(monkeypatch):
     """Whatever a test does, the process goes back to 'no CUDA tensor ever made' after it."""
     monkeypatch.setattr(tensor_mod, "CUDA_SEEN", False)
     monkeypatch.setattr(autograd, "_cuda_seen", False)
+    monkeypatch.setattr(cuda, "_cupy", None)          # require()'s memo of a usable CuPy
 
 
 @pytest.fixture

@@ -40,7 +40,11 @@ def unavailable_reason():
 
 
 def require(what="device='cuda'"):
-    """The ``cupy`` module, or ``BackendUnavailableError`` saying which piece is missing."""
+    """The ``cupy`` module, or ``BackendUnavailableError`` saying which piece is missing. Once
+    CUDA was found usable the answer is remembered (this runs for every CUDA tensor made)."""
+    global _cupy
+    if _cupy is not None:
+        return _cupy
     reason = unavailable_reason()
     if reason is not None:
         from .errors import BackendUnavailableError
@@ -48,7 +52,11 @@ def require(what="device='cuda'"):
         raise BackendUnavailableError(f"{what}: CUDA is not available: {reason}")
     import cupy
 
+    _cupy = cupy
     return cupy
+
+
+_cupy = None   # the cupy module, once require() found CUDA usable
 
 
 def is_available():
