@@ -28,6 +28,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import layers as L
+from . import autograd as _autograd
 from . import plan as _plan
 from .autograd import no_grad
 from .callbacks import CallbackList, History, TerminateOnNaN, write_line
@@ -367,7 +368,9 @@ class Sequential(Module):
     def _forward(self, x, logits=False):
         if not self.layers:
             raise ValueError("Sequential: the model has no layers; add some with model.add()")
-        if type(x.data) is not np.ndarray or self._device() != "cpu":   # fit/predict on a GPU
+        # fit/predict on a GPU: the batch follows the weights (the check costs one global read
+        # until this process has made a CUDA tensor)
+        if _autograd._cuda_seen and (type(x.data) is not np.ndarray or self._device() != "cpu"):
             x = x.to(self._device())
         if not logits:
             for layer in self.layers:
@@ -995,7 +998,7 @@ class Sequential(Module):
         self._require_built(op)
         if self.training or any(layer.training for layer in self.layers):
             self.eval()
-        on_cpu = self._device() == "cpu"          # the plan (plan.py) is NumPy-only
+        on_cpu = not _autograd._cuda_seen or self._device() == "cpu"   # plan.py is NumPy-only
         if len(x) <= batch_size and self.layers and on_cpu:   # one batch: straight to the plan
             y = _plan.run(self, self.layers, x)
             if y is not None:
