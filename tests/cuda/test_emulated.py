@@ -17,6 +17,7 @@ import subprocess
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from tinygrad_lite import cuda
 from tinygrad_lite.backends import cuda_launch
@@ -282,3 +283,49 @@ def test_no_data_race_on_shared_memory_and_the_check_can_fail(tmp_path):
     (mutant / "sgemm.cu").write_text(src.replace(sync, dropped))
     bad = _race_check(tmp_path / "mutant", str(mutant))
     assert bad.returncode == 66 and "data race" in bad.stderr
+
+
+
+@settings(max_examples=8)
+@given(st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 2), st.integers(1, 9),
+                 st.integers(1, 9), st.integers(1, 3), st.integers(1, 3), st.integers(1, 3),
+                 st.integers(1, 2), st.integers(1, 2), st.integers(0, 2), st.integers(0, 1),
+                 st.integers(1, 2)), st.sampled_from([np.float32, np.float64]))
+def test_conv2d_random_geometry(emu, case, dtype):
+    n, cg, g, h, w, og, kh, kw, sh, sw, ph, pw, dil = case
+    geo = ((sh, sw), (ph, pw), (dil, dil), g)
+    if h + 2 * ph < dil * (kh - 1) + 1 or w + 2 * pw < dil * (kw - 1) + 1:
+        return                                        # empty output: refused, tested elsewhere
+    x, wt = _r((n, cg * g, h, w), dtype, 30), _r((og * g, cg, kh, kw), dtype, 31)
+    x64, w64 = x.astype(np.float64), wt.astype(np.float64)
+    y = REF.conv2d(x64, w64, *geo)
+    gy = _r(y.shape, dtype, 32)
+    _close(emu.conv2d(x, wt, *geo), y, dtype, f"conv2d {case}")
+    _close(emu.conv2d_backward_input(gy, wt, x.shape, *geo),
+           REF.conv2d_backward_input(gy.astype(np.float64), w64, x.shape, *geo), dtype, "dx")
+    _close(emu.conv2d_backward_weight(gy, x, wt.shape, *geo),
+           REF.conv2d_backward_weight(gy.astype(np.float64), x64, wt.shape, *geo), dtype, "dw")
+
+
+@settings(max_examples=8)
+@given(st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 11), st.integers(1, 11),
+                 st.integers(1, 4), st.integers(1, 4), st.integers(1, 3), st.integers(1, 3)),
+       st.data())
+def test_pooling_random_geometry(emu, case, data):
+    n, c, h, w, kh, kw, sh, sw = case
+    ph, pw = data.draw(st.integers(0, kh // 2)), data.draw(st.integers(0, kw // 2))
+    if h + 2 * ph < kh or w + 2 * pw < kw:
+        return
+    geo = ((kh, kw), (sh, sw), (ph, pw))
+    x = _r((n, c, h, w), np.float32, 33)
+    y, idx = REF.max_pool2d(x.astype(np.float64), *geo)
+    gy = _r(y.shape, np.float32, 34)
+    got_y, got_idx = emu.max_pool2d(x, *geo)
+    _close(got_y, y, np.float32, f"max_pool2d {case}")
+    np.testing.assert_array_equal(got_idx, idx)
+    _close(emu.max_pool2d_backward(gy, got_idx, x.shape, *geo),
+           REF.max_pool2d_backward(gy.astype(np.float64), idx, x.shape, *geo), np.float32, "gx")
+    _close(emu.avg_pool2d(x, *geo), REF.avg_pool2d(x.astype(np.float64), *geo), np.float32,
+           "avg")
+    _close(emu.avg_pool2d_backward(gy, x.shape, *geo),
+           REF.avg_pool2d_backward(gy.astype(np.float64), x.shape, *geo), np.float32, "avg gx")
