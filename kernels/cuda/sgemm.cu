@@ -14,8 +14,8 @@
 //                            memory (2 x 2 x 8 x 128 floats = 16 KiB static).
 //                            grid (ceil(N/128), ceil(M/128), batch).
 //                            `vec` = 1 lets the loaders use float4; the host sets it only when
-//                            A, B are 16-byte aligned and lda, ldb are multiples of 4 (then
-//                            every in-range group of 4 is aligned). Edge tiles (M, N, K not
+//                            A, B are 16-byte aligned and lda, ldb, a_stride, b_stride are
+//                            multiples of 4 (then every in-range group of 4 is aligned). Edge tiles (M, N, K not
 //                            multiples of the tile) fall back to guarded scalar loads and
 //                            guarded stores, so every size >= 1 is valid.
 // Batching: blockIdx.z = z; A is offset by (z % a_mod) * a_stride, B by (z % b_mod) * b_stride,

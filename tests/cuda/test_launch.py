@@ -67,6 +67,11 @@ def test_gemm_vector_loads_need_aligned_pointers_and_leading_dims():
     assert cl.gemm(64, 63, 64, 4).scalars[-1] == 0                  # ldb = 63
     assert cl.gemm(64, 64, 64, 4, lda=68, ldb=132).scalars[-1] == 1
     assert cl.gemm(64, 64, 5, 4, trans_a=True, trans_b=True).scalars[-1] == 0   # ldb = K = 5
+    # batched: the z-th matrix starts z * stride floats in; odd strides break 16-byte alignment
+    assert cl.gemm(3, 4, 4, 4, batch=2, a_mod=2, a_stride=12, b_mod=2, b_stride=16,
+                   c_stride=12).scalars[-1] == 1
+    assert cl.gemm(3, 4, 4, 4, batch=2, a_mod=2, a_stride=13, b_mod=2, b_stride=16,
+                   c_stride=12).scalars[-1] == 0
 
 
 def test_gemm_batch_and_broadcast_offsets():

@@ -90,7 +90,7 @@ def gemm(M, N, K, itemsize, trans_a=False, trans_b=False, lda=None, ldb=None, ld
 
     float32 runs ``sgemm_128x128`` (``kernel="tiled16"`` picks the baseline); float64 the tiled16
     kernel. ``aligned``: the caller's A and B pointers are 16-byte aligned; float4 loads
-    (``vec``) are used only then and when lda and ldb are multiples of 4.
+    (``vec``) are used only then and when lda, ldb and the batch strides are multiples of 4.
     """
     op = "gemm"
     _positive(op, M=M, N=N, K=K, batch=batch, a_mod=a_mod, b_mod=b_mod)
@@ -120,7 +120,11 @@ def gemm(M, N, K, itemsize, trans_a=False, trans_b=False, lda=None, ldb=None, ld
                a_mod, a_stride, b_mod, b_stride, c_stride)
     types = "iiiiiiiiiiqiqq"
     if kernel == "sgemm_128x128":
-        scalars += (int(bool(aligned) and lda % 4 == 0 and ldb % 4 == 0),)
+        # float4 loads need every row start 16-byte aligned: aligned bases, and leading
+        # dimensions and batch strides that are multiples of 4 floats
+        vec = (bool(aligned) and lda % 4 == 0 and ldb % 4 == 0 and a_stride % 4 == 0
+               and b_stride % 4 == 0)
+        scalars += (int(vec),)
         types += "i"
     return Launch(kernel, grid, block, cfg["smem"](itemsize), scalars, types, 3)
 
