@@ -318,8 +318,9 @@ class CupyBackend(_GpuBase):
 
 class CublasBackend(_GpuBase):
     """CuPy's library calls: ``cupy.matmul`` (cuBLAS; full fp32 unless the app set CUPY_TF32)
-    and, when CuPy has cuDNN, cuDNN convolutions (tensor cores off: fp32 math). Pooling and,
-    without cuDNN, convolution run the NumPy backend's im2col code on CuPy."""
+    and, when CuPy has cuDNN (``cupy.cudnn``: CuPy 13 and older; the cupy-cuda13x 14.2 wheel has
+    none), cuDNN convolutions with tensor cores off. Pooling and, without cuDNN, convolution run
+    the NumPy backend's im2col code on CuPy (its matmul is cuBLAS)."""
 
     name = "cublas"
 
