@@ -14,6 +14,7 @@ import sys
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
 REQUIRE = os.environ.get("TINYGRAD_LITE_REQUIRE_KERNELS", "") == "1"
 
@@ -83,4 +84,22 @@ def extensions():
     return exts
 
 
-setup(ext_modules=extensions(), cmdclass={"build_ext": BuildExtWithNotice})
+class BuildPyWithCudaSources(build_py):
+    """Ship the CUDA kernel sources (kernels/cuda/*.cu) as package data in
+    tinygrad_lite/kernels_cuda/, where an installed package loads them with cupy.RawModule
+    (tinygrad_lite.cuda.kernel_dir finds them there, or in kernels/cuda of a checkout)."""
+
+    def run(self):
+        super().run()
+        src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels", "cuda")
+        if not os.path.isdir(src):   # an sdist without them: the CPU package still works
+            return
+        dst = os.path.join(self.build_lib, "tinygrad_lite", "kernels_cuda")
+        self.mkpath(dst)
+        for name in sorted(os.listdir(src)):
+            if name.endswith(".cu"):
+                self.copy_file(os.path.join(src, name), os.path.join(dst, name))
+
+
+setup(ext_modules=extensions(),
+      cmdclass={"build_ext": BuildExtWithNotice, "build_py": BuildPyWithCudaSources})

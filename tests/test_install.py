@@ -101,3 +101,31 @@ def test_core_dependencies_are_minimal_and_used():
     assert "## Minimal install" in readme
     for dep in core:
         assert dep in readme.split("## Minimal install")[1].split("\n## ")[0]
+
+
+def test_the_build_ships_the_cuda_kernel_sources(tmp_path):
+    """setup.py's build_py copies kernels/cuda/*.cu into tinygrad_lite/kernels_cuda/, where an
+    installed package finds them (tinygrad_lite.cuda.kernel_dir). Cython is blocked so the run
+    only copies files."""
+    (tmp_path / "Cython").mkdir()
+    (tmp_path / "Cython" / "__init__.py").write_text("raise ImportError('no Cython here')\n")
+    build = tmp_path / "lib"
+    code = ("import sys, runpy; sys.argv = ['setup.py', '-q', 'build_py', '-d', "
+            f"{str(build)!r}]; runpy.run_path({str(ROOT / 'setup.py')!r}, run_name='__main__')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, timeout=120,
+                         env=dict(os.environ, PYTHONPATH=str(tmp_path),
+                                  TINYGRAD_LITE_REQUIRE_KERNELS="0"))
+    assert out.returncode == 0, out.stderr
+    shipped = build / "tinygrad_lite" / "kernels_cuda"
+    want = sorted(p.name for p in (ROOT / "kernels" / "cuda").glob("*.cu"))
+    assert want and sorted(p.name for p in shipped.glob("*.cu")) == want
+    for name in want:
+        assert (shipped / name).read_bytes() == (ROOT / "kernels" / "cuda" / name).read_bytes()
+    # the installed layout is what the loader looks at first
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]); from tinygrad_lite import cuda; "
+             "print(cuda.kernel_dir())")
+    where = subprocess.run([sys.executable, "-c", probe, str(build)], capture_output=True,
+                           text=True, cwd=tmp_path, timeout=60, env=dict(os.environ,
+                                                                         PYTHONPATH=""))
+    assert where.stdout.strip() == str(shipped), where.stderr

@@ -164,6 +164,8 @@ class Function:
             if t._requires_grad:
                 needs = True
         arrays = [t.data for t in tensors]
+        if _cuda_seen:            # only once a CUDA tensor exists: one global read until then
+            _check_devices(cls, arrays)
         a0 = arrays[0]
         backend = _cpu_backend() if type(a0) is np.ndarray else _current_for(a0)
         ctx = _new(Context)
@@ -185,7 +187,19 @@ class Function:
         return out
 
 
+def _check_devices(cls, arrays):
+    """``DeviceError`` naming both devices when one op gets CPU and CUDA arrays."""
+    devices = ["cpu" if isinstance(a, (np.ndarray, np.generic)) else "cuda" for a in arrays]
+    if len(set(devices)) > 1:
+        from .errors import DeviceError
+
+        where = ", ".join(f"input {i} on {d}" for i, d in enumerate(devices))
+        raise DeviceError(f"{cls.op_name}: expected all inputs on one device, got cpu and cuda "
+                          f"({where}); move them with .to('cuda') or .cpu()")
+
+
 _new = object.__new__
+_cuda_seen = False   # set by tensor._note_cuda when the first CUDA tensor is made
 _Tensor = None
 _current_for = None
 _cpu_backend = None

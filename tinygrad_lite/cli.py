@@ -110,6 +110,13 @@ def cmd_train(args):
 
     t0 = time.perf_counter()
     _use_backend(args.backend)
+    if args.device != "cpu":   # fail before loading data, saying what is missing
+        from .cuda import unavailable_reason
+
+        reason = unavailable_reason()
+        if reason:
+            raise CLIError(f"--device {args.device}: CUDA is not available: {reason}; "
+                           "use --device cpu")
     epochs = args.epochs if args.epochs is not None else (20 if args.model == "mlp" else 8)
     for name, v in (("--epochs", epochs), ("--batch-size", args.batch_size)):
         if v < 1:
@@ -164,6 +171,8 @@ def _train_into(args, out, stage, t0, epochs, X, y, image_shape, names, test,
     n_classes = int(y.max()) + 1
     model = _build_model(args.model, X.shape[1], image_shape, n_classes)
     model.build()
+    if args.device != "cpu":
+        model.to(args.device)            # before the optimizer: its state follows the weights
     optimizer = _keras_optimizer(args.optimizer, list(model.parameters()), args.lr)
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
@@ -540,6 +549,9 @@ def build_parser():
     t.add_argument("--lr", type=float, default=None, help="learning rate (Keras defaults)")
     t.add_argument("--optimizer", choices=list(OPTIMIZERS), default="adam")
     t.add_argument("--backend", help="kernel backend: numpy, cython, ... (default: best built)")
+    t.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="train on the CPU or on a CUDA GPU (needs CuPy; the saved model loads "
+                        "on either)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--val-size", type=float, default=0.2, help="validation fraction")
     t.add_argument("--format", choices=["safetensors", "npz"], default="safetensors")

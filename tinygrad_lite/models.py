@@ -28,6 +28,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import layers as L
+from . import autograd as _autograd
 from . import plan as _plan
 from .autograd import no_grad
 from .callbacks import CallbackList, History, TerminateOnNaN, write_line
@@ -71,21 +72,32 @@ OPTIMIZERS = ("adam", "sgd", "rmsprop", "adagrad", "adamw")
 _EPS = 1e-7  # Keras' epsilon: probabilities are clipped to [eps, 1 - eps] before the log
 
 
-def _onehot(y, c, dtype):
+def _onehot(y, c, dtype, device="cpu"):
     if y.ndim == 2:      # already one-hot: fit(jit=True) passes it in as a step argument
         return _target(y, y)
-    return Tensor(np.eye(c, dtype=dtype)[y])
+    return Tensor(np.eye(c, dtype=dtype)[_host(y)], device=device)
+
+
+def _host(y):
+    return y if isinstance(y, np.ndarray) else np.asarray(y.get())
+
+
+def _device_of(a):
+    """"cpu" or "cuda" for a Tensor, a NumPy or a CuPy array."""
+    if isinstance(a, Tensor):
+        return a.device
+    return "cpu" if isinstance(a, (np.ndarray, np.generic)) else "cuda"
 
 
 def _target(y, out):
     """Labels as a constant Tensor of out's dtype and shape. No copy when they already fit, so a
     jitted step (fit(jit=True)) sees the very array it was given as an argument."""
     y = y.astype(out.dtype, copy=False)
-    return Tensor(y if y.shape == out.shape else y.reshape(out.shape))
+    return Tensor(y if y.shape == out.shape else y.reshape(out.shape), device=_device_of(out))
 
 
 def _sparse_ce(out, y, from_logits):
-    oh = _onehot(y, out.shape[-1], out.dtype)
+    oh = _onehot(y, out.shape[-1], out.dtype, out.device)
     logp = out.log_softmax(axis=-1) if from_logits else out.clip(_EPS, 1 - _EPS).log()
     return -(logp * oh).sum(axis=-1)
 
@@ -347,9 +359,19 @@ class Sequential(Module):
             return act
         return None
 
+    def _device(self):
+        """Where the weights are ("cpu" or "cuda"; "cpu" before they exist)."""
+        for p in self.parameters():
+            return p.device
+        return "cpu"
+
     def _forward(self, x, logits=False):
         if not self.layers:
             raise ValueError("Sequential: the model has no layers; add some with model.add()")
+        # fit/predict on a GPU: the batch follows the weights (the check costs one global read
+        # until this process has made a CUDA tensor)
+        if _autograd._cuda_seen and (type(x.data) is not np.ndarray or self._device() != "cpu"):
+            x = x.to(self._device())
         if not logits:
             for layer in self.layers:
                 x = layer(x)
@@ -393,7 +415,7 @@ class Sequential(Module):
                 raise ShapeError(f"set_weights_dict: {k} needs shape {t.shape}, got "
                                  f"{np.shape(arrays[k])}")
         for k, t in tensors.items():
-            t.data[...] = np.asarray(arrays[k], dtype=t.dtype)
+            t.data[...] = t.xp.asarray(np.asarray(arrays[k], dtype=t.dtype))
 
     def get_weights(self):
         """Copies of every weight array, in layer order (Keras' ``get_weights``)."""
@@ -584,8 +606,9 @@ class Sequential(Module):
                   (c["task"] == "binary" and self._fusable() == "sigmoid")))
         out = self._forward(xb, logits=fused)
         if c["task"] == "custom":
-            per = c["loss_fn"](Tensor(yb), out)
-            per = per if isinstance(per, Tensor) else Tensor(np.asarray(per, dtype=np.float32))
+            per = c["loss_fn"](Tensor(yb, device=out.device), out)
+            per = per if isinstance(per, Tensor) else Tensor(per, dtype=np.float32,
+                                                             device=out.device)
             if per.ndim > 1:
                 per = per.reshape(per.shape[0], -1).mean(axis=-1)
         elif (c["task"] == "sparse" and (fused or c["from_logits"]) and wb is None
@@ -601,7 +624,8 @@ class Sequential(Module):
         elif wb is None:
             loss = per.mean()
         else:   # Keras' sum_over_batch_size: sum(w_i l_i) / n
-            loss = (per * Tensor(wb.astype(per.dtype, copy=False))).sum() / per.shape[0]
+            loss = (per * Tensor(wb.astype(per.dtype, copy=False), device=per.device)).sum() \
+                / per.shape[0]
         return (loss, self._probs(out)) if probs else (loss, out)
 
     def _probs(self, out):
@@ -974,7 +998,8 @@ class Sequential(Module):
         self._require_built(op)
         if self.training or any(layer.training for layer in self.layers):
             self.eval()
-        if len(x) <= batch_size and self.layers:   # one batch: straight to the plan (plan.py)
+        on_cpu = not _autograd._cuda_seen or self._device() == "cpu"   # plan.py is NumPy-only
+        if len(x) <= batch_size and self.layers and on_cpu:   # one batch: straight to the plan
             y = _plan.run(self, self.layers, x)
             if y is not None:
                 return y
@@ -983,7 +1008,7 @@ class Sequential(Module):
             for s in range(0, len(x), batch_size):
                 xb = x[s:s + batch_size]
                 # The compiled path (plan.py): kernel calls on preallocated buffers, no Tensors.
-                y = _plan.run(self, self.layers, xb) if self.layers else None
+                y = _plan.run(self, self.layers, xb) if self.layers and on_cpu else None
                 if y is None:                    # not plannable: the eager layers, all in eval
                     self.eval()
                     y = self._forward(Tensor(xb)).numpy()

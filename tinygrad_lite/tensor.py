@@ -80,17 +80,31 @@ def _cupy_module_of(a):
     return np
 
 
+# True once this process has made a CUDA tensor. Until then no device check runs anywhere (the
+# CPU path pays one global read per op at most); see autograd's device-mismatch check.
+CUDA_SEEN = False
+
+
+def _note_cuda():
+    global CUDA_SEEN
+    CUDA_SEEN = True
+    autograd._cuda_seen = True
+
+
 def _to_array(data, dtype, device):
     if device is None:   # keep the data where it is
         device = "cuda" if type(data).__module__.split(".")[0] == "cupy" else "cpu"
     if device not in ("cpu", "cuda") and not str(device).startswith("cuda"):
         raise DeviceError(f"Tensor: unknown device, got {device!r}; use 'cpu' or 'cuda'")
     if str(device).startswith("cuda"):
-        try:
-            import cupy
-        except ImportError:
-            raise DeviceError("Tensor: device='cuda' needs CuPy, got no cupy module; "
-                              "pip install tinygrad_lite[cuda]") from None
+        from .cuda import require
+
+        cupy = require("Tensor(device='cuda')")
+        _note_cuda()
+        if dtype is None and not hasattr(data, "dtype"):   # lists and floats: default float
+            data = np.asarray(data)
+            if data.dtype == np.float64:
+                data = data.astype(_DEFAULT_FLOAT)
         arr = cupy.asarray(data, dtype=dtype)
     elif isinstance(data, np.ndarray):
         arr = data if dtype is None else data.astype(dtype, copy=False)
@@ -272,6 +286,9 @@ class Tensor:
         return RemovableHandle(self, hook)
 
     def __array__(self, dtype=None, copy=None):
+        if self.xp is not np:   # as CuPy's own arrays: no silent device-to-host copy
+            raise TypeError("Implicit conversion of a CUDA tensor to a NumPy array is not "
+                            "allowed; copy it explicitly with .numpy() (or .cpu())")
         a = self.numpy()
         if dtype is not None:
             a = a.astype(dtype, copy=False)
@@ -386,6 +403,14 @@ class Tensor:
             t.requires_grad_(self.requires_grad)
             return t
         return self.astype(target)
+
+    def cpu(self):
+        """This tensor on the CPU (itself when already there; else a copy, as a new leaf)."""
+        return self.to("cpu")
+
+    def cuda(self):
+        """This tensor on the GPU (itself when already there; else a copy, as a new leaf)."""
+        return self.to("cuda")
 
     def clone(self):
         return self * 1

@@ -51,6 +51,21 @@ def _load_all():
             from ._ext import build_hint
 
             _missing["cython"] = f"extension unusable ({type(e).__name__}: {e}); {build_hint()}"
+
+
+_gpu_probed = False
+
+
+def _load_gpu():
+    """Probe CUDA and build the GPU backends, once, on first need (a GPU backend asked for by
+    name, a CuPy array met, or the list of backends): CPU work never imports CuPy."""
+    global _gpu_probed
+    _load_all()
+    if _gpu_probed:
+        return
+    with _lock:
+        if _gpu_probed:
+            return
         gpu_reason = _gpu_unavailable_reason()
         for name, cls_name in (("cupy", "CupyBackend"), ("cublas", "CublasBackend")):
             if gpu_reason:
@@ -62,23 +77,13 @@ def _load_all():
                 _loaded[name] = getattr(cupy_backend, cls_name)()
             except Exception as e:
                 _missing[name] = f"{type(e).__name__}: {e}"
+        _gpu_probed = True
 
 
 def _gpu_unavailable_reason():
-    import importlib.util
+    from ..cuda import unavailable_reason
 
-    if importlib.util.find_spec("cupy") is None:
-        return "CuPy is not installed (pip install tinygrad_lite[cuda])"
-    if importlib.util.find_spec(__name__ + ".cupy_backend") is None:
-        return "the CUDA kernels are not part of this build yet"
-    try:
-        import cupy
-
-        if cupy.cuda.runtime.getDeviceCount() < 1:
-            return "CuPy found no CUDA device"
-    except Exception as e:  # CUDARuntimeError without a driver
-        return f"no usable CUDA device ({type(e).__name__}: {e})"
-    return None
+    return unavailable_reason()
 
 
 def _default_name():
@@ -110,6 +115,8 @@ def not_built_message(package_dir=None):
 def get(name):
     """The backend object called ``name`` (raises ``BackendUnavailableError`` with the reason)."""
     _load_all()
+    if name not in _loaded and not _gpu_probed:
+        _load_gpu()
     if name not in _loaded:
         reason = _missing.get(name, f"unknown backend; known: {sorted(_loaded) + sorted(_missing)}")
         raise BackendUnavailableError(f"backends.get: backend {name!r} is not available, got "
@@ -209,7 +216,7 @@ class use:
 
 def available():
     """``{name: (True, description) | (False, reason)}`` for every known backend."""
-    _load_all()
+    _load_gpu()
     out = {name: (True, b.describe()) for name, b in _loaded.items()}
     out.update({name: (False, reason) for name, reason in _missing.items()})
     return out
@@ -217,7 +224,7 @@ def available():
 
 def names():
     """Names of the available backends, reference first."""
-    _load_all()
+    _load_gpu()
     return list(_loaded)
 
 

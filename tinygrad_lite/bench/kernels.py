@@ -183,13 +183,41 @@ def pool_case(shape, k, s, rng):
     return ours, torch_fn, want, None, None
 
 
+class _OnDevice:
+    """A GPU backend fed the cases' host arrays: each array is copied to the device once (cached),
+    and every call synchronizes, so the timers see kernel time and not transfers. Results stay
+    on the device; ``_check`` copies them back."""
+
+    def __init__(self, backend):
+        self.backend, self.cache = backend, {}
+
+    def _dev(self, a):
+        if not isinstance(a, np.ndarray):
+            return a
+        hit = self.cache.get(id(a))
+        if hit is None or hit[0] is not a:
+            hit = self.cache[id(a)] = (a, self.backend.xp.asarray(a))
+        return hit[1]
+
+    def __getattr__(self, name):
+        fn = getattr(self.backend, name)
+
+        def call(*args, **kw):
+            out = fn(*[self._dev(a) for a in args], **kw)
+            self.backend.xp.cuda.get_current_stream().synchronize()
+            return out
+
+        return call
+
+
 # ---------------------------------------------------------------------------- timing ------
 
 def _check(got, want):
     got = got if isinstance(got, tuple) else (got,)
     err = 0.0
     for g, w in zip(got, want):
-        g = g.detach().numpy() if hasattr(g, "detach") else np.asarray(g)
+        g = g.detach().numpy() if hasattr(g, "detach") else g.get() if hasattr(g, "get") \
+            else np.asarray(g)
         scale = float(np.abs(w).max()) or 1.0
         err = max(err, float(np.abs(g.astype(np.float64) - w).max()) / scale)
     return err, err < 1e-4
@@ -272,6 +300,12 @@ def run(quick=False, threads=(1, 2), peak=None, log=print, only=None, env=None, 
         impls["cython"] = backends.get("cython")
     except Exception as e:
         log(f"cython backend unavailable: {e}")
+    for gpu in ("cupy", "cublas"):   # columns on a machine with CuPy and a CUDA device
+        ok, why = backends.available().get(gpu, (False, "unknown"))
+        if ok:
+            impls[gpu] = _OnDevice(backends.get(gpu))
+        else:
+            log(f"{gpu} backend unavailable: {why}")
     torch = env.torch
     sizes = [64, 128, 256, 512] if quick else [64, 128, 256, 512, 1024, 2048]
     cases = [("matmul", f"square {s}", lambda s=s: matmul_case(s, s, s, False, False, rng))
@@ -327,7 +361,7 @@ def run(quick=False, threads=(1, 2), peak=None, log=print, only=None, env=None, 
             p = (peak or {}).get(key[1])
             r["pct_peak"] = 100 * r["gflops"] / p if flops and p else None
         for key, r in rows.items():
-            for ref in ("numpy", "torch"):
+            for ref in ("numpy", "torch", "cublas"):
                 other = rows.get((ref, key[1]))
                 r[f"vs_{ref}"] = other["median_s"] / r["median_s"] if other else None
             results.append(r)
@@ -353,7 +387,7 @@ def _line(rows, threads):
     r0 = next(iter(rows.values()))
     parts = [f"{r0['op']:<15} {r0['case']:<30}"]
     for t in threads:
-        for impl in ("numpy", "cython", "torch"):
+        for impl in ("numpy", "cython", "torch", "cupy", "cublas"):
             r = rows.get((impl, t))
             if r:
                 v = f"{r['gflops']:.0f}GF" if r["gflops"] else f"{r['median_s'] * 1e3:.2f}ms"

@@ -634,10 +634,12 @@ MODULE_WEIGHTS = "module"            # metadata "content" of a save_model file f
 def _state_arrays(model):
     """name -> array: a Keras-style model's ``weights_dict()``, else any nn.Module's
     ``state_dict()`` (PyTorch key names)."""
+    from .._arrays import as_numpy   # GPU weights are copied to the host
+
     if hasattr(model, "weights_dict"):
-        return {k: np.asarray(v) for k, v in model.weights_dict().items()}
+        return {k: as_numpy(v) for k, v in model.weights_dict().items()}
     if hasattr(model, "state_dict") and hasattr(model, "load_state_dict"):
-        return {k: np.asarray(v) for k, v in model.state_dict().items()}
+        return {k: as_numpy(v) for k, v in model.state_dict().items()}
     raise TypeError(f"save_model: expected a models.Sequential or an nn.Module, got "
                     f"{type(model).__name__}")
 

@@ -301,9 +301,11 @@ def softmax_cross_entropy(logits, labels):
 
     # the labels go in as a (non-differentiable) input, not an attribute, so that a captured
     # step (tinygrad_lite.jit) wires them to its argument instead of freezing one batch's labels
-    labels = labels if isinstance(labels, Tensor) else Tensor._wrap(
-        np.asarray(labels, np.int64), False)
-    return SoftmaxCrossEntropy.apply(_as_tensor(logits), labels)
+    logits = _as_tensor(logits)
+    if not isinstance(labels, Tensor):   # labels follow the logits to the GPU
+        labels = Tensor._wrap(np.asarray(labels, np.int64) if logits.xp is np else
+                              logits.xp.asarray(labels, logits.xp.int64), False)
+    return SoftmaxCrossEntropy.apply(logits, labels)
 
 
 def _soft_ce(op, logits, target, weight, reduction, label_smoothing, axis, logp=None):

@@ -18,7 +18,7 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
-from ..errors import DeviceError, ShapeError, TinygradLiteError
+from ..errors import ShapeError, TinygradLiteError
 from ..tensor import Tensor
 from .parameter import Parameter
 
@@ -449,13 +449,11 @@ class StateDictKeyError(TinygradLiteError, KeyError):
 
 def _device_converter(device):
     if device.startswith("cuda"):
-        try:
-            import cupy
-        except ImportError:
-            raise DeviceError(
-                "Module.to: device='cuda' needs CuPy, got no cupy module; "
-                "pip install tinygrad_lite[cuda]"
-            ) from None
+        from ..cuda import require
+        from ..tensor import _note_cuda
+
+        cupy = require("Module.to('cuda')")
+        _note_cuda()
         return cupy.asarray
 
     def to_host(a):
