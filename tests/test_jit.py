@@ -557,3 +557,36 @@ def test_jit_records_only_its_own_thread():
     assert not errors and losses
     want = [ref_step(*b).item() for b in batches]
     assert got == want and jstep.replays == 4
+
+
+def test_replay_hands_owned_gradients_over_without_a_copy():
+    """A replay makes .grad of the gradient a kernel just made (no copy); a gradient that two
+    parameters share (Add hands the same array to both) is still copied, so each .grad is its
+    own array, as in eager."""
+    import importlib
+
+    J = importlib.import_module("tinygrad_lite.jit")   # the module, not the function
+    net, step = _mlp_step()
+    jstep = tl.jit(step, modules=[net])
+    for x, t in _batches((784,), n=3):
+        jstep(tl.Tensor(x), tl.Tensor(t))
+    (plan,) = jstep._plans.values()
+    assert sum(f is J._hand_over for f, *_ in plan.steps) == 4      # 2 weights, 2 biases
+    w1 = tl.Tensor(np.ones(3, np.float32), requires_grad=True)
+    w2 = tl.Tensor(np.ones(3, np.float32), requires_grad=True)
+
+    opt = SGD([w1, w2], lr=0.1)         # only its zero_grad is used
+
+    @tl.jit
+    def shared(x):
+        opt.zero_grad()                       # recorded (plain Python is not replayed)
+        loss = ((w1 + w2) * x).sum()        # Add hands one fresh array to both
+        loss.backward()
+        return loss
+
+    for _ in range(3):
+        shared(np.ones(3, np.float32))
+    assert shared.replays == 1
+    assert w1.grad.data is not w2.grad.data
+    w1.grad.data[...] = 5                     # an in-place edit (clipping) of one .grad
+    np.testing.assert_array_equal(w2.grad.data, np.ones(3, np.float32))

@@ -40,7 +40,8 @@ instead, for good, and says why in ``step.fallbacks``):
 * ``backward(create_graph=True)``, tensor hooks, and an optimizer ``closure``.
 
 Also documented limits: the replay binds the new arguments' arrays into the slots without a
-copy, and each kernel still allocates its output as in eager (no ``out=`` buffers yet); a step
+copy, and each kernel still allocates its output as in eager (no ``out=`` buffers yet), though a
+gradient that only the step holds becomes ``.grad`` without the copy eager makes; a step
 that writes into arrays by hand (``t.data[...] = ...``) is not
 seen; if a parameter's array is replaced (``set_weights``, ``load_state_dict`` that assigns new
 arrays), the next call records again; outputs of a replay are new Tensors without a graph.
@@ -63,6 +64,7 @@ __all__ = ["jit", "JitFunction", "JitError"]
 _ARRAY_TYPES = (np.ndarray, np.generic)
 _get_ident = threading.get_ident
 _RECORDING = threading.Lock()   # one recording at a time (the seams it swaps are global)
+_ACCUMULATE = [None]            # the real Tensor._accumulate_grad (set by _install)
 
 
 def _is_array(a):
@@ -92,7 +94,8 @@ class _Recorder:
         self.strict = strict                      # False: note why, let the step run eagerly
         self.refused = None                       # the first reason this call cannot replay
         self.slots = list(arrays)                 # slot -> array (kept alive: ids stay unique)
-        self.n_slots = len(arrays)
+        self.n_args = self.n_slots = len(arrays)
+        self.owned = frozenset()                  # steps whose .grad needs no copy (owned_grads)
         self.ids = {id(a): i for i, a in enumerate(arrays)}
         self.steps = []                           # (f, args, kwargs, outs)
         self.params = {}                          # id -> (leaf Tensor, its array at recording)
@@ -179,6 +182,60 @@ class _Recorder:
     def plan(self, n_args, out_spec):
         return _Plan(self, n_args, out_spec)
 
+    def owned_grads(self, out_spec, accumulate):
+        """The ``.grad`` accumulations (step numbers) whose gradient a replay may hand over
+        without the copy that eager makes (Tensor._accumulate_grad copies the first gradient
+        because it may be shared or a read-only view): a fresh array of its own memory,
+        writeable, made by this step's work, that no other step, Context, parameter or output
+        refers to, so nothing else can see it. Computed while the arrays are still held."""
+        uses, held, ctxs = {}, set(), []
+
+        def note(v):
+            if isinstance(v, _Slot):
+                uses[v.i] = uses.get(v.i, 0) + 1
+            elif isinstance(v, (tuple, list)):
+                for x in v:
+                    note(x)
+            elif isinstance(v, autograd.Context):
+                ctxs.append(v)
+            elif isinstance(v, Tensor):
+                held.add(id(v.data))
+            elif _is_array(v):
+                held.add(id(v))
+
+        for _, args, kw, _ in self.steps:
+            for v in args:
+                note(v)
+            for v in kw.values():
+                note(v)
+        for ctx in ctxs:                          # what forward passes keep for backward
+            for v in list(vars(ctx).values()) + list(ctx._saved) + list(ctx.saved_tensors):
+                for x in (v if isinstance(v, (tuple, list)) else (v,)):
+                    if _is_array(x):
+                        held.add(id(x))
+        held.update(id(a) for _, a in self.params.values())
+        outs, stack = set(), [out_spec]
+        while stack:
+            kind, v = stack.pop()
+            if kind == "slot":
+                outs.add(v)
+            elif kind == "seq":
+                stack.extend(v)
+        count = {}
+        for a in self.slots:
+            count[id(a)] = count.get(id(a), 0) + 1
+        owned = set()
+        for n, (f, args, kw, _) in enumerate(self.steps):
+            if f is not accumulate or len(args) < 2 or not isinstance(args[1], _Slot):
+                continue
+            j = args[1].i
+            a = self.slots[j]
+            if (j >= self.n_args and type(a) is np.ndarray and a.base is None
+                    and a.flags.owndata and a.flags.writeable and uses.get(j) == 1
+                    and count[id(a)] == 1 and id(a) not in held and j not in outs):
+                owned.add(n)
+        self.owned = frozenset(owned)
+
 
 def _name(f):
     return getattr(f, "__qualname__", repr(f))
@@ -227,7 +284,9 @@ class _Plan:
         self.out_spec = out_spec
         self.params = list(rec.params.values())
         self.steps = []
-        for f, args, kw, outs in rec.steps:
+        for n, (f, args, kw, outs) in enumerate(rec.steps):
+            if n in rec.owned:
+                f = _hand_over
             refs = [(i, a.i) for i, a in enumerate(args) if isinstance(a, _Slot)]
             krefs = [(k, v.i) for k, v in kw.items() if isinstance(v, _Slot)]
             self.steps.append((f, list(args), refs, dict(kw), krefs, outs))
@@ -255,6 +314,15 @@ class _Plan:
             else:
                 _store(s, outs, r)
         return _unflatten(self.out_spec, s)
+
+
+def _hand_over(t, g, create_graph):
+    """Tensor._accumulate_grad for a gradient that only this step holds (owned_grads): the
+    first one becomes ``.grad`` as it is, without the copy (the same values, one pass less)."""
+    if t.grad is None and not create_graph and g.base is None and g.flags.writeable:
+        t.grad = Tensor._wrap(g, False)
+    else:
+        t._accumulate_grad(g, create_graph)
 
 
 def _store(s, outs, r):
@@ -371,6 +439,7 @@ class JitFunction:
             if not self.fallback:
                 raise
             return self._give_up(key, str(e), out)
+        rec.owned_grads(out_spec, _ACCUMULATE[0])
         rec.slots = rec.ids = None          # the arrays of this call are not needed any more
         first = self._first.pop(key, None)
         if first is None:
@@ -433,6 +502,7 @@ def _install(rec):
         "reads": {n: Tensor.__dict__[n] for n in _READS if n in Tensor.__dict__},
     }
     orig = saved
+    _ACCUMULATE[0] = saved["accumulate"]
 
     def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False,
                      inputs=None):
