@@ -590,3 +590,24 @@ def test_replay_hands_owned_gradients_over_without_a_copy():
     assert w1.grad.data is not w2.grad.data
     w1.grad.data[...] = 5                     # an in-place edit (clipping) of one .grad
     np.testing.assert_array_equal(w2.grad.data, np.ones(3, np.float32))
+
+
+def test_replay_runs_each_step_in_its_recorded_grad_mode(backend):
+    """The walk runs backward rules in no-grad mode, and a rule may branch on it (the fused
+    recurrent backward takes its differentiable reference path under grad mode): a replay
+    called with grad mode on runs them as recorded, so fit (jit) equals eager."""
+    from tinygrad_lite.layers import LSTM
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 6, 2)).astype(np.float32)
+    y = x[:, :, 0].sum(axis=1, keepdims=True).astype(np.float32)
+    got = []
+    for jit in (False, "auto"):
+        tl.manual_seed(0)
+        model = Sequential([LSTM(8, input_shape=(6, 2)), Dense(1)])
+        model.compile(optimizer="adam", loss="mse")
+        h = model.fit(x, y, epochs=2, batch_size=8, verbose=0, shuffle=False, jit=jit)
+        got.append((h.history, model.get_weights(), h.params["jit"]))
+    assert got[1][2] == "captured"
+    assert got[1][0] == got[0][0]
+    _same(got[1][1], got[0][1])

@@ -98,6 +98,7 @@ class _Recorder:
         self.owned = frozenset()                  # steps whose .grad needs no copy (owned_grads)
         self.ids = {id(a): i for i, a in enumerate(arrays)}
         self.steps = []                           # (f, args, kwargs, outs)
+        self.modes = []                           # grad mode of each step as it ran
         self.params = {}                          # id -> (leaf Tensor, its array at recording)
         self.depth = 0
 
@@ -150,6 +151,7 @@ class _Recorder:
         finally:
             self.depth -= 1
         self.steps.append((f, spec, kw, self._out(r)))
+        self.modes.append(autograd.is_grad_enabled())
         return r
 
     def forward(self, cls, ctx, arrays, attrs, out):
@@ -159,6 +161,7 @@ class _Recorder:
         spec = (ctx,) + tuple(self._ref(a) for a in arrays)
         kw = {k: self._ref(v) for k, v in attrs.items()}
         self.steps.append((cls.forward, spec, kw, self._out(out)))
+        self.modes.append(autograd.is_grad_enabled())
 
     # ---- checking two recordings against each other ---------------------------------------
     def mismatch(self, other):
@@ -289,7 +292,10 @@ class _Plan:
                 f = _hand_over
             refs = [(i, a.i) for i, a in enumerate(args) if isinstance(a, _Slot)]
             krefs = [(k, v.i) for k, v in kw.items() if isinstance(v, _Slot)]
-            self.steps.append((f, list(args), refs, dict(kw), krefs, outs))
+            # the grad mode the step ran in (the walk runs backward rules in no-grad mode, and
+            # a rule may branch on it: a fused recurrent backward takes its differentiable
+            # reference path when grad mode is on)
+            self.steps.append((f, list(args), refs, dict(kw), krefs, outs, rec.modes[n]))
 
     def valid(self):
         """False when a parameter's array was replaced since recording (e.g. set_weights)."""
@@ -301,18 +307,25 @@ class _Plan:
     def replay(self, arrays):
         s = [None] * self.n_slots
         s[:self.n_args] = arrays
-        for f, args, refs, kw, krefs, outs in self.steps:
-            for i, j in refs:
-                args[i] = s[j]
-            for k, j in krefs:
-                kw[k] = s[j]
-            r = f(*args, **kw)
-            if outs is None:
-                continue
-            if type(outs) is int:
-                s[outs] = r
-            else:
-                _store(s, outs, r)
+        state = autograd._state
+        prev = cur = getattr(state, "enabled", True)
+        try:
+            for f, args, refs, kw, krefs, outs, mode in self.steps:
+                if mode is not cur:               # each step in its recorded grad mode
+                    state.enabled = cur = mode
+                for i, j in refs:
+                    args[i] = s[j]
+                for k, j in krefs:
+                    kw[k] = s[j]
+                r = f(*args, **kw)
+                if outs is None:
+                    continue
+                if type(outs) is int:
+                    s[outs] = r
+                else:
+                    _store(s, outs, r)
+        finally:
+            state.enabled = prev
         return _unflatten(self.out_spec, s)
 
 
