@@ -811,10 +811,11 @@ class Sequential(Module):
                 elif jit_step is not None:    # forward, backward and step, captured
                     total, out = jit_step(x[idx], self._jit_target(y[idx], out_shape, sw is not None),
                                           None if sw is None else sw[idx].astype(np.float32))
-                    value, probs = float(total.item()), self._probs(out)
+                    value = float(total.item())
+                    probs = self._probs(out) if mets else None   # only metrics read them
                 else:
                     loss, probs = self._loss(Tensor(x[idx]), y[idx],
-                                             None if sw is None else sw[idx])
+                                             None if sw is None else sw[idx], probs=bool(mets))
                     reg = self._reg_loss()
                     total = loss if reg is None else loss + reg
                     if dsync is None:
