@@ -50,10 +50,13 @@ def _promote(a, b):
 
 def _binary(fn, swap=False):
     def method(self, other):
-        other = _lift(other, self)
-        a, b = _promote(other, self) if swap else _promote(self, other)
-        if fn is E.Div and a.dtype.kind != "f":     # int / int: true division in default float
-            a, b = a.astype(_T._DEFAULT_FLOAT), b.astype(_T._DEFAULT_FLOAT)
+        if type(other) is Tensor and other.data.dtype is self.data.dtype and fn is not E.Div:
+            a, b = (other, self) if swap else (self, other)     # the common case: as it is
+        else:
+            other = _lift(other, self)
+            a, b = _promote(other, self) if swap else _promote(self, other)
+            if fn is E.Div and a.dtype.kind != "f":   # int / int: true division in default float
+                a, b = a.astype(_T._DEFAULT_FLOAT), b.astype(_T._DEFAULT_FLOAT)
         try:
             return fn.apply(a, b)
         except ValueError:
@@ -268,11 +271,15 @@ def _axis_args(axis, keepdims, dim, keepdim):
     return (dim if axis is None else axis), (keepdim if keepdim is not None else keepdims)
 
 
+_ALL_AXES = tuple(tuple(range(n)) for n in range(33))   # axis=None, per ndim (NumPy's max 32)
+
+
 def _reduce(fn):
     def method(self, axis=None, keepdims=False, dim=None, keepdim=None):
         if dim is not None or keepdim is not None:
             axis, keepdims = _axis_args(axis, keepdims, dim, keepdim)
-        axes = R.normalize_axis(axis, self.data.ndim, fn.op_name)
+        axes = (_ALL_AXES[self.data.ndim] if axis is None else
+                R.normalize_axis(axis, self.data.ndim, fn.op_name))
         return fn.apply(self, axis=axes, keepdims=keepdims)
 
     method.__doc__ = fn.__doc__

@@ -384,6 +384,8 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
     (the default) keeps raw arrays: ``array_backward`` rules run on arrays with no Tensor, Context
     or Node made, other rules run on Tensors in no-grad mode. Both compute the same arrays.
     """
+    if not create_graph and inputs is None and len(outputs) == 1 and not _anomaly:
+        return _lean_walk(outputs[0], grad_outputs[0], retain_graph)
     Tensor = _Tensor or _bind()
     lean = not create_graph
     grads, leaves = {}, {}      # id -> gradient so far; id -> leaf tensor that receives one
@@ -466,6 +468,73 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
     if lean:
         captured = {k: Tensor._wrap(g, False) for k, g in captured.items()}
     return captured
+
+
+def _lean_walk(root, g, retain_graph):
+    """The fast path of ``run_backward`` for its most common call, ``loss.backward()``: one
+    output, the lean walk, ``.grad`` of the leaves, no anomaly mode. The same steps in the same
+    order as the loop above (so the same arrays), with the branches that cannot apply left out
+    and the two loops over a node's inputs made one."""
+    Tensor = _Tensor or _bind()
+    if not root._requires_grad:
+        raise GraphError("backward: the tensor does not require grad and has no grad_fn; "
+                         "create its inputs with requires_grad=True")
+    if isinstance(g, Tensor):
+        g = g.data
+    if root._node is None:
+        _finish_leaf(root, g, True, None, None, False)
+        return None
+    pending = {}
+    order = _topo_order((root,), pending)
+    grads, leaves = {id(root): g}, {}
+    prev = getattr(_state, "enabled", True)
+    _state.enabled = False
+    try:
+        for t in order:
+            g = grads.pop(id(t), None)
+            if g is None:
+                continue
+            node = t._node
+            if node.freed:
+                raise GraphError(
+                    f"backward: trying to backward through the graph a second time (op "
+                    f"{node.fn.op_name!r}); its saved values were freed by the first backward. "
+                    "Pass retain_graph=True to the first backward to keep them")
+            if t._hooks:
+                g = _run_hooks(t, g, True)
+            if t._retains_grad:
+                t._accumulate_grad(g, False)
+            ctx, fn = node.ctx, node.fn
+            if fn.array_backward and _tape is None:   # _backward_arrays, inlined (jit records
+                ctx.saved_tensors = ctx._saved        # through that function instead)
+                in_grads = fn.backward(ctx, g)
+                if type(in_grads) is not tuple:
+                    in_grads = (in_grads,)
+            else:
+                in_grads = _backward_arrays(fn, ctx, g)
+            for p, gp in zip(node.parents, in_grads):
+                if gp is not None and p._requires_grad:
+                    if gp.shape != p.data.shape:
+                        gp = sum_to_shape(gp, p.data.shape)
+                    k = id(p)
+                    grads[k] = gp if k not in grads else _add(grads[k], gp)
+                    if p._node is None:
+                        leaves[k] = p
+            if not retain_graph:
+                node.freed = True
+                ctx._saved = ()
+            ctx.saved_tensors = ()
+            for p in node.parents:
+                if p._node is None:
+                    k = id(p)
+                    left = pending[k] = pending[k] - 1
+                    if not left and k in leaves:
+                        _finish_leaf(leaves.pop(k), grads.pop(k), True, None, None, False)
+        for k, t in leaves.items():
+            _finish_leaf(t, grads.pop(k), True, None, None, False)
+    finally:
+        _state.enabled = prev
+    return None
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,

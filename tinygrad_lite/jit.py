@@ -26,7 +26,9 @@ list on the new arguments' arrays: the same forward and backward array code in t
 so the result is bitwise equal to eager, with no Tensor, Context, Node or topological sort per
 op. A different key records again (a new batch size, ``backends.use``, ``model.eval()``).
 
-What it refuses (``JitError``, never a silent fallback), because a replay could not honour it:
+What it cannot capture, because a replay could not honour it (``jit(fn)`` raises ``JitError``;
+``jit(fn, fallback=True)``, which ``Sequential.fit`` uses by default, runs such a step eagerly
+instead, for good, and says why in ``step.fallbacks``):
 
 * reading a traced value in Python inside the step (``.item()``, ``.numpy()``, ``float()``,
   ``bool()``, ``.tolist()``, ``__setitem__``): data-dependent control flow or host values;
@@ -38,13 +40,18 @@ What it refuses (``JitError``, never a silent fallback), because a replay could 
 * ``backward(create_graph=True)``, tensor hooks, and an optimizer ``closure``.
 
 Also documented limits: the replay binds the new arguments' arrays into the slots without a
-copy, and each kernel still allocates its output as in eager (no ``out=`` buffers yet); a step
+copy, and each kernel still allocates its output as in eager (no ``out=`` buffers yet), though a
+gradient that only the step holds becomes ``.grad`` without the copy eager makes; a step
 that writes into arrays by hand (``t.data[...] = ...``) is not
 seen; if a parameter's array is replaced (``set_weights``, ``load_state_dict`` that assigns new
 arrays), the next call records again; outputs of a replay are new Tensors without a graph.
-Recording swaps a few engine functions for the duration of the recording: not thread-safe while
-it records.
+Recording swaps a few engine functions for the duration of the recording; the swapped seams
+note only the recording thread's work (other threads run through them untouched), and one step
+records at a time: a step that wants to record while another thread records waits for it
+(``fallback=True``: runs that call eagerly instead).
 """
+
+import threading
 
 import numpy as np
 
@@ -55,6 +62,9 @@ from .tensor import Tensor
 __all__ = ["jit", "JitFunction", "JitError"]
 
 _ARRAY_TYPES = (np.ndarray, np.generic)
+_get_ident = threading.get_ident
+_RECORDING = threading.Lock()   # one recording at a time (the seams it swaps are global)
+_ACCUMULATE = [None]            # the real Tensor._accumulate_grad (set by _install)
 
 
 def _is_array(a):
@@ -79,11 +89,16 @@ class _Slot:
 class _Recorder:
     """One recording: the list of array steps of one eager call."""
 
-    def __init__(self, arrays):
+    def __init__(self, arrays, strict=True):
+        self.thread = _get_ident()                # only this thread's work is recorded
+        self.strict = strict                      # False: note why, let the step run eagerly
+        self.refused = None                       # the first reason this call cannot replay
         self.slots = list(arrays)                 # slot -> array (kept alive: ids stay unique)
-        self.n_slots = len(arrays)
+        self.n_args = self.n_slots = len(arrays)
+        self.owned = frozenset()                  # steps whose .grad needs no copy (owned_grads)
         self.ids = {id(a): i for i, a in enumerate(arrays)}
         self.steps = []                           # (f, args, kwargs, outs)
+        self.modes = []                           # grad mode of each step as it ran
         self.params = {}                          # id -> (leaf Tensor, its array at recording)
         self.depth = 0
 
@@ -111,10 +126,22 @@ class _Recorder:
     def is_traced(self, a):
         return id(a) in self.ids
 
+    def mine(self):
+        """True in the recording thread (other threads run through the seams unrecorded)."""
+        return _get_ident() == self.thread
+
+    def refuse(self, why):
+        """What a replay could not honour: raise (strict), or note it and let the eager step
+        go on (fallback: this call's result stays the eager one, later calls run eagerly)."""
+        if self.strict:
+            raise JitError(why)
+        if self.refused is None:
+            self.refused = why
+
     # ---- recording --------------------------------------------------------------------------
     def run(self, f, *args, **kwargs):
         """Run ``f`` and, at the top level, note it as one step (nested calls are part of it)."""
-        if self.depth:
+        if self.depth or _get_ident() != self.thread:
             return f(*args, **kwargs)
         spec = tuple(self._ref(a) for a in args)
         kw = {k: self._ref(v) for k, v in kwargs.items()}
@@ -124,15 +151,17 @@ class _Recorder:
         finally:
             self.depth -= 1
         self.steps.append((f, spec, kw, self._out(r)))
+        self.modes.append(autograd.is_grad_enabled())
         return r
 
     def forward(self, cls, ctx, arrays, attrs, out):
         """The hook in ``Function.apply``: a forward that already ran."""
-        if self.depth:
+        if self.depth or _get_ident() != self.thread:
             return
         spec = (ctx,) + tuple(self._ref(a) for a in arrays)
         kw = {k: self._ref(v) for k, v in attrs.items()}
         self.steps.append((cls.forward, spec, kw, self._out(out)))
+        self.modes.append(autograd.is_grad_enabled())
 
     # ---- checking two recordings against each other ---------------------------------------
     def mismatch(self, other):
@@ -155,6 +184,60 @@ class _Recorder:
 
     def plan(self, n_args, out_spec):
         return _Plan(self, n_args, out_spec)
+
+    def owned_grads(self, out_spec, accumulate):
+        """The ``.grad`` accumulations (step numbers) whose gradient a replay may hand over
+        without the copy that eager makes (Tensor._accumulate_grad copies the first gradient
+        because it may be shared or a read-only view): a fresh array of its own memory,
+        writeable, made by this step's work, that no other step, Context, parameter or output
+        refers to, so nothing else can see it. Computed while the arrays are still held."""
+        uses, held, ctxs = {}, set(), []
+
+        def note(v):
+            if isinstance(v, _Slot):
+                uses[v.i] = uses.get(v.i, 0) + 1
+            elif isinstance(v, (tuple, list)):
+                for x in v:
+                    note(x)
+            elif isinstance(v, autograd.Context):
+                ctxs.append(v)
+            elif isinstance(v, Tensor):
+                held.add(id(v.data))
+            elif _is_array(v):
+                held.add(id(v))
+
+        for _, args, kw, _ in self.steps:
+            for v in args:
+                note(v)
+            for v in kw.values():
+                note(v)
+        for ctx in ctxs:                          # what forward passes keep for backward
+            for v in list(vars(ctx).values()) + list(ctx._saved) + list(ctx.saved_tensors):
+                for x in (v if isinstance(v, (tuple, list)) else (v,)):
+                    if _is_array(x):
+                        held.add(id(x))
+        held.update(id(a) for _, a in self.params.values())
+        outs, stack = set(), [out_spec]
+        while stack:
+            kind, v = stack.pop()
+            if kind == "slot":
+                outs.add(v)
+            elif kind == "seq":
+                stack.extend(v)
+        count = {}
+        for a in self.slots:
+            count[id(a)] = count.get(id(a), 0) + 1
+        owned = set()
+        for n, (f, args, kw, _) in enumerate(self.steps):
+            if f is not accumulate or len(args) < 2 or not isinstance(args[1], _Slot):
+                continue
+            j = args[1].i
+            a = self.slots[j]
+            if (j >= self.n_args and type(a) is np.ndarray and a.base is None
+                    and a.flags.owndata and a.flags.writeable and uses.get(j) == 1
+                    and count[id(a)] == 1 and id(a) not in held and j not in outs):
+                owned.add(n)
+        self.owned = frozenset(owned)
 
 
 def _name(f):
@@ -204,10 +287,15 @@ class _Plan:
         self.out_spec = out_spec
         self.params = list(rec.params.values())
         self.steps = []
-        for f, args, kw, outs in rec.steps:
+        for n, (f, args, kw, outs) in enumerate(rec.steps):
+            if n in rec.owned:
+                f = _hand_over
             refs = [(i, a.i) for i, a in enumerate(args) if isinstance(a, _Slot)]
             krefs = [(k, v.i) for k, v in kw.items() if isinstance(v, _Slot)]
-            self.steps.append((f, list(args), refs, dict(kw), krefs, outs))
+            # the grad mode the step ran in (the walk runs backward rules in no-grad mode, and
+            # a rule may branch on it: a fused recurrent backward takes its differentiable
+            # reference path when grad mode is on)
+            self.steps.append((f, list(args), refs, dict(kw), krefs, outs, rec.modes[n]))
 
     def valid(self):
         """False when a parameter's array was replaced since recording (e.g. set_weights)."""
@@ -219,19 +307,35 @@ class _Plan:
     def replay(self, arrays):
         s = [None] * self.n_slots
         s[:self.n_args] = arrays
-        for f, args, refs, kw, krefs, outs in self.steps:
-            for i, j in refs:
-                args[i] = s[j]
-            for k, j in krefs:
-                kw[k] = s[j]
-            r = f(*args, **kw)
-            if outs is None:
-                continue
-            if type(outs) is int:
-                s[outs] = r
-            else:
-                _store(s, outs, r)
+        state = autograd._state
+        prev = cur = getattr(state, "enabled", True)
+        try:
+            for f, args, refs, kw, krefs, outs, mode in self.steps:
+                if mode is not cur:               # each step in its recorded grad mode
+                    state.enabled = cur = mode
+                for i, j in refs:
+                    args[i] = s[j]
+                for k, j in krefs:
+                    kw[k] = s[j]
+                r = f(*args, **kw)
+                if outs is None:
+                    continue
+                if type(outs) is int:
+                    s[outs] = r
+                else:
+                    _store(s, outs, r)
+        finally:
+            state.enabled = prev
         return _unflatten(self.out_spec, s)
+
+
+def _hand_over(t, g, create_graph):
+    """Tensor._accumulate_grad for a gradient that only this step holds (owned_grads): the
+    first one becomes ``.grad`` as it is, without the copy (the same values, one pass less)."""
+    if t.grad is None and not create_graph and g.base is None and g.flags.writeable:
+        t.grad = Tensor._wrap(g, False)
+    else:
+        t._accumulate_grad(g, create_graph)
 
 
 def _store(s, outs, r):
@@ -255,7 +359,7 @@ def _unflatten(spec, s):
     return type(v)(_unflatten(x, s) for x in v) if kind == "seq" else None
 
 
-def jit(fn=None, *, modules=()):
+def jit(fn=None, *, modules=(), fallback=False):
     """Capture a training step and replay it: ``step = jit(fn)`` or ``@jit(modules=[model])``.
 
     See the module docstring for what is recorded, when it records again and what it refuses.
@@ -266,23 +370,28 @@ def jit(fn=None, *, modules=()):
         backward and an optimizer step, returning a Tensor, a tuple/list of Tensors, or None
     modules : Modules (``nn.Module``, ``models.Sequential``) whose training flags are part of
         the key, so ``model.eval()`` / ``train()`` records again
+    fallback : False (default): raise ``JitError`` for what it cannot capture (module
+        docstring). True: run such a step eagerly instead (the call that found out keeps its
+        eager result; later calls with that key run ``fn`` eagerly) and note why in
+        ``step.fallbacks`` (key -> reason)
 
-    Raises ``JitError`` for what it cannot capture (module docstring). ``step.replays`` counts
-    the calls that replayed; ``step.recordings`` the calls that recorded.
+    ``step.replays`` counts the calls that replayed; ``step.recordings`` the calls that recorded.
     """
     if fn is None:
-        return lambda f: JitFunction(f, modules=modules)
-    return JitFunction(fn, modules=modules)
+        return lambda f: JitFunction(f, modules=modules, fallback=fallback)
+    return JitFunction(fn, modules=modules, fallback=fallback)
 
 
 class JitFunction:
     """What ``jit(fn)`` returns: call it like ``fn``."""
 
-    def __init__(self, fn, *, modules=()):
+    def __init__(self, fn, *, modules=(), fallback=False):
         if not callable(fn):
             raise TypeError(f"jit: needs a callable step function, got {type(fn).__name__}")
         self.fn = fn
         self.modules = list(modules)
+        self.fallback = bool(fallback)
+        self.fallbacks = {}                 # key -> why it runs eagerly (fallback=True only)
         self._plans = {}
         self._first = {}
         self.replays = 0
@@ -320,10 +429,30 @@ class JitFunction:
                 self.replays += 1
                 return plan.replay(arrays)
             del self._plans[key]
-        rec = _Recorder(arrays)
-        out = self._record(rec, args)
+        if key in self.fallbacks:           # found uncapturable before: eager, as fn itself
+            return self.fn(*args)
+        tape = autograd._tape
+        if tape is not None and tape.mine():
+            if self.fallback:               # part of the step being recorded: run it so
+                return self.fn(*args)
+            raise JitError("jit: a jitted step cannot call another jitted step while recording")
+        if not _RECORDING.acquire(blocking=not self.fallback):
+            return self.fn(*args)           # another thread records: this call runs eagerly
+        try:
+            rec = _Recorder(arrays, strict=not self.fallback)
+            out = self._record(rec, args)
+        finally:
+            _RECORDING.release()
         self.recordings += 1
-        out_spec = _out_spec(out, rec)
+        try:
+            if rec.refused is not None:
+                raise JitError(rec.refused)
+            out_spec = _out_spec(out, rec)
+        except JitError as e:
+            if not self.fallback:
+                raise
+            return self._give_up(key, str(e), out)
+        rec.owned_grads(out_spec, _ACCUMULATE[0])
         rec.slots = rec.ids = None          # the arrays of this call are not needed any more
         first = self._first.pop(key, None)
         if first is None:
@@ -332,13 +461,20 @@ class JitFunction:
         why = first[0].mismatch(rec) or (None if first[1] == out_spec else
                                          "the step returns different things in the two calls")
         if why:
-            raise JitError(f"jit: cannot capture {_name(self.fn)}: {why}")
+            why = f"jit: cannot capture {_name(self.fn)}: {why}"
+            if self.fallback:
+                return self._give_up(key, why, out)
+            raise JitError(why)
         self._plans[key] = rec.plan(len(arrays), out_spec)
         return out
 
+    def _give_up(self, key, why, out):
+        """fallback=True: this key runs eagerly from now on; ``out`` (an eager result) stands."""
+        self._first.pop(key, None)
+        self.fallbacks[key] = why
+        return out
+
     def _record(self, rec, args):
-        if autograd._tape is not None:
-            raise JitError("jit: a jitted step cannot call another jitted step while recording")
         saved = _install(rec)
         try:
             return self.fn(*args)
@@ -379,22 +515,27 @@ def _install(rec):
         "reads": {n: Tensor.__dict__[n] for n in _READS if n in Tensor.__dict__},
     }
     orig = saved
+    _ACCUMULATE[0] = saved["accumulate"]
 
     def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False,
                      inputs=None):
-        if create_graph:
-            raise JitError("jit: backward(create_graph=True) inside a jitted step is not "
-                           "captured; run higher-order gradients eagerly")
+        if create_graph and rec.mine():
+            rec.refuse("jit: backward(create_graph=True) inside a jitted step is not "
+                       "captured; run higher-order gradients eagerly")
         return orig["run_backward"](outputs, grad_outputs, retain_graph, create_graph, inputs)
 
     def run_hooks(t, g, lean):
-        raise JitError("jit: tensor hooks run Python on gradients and are not captured; remove "
-                       "the hook or run the step eagerly")
+        if rec.mine():
+            rec.refuse("jit: tensor hooks run Python on gradients and are not captured; "
+                       "remove the hook or run the step eagerly")
+        return orig["run_hooks"](t, g, lean)
 
     def step(self, closure=None):
         if closure is not None:
-            raise JitError("jit: Optimizer.step(closure) is not captured; call the model in "
+            if rec.mine():
+                rec.refuse("jit: Optimizer.step(closure) is not captured; call the model in "
                            "the step and step() without a closure")
+            return orig["step"](self, closure)
         return rec.run(orig["step"], self)
 
     def zero_grad(self, set_to_none=True):
@@ -406,15 +547,15 @@ def _install(rec):
         return member.__get__(self, Tensor)
 
     def set_data(self, value):
-        if rec.depth == 0:
+        if rec.depth == 0 and rec.mine():
             try:
                 member.__get__(self, Tensor)
             except AttributeError:           # a new Tensor getting its array: fine
                 member.__set__(self, value)
                 return
-            raise JitError("jit: assigning a Tensor's .data inside the step is not captured "
-                           "(e.g. BatchNorm's running statistics in training mode); run such a "
-                           "step eagerly")
+            rec.refuse("jit: assigning a Tensor's .data inside the step is not captured "
+                       "(e.g. BatchNorm's running statistics in training mode); run such a "
+                       "step eagerly")
         member.__set__(self, value)
 
     autograd._tape = rec
@@ -434,10 +575,10 @@ def _install(rec):
 
 def _refusing(rec, name, f):
     def method(self, *args, **kwargs):
-        if rec.depth == 0 and rec.is_traced(self.data):
-            raise JitError(f"jit: Tensor.{name} on a value computed inside the step reads it "
-                           "in Python, which a replay cannot do; return the Tensor from the step "
-                           "and read it outside (e.g. loss.item() after step(...))")
+        if rec.depth == 0 and rec.mine() and rec.is_traced(self.data):
+            rec.refuse(f"jit: Tensor.{name} on a value computed inside the step reads it "
+                       "in Python, which a replay cannot do; return the Tensor from the step "
+                       "and read it outside (e.g. loss.item() after step(...))")
         return f(self, *args, **kwargs)
 
     return method

@@ -73,7 +73,7 @@ _EPS = 1e-7  # Keras' epsilon: probabilities are clipped to [eps, 1 - eps] befor
 
 
 def _onehot(y, c, dtype, device="cpu"):
-    if y.ndim == 2:      # already one-hot: fit(jit=True) passes it in as a step argument
+    if y.ndim == 2:      # already one-hot: a jitted fit step passes it in as an argument
         return _target(y, y)
     return Tensor(np.eye(c, dtype=dtype)[_host(y)], device=device)
 
@@ -91,7 +91,7 @@ def _device_of(a):
 
 def _target(y, out):
     """Labels as a constant Tensor of out's dtype and shape. No copy when they already fit, so a
-    jitted step (fit(jit=True)) sees the very array it was given as an argument."""
+    jitted fit step sees the very array it was given as an argument."""
     y = y.astype(out.dtype, copy=False)
     return Tensor(y if y.shape == out.shape else y.reshape(out.shape), device=_device_of(out))
 
@@ -223,8 +223,22 @@ def _as_array(a, name, op):
     return arr
 
 
+_BLAS_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def _check_finite(arr, name, op):
-    if arr.dtype.kind != "f" or np.isfinite(arr).all():   # the common case: one cheap pass
+    if arr.dtype.kind != "f":
+        return
+    if arr.size >= 4096 and arr.dtype in _BLAS_FLOATS and arr.flags.c_contiguous:
+        # The common case in one BLAS pass with no temporary: a NaN or an Inf anywhere makes
+        # the dot product x.x NaN or Inf, so a finite x.x proves every value finite. (Only a
+        # sum of squares that overflows, |x| ~ 1e17 and up in float32, takes the exact pass.)
+        r = arr.reshape(-1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            ss = np.dot(r, r)
+        if np.isfinite(ss):
+            return
+    if np.isfinite(arr).all():                          # small arrays: one cheap pass
         return
     bad = ~np.isfinite(arr)
     n = int(bad.sum())
@@ -658,7 +672,7 @@ class Sequential(Module):
     # ---- fit -------------------------------------------------------------------------
     def _fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
              validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
-             sample_weight=None, initial_epoch=0, seed=None, distributed=None, jit=False):
+             sample_weight=None, initial_epoch=0, seed=None, distributed=None, jit="auto"):
         """Train for ``epochs`` passes over (x, y); returns a ``History``.
 
         Parameters
@@ -682,10 +696,16 @@ class Sequential(Module):
             None (default) when launched by ``mpiexec`` with several ranks, True, or False.
             ``batch_size`` stays the global batch; each rank computes its share; rank 0 alone
             prints and runs the callbacks; the History is the one-process run's
-        jit : capture the training step with ``tinygrad_lite.jit`` (the first two batches of
-            each shape run eagerly and record, later ones replay; bitwise equal to eager). It
-            raises ``JitError`` where the step cannot be captured (e.g. Dropout, whose random
-            mask differs per batch). A non-finite loss is then seen after its update, not before
+        jit : "auto" (default), True or False. The forward pass, the loss and the backward
+            pass of each batch are captured with ``tinygrad_lite.jit``: the first two batches of
+            each shape run eagerly and record, later ones replay the recorded kernel calls,
+            bitwise equal to eager (the optimizer update runs after the loss is checked, as in
+            eager, so a non-finite loss stops training before its update either way). "auto"
+            captures a model of built-in layers with a built-in loss and falls back to eager,
+            silently and for good, for a step it cannot capture (e.g. Dropout, whose random mask
+            differs per batch; BatchNormalization in training; a custom loss or layer; a
+            distributed run); ``history.params["jit"]`` says which ran and why. True raises
+            ``JitError`` instead of falling back; False always runs eagerly
 
         Returns
         -------
@@ -780,10 +800,15 @@ class Sequential(Module):
         tqdm = None
         if verbose == 1:
             from tqdm import tqdm
-        if jit and dsync is not None:
+        if not (jit is True or jit is False or jit == "auto"):
+            raise ValueError(f"{op}: jit must be 'auto', True or False, got jit={jit!r}")
+        if jit is True and dsync is not None:
             raise ValueError("fit: jit=True and data-parallel training cannot be combined yet, "
                              "got jit=True under a distributed run; pass jit=False")
-        jit_step = self._jit_step() if jit else None
+        why_eager = ("jit=False" if jit is False else
+                     "a distributed run" if dsync is not None else
+                     None if jit is True else self._jit_unsafe())
+        jit_step = self._jit_step(strict=jit is True) if why_eager is None else None
         cb.on_train_begin({})
         first_loss = None
         for epoch in range(initial_epoch, epochs):
@@ -808,12 +833,13 @@ class Sequential(Module):
                 if dsync is not None and len(idx) == 0:   # fewer samples than ranks
                     value = dsync.idle_value(n_step)
                 elif jit_step is not None:    # forward, backward and step, captured
-                    total, out = jit_step(x[idx], self._jit_target(y[idx], out_shape),
+                    total, out = jit_step(x[idx], self._jit_target(y[idx], out_shape, sw is not None),
                                           None if sw is None else sw[idx].astype(np.float32))
-                    value, probs = float(total.item()), self._probs(out)
+                    value = float(total.item())
+                    probs = self._probs(out) if mets else None   # only metrics read them
                 else:
                     loss, probs = self._loss(Tensor(x[idx]), y[idx],
-                                             None if sw is None else sw[idx])
+                                             None if sw is None else sw[idx], probs=bool(mets))
                     reg = self._reg_loss()
                     total = loss if reg is None else loss + reg
                     if dsync is None:
@@ -840,7 +866,7 @@ class Sequential(Module):
                     if jit_step is None:
                         self.optimizer.zero_grad()
                         total.backward()
-                        self.optimizer.step()
+                    self.optimizer.step()       # (a jitted step ran zero_grad and backward)
                     for m in mets:
                         m.update(probs, y[idx])
                 loss_sum += value * n_step
@@ -876,6 +902,9 @@ class Sequential(Module):
                 dsync.sync_decisions(self)
             if self.stop_training:
                 break
+        params["jit"] = (f"eager: {why_eager}" if jit_step is None else
+                         "captured" if not jit_step.fallbacks else
+                         "eager: " + "; ".join(sorted(set(jit_step.fallbacks.values()))))
         cb.on_train_end({})
         if dsync is not None:
             dsync.close(self)
@@ -888,8 +917,9 @@ class Sequential(Module):
                           LossExplosionWarning, stacklevel=3)
         return history
 
-    def _jit_step(self):
-        """fit's training step as a ``tinygrad_lite.jit`` step: the same calls as the eager loop."""
+    def _jit_step(self, strict):
+        """fit's forward, loss and backward as a ``tinygrad_lite.jit`` step: the same calls as
+        the eager loop. The optimizer update stays outside, after fit has checked the loss."""
         from .jit import jit
 
         def step(xb, yb, wb):
@@ -898,19 +928,36 @@ class Sequential(Module):
             total = loss if reg is None else loss + reg
             self.optimizer.zero_grad()
             total.backward()
-            self.optimizer.step()
             return total, out
 
-        return jit(step, modules=[self])
+        return jit(step, modules=[self], fallback=not strict)
 
-    def _jit_target(self, yb, out_shape):
+    def _jit_unsafe(self):
+        """Why fit(jit="auto") runs eagerly from the start, or None. Two recordings that agree
+        prove a step replayable only when no Python code of the user's can branch on the data
+        unseen: so only built-in layers (and sub-modules) and a built-in loss are captured."""
+        if self._compiled["task"] == "custom":
+            return "a custom loss function"
+        for layer in self.layers:
+            subs = layer.modules() if hasattr(layer, "modules") else [layer]
+            for m in subs:
+                if not type(m).__module__.startswith("tinygrad_lite."):
+                    return f"a layer defined outside tinygrad_lite ({type(m).__name__})"
+        return None
+
+    def _jit_target(self, yb, out_shape, weighted=False):
         """Labels in the form the loss uses them, made outside the step so a replay sees them
-        as an argument: one-hot rows for sparse labels, float32 otherwise."""
-        task = self._compiled["task"]
+        as an argument: int64 labels for the fused sparse loss, one-hot rows for the other
+        sparse losses, float32 otherwise."""
+        c = self._compiled
+        task = c["task"]
         dt = next((t.dtype for _, t in self._weight_tensors() if t.dtype.kind == "f"),
                   np.dtype(np.float32))
         if task == "sparse":
-            return np.ascontiguousarray(yb.reshape(-1), dtype=np.int64)   # fused loss
+            fused = c["from_logits"] or self._fusable() == "softmax"   # as _loss decides
+            if fused and not weighted and len(out_shape) == 2:
+                return np.ascontiguousarray(yb.reshape(-1), dtype=np.int64)   # fused loss
+            return np.eye(out_shape[-1], dtype=dt)[yb]
         if task in ("binary", "regression"):
             return yb.astype(dt).reshape((len(yb),) + tuple(out_shape[1:]))
         return yb.astype(dt, copy=False) if task == "categorical" else yb

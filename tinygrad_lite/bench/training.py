@@ -13,8 +13,9 @@ and reports medians and the ratio against the references timed in the same run:
 
 * ``tiny``: ``(a*b).sum()`` forward+backward on 3x3 tensors (pure framework overhead) vs PyTorch;
 * ``mlp``: the seed's 784-128-10 MLP, ReLU, softmax cross-entropy, Adam, batch 64, through
-  ``Sequential.fit`` — vs a PyTorch eager loop and a hand-written NumPy loop with zero framework
-  (forward, backward and Adam by hand: the floor any framework pays on top of);
+  ``Sequential.fit`` (its default: the step captured with ``jit``; ``fit(jit=False)``, the eager
+  loop, runs as its own candidate) — vs a PyTorch eager loop and a hand-written NumPy loop with
+  zero framework (forward, backward and Adam by hand: the floor any framework pays on top of);
 * ``predict1`` / ``predict256``: the seed MLP's forward on 1 and 256 rows (softmax output), through
   ``Sequential.predict`` and ``nn.Sequential`` under ``no_grad`` (both the compiled plan,
   tinygrad_lite/plan.py) — vs NumPy by hand (the floor), PyTorch eager under ``inference_mode``
@@ -169,14 +170,20 @@ def case_mlp(repeats):
         model.set_weights(list(w))
         return model
 
-    def ours():
+    def ours():   # fit's default: the step captured with jit (jit="auto")
         hist = build().fit(x, y, epochs=1, batch_size=batch, shuffle=False, verbose=0)
+        assert hist.params["jit"] == "captured", hist.params["jit"]
+        return hist.history["loss"][0]
+
+    def eager():
+        hist = build().fit(x, y, epochs=1, batch_size=batch, shuffle=False, verbose=0,
+                           jit=False)
         return hist.history["loss"][0]
 
     def hand():
         return float(np.mean(numpy_mlp_loop(x, y, w, steps, batch)))
 
-    cands = {"tinygrad_lite": ours, "numpy by hand": hand}
+    cands = {"tinygrad_lite": ours, "tl fit(jit=False)": eager, "numpy by hand": hand}
     if torch is not None:
         cands["torch"] = _torch_mlp_epoch(x, y, w, steps, batch)
     if jax is not None:
