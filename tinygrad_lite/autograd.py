@@ -384,7 +384,8 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
     (the default) keeps raw arrays: ``array_backward`` rules run on arrays with no Tensor, Context
     or Node made, other rules run on Tensors in no-grad mode. Both compute the same arrays.
     """
-    if not create_graph and inputs is None and len(outputs) == 1 and not _anomaly:
+    if not create_graph and inputs is None and len(outputs) == 1 and not _anomaly \
+            and _tracer is None:
         return _lean_walk(outputs[0], grad_outputs[0], retain_graph)
     Tensor = _Tensor or _bind()
     lean = not create_graph
