@@ -504,6 +504,19 @@ CASES = {"tiny": case_tiny, "mlp": case_mlp, "predict1": lambda r: case_predict(
          "lstm": lambda r: case_recurrent("lstm", r), "gru": lambda r: case_recurrent("gru", r)}
 
 
+def _hold_blas(t):
+    """Hold NumPy's BLAS (the "numpy by hand" floor, the numpy backend) at ``t`` threads too:
+    ``tl.set_num_threads`` sets only our kernels' threads (the BLAS cap is opt-in, issue 15), and
+    an uncapped OpenBLAS would give the floor every core in a "1 thread" row."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        print("note: threadpoolctl is not installed, so NumPy's BLAS threads are not held at "
+              f"{t}; pip install threadpoolctl for a like-for-like floor", flush=True)
+        return
+    threadpool_limits(limits=t, user_api="blas")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="tinygrad-lite bench training",
                                  description=__doc__.split("\n")[0])
@@ -547,6 +560,7 @@ def main(argv=None):
         tl.set_num_threads(t)
         if torch is not None:
             torch.set_num_threads(t)
+        _hold_blas(t)
     _import_jax(t)
     if args.backend:
         backends.use(args.backend)
