@@ -373,6 +373,13 @@ def _finish_leaf(t, g, lean, wanted, captured, create_graph):
         captured[id(t)] = g
 
 
+def _freed_error(node):
+    return GraphError(
+        f"backward: trying to backward through the graph a second time (op "
+        f"{node.fn.op_name!r}); its saved values were freed by the first backward. "
+        "Pass retain_graph=True to the first backward to keep them")
+
+
 def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, inputs=None):
     """The reverse walk shared by ``Tensor.backward`` and ``grad``.
 
@@ -416,11 +423,7 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
                 continue
             node = t._node
             if node.freed:
-                raise GraphError(
-                    f"backward: trying to backward through the graph a second time (op "
-                    f"{node.fn.op_name!r}); its saved values were freed by the first backward. "
-                    "Pass retain_graph=True to the first backward to keep them"
-                )
+                raise _freed_error(node)
             if t._hooks:                      # the gradient of t is complete here
                 g = _run_hooks(t, g, lean)
             if wanted is not None:
@@ -497,10 +500,7 @@ def _lean_walk(root, g, retain_graph):
                 continue
             node = t._node
             if node.freed:
-                raise GraphError(
-                    f"backward: trying to backward through the graph a second time (op "
-                    f"{node.fn.op_name!r}); its saved values were freed by the first backward. "
-                    "Pass retain_graph=True to the first backward to keep them")
+                raise _freed_error(node)
             if t._hooks:
                 g = _run_hooks(t, g, True)
             if t._retains_grad:
