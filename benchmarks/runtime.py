@@ -107,9 +107,20 @@ def main():
 
     assert (lib() == vend()).all()
     np.testing.assert_allclose(rt.predict(x), model.predict(scaler.transform(x)), atol=1e-6)
-    lat = {"runtime": [], "tinygrad_lite": []}
+    m = _latencies(args, {"runtime": vend, "tinygrad_lite": lib})
+    print(f"latency ratio tinygrad_lite / runtime: {m['tinygrad_lite'] / m['runtime']:.2f}x")
+    t0 = time.perf_counter()
+    runtime.load(path)
+    print(f"runtime.load of the saved MLP: {(time.perf_counter() - t0) * 1e3:.2f} ms (one call)")
+    _onnx(args, runtime, model, scaler, names, x, app)
+
+
+def _latencies(args, fns):
+    """One-row latency of each candidate, interleaved round by round; prints and returns the
+    medians in microseconds."""
+    lat = {name: [] for name in fns}
     for _ in range(args.rounds):
-        for name, fn in (("runtime", vend), ("tinygrad_lite", lib)):
+        for name, fn in fns.items():
             t0 = time.perf_counter()
             for _ in range(args.reps):
                 fn()
@@ -118,11 +129,7 @@ def main():
     for k, v in m.items():
         print(f"one-row predict_labels, {k:14s} {v:8.1f} us (median of {args.rounds} x "
               f"{args.reps})")
-    print(f"latency ratio tinygrad_lite / runtime: {m['tinygrad_lite'] / m['runtime']:.2f}x")
-    t0 = time.perf_counter()
-    runtime.load(path)
-    print(f"runtime.load of the saved MLP: {(time.perf_counter() - t0) * 1e3:.2f} ms (one call)")
-    _onnx(args, runtime, model, scaler, names, x, app)
+    return m
 
 
 def _onnx(args, runtime, model, scaler, names, x, app):
@@ -154,17 +161,7 @@ def _onnx(args, runtime, model, scaler, names, x, app):
 
     assert (vend() == ortrun()).all()
     np.testing.assert_allclose(rt.predict(x), model.predict(scaler.transform(x)), atol=1e-5)
-    lat = {"runtime (onnx)": [], "onnxruntime": []}
-    for _ in range(args.rounds):
-        for name, fn in (("runtime (onnx)", vend), ("onnxruntime", ortrun)):
-            t0 = time.perf_counter()
-            for _ in range(args.reps):
-                fn()
-            lat[name].append((time.perf_counter() - t0) / args.reps)
-    m = {k: statistics.median(v) * 1e6 for k, v in lat.items()}
-    for k, v in m.items():
-        print(f"one-row predict_labels, {k:14s} {v:8.1f} us (median of {args.rounds} x "
-              f"{args.reps})")
+    m = _latencies(args, {"runtime (onnx)": vend, "onnxruntime": ortrun})
     print(f"latency ratio onnxruntime / runtime (onnx): "
           f"{m['onnxruntime'] / m['runtime (onnx)']:.2f}x")
     print(f"runtime.load of the exported ONNX MLP: {load_ms:.2f} ms (one call)")

@@ -625,6 +625,17 @@ def _signed(v):
     return v - (1 << 64) if v >= 1 << 63 else v
 
 
+def _string_entry(pb, span):
+    """A StringStringEntryProto: (key, value), either None when absent."""
+    key = val = None
+    for num, wire, v in pb.fields(*span):
+        if num == 1 and wire == _LEN:
+            key = pb.text(v)
+        elif num == 2 and wire == _LEN:
+            val = pb.text(v)
+    return key, val
+
+
 def _onnx_tensor(pb, span, ctx):
     dims, dtype, name, raw, lists, ext, location = [], None, "", None, [], {}, 0
     ints = []
@@ -638,12 +649,7 @@ def _onnx_tensor(pb, span, ctx):
         elif num == 9 and wire == _LEN:
             raw = v
         elif num == 13 and wire == _LEN:
-            key = val = None
-            for n2, w2, v2 in pb.fields(*v):
-                if n2 == 1 and w2 == _LEN:
-                    key = pb.text(v2)
-                elif n2 == 2 and w2 == _LEN:
-                    val = pb.text(v2)
+            key, val = _string_entry(pb, v)
             ext[key] = val
         elif num == 14 and wire == _VARINT:
             location = v
@@ -874,12 +880,7 @@ def read_onnx(path, max_bytes=MAX_FILE_BYTES):
             elif num == 7 and wire == _LEN:
                 model["graph"] = _onnx_graph(pb, v, ctx)
             elif num == 14 and wire == _LEN:
-                key = val = None
-                for n2, w2, v2 in pb.fields(*v):
-                    if n2 == 1 and w2 == _LEN:
-                        key = pb.text(v2)
-                    elif n2 == 2 and w2 == _LEN:
-                        val = pb.text(v2)
+                key, val = _string_entry(pb, v)
                 model["metadata"][key] = val
     except ModelFormatError as e:
         raise _fail(path, f"not a valid ONNX file ({e})") from None

@@ -504,15 +504,22 @@ CASES = {"tiny": case_tiny, "mlp": case_mlp, "predict1": lambda r: case_predict(
          "lstm": lambda r: case_recurrent("lstm", r), "gru": lambda r: case_recurrent("gru", r)}
 
 
+_BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
+             "VECLIB_MAXIMUM_THREADS")
+
+
 def _hold_blas(t):
     """Hold NumPy's BLAS (the "numpy by hand" floor, the numpy backend) at ``t`` threads too:
     ``tl.set_num_threads`` sets only our kernels' threads (the BLAS cap is opt-in, issue 15), and
-    an uncapped OpenBLAS would give the floor every core in a "1 thread" row."""
+    an uncapped OpenBLAS would give the floor every core in a "1 thread" row. Each thread count
+    runs in a child started with the BLAS variables set (``main``); threadpoolctl, when
+    installed, holds it as well."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
-        print("note: threadpoolctl is not installed, so NumPy's BLAS threads are not held at "
-              f"{t}; pip install threadpoolctl for a like-for-like floor", flush=True)
+        if os.environ.get("OPENBLAS_NUM_THREADS") != str(t):
+            print("note: threadpoolctl is not installed and OPENBLAS_NUM_THREADS is not "
+                  f"{t}, so NumPy's BLAS threads are not held at {t}", flush=True)
         return
     threadpool_limits(limits=t, user_api="blas")
 
@@ -537,7 +544,10 @@ def main(argv=None):
         plot(runs, args.plot)
         return 0
     threads = [int(t) for t in args.threads.split(",")] if args.threads else [None]
-    if len(threads) > 1:     # one fresh process per thread count (XLA reads it at import)
+    child = os.environ.get("_TL_BENCH_CHILD") == "1"
+    if threads[0] and not child:
+        # one fresh process per thread count: XLA reads it at import, and OpenBLAS reads its
+        # thread variables when NumPy loads it (the floor's threads without threadpoolctl)
         rc = 0
         for t in threads:
             rest = [a for a in (argv if argv is not None else sys.argv[1:])]
@@ -546,14 +556,15 @@ def main(argv=None):
                 del rest[i:i + 2]
             else:
                 rest = [a for a in rest if not a.startswith("--threads=")]
-            if args.json:
+            if args.json and len(threads) > 1:
                 stem, ext = os.path.splitext(args.json)
                 j = rest.index("--json") if "--json" in rest else None
                 if j is not None:
                     rest[j + 1] = f"{stem}.{t}t{ext}"
             print(f"==== {t} thread{'s' * (t > 1)} ====", flush=True)
+            env = {**os.environ, "_TL_BENCH_CHILD": "1", **{k: str(t) for k in _BLAS_ENV}}
             rc |= subprocess.call([sys.executable, "-m", "tinygrad_lite.bench.training",
-                                   "--threads", str(t)] + rest)
+                                   "--threads", str(t)] + rest, env=env)
         return rc
     t = threads[0]
     if t:
