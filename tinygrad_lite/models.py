@@ -229,6 +229,15 @@ _BLAS_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 def _check_finite(arr, name, op):
     if arr.dtype.kind != "f":
         return
+    if _plan._cpu is not None:
+        # The extension reads the exponent bits in one pass (kernels/cpu/check.pxi): at the
+        # speed of reading x once, about half the BLAS x.x below, and 0.3 us for one row.
+        # None: not a contiguous float32/float64 array, check it below.
+        ok = _plan._cpu.all_finite(arr)
+        if ok:
+            return
+        if ok is False:
+            _raise_nonfinite(arr, name, op)
     if arr.size >= 4096 and arr.dtype in _BLAS_FLOATS and arr.flags.c_contiguous:
         # The common case in one BLAS pass with no temporary: a NaN or an Inf anywhere makes
         # the dot product x.x NaN or Inf, so a finite x.x proves every value finite. (Only a
@@ -240,6 +249,10 @@ def _check_finite(arr, name, op):
             return
     if np.isfinite(arr).all():                          # small arrays: one cheap pass
         return
+    _raise_nonfinite(arr, name, op)
+
+
+def _raise_nonfinite(arr, name, op):
     bad = ~np.isfinite(arr)
     n = int(bad.sum())
     if n:

@@ -1,7 +1,7 @@
 # fused.pxi -- kernels that fuse what the profile showed as many small calls (included by _cpu.pyx):
 #
 #   gemm_bias_act        the GEMM with a bias + ReLU epilogue (Dense/Linear, the predict plan)
-#   softmax_rows         a row-wise softmax in one pass per row (the predict plan's last layer)
+#   softmax_rows         a row-wise softmax (the predict plan's last layer; float32 exp vectorized, vexp.h)
 #   softmax_xent         softmax cross-entropy: the mean loss and its gradient in one pass
 #   adam_step_many       one Adam/AdamW step over a list of parameters in one call
 #   sgd_step_many        one SGD step over a list of parameters in one call
@@ -85,6 +85,9 @@ def gemm_bias_act(const floating[:, ::1] A, const floating[:, ::1] B, bint trans
 
 # ------------------------------------------------------------------ softmax ---
 
+cdef extern from "vexp.h" nogil:
+    void tgl_softmax_rows_f32(int isa, float* x, ptrdiff_t m, ptrdiff_t n)
+
 cdef inline floating _exp(floating x) noexcept nogil:
     if floating is float:
         return expf(x)
@@ -98,6 +101,11 @@ def softmax_rows(floating[:, ::1] x):
     cdef floating mx, s
     cdef floating* row
     if m == 0 or n == 0:
+        return
+    cdef int isa = _K.isa
+    if floating is float:           # vexp.h: the exp pass vectorized across all rows
+        with nogil:
+            tgl_softmax_rows_f32(isa, &x[0, 0], m, n)
         return
     with nogil:
         for i in range(m):
