@@ -65,6 +65,8 @@ _ARRAY_TYPES = (np.ndarray, np.generic)
 _get_ident = threading.get_ident
 _RECORDING = threading.Lock()   # one recording at a time (the seams it swaps are global)
 _ACCUMULATE = [None]            # the real Tensor._accumulate_grad (set by _install)
+_BACKWARD_ARRAYS = [None]       # the real autograd._backward_arrays (set by _install)
+_SUM_TO_SHAPE = [None]          # the real autograd.sum_to_shape (set by _install)
 
 
 def _is_array(a):
@@ -279,23 +281,37 @@ def _differ(x, y):
 
 
 class _Plan:
-    """A checked recording, ready to replay on new argument arrays."""
+    """A checked recording, ready to replay on new argument arrays: a list of closures, the
+    lowered ones (_replay.py: direct kernel calls on preallocated buffers) and generic ones (the
+    recorded function called again on this call's arrays)."""
 
     def __init__(self, rec, n_args, out_spec):
-        self.n_slots = rec.n_slots
+        from . import _replay
+
         self.n_args = n_args
         self.out_spec = out_spec
         self.params = list(rec.params.values())
-        self.steps = []
+        steps = []
         for n, (f, args, kw, outs) in enumerate(rec.steps):
-            if n in rec.owned:
-                f = _hand_over
-            refs = [(i, a.i) for i, a in enumerate(args) if isinstance(a, _Slot)]
-            krefs = [(k, v.i) for k, v in kw.items() if isinstance(v, _Slot)]
-            # the grad mode the step ran in (the walk runs backward rules in no-grad mode, and
-            # a rule may branch on it: a fused recurrent backward takes its differentiable
-            # reference path when grad mode is on)
-            self.steps.append((f, list(args), refs, dict(kw), krefs, outs, rec.modes[n]))
+            steps.append((_hand_over if n in rec.owned else f, args, kw, outs))
+        self.steps = steps                 # (f, args, kw, outs) as recorded, for inspection
+        lowered, self.n_slots, self.buffers = _replay.lower(
+            steps, rec.slots, _Slot, rec.n_slots, _BACKWARD_ARRAYS[0], _SUM_TO_SHAPE[0])
+        self.lowered = len(lowered)
+        self.ops = []
+        ctxs = {}
+        for n, (f, args, kw, outs) in enumerate(steps):
+            for a in args:
+                if isinstance(a, autograd.Context):
+                    ctxs[id(a)] = a
+            if n in lowered:
+                self.ops.append((lowered[n], None))     # runs in any grad mode
+            else:
+                # the grad mode the step ran in (the walk runs backward rules in no-grad mode,
+                # and a rule may branch on it: a fused recurrent backward takes its
+                # differentiable reference path when grad mode is on)
+                self.ops.append((_generic(f, args, kw, outs), rec.modes[n]))
+        self.ctxs = list(ctxs.values())
 
     def valid(self):
         """False when a parameter's array was replaced since recording (e.g. set_weights)."""
@@ -310,23 +326,43 @@ class _Plan:
         state = autograd._state
         prev = cur = getattr(state, "enabled", True)
         try:
-            for f, args, refs, kw, krefs, outs, mode in self.steps:
-                if mode is not cur:               # each step in its recorded grad mode
+            for run, mode in self.ops:
+                if mode is not None and mode is not cur:   # a generic step: its grad mode
                     state.enabled = cur = mode
-                for i, j in refs:
-                    args[i] = s[j]
-                for k, j in krefs:
-                    kw[k] = s[j]
-                r = f(*args, **kw)
-                if outs is None:
-                    continue
-                if type(outs) is int:
-                    s[outs] = r
-                else:
-                    _store(s, outs, r)
+                run(s)
         finally:
             state.enabled = prev
+            for ctx in self.ctxs:          # the step is over: what forward saved is not needed
+                ctx._saved = ctx.saved_tensors = ()
         return _unflatten(self.out_spec, s)
+
+
+def _generic(f, args, kw, outs):
+    """A recorded step as a closure: ``f`` called again, its slot arguments taken from this
+    call's arrays (and let go afterwards, so a buffer they name can be reused)."""
+    args = list(args)
+    kw = dict(kw)
+    refs = [(i, a.i) for i, a in enumerate(args) if isinstance(a, _Slot)]
+    krefs = [(k, v.i) for k, v in kw.items() if isinstance(v, _Slot)]
+
+    def run(s):
+        for i, j in refs:
+            args[i] = s[j]
+        for k, j in krefs:
+            kw[k] = s[j]
+        r = f(*args, **kw)
+        for i, _ in refs:
+            args[i] = None
+        for k, _ in krefs:
+            kw[k] = None
+        if outs is None:
+            return
+        if type(outs) is int:
+            s[outs] = r
+        else:
+            _store(s, outs, r)
+
+    return run
 
 
 def _hand_over(t, g, create_graph):
@@ -404,8 +440,10 @@ class JitFunction:
         for a in args:
             data = a.data if isinstance(a, Tensor) else a
             if _is_array(data):
-                # shape, dtype, and which earlier argument it is when the same array comes twice
+                # shape, dtype, layout (the kernels a replay calls depend on it), and which
+                # earlier argument it is when the same array comes twice
                 key.append((type(data).__name__, data.shape, data.dtype.str,
+                            getattr(data, "flags", None) is None or data.flags.c_contiguous,
                             first.setdefault(id(data), len(arrays))))
                 arrays.append(data)
             else:
@@ -453,9 +491,9 @@ class JitFunction:
                 raise
             return self._give_up(key, str(e), out)
         rec.owned_grads(out_spec, _ACCUMULATE[0])
-        rec.slots = rec.ids = None          # the arrays of this call are not needed any more
         first = self._first.pop(key, None)
         if first is None:
+            rec.slots = rec.ids = None      # the arrays of this call are not needed any more
             self._first[key] = (rec, out_spec)
             return out
         why = first[0].mismatch(rec) or (None if first[1] == out_spec else
@@ -465,7 +503,8 @@ class JitFunction:
             if self.fallback:
                 return self._give_up(key, why, out)
             raise JitError(why)
-        self._plans[key] = rec.plan(len(arrays), out_spec)
+        self._plans[key] = rec.plan(len(arrays), out_spec)   # reads the arrays' layouts
+        rec.slots = rec.ids = None
         return out
 
     def _give_up(self, key, why, out):
@@ -516,6 +555,8 @@ def _install(rec):
     }
     orig = saved
     _ACCUMULATE[0] = saved["accumulate"]
+    _BACKWARD_ARRAYS[0] = saved["backward_arrays"]
+    _SUM_TO_SHAPE[0] = saved["sum_to_shape"]
 
     def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False,
                      inputs=None):
