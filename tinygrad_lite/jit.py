@@ -421,11 +421,17 @@ def jit(fn=None, *, modules=(), fallback=False):
 class JitFunction:
     """What ``jit(fn)`` returns: call it like ``fn``."""
 
-    def __init__(self, fn, *, modules=(), fallback=False):
+    def __init__(self, fn, *, modules=(), fallback=False, fixed_tree=False):
         if not callable(fn):
             raise TypeError(f"jit: needs a callable step function, got {type(fn).__name__}")
         self.fn = fn
         self.modules = list(modules)
+        # fixed_tree (Sequential.fit): no sub-module is added or removed while this step lives,
+        # so the list of modules whose flags make the key is walked once, not per call
+        self._tree = None
+        if fixed_tree:
+            self._tree = [m for mod in self.modules
+                          for m in (mod.modules() if hasattr(mod, "modules") else [mod])]
         self.fallback = bool(fallback)
         self.fallbacks = {}                 # key -> why it runs eagerly (fallback=True only)
         self._plans = {}
@@ -454,8 +460,11 @@ class JitFunction:
                                    f"got {type(a).__name__}; convert lists with np.asarray") \
                         from None
                 key.append(("value", a))
-        modes = tuple(m.training for mod in self.modules
-                      for m in (mod.modules() if hasattr(mod, "modules") else [mod]))
+        tree = self._tree
+        if tree is None:
+            tree = [m for mod in self.modules
+                    for m in (mod.modules() if hasattr(mod, "modules") else [mod])]
+        modes = tuple([m.training for m in tree])
         key += [backends.current().name, autograd.is_grad_enabled(), modes]
         return tuple(key), arrays
 
