@@ -331,10 +331,9 @@ def _builders():
 def lower(steps, slots, slot_type, n_slots, backward_arrays, sum_to_shape):
     """The lowered closures for the steps that have one: ({step index: closure}, new slot
     count, buffers). ``steps`` are jit.py's recorded (f, args, kw, outs); ``slots`` the
-    recorded arrays of the call the plan comes from. Only the Cython backend is lowered."""
-    if _cpu is None:
-        return {}, n_slots, []
-    builders = _builders()
+    recorded arrays of the call the plan comes from. The Functions are lowered on the Cython
+    backend only; the bias sum (NumPy alone) on every CPU backend."""
+    builders = _builders() if _cpu is not None else {}
     lw = _Lowering(slots, slot_type, n_slots)
     fwd_of, bwd_of = {}, {}            # id(ctx) -> step index
     for n, (f, args, kw, outs) in enumerate(steps):
