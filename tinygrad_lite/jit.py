@@ -13,8 +13,8 @@ Tensors, or None)::
     for x, t in batches:
         loss = step(x, t)           # calls 1 and 2 record (eagerly), later calls replay
 
-How it works. The first two calls with a given *key* (the shapes and dtypes of the array
-arguments, the values of the other arguments, the kernel backend, grad mode and the training
+How it works. The first two calls with a given *key* (the shapes, dtypes and C-contiguity of
+the array arguments, the values of the other arguments, the kernel backend, grad mode and the training
 flags of the ``modules`` passed to ``jit``) run ``fn`` eagerly while a recorder notes every
 array-level step at the seams of the engine: each ``Function.forward`` (with its Context), each
 backward rule of the lean walk, each un-broadcast and gradient sum, each ``.grad`` accumulation
@@ -39,10 +39,18 @@ instead, for good, and says why in ``step.fallbacks``):
 * assigning ``t.data = ...`` inside the step (BatchNorm updates its running statistics so);
 * ``backward(create_graph=True)``, tensor hooks, and an optimizer ``closure``.
 
+Replay on preallocated buffers (_replay.py). When the plan is made, the steps of the ops that
+dominate a dense training step -- LinearReLU, 2-D MatMul, Add, the fused softmax cross-entropy
+(forward and backward of each) and the bias-gradient sum -- are lowered to direct calls of the
+same kernels, writing into buffers allocated once per plan (the Cython backend; the bias sum on
+any CPU backend); the other steps are called again as recorded, allocating as in eager. A buffer
+is written again only while nothing but the plan refers to it (its reference count is checked
+before each write), so a loss, an output or a ``.grad`` that the caller keeps is never
+overwritten: that call takes a fresh buffer instead. A gradient that only the step holds
+becomes ``.grad`` without the copy eager makes.
+
 Also documented limits: the replay binds the new arguments' arrays into the slots without a
-copy, and each kernel still allocates its output as in eager (no ``out=`` buffers yet), though a
-gradient that only the step holds becomes ``.grad`` without the copy eager makes; a step
-that writes into arrays by hand (``t.data[...] = ...``) is not
+copy; a step that writes into arrays by hand (``t.data[...] = ...``) is not
 seen; if a parameter's array is replaced (``set_weights``, ``load_state_dict`` that assigns new
 arrays), the next call records again; outputs of a replay are new Tensors without a graph.
 Recording swaps a few engine functions for the duration of the recording; the swapped seams
@@ -70,7 +78,15 @@ _SUM_TO_SHAPE = [None]          # the real autograd.sum_to_shape (set by _instal
 
 
 def _is_array(a):
-    return isinstance(a, _ARRAY_TYPES) or type(a).__module__.split(".")[0] == "cupy"
+    t = type(a)
+    known = _KINDS.get(t)
+    if known is None:
+        known = _KINDS[t] = (issubclass(t, _ARRAY_TYPES) or
+                             t.__module__.split(".")[0] == "cupy")
+    return known
+
+
+_KINDS = {}                     # type -> is it an array type (the recorder asks very often)
 
 
 class _Slot:
@@ -499,12 +515,12 @@ class JitFunction:
             if not self.fallback:
                 raise
             return self._give_up(key, str(e), out)
-        rec.owned_grads(out_spec, _ACCUMULATE[0])
         first = self._first.pop(key, None)
         if first is None:
             rec.slots = rec.ids = None      # the arrays of this call are not needed any more
             self._first[key] = (rec, out_spec)
             return out
+        rec.owned_grads(out_spec, _ACCUMULATE[0])   # (the plan comes from this recording)
         why = first[0].mismatch(rec) or (None if first[1] == out_spec else
                                          "the step returns different things in the two calls")
         if why:
