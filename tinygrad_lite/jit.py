@@ -435,7 +435,13 @@ def jit(fn=None, *, modules=(), fallback=False):
 
 
 class JitFunction:
-    """What ``jit(fn)`` returns: call it like ``fn``."""
+    """What ``jit(fn)`` returns: call it like ``fn``.
+
+    ``fixed_tree=True`` (``Sequential.fit`` passes it) promises that no sub-module of
+    ``modules`` is added or removed while this object lives, so the modules whose training
+    flags make the key are listed once instead of walked on every call. Two threads may replay
+    one plan at once: a buffer in use holds a reference, so the other thread takes a new one.
+    """
 
     def __init__(self, fn, *, modules=(), fallback=False, fixed_tree=False):
         if not callable(fn):
