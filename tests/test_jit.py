@@ -731,3 +731,39 @@ def test_replay_never_overwrites_what_the_caller_kept():
     # and each call handed out arrays of its own
     assert len({id(k[1].data) for k in kept}) == len(kept)
     assert len({id(k[2][0].data) for k in kept}) == len(kept)
+
+
+def test_two_threads_replaying_one_plan_get_their_own_results():
+    """Buffers in use hold a reference, so a second thread replaying the same plan at the same
+    time takes new buffers instead of writing into the first thread's."""
+    import threading
+
+    from tinygrad_lite.ops.nn import LinearReLU, MatMul
+
+    rng = np.random.default_rng(6)
+    w1, b1 = (tl.Tensor(rng.standard_normal(s).astype(np.float32)) for s in [(96, 128), (128,)])
+    w2 = tl.Tensor(rng.standard_normal((128, 32)).astype(np.float32))
+
+    def fwd(x):
+        return MatMul.apply(LinearReLU.apply(x, w1, b1), w2)
+
+    step = tl.jit(fwd)
+    xs = [rng.standard_normal((64, 96)).astype(np.float32) for _ in range(40)]
+    want = [fwd(tl.Tensor(x)).numpy() for x in xs]
+    step(xs[0]), step(xs[1])                 # recorded: the rest replays
+    errors = []
+
+    def worker(order):
+        for _ in range(5):
+            for i in order:
+                got = step(xs[i]).numpy()
+                if not np.array_equal(got, want[i]):
+                    errors.append(i)
+
+    threads = [threading.Thread(target=worker, args=(o,))
+               for o in (range(40), range(39, -1, -1))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and step.replays == 400
