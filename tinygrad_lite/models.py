@@ -814,8 +814,9 @@ class Sequential(Module):
         # overrides a batch hook); otherwise the epoch's logs are made once, at its end
         hook_begin, hook_end = (_overrides(cb.callbacks, "on_train_batch_begin"),
                                 _overrides(cb.callbacks, "on_train_batch_end"))
-        # without shuffling (and not distributed) a batch is a slice: a view, no gather
-        slices = not shuffle and dsync is None
+        # without shuffling (and not distributed) a batch of C-ordered x is a slice: a view
+        # that is C-contiguous itself, no gather
+        slices = not shuffle and dsync is None and x.flags.c_contiguous
         cb.on_train_begin({})
         first_loss = None
         for epoch in range(initial_epoch, epochs):
