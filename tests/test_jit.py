@@ -767,3 +767,50 @@ def test_two_threads_replaying_one_plan_get_their_own_results():
     for t in threads:
         t.join()
     assert not errors and step.replays == 400
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_fit_batch_hooks_and_logs_with_and_without_a_reader(shuffle):
+    """fit calls the batch hooks and builds per-batch logs only when a callback overrides a
+    hook (or a bar shows them); either way the epoch numbers are the same, and a hook sees one
+    call per batch with the running mean loss. Without shuffling the batches are slices."""
+    from tinygrad_lite.callbacks import Callback, LambdaCallback
+
+    rng = np.random.default_rng(8)
+    x = rng.random((40, 12), dtype=np.float32)
+    y = rng.integers(0, 3, 40)
+
+    class Spy(Callback):
+        def __init__(self):
+            super().__init__()
+            self.begin, self.end = [], []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.begin.append((batch, logs["size"]))
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.end.append((batch, logs["loss"], logs["accuracy"]))
+
+    def run(callbacks, jit):
+        tl.manual_seed(1)
+        model = Sequential([Dense(8, activation="relu", input_shape=(12,)),
+                            Dense(3, activation="softmax")])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        h = model.fit(x, y, epochs=2, batch_size=16, shuffle=shuffle, seed=2, verbose=0,
+                      callbacks=callbacks, jit=jit)
+        return h.history, model.get_weights()
+
+    spy, ends = Spy(), []
+    lam = LambdaCallback(on_train_batch_end=lambda b, logs: ends.append(logs["loss"]))
+    h0, w0 = run([], jit=False)
+    h1, w1 = run([spy, lam], jit="auto")
+    h2, w2 = run([], jit="auto")
+    assert h0 == h1 == h2
+    _same(w1, w0)
+    _same(w2, w0)
+    assert spy.begin == [(0, 16), (1, 16), (2, 8)] * 2
+    assert [b for b, *_ in spy.end] == [0, 1, 2] * 2
+    assert [loss for _, loss, _ in spy.end] == ends
+    assert [spy.end[2][1], spy.end[5][1]] == h0["loss"]       # the epoch means, as logged
+    assert [spy.end[2][2], spy.end[5][2]] == h0["accuracy"]

@@ -810,14 +810,14 @@ class Sequential(Module):
                      None if jit is True else self._jit_unsafe())
         jit_step = self._jit_step(strict=jit is True) if why_eager is None else None
         target = None if jit_step is None else self._jit_targets(out_shape, sw is not None)
-        # per-batch hooks and logs only when something reads them (a bar, a callback that
-        # overrides a batch hook); otherwise the epoch's logs are made once, at its end
-        hook_begin, hook_end = (_overrides(cb.callbacks, "on_train_batch_begin"),
-                                _overrides(cb.callbacks, "on_train_batch_end"))
         # without shuffling (and not distributed) a batch of C-ordered x is a slice: a view
         # that is C-contiguous itself, no gather
         slices = not shuffle and dsync is None and x.flags.c_contiguous
         cb.on_train_begin({})
+        # per-batch hooks and logs only when something reads them (a bar, a callback that
+        # overrides a batch hook); otherwise the epoch's logs are made once, at its end
+        hook_begin, hook_end = (_overrides(cb.callbacks, "on_train_batch_begin"),
+                                _overrides(cb.callbacks, "on_train_batch_end"))
         first_loss = None
         for epoch in range(initial_epoch, epochs):
             cb.on_epoch_begin(epoch, {})
