@@ -124,7 +124,7 @@ def _matmul_into(a, b, ta, tb, buf):
     return out
 
 
-def _check_mm(lw, a, b, ta, tb, out):
+def _check_mm(a, b, ta, tb, out):
     """Raise Unlowerable unless ``backend.matmul(a, b, ta, tb)`` takes the fast path to ``out``."""
     if not (_fast_2d(a, b) and type(out) is np.ndarray and out.flags.c_contiguous
             and out.dtype is a.dtype):
@@ -142,8 +142,6 @@ def _check_mm(lw, a, b, ta, tb, out):
 
 
 def _linear_relu(lw, fwd, bwd):
-    from .ops.nn import LinearReLU  # noqa: F401  (the op whose two halves are written here)
-
     _, (ctx, xv, wv, bv), kw, yo = fwd
     tb = bool(kw.get("tb", False))
     x, w, b, y = lw.array(xv), lw.array(wv), lw.array(bv), lw.slots[yo]
@@ -200,7 +198,7 @@ def _matmul(lw, fwd, bwd):
     a, b, y = lw.array(av), lw.array(bv), lw.slots[yo]
     if not set(kw) <= {"ta", "tb"}:
         raise Unlowerable
-    _check_mm(lw, a, b, ta, tb, y)
+    _check_mm(a, b, ta, tb, y)
     ra, rb, ybuf = lw.reader(av), lw.reader(bv), lw.buf(y)
 
     def forward(s):
@@ -224,7 +222,7 @@ def _matmul(lw, fwd, bwd):
     recorded = (g, a, b)
     for need, (i, j, tx, ty), like in ((na, ga, a), (nb, gb, b)):
         if need:
-            _check_mm(lw, recorded[i], recorded[j], tx, ty, like)
+            _check_mm(recorded[i], recorded[j], tx, ty, like)
     rd = (rg, ra, rb)
     abuf = lw.buf(a) if na else None
     bbuf = lw.buf(b) if nb else None

@@ -14,8 +14,8 @@ Tensors, or None)::
         loss = step(x, t)           # calls 1 and 2 record (eagerly), later calls replay
 
 How it works. The first two calls with a given *key* (the shapes, dtypes and C-contiguity of
-the array arguments, the values of the other arguments, the kernel backend, grad mode and the training
-flags of the ``modules`` passed to ``jit``) run ``fn`` eagerly while a recorder notes every
+the array arguments, the values of the other arguments, the kernel backend, grad mode and the
+training flags of the ``modules`` passed to ``jit``) run ``fn`` eagerly while a recorder notes every
 array-level step at the seams of the engine: each ``Function.forward`` (with its Context), each
 backward rule of the lean walk, each un-broadcast and gradient sum, each ``.grad`` accumulation
 and each ``Optimizer.zero_grad`` / ``step`` (which includes the fused Cython Adam/SGD kernels).
