@@ -611,3 +611,206 @@ def test_replay_runs_each_step_in_its_recorded_grad_mode(backend):
     assert got[1][2] == "captured"
     assert got[1][0] == got[0][0]
     _same(got[1][1], got[0][1])
+
+
+# ------------------------------------------------------------------ replay on buffers ---
+
+def _lowered_mlp(tb, dtype=np.float32, x_grad=False, opt_cls=Adam):
+    """The seed MLP's ops in the layouts the replay lowers: nn.Linear (W stored (out, in),
+    tb=True) or a Keras-style Dense (W (in, out)); optionally the input needs a gradient too
+    (the ReLU layer's gx product), and the step's loss is the fused cross-entropy."""
+    from tinygrad_lite.ops.nn import LinearReLU, MatMul
+
+    rng = np.random.default_rng(3)
+    shapes = [(16, 12), (16,), (5, 16), (5,)] if tb else [(12, 16), (16,), (16, 5), (5,)]
+    ps = [tl.Tensor((rng.standard_normal(s) * 0.3).astype(dtype), requires_grad=True)
+          for s in shapes + [(12,)]]
+    w1, b1, w2, b2, scale = ps
+    if not x_grad:
+        ps = ps[:4]
+    opt = opt_cls(ps, lr=1e-2)
+
+    def step(x, labels):
+        if x_grad:
+            x = x * scale                # the layer's input needs a gradient: LinearReLU's gx
+        h = LinearReLU.apply(x, w1, b1, tb=tb)
+        z = MatMul.apply(h, w2, tb=tb) + b2       # nn.Linear's x W^T with the flag
+        loss = F.cross_entropy(z, labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss, z
+
+    return ps, step
+
+
+@pytest.mark.parametrize("tb, dtype, x_grad", [(True, np.float32, False),
+                                               (False, np.float64, True)],
+                         ids=["linear-f32", "dense-f64-xgrad"])
+def test_lowered_replay_is_bitwise_equal_to_eager(backend, tb, dtype, x_grad):
+    rng = np.random.default_rng(4)
+    xs = [rng.standard_normal((7, 12)).astype(dtype) for _ in range(STEPS)]
+    ls = [rng.integers(0, 5, 7) for _ in range(STEPS)]
+    got = []
+    for jit in (False, True):
+        ps, step = _lowered_mlp(tb, dtype, x_grad)
+        if jit:
+            step = tl.jit(step)
+        outs = [tuple(o.numpy().copy() for o in step(tl.Tensor(x), lab))
+                for x, lab in zip(xs, ls)]
+        got.append((outs, [p.data.copy() for p in ps], step))
+    (o_e, w_e, _), (o_j, w_j, jstep) = got
+    for a, b in zip(o_j, o_e):
+        _same(a, b)
+    _same(w_j, w_e)
+    assert jstep.replays == STEPS - 2
+    (plan,) = jstep._plans.values()
+    # LinearReLU, MatMul, Add and the cross-entropy: forward and backward (Cython backend),
+    # and the un-broadcasting sums of b2 (and of the scale) on any CPU backend
+    assert plan.lowered == (8 if backend.name == "cython" else 0) + (2 if x_grad else 1)
+
+
+def _replay_ready(net_step, x, t, calls=3):
+    step = tl.jit(net_step)
+    for _ in range(calls):
+        out = step(x, t)
+    del out
+    (plan,) = step._plans.values()
+    return step, plan
+
+
+def test_replay_reuses_its_buffers_and_allocates_no_large_array():
+    """After the warm-up (two recordings, one replay) a replay writes into the buffers of the
+    plan: the same array objects call after call, and no array as large as the first layer's
+    weight gradient (784 x 128 float32, 401 kB) is allocated any more."""
+    import tracemalloc
+    import weakref
+
+    if backends.current().name != "cython":
+        pytest.skip("the replay lowers kernel calls of the cython backend only")
+    net, step_fn = _mlp_step()
+    x, t = (tl.Tensor(a) for a in _batches((784,), n=1, batch=64)[0])
+    step, plan = _replay_ready(step_fn, x, t)
+    assert plan.lowered > 0
+    before = [weakref.ref(b.a) for b in plan.buffers]   # (a strong reference would itself
+    biggest = max(b.a.nbytes for b in plan.buffers)     # make the replay take a new buffer)
+    assert biggest == 784 * 128 * 4
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        for _ in range(5):
+            step(x, t)              # the loss is dropped at once
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert all(b.a is r() for b, r in zip(plan.buffers, before))
+    assert peak < biggest // 2, f"a replay allocated {peak} bytes at its peak"
+
+
+def test_replay_never_overwrites_what_the_caller_kept():
+    """A loss Tensor and the .grad arrays kept from one call keep their values through the
+    next calls: a buffer something else still refers to is replaced, not written."""
+    if backends.current().name != "cython":
+        pytest.skip("the replay lowers kernel calls of the cython backend only")
+    ps, step_fn = _lowered_mlp(tb=True)
+    step = tl.jit(step_fn)
+    rng = np.random.default_rng(5)
+    batches = [(rng.standard_normal((7, 12)).astype(np.float32), rng.integers(0, 5, 7))
+               for _ in range(6)]
+    kept = []
+    for x, lab in batches:
+        loss, z = step(tl.Tensor(x), lab)
+        grads = [p.grad for p in ps]
+        kept.append((loss, z, grads, loss.numpy().copy(), z.numpy().copy(),
+                     [g.numpy().copy() for g in grads]))
+    assert step.replays == 4
+    for loss, z, grads, loss0, z0, grads0 in kept:
+        _same([loss.numpy(), z.numpy()], [loss0, z0])
+        _same([g.numpy() for g in grads], grads0)
+    # and each call handed out arrays of its own
+    assert len({id(k[1].data) for k in kept}) == len(kept)
+    assert len({id(k[2][0].data) for k in kept}) == len(kept)
+
+
+def test_two_threads_replaying_one_plan_get_their_own_results():
+    """Buffers in use hold a reference, so a second thread replaying the same plan at the same
+    time takes new buffers instead of writing into the first thread's."""
+    import threading
+
+    from tinygrad_lite.ops.nn import LinearReLU, MatMul
+
+    rng = np.random.default_rng(6)
+    w1, b1 = (tl.Tensor(rng.standard_normal(s).astype(np.float32)) for s in [(96, 128), (128,)])
+    w2 = tl.Tensor(rng.standard_normal((128, 32)).astype(np.float32))
+
+    def fwd(x):
+        return MatMul.apply(LinearReLU.apply(x, w1, b1), w2)
+
+    step = tl.jit(fwd)
+    xs = [rng.standard_normal((64, 96)).astype(np.float32) for _ in range(40)]
+    want = [fwd(tl.Tensor(x)).numpy() for x in xs]
+    step(xs[0]), step(xs[1])                 # recorded: the rest replays
+    errors = []
+
+    def worker(order):
+        for _ in range(5):
+            for i in order:
+                got = step(xs[i]).numpy()
+                if not np.array_equal(got, want[i]):
+                    errors.append(i)
+
+    threads = [threading.Thread(target=worker, args=(o,))
+               for o in (range(40), range(39, -1, -1))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and step.replays == 400
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_fit_batch_hooks_and_logs_with_and_without_a_reader(shuffle):
+    """fit calls the batch hooks and builds per-batch logs only when a callback overrides a
+    hook (or a bar shows them); either way the epoch numbers are the same, and a hook sees one
+    call per batch with the running mean loss. Without shuffling the batches are slices."""
+    from tinygrad_lite.callbacks import Callback, LambdaCallback
+
+    rng = np.random.default_rng(8)
+    x = rng.random((40, 12), dtype=np.float32)
+    y = rng.integers(0, 3, 40)
+
+    class Spy(Callback):
+        def __init__(self):
+            super().__init__()
+            self.begin, self.end = [], []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.begin.append((batch, logs["size"]))
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.end.append((batch, logs["loss"], logs["accuracy"]))
+
+    def run(callbacks, jit):
+        tl.manual_seed(1)
+        model = Sequential([Dense(8, activation="relu", input_shape=(12,)),
+                            Dense(3, activation="softmax")])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        h = model.fit(x, y, epochs=2, batch_size=16, shuffle=shuffle, seed=2, verbose=0,
+                      callbacks=callbacks, jit=jit)
+        return h.history, model.get_weights()
+
+    spy, ends = Spy(), []
+    lam = LambdaCallback(on_train_batch_end=lambda b, logs: ends.append(logs["loss"]))
+    h0, w0 = run([], jit=False)
+    h1, w1 = run([spy, lam], jit="auto")
+    h2, w2 = run([], jit="auto")
+    assert h0 == h1 == h2
+    _same(w1, w0)
+    _same(w2, w0)
+    assert spy.begin == [(0, 16), (1, 16), (2, 8)] * 2
+    assert [b for b, *_ in spy.end] == [0, 1, 2] * 2
+    assert [loss for _, loss, _ in spy.end] == ends
+    assert [spy.end[2][1], spy.end[5][1]] == h0["loss"]       # the epoch means, as logged
+    assert [spy.end[2][2], spy.end[5][2]] == h0["accuracy"]

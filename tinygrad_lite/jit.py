@@ -13,9 +13,9 @@ Tensors, or None)::
     for x, t in batches:
         loss = step(x, t)           # calls 1 and 2 record (eagerly), later calls replay
 
-How it works. The first two calls with a given *key* (the shapes and dtypes of the array
-arguments, the values of the other arguments, the kernel backend, grad mode and the training
-flags of the ``modules`` passed to ``jit``) run ``fn`` eagerly while a recorder notes every
+How it works. The first two calls with a given *key* (the shapes, dtypes and C-contiguity of
+the array arguments, the values of the other arguments, the kernel backend, grad mode and the
+training flags of the ``modules`` passed to ``jit``) run ``fn`` eagerly while a recorder notes every
 array-level step at the seams of the engine: each ``Function.forward`` (with its Context), each
 backward rule of the lean walk, each un-broadcast and gradient sum, each ``.grad`` accumulation
 and each ``Optimizer.zero_grad`` / ``step`` (which includes the fused Cython Adam/SGD kernels).
@@ -39,10 +39,18 @@ instead, for good, and says why in ``step.fallbacks``):
 * assigning ``t.data = ...`` inside the step (BatchNorm updates its running statistics so);
 * ``backward(create_graph=True)``, tensor hooks, and an optimizer ``closure``.
 
+Replay on preallocated buffers (_replay.py). When the plan is made, the steps of the ops that
+dominate a dense training step -- LinearReLU, 2-D MatMul, Add, the fused softmax cross-entropy
+(forward and backward of each) and the bias-gradient sum -- are lowered to direct calls of the
+same kernels, writing into buffers allocated once per plan (the Cython backend; the bias sum on
+any CPU backend); the other steps are called again as recorded, allocating as in eager. A buffer
+is written again only while nothing but the plan refers to it (its reference count is checked
+before each write), so a loss, an output or a ``.grad`` that the caller keeps is never
+overwritten: that call takes a fresh buffer instead. A gradient that only the step holds
+becomes ``.grad`` without the copy eager makes.
+
 Also documented limits: the replay binds the new arguments' arrays into the slots without a
-copy, and each kernel still allocates its output as in eager (no ``out=`` buffers yet), though a
-gradient that only the step holds becomes ``.grad`` without the copy eager makes; a step
-that writes into arrays by hand (``t.data[...] = ...``) is not
+copy; a step that writes into arrays by hand (``t.data[...] = ...``) is not
 seen; if a parameter's array is replaced (``set_weights``, ``load_state_dict`` that assigns new
 arrays), the next call records again; outputs of a replay are new Tensors without a graph.
 Recording swaps a few engine functions for the duration of the recording; the swapped seams
@@ -65,10 +73,20 @@ _ARRAY_TYPES = (np.ndarray, np.generic)
 _get_ident = threading.get_ident
 _RECORDING = threading.Lock()   # one recording at a time (the seams it swaps are global)
 _ACCUMULATE = [None]            # the real Tensor._accumulate_grad (set by _install)
+_BACKWARD_ARRAYS = [None]       # the real autograd._backward_arrays (set by _install)
+_SUM_TO_SHAPE = [None]          # the real autograd.sum_to_shape (set by _install)
 
 
 def _is_array(a):
-    return isinstance(a, _ARRAY_TYPES) or type(a).__module__.split(".")[0] == "cupy"
+    t = type(a)
+    known = _KINDS.get(t)
+    if known is None:
+        known = _KINDS[t] = (issubclass(t, _ARRAY_TYPES) or
+                             t.__module__.split(".")[0] == "cupy")
+    return known
+
+
+_KINDS = {}                     # type -> is it an array type (the recorder asks very often)
 
 
 class _Slot:
@@ -279,23 +297,37 @@ def _differ(x, y):
 
 
 class _Plan:
-    """A checked recording, ready to replay on new argument arrays."""
+    """A checked recording, ready to replay on new argument arrays: a list of closures, the
+    lowered ones (_replay.py: direct kernel calls on preallocated buffers) and generic ones (the
+    recorded function called again on this call's arrays)."""
 
     def __init__(self, rec, n_args, out_spec):
-        self.n_slots = rec.n_slots
+        from . import _replay
+
         self.n_args = n_args
         self.out_spec = out_spec
         self.params = list(rec.params.values())
-        self.steps = []
+        steps = []
         for n, (f, args, kw, outs) in enumerate(rec.steps):
-            if n in rec.owned:
-                f = _hand_over
-            refs = [(i, a.i) for i, a in enumerate(args) if isinstance(a, _Slot)]
-            krefs = [(k, v.i) for k, v in kw.items() if isinstance(v, _Slot)]
-            # the grad mode the step ran in (the walk runs backward rules in no-grad mode, and
-            # a rule may branch on it: a fused recurrent backward takes its differentiable
-            # reference path when grad mode is on)
-            self.steps.append((f, list(args), refs, dict(kw), krefs, outs, rec.modes[n]))
+            steps.append((_hand_over if n in rec.owned else f, args, kw, outs))
+        self.steps = steps                 # (f, args, kw, outs) as recorded, for inspection
+        lowered, self.n_slots, self.buffers = _replay.lower(
+            steps, rec.slots, _Slot, rec.n_slots, _BACKWARD_ARRAYS[0], _SUM_TO_SHAPE[0])
+        self.lowered = len(lowered)
+        self.ops = []
+        ctxs = {}
+        for n, (f, args, kw, outs) in enumerate(steps):
+            for a in args:
+                if isinstance(a, autograd.Context):
+                    ctxs[id(a)] = a
+            if n in lowered:
+                self.ops.append((lowered[n], None))     # runs in any grad mode
+            else:
+                # the grad mode the step ran in (the walk runs backward rules in no-grad mode,
+                # and a rule may branch on it: a fused recurrent backward takes its
+                # differentiable reference path when grad mode is on)
+                self.ops.append((_generic(f, args, kw, outs), rec.modes[n]))
+        self.ctxs = list(ctxs.values())
 
     def valid(self):
         """False when a parameter's array was replaced since recording (e.g. set_weights)."""
@@ -310,23 +342,43 @@ class _Plan:
         state = autograd._state
         prev = cur = getattr(state, "enabled", True)
         try:
-            for f, args, refs, kw, krefs, outs, mode in self.steps:
-                if mode is not cur:               # each step in its recorded grad mode
+            for run, mode in self.ops:
+                if mode is not None and mode is not cur:   # a generic step: its grad mode
                     state.enabled = cur = mode
-                for i, j in refs:
-                    args[i] = s[j]
-                for k, j in krefs:
-                    kw[k] = s[j]
-                r = f(*args, **kw)
-                if outs is None:
-                    continue
-                if type(outs) is int:
-                    s[outs] = r
-                else:
-                    _store(s, outs, r)
+                run(s)
         finally:
             state.enabled = prev
+            for ctx in self.ctxs:          # the step is over: what forward saved is not needed
+                ctx._saved = ctx.saved_tensors = ()
         return _unflatten(self.out_spec, s)
+
+
+def _generic(f, args, kw, outs):
+    """A recorded step as a closure: ``f`` called again, its slot arguments taken from this
+    call's arrays (and let go afterwards, so a buffer they name can be reused)."""
+    args = list(args)
+    kw = dict(kw)
+    refs = [(i, a.i) for i, a in enumerate(args) if isinstance(a, _Slot)]
+    krefs = [(k, v.i) for k, v in kw.items() if isinstance(v, _Slot)]
+
+    def run(s):
+        for i, j in refs:
+            args[i] = s[j]
+        for k, j in krefs:
+            kw[k] = s[j]
+        r = f(*args, **kw)
+        for i, _ in refs:
+            args[i] = None
+        for k, _ in krefs:
+            kw[k] = None
+        if outs is None:
+            return
+        if type(outs) is int:
+            s[outs] = r
+        else:
+            _store(s, outs, r)
+
+    return run
 
 
 def _hand_over(t, g, create_graph):
@@ -383,13 +435,25 @@ def jit(fn=None, *, modules=(), fallback=False):
 
 
 class JitFunction:
-    """What ``jit(fn)`` returns: call it like ``fn``."""
+    """What ``jit(fn)`` returns: call it like ``fn``.
 
-    def __init__(self, fn, *, modules=(), fallback=False):
+    ``fixed_tree=True`` (``Sequential.fit`` passes it) promises that no sub-module of
+    ``modules`` is added or removed while this object lives, so the modules whose training
+    flags make the key are listed once instead of walked on every call. Two threads may replay
+    one plan at once: a buffer in use holds a reference, so the other thread takes a new one.
+    """
+
+    def __init__(self, fn, *, modules=(), fallback=False, fixed_tree=False):
         if not callable(fn):
             raise TypeError(f"jit: needs a callable step function, got {type(fn).__name__}")
         self.fn = fn
         self.modules = list(modules)
+        # fixed_tree (Sequential.fit): no sub-module is added or removed while this step lives,
+        # so the list of modules whose flags make the key is walked once, not per call
+        self._tree = None
+        if fixed_tree:
+            self._tree = [m for mod in self.modules
+                          for m in (mod.modules() if hasattr(mod, "modules") else [mod])]
         self.fallback = bool(fallback)
         self.fallbacks = {}                 # key -> why it runs eagerly (fallback=True only)
         self._plans = {}
@@ -404,8 +468,10 @@ class JitFunction:
         for a in args:
             data = a.data if isinstance(a, Tensor) else a
             if _is_array(data):
-                # shape, dtype, and which earlier argument it is when the same array comes twice
+                # shape, dtype, layout (the kernels a replay calls depend on it), and which
+                # earlier argument it is when the same array comes twice
                 key.append((type(data).__name__, data.shape, data.dtype.str,
+                            getattr(data, "flags", None) is None or data.flags.c_contiguous,
                             first.setdefault(id(data), len(arrays))))
                 arrays.append(data)
             else:
@@ -416,8 +482,11 @@ class JitFunction:
                                    f"got {type(a).__name__}; convert lists with np.asarray") \
                         from None
                 key.append(("value", a))
-        modes = tuple(m.training for mod in self.modules
-                      for m in (mod.modules() if hasattr(mod, "modules") else [mod]))
+        tree = self._tree
+        if tree is None:
+            tree = [m for mod in self.modules
+                    for m in (mod.modules() if hasattr(mod, "modules") else [mod])]
+        modes = tuple([m.training for m in tree])
         key += [backends.current().name, autograd.is_grad_enabled(), modes]
         return tuple(key), arrays
 
@@ -452,12 +521,12 @@ class JitFunction:
             if not self.fallback:
                 raise
             return self._give_up(key, str(e), out)
-        rec.owned_grads(out_spec, _ACCUMULATE[0])
-        rec.slots = rec.ids = None          # the arrays of this call are not needed any more
         first = self._first.pop(key, None)
         if first is None:
+            rec.slots = rec.ids = None      # the arrays of this call are not needed any more
             self._first[key] = (rec, out_spec)
             return out
+        rec.owned_grads(out_spec, _ACCUMULATE[0])   # (the plan comes from this recording)
         why = first[0].mismatch(rec) or (None if first[1] == out_spec else
                                          "the step returns different things in the two calls")
         if why:
@@ -465,7 +534,8 @@ class JitFunction:
             if self.fallback:
                 return self._give_up(key, why, out)
             raise JitError(why)
-        self._plans[key] = rec.plan(len(arrays), out_spec)
+        self._plans[key] = rec.plan(len(arrays), out_spec)   # reads the arrays' layouts
+        rec.slots = rec.ids = None
         return out
 
     def _give_up(self, key, why, out):
@@ -516,6 +586,8 @@ def _install(rec):
     }
     orig = saved
     _ACCUMULATE[0] = saved["accumulate"]
+    _BACKWARD_ARRAYS[0] = saved["backward_arrays"]
+    _SUM_TO_SHAPE[0] = saved["sum_to_shape"]
 
     def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False,
                      inputs=None):

@@ -822,7 +822,15 @@ class Sequential(Module):
                      "a distributed run" if dsync is not None else
                      None if jit is True else self._jit_unsafe())
         jit_step = self._jit_step(strict=jit is True) if why_eager is None else None
+        target = None if jit_step is None else self._jit_targets(out_shape, sw is not None)
+        # without shuffling (and not distributed) a batch of C-ordered x is a slice: a view
+        # that is C-contiguous itself, no gather
+        slices = not shuffle and dsync is None and x.flags.c_contiguous
         cb.on_train_begin({})
+        # per-batch hooks and logs only when something reads them (a bar, a callback that
+        # overrides a batch hook); otherwise the epoch's logs are made once, at its end
+        hook_begin, hook_end = (_overrides(cb.callbacks, "on_train_batch_begin"),
+                                _overrides(cb.callbacks, "on_train_batch_end"))
         first_loss = None
         for epoch in range(initial_epoch, epochs):
             cb.on_epoch_begin(epoch, {})
@@ -837,19 +845,28 @@ class Sequential(Module):
                 bar = tqdm(total=steps, desc=f"Epoch {epoch + 1}/{epochs}", file=sys.stderr,
                            unit="batch", dynamic_ncols=True, leave=True)
             logs = {}
+            batch_logs = bar is not None or hook_end
             for step in range(steps):
-                idx = order[step * batch_size:(step + 1) * batch_size]
-                n_step = len(idx)
+                lo = step * batch_size
+                if slices:
+                    idx = slice(lo, lo + batch_size)
+                    n_step = min(batch_size, n - lo)
+                else:
+                    idx = order[lo:lo + batch_size]
+                    n_step = len(idx)
                 if dsync is not None:
                     idx = dsync.shard(idx)
-                cb.on_train_batch_begin(step, {"batch": step, "size": len(idx)})
+                if hook_begin:
+                    cb.on_train_batch_begin(step, {"batch": step, "size": n_step if dsync is None
+                                                   else len(idx)})
                 if dsync is not None and len(idx) == 0:   # fewer samples than ranks
                     value = dsync.idle_value(n_step)
                 elif jit_step is not None:    # forward, backward and step, captured
-                    total, out = jit_step(x[idx], self._jit_target(y[idx], out_shape, sw is not None),
+                    total, out = jit_step(x[idx], target(y[idx]),
                                           None if sw is None else sw[idx].astype(np.float32))
                     value = float(total.item())
                     probs = self._probs(out) if mets else None   # only metrics read them
+                    total = out = None        # let the replay reuse the output buffers
                 else:
                     loss, probs = self._loss(Tensor(x[idx]), y[idx],
                                              None if sw is None else sw[idx], probs=bool(mets))
@@ -884,11 +901,15 @@ class Sequential(Module):
                         m.update(probs, y[idx])
                 loss_sum += value * n_step
                 seen += n_step
+                if batch_logs:
+                    logs = {"loss": loss_sum / seen, **{m.name: m.result() for m in mets}}
+                    if bar is not None:
+                        bar.set_postfix_str(_fmt(logs), refresh=False)
+                        bar.update(1)
+                    if hook_end:
+                        cb.on_train_batch_end(step, dict(logs))
+            if not batch_logs and seen:     # the same numbers, made once
                 logs = {"loss": loss_sum / seen, **{m.name: m.result() for m in mets}}
-                if bar is not None:
-                    bar.set_postfix_str(_fmt(logs), refresh=False)
-                    bar.update(1)
-                cb.on_train_batch_end(step, dict(logs))
             if dsync is not None and seen:    # epoch numbers over every rank's samples
                 dsync.reduce_metrics(mets, classes)
                 logs = {"loss": loss_sum / seen, **{m.name: m.result() for m in mets}}
@@ -933,7 +954,7 @@ class Sequential(Module):
     def _jit_step(self, strict):
         """fit's forward, loss and backward as a ``tinygrad_lite.jit`` step: the same calls as
         the eager loop. The optimizer update stays outside, after fit has checked the loss."""
-        from .jit import jit
+        from .jit import JitFunction
 
         def step(xb, yb, wb):
             loss, out = self._loss(Tensor(xb), yb, wb, probs=False)
@@ -943,7 +964,7 @@ class Sequential(Module):
             total.backward()
             return total, out
 
-        return jit(step, modules=[self], fallback=not strict)
+        return JitFunction(step, modules=[self], fallback=not strict, fixed_tree=True)
 
     def _jit_unsafe(self):
         """Why fit(jit="auto") runs eagerly from the start, or None. Two recordings that agree
@@ -962,6 +983,10 @@ class Sequential(Module):
         """Labels in the form the loss uses them, made outside the step so a replay sees them
         as an argument: int64 labels for the fused sparse loss, one-hot rows for the other
         sparse losses, float32 otherwise."""
+        return self._jit_targets(out_shape, weighted)(yb)
+
+    def _jit_targets(self, out_shape, weighted=False):
+        """``_jit_target`` as a function of the labels, decided once per fit."""
         c = self._compiled
         task = c["task"]
         dt = next((t.dtype for _, t in self._weight_tensors() if t.dtype.kind == "f"),
@@ -969,11 +994,16 @@ class Sequential(Module):
         if task == "sparse":
             fused = c["from_logits"] or self._fusable() == "softmax"   # as _loss decides
             if fused and not weighted and len(out_shape) == 2:
-                return np.ascontiguousarray(yb.reshape(-1), dtype=np.int64)   # fused loss
-            return np.eye(out_shape[-1], dtype=dt)[yb]
+                i64, contiguous = np.int64, np.ascontiguousarray
+                return lambda yb: contiguous(yb.reshape(-1), dtype=i64)   # the fused loss
+            eye = np.eye(out_shape[-1], dtype=dt)
+            return lambda yb: eye[yb]
         if task in ("binary", "regression"):
-            return yb.astype(dt).reshape((len(yb),) + tuple(out_shape[1:]))
-        return yb.astype(dt, copy=False) if task == "categorical" else yb
+            tail = tuple(out_shape[1:])
+            return lambda yb: yb.astype(dt).reshape((len(yb),) + tail)
+        if task == "categorical":
+            return lambda yb: yb.astype(dt, copy=False)
+        return lambda yb: yb
 
     def fit(self, *args, **kwargs):
         seed = kwargs["seed"] if "seed" in kwargs else args[12] if len(args) > 12 else None
@@ -1219,6 +1249,14 @@ class Sequential(Module):
         from .io import load_weights
 
         return load_weights(self, path)
+
+
+def _overrides(callbacks, hook):
+    """True when a callback does something in ``hook`` (the base Callback's is a no-op)."""
+    from .callbacks import Callback
+
+    base = getattr(Callback, hook)
+    return any(getattr(type(c), hook, base) is not base or hook in vars(c) for c in callbacks)
 
 
 def _fmt(logs):

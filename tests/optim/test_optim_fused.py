@@ -411,3 +411,51 @@ def test_replaced_parameter_array_is_seen_by_the_cached_views():
         p.data = np.full(10, 4.0, np.float32)
         opt.step()
         np.testing.assert_array_equal(p.data, 3.5)
+
+
+def test_adam_group_cache_follows_every_change_of_the_group(_count_fused, monkeypatch):
+    """From the second step the fused Adam reuses the group's flat views (_fused._AdamGroup),
+    checked by identity per step: a replaced parameter array, a parameter without a gradient
+    for a step, a new learning rate, a reloaded state and amsgrad switched on must each give
+    what the NumPy path gives (same sequence under both backends)."""
+    rng = np.random.default_rng(7)
+    shapes = [(5, 3), (3,), (257,)]
+    x0 = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    gs = [[rng.standard_normal(s).astype(np.float32) for s in shapes] for _ in range(9)]
+
+    def run(backend):
+        ps = [P(x.copy()) for x in x0]
+        opt = Adam(ps, lr=1e-2)
+        with backends.use(backend):
+            for t, grads in enumerate(gs):
+                for p, g in zip(ps, grads):
+                    p.grad = G(g.copy())
+                if t == 2:
+                    ps[0].data = ps[0].data.copy()          # a new array object
+                if t == 3:
+                    ps[1].grad = None                        # skipped this step
+                if t == 4:
+                    opt.param_groups[0]["lr"] = 3e-3
+                if t == 5:
+                    opt.load_state_dict(opt.state_dict())   # new state dicts and arrays
+                if t == 6:
+                    opt.param_groups[0]["amsgrad"] = True
+                opt.step()
+        return ps, opt
+
+    hits = []
+    real_cached = _fused._adam_cached
+    monkeypatch.setattr(_fused, "_adam_cached", lambda *a: hits.append(real_cached(*a)) or
+                        hits[-1])
+    ref_ps, ref_opt = run("numpy")
+    before = _count_fused["n"]
+    got_ps, got_opt = run("cython")
+    assert _count_fused["n"] - before == len(gs)              # one fused call per step
+    for a, b in zip(got_ps, ref_ps):
+        np.testing.assert_array_equal(a.data, b.data)
+    s_ref, s_got = ref_opt.state_dict()["state"], got_opt.state_dict()["state"]
+    for i in s_ref:
+        for k, v in s_ref[i].items():
+            np.testing.assert_array_equal(s_got[i][k], v, err_msg=k)
+    # steps 2, 8 and 9 reuse the views; 1 (none yet), 3-7 (each change) rebuild them
+    assert hits == [False, True, False, False, False, False, False, True, True]

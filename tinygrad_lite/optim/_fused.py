@@ -101,12 +101,78 @@ def sgd_group(items, state_of, group):
     return rest
 
 
+class _AdamGroup:
+    """What one fused Adam call over a group needs besides the gradients, kept while the group
+    keeps the same parameters, arrays and state dicts: the flat views of every parameter and
+    state array. ``adam_group`` checks each of them by identity per step (a few attribute reads
+    per parameter) instead of rebuilding the lists."""
+
+    __slots__ = ("group", "params", "datas", "states", "ms", "vs", "vms", "flat", "dtype",
+                 "amsgrad")
+
+
+def _adam_cached(items, state_of, group, amsgrad):
+    """The fused call through the group's _AdamGroup, or False when it does not fit."""
+    cache = getattr(state_of, "_fused_groups", None)
+    e = None if cache is None else cache.get(id(group))
+    if (e is None or e.group is not group or e.amsgrad != amsgrad
+            or len(items) != len(e.params)):
+        return False
+    dt, nd = e.dtype, np.ndarray
+    gs = []
+    for (p, g), q, d, st, m, v, vm in zip(items, e.params, e.datas, e.states, e.ms, e.vs,
+                                          e.vms):
+        if (p is not q or p.data is not d or type(g) is not nd or g.dtype is not dt
+                or not g.flags.c_contiguous or state_of[p] is not st
+                or st["exp_avg"] is not m or st["exp_avg_sq"] is not v
+                or (amsgrad and st.get("max_exp_avg_sq") is not vm)):
+            return False
+        gs.append(g.reshape(-1))
+    (b1, b2) = group["betas"]
+    bc1, bc2, memo = [], [], {}
+    for st in e.states:
+        t = st["step"] = st["step"] + 1
+        c = memo.get(t)
+        if c is None:   # as adam_group: 1 - b1^t and sqrt(1 - b2^t) in double
+            c = memo[t] = (1 - b1**t, math.sqrt(1 - b2**t))
+        bc1.append(c[0])
+        bc2.append(c[1])
+    ps, ms, vs, vms = e.flat
+    wd = group["weight_decay"] if group["decoupled_weight_decay"] else 0.0
+    call("adam_step_many", ps, gs, ms, vs, vms, group["lr"], b1, b2, group["eps"], bc1, bc2,
+         wd, amsgrad, dt == _F64, _threads._num_threads)
+    return True
+
+
+def _remember_adam(items, state_of, group, amsgrad, flat_lists, dtype):
+    """After a full fused call over one dtype: keep the group's views for the next step."""
+    try:
+        cache = state_of._fused_groups
+    except AttributeError:
+        try:
+            cache = state_of._fused_groups = {}
+        except AttributeError:       # a state mapping that takes no attributes: no cache
+            return
+    e = _AdamGroup()
+    e.group, e.amsgrad, e.dtype = group, amsgrad, dtype
+    e.params = [p for p, _ in items]
+    e.datas = [p.data for p in e.params]
+    e.states = [state_of[p] for p in e.params]
+    e.ms = [st["exp_avg"] for st in e.states]
+    e.vs = [st["exp_avg_sq"] for st in e.states]
+    e.vms = [st.get("max_exp_avg_sq") if amsgrad else None for st in e.states]
+    e.flat = flat_lists
+    cache[id(group)] = e
+
+
 def adam_group(items, state_of, group):
     """Update ``items`` with one ``adam_step_many`` call per dtype; returns the pairs left for
     the NumPy path (their state is initialized but their step count is not advanced)."""
     if not enabled():
         return items
     (b1, b2), amsgrad = group["betas"], group["amsgrad"]
+    if _adam_cached(items, state_of, group, amsgrad):
+        return []
     rest, batches = [], {}
     for p, grad in items:
         data = p.data
@@ -141,4 +207,7 @@ def adam_group(items, state_of, group):
     for dt, (ps, gs, ms, vs, vmaxs, bc1, bc2) in batches.items():
         call("adam_step_many", ps, gs, ms, vs, vmaxs, group["lr"], b1, b2, group["eps"], bc1,
              bc2, wd, amsgrad, dt == _F64, _threads._num_threads)
+    if not rest and len(batches) == 1:
+        ((dt, (ps, _, ms, vs, vmaxs, _, _)),) = batches.items()
+        _remember_adam(items, state_of, group, amsgrad, (ps, ms, vs, vmaxs), dt)
     return rest

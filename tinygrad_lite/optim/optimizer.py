@@ -190,20 +190,23 @@ class Optimizer:
         if closure is not None:
             loss = closure()
         for group in self.param_groups:
+            maximize = group.get("maximize", False)
+            wd = group.get("weight_decay", 0)
+            coupled = wd and not group.get("decoupled_weight_decay", False)
             items = []
             for p in group["params"]:
-                if p.grad is None:
+                g = p.grad
+                if g is None:
                     continue
-                grad = p.grad.data if hasattr(p.grad, "data") else p.grad
+                grad = g.data if hasattr(g, "data") else g
                 if grad.shape != p.data.shape:
                     raise ShapeError(
                         f"{type(self).__name__}.step: gradient shape differs from the parameter's, "
                         f"got grad {tuple(grad.shape)} and param {tuple(p.data.shape)}"
                     )
-                if group.get("maximize", False):
+                if maximize:
                     grad = -grad
-                wd = group.get("weight_decay", 0)
-                if wd and not group.get("decoupled_weight_decay", False):
+                if coupled:
                     grad = grad + wd * p.data      # L2 penalty wd/2 |theta|^2 in the gradient
                 items.append((p, grad))
             self._update_group(items, group)
