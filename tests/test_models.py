@@ -382,3 +382,15 @@ def test_class_weight_must_cover_every_class_and_shuffle_is_bool():
         m.fit(x, y, verbose=0, class_weight={0: 2.0})
     with pytest.raises(TypeError, match="shuffle must be True or False"):
         m.fit(x, y, verbose=0, shuffle="batch")
+
+
+def test_output_shape_is_remembered_per_chain_and_follows_edits():
+    m = Sequential([Dense(7, input_shape=(5,)), Dense(3)])
+    assert m.output_shape == (None, 3)
+    assert m.output_shape == (None, 3)            # the remembered answer
+    m.add(Dense(11))
+    assert m.output_shape == (None, 11)           # a new chain: found again
+    m.pop()
+    assert m.output_shape == (None, 3)
+    m2 = Sequential([Dense(4, input_shape=(6,)), Reshape((2, 2))])
+    assert m2.output_shape == (None, 2, 2)

@@ -356,13 +356,21 @@ class Sequential(Module):
 
     @property
     def output_shape(self):
+        """(None, ...): the shape one forward pass gives, found by running one zero sample and
+        remembered for this chain of layers and input shape (fit asks for it on every call)."""
         self._require_built("output_shape")
+        key = (tuple(self.layers), self._input_shape)
+        cached = self.__dict__.get("_out_shape")
+        if cached is not None and cached[0] == key:
+            return cached[1]
         with no_grad():
             was = self.training
             self.eval()
             out = self._forward(Tensor(np.zeros((1,) + self._input_shape, dtype=np.float32)))
             self.train(was)
-        return (None,) + tuple(out.shape[1:])
+        shape = (None,) + tuple(out.shape[1:])
+        self.__dict__["_out_shape"] = (key, shape)
+        return shape
 
     @property
     def input_shape(self):
