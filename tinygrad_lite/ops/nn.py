@@ -160,20 +160,15 @@ class Conv2d(Function):
     @staticmethod
     def backward(ctx, g):
         x, w = ctx.saved_tensors
-        nx, nw = ctx.needs_input_grad[:2]
+        nx, nw, *nb = ctx.needs_input_grad          # nb: [needs db] when applied with a bias
         gx = call(Conv2dBackwardInput, g, w, x_shape=ctx.x_shape, geom=ctx.geom) if nx else None
-        if len(ctx.needs_input_grad) == 2:
-            gw = call(Conv2dBackwardWeight, g, x, w_shape=ctx.w_shape, geom=ctx.geom) if nw else None
-            return gx, gw
-        if not ctx.needs_input_grad[2]:
-            gw = call(Conv2dBackwardWeight, g, x, w_shape=ctx.w_shape, geom=ctx.geom) if nw else None
-            return gx, gw, None
         fused = getattr(ctx.backend, "conv2d_backward_weight_bias", None)
-        if nw and fused is not None and isinstance(g, np.ndarray):   # lean walk: one pass
-            gw, gb = fused(g, x, ctx.w_shape, *ctx.geom)
-            return gx, gw, gb
+        if nb and nb[0] and nw and fused is not None and isinstance(g, np.ndarray):
+            return (gx, *fused(g, x, ctx.w_shape, *ctx.geom))   # lean walk: dw, db in one pass
         gw = call(Conv2dBackwardWeight, g, x, w_shape=ctx.w_shape, geom=ctx.geom) if nw else None
-        return gx, gw, g.sum(axis=(0, 2, 3))
+        if not nb:
+            return gx, gw
+        return gx, gw, (g.sum(axis=(0, 2, 3)) if nb[0] else None)
 
 
 @register("conv2d_backward_input")
