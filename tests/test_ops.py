@@ -117,6 +117,8 @@ def _conv_draw(d, kind="conv"):
     w = d(tst.arrays(g["w_shape"]))
     if kind == "conv":
         return (x, w), geom
+    if kind == "bias":
+        return (x, w, d(tst.arrays((w.shape[0],)))), geom
     y_shape = ref.conv2d(x, w, **geom).shape
     gy = d(tst.arrays(y_shape))
     if kind == "bwd_input":
@@ -977,6 +979,9 @@ CASES = [
     OpCase("dropout", _dropout, _dropout_oracle),
     OpCase("conv2d", lambda x, w, **g: F.conv2d(x, w, **g), ref.conv2d, draw=_conv_draw(),
            tol=dict(atol=1e-4)),
+    OpCase("conv2d_bias", lambda x, w, b, **g: F.conv2d(x, w, b, **g),
+           lambda x, w, b, **g: ref.conv2d(x, w, **g) + b[None, :, None, None],
+           draw=_conv_draw(kind="bias"), covers=("conv2d",), tol=dict(atol=1e-4)),
     OpCase("conv2d_backward_input",
            lambda gy, w, x_shape, **g: N.Conv2dBackwardInput.apply(
                gy, w, x_shape=x_shape, geom=(g["stride"], g["padding"], g["dilation"],
@@ -1467,8 +1472,11 @@ def test_no_grad_ops(name, fn, oracle, a):
 # walk recomputes softmax with Tensor ops; the fused recurrent sequences run hand-written BPTT
 # (float32 gates through an exp approximation, ~2e-7 relative) on the lean walk and
 # differentiate the Tensor-op reference formulation on the graph walk.
+# conv2d_bias: the lean walk sums the bias gradient in the kernel that computes dw (its own
+# summation order), the graph walk with a Tensor sum over (N, H, W).
 _GRAPH_WALK_RECOMPUTES = {"softmax_cross_entropy": (1e-12, 1e-5), "lstm_sequence": (1e-10, 1e-4),
-                          "gru_sequence": (1e-10, 1e-4), "rnn_sequence": (1e-10, 1e-4)}
+                          "gru_sequence": (1e-10, 1e-4), "rnn_sequence": (1e-10, 1e-4),
+                          "conv2d_bias": (1e-12, 1e-5)}
 
 
 @pytest.mark.parametrize("case", GRAD_CASES, ids=[c.name for c in GRAD_CASES])

@@ -190,6 +190,8 @@ def conv2d_flops(w_shape, out_shape):
 @rule("conv2d")
 def _conv2d(ins, out, attrs):
     f = conv2d_flops(ins[1], out)
+    if len(ins) > 2:           # with its bias: one add per output, as a separate add counts
+        return f + _n(out), 2 * f + 2 * _n(out)
     return f, 2 * f            # dx (transposed conv) and dw: the same size each
 
 

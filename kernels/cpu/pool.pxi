@@ -44,6 +44,13 @@ cdef void _max_pool_plane(const floating* x, floating* y, int64_t* idx, int H, i
             idx[p * OW + q] = best_i
 
 
+cdef extern from "pool_kernels.h" nogil:
+    void tgl_max_pool2x2_f32(int isa, const float* x, float* y, int64_t* idx, int W, int OH,
+                             int OW)
+    void tgl_max_pool2x2_f64(int isa, const double* x, double* y, int64_t* idx, int W, int OH,
+                             int OW)
+
+
 def max_pool2d_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
                        int64_t[:, :, :, ::1] idx, int kh, int kw, int sh, int sw, int ph, int pw,
                        int threads=1):
@@ -51,7 +58,7 @@ def max_pool2d_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
     of the winner in its (H, W) plane. ValueError on a misfit of the shapes and the geometry."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t OH = y.shape[2], OW = y.shape[3]
-    cdef int t
+    cdef int t, isa = _K.isa
     _pool_check("max_pool2d_forward", x, y, kh, kw, sh, sw, ph, pw)
     if tuple(idx.shape)[:4] != tuple(y.shape)[:4]:
         raise ValueError(f"max_pool2d_forward: idx must have y's shape {tuple(y.shape)[:4]}, got "
@@ -60,9 +67,17 @@ def max_pool2d_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
         return
     with nogil:
         for t in prange(N * C, num_threads=threads if threads > 0 else 1, schedule="static"):
-            _max_pool_plane(&x[t // C, t % C, 0, 0], &y[t // C, t % C, 0, 0],
-                            &idx[t // C, t % C, 0, 0], <int>H, <int>W, <int>OH, <int>OW,
-                            kh, kw, sh, sw, ph, pw)
+            if kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0:
+                if floating is float:       # the usual CNN pool, branch-free (pool_kernels.h)
+                    tgl_max_pool2x2_f32(isa, &x[t // C, t % C, 0, 0], &y[t // C, t % C, 0, 0],
+                                        &idx[t // C, t % C, 0, 0], <int>W, <int>OH, <int>OW)
+                else:
+                    tgl_max_pool2x2_f64(isa, &x[t // C, t % C, 0, 0], &y[t // C, t % C, 0, 0],
+                                        &idx[t // C, t % C, 0, 0], <int>W, <int>OH, <int>OW)
+            else:
+                _max_pool_plane(&x[t // C, t % C, 0, 0], &y[t // C, t % C, 0, 0],
+                                &idx[t // C, t % C, 0, 0], <int>H, <int>W, <int>OH, <int>OW,
+                                kh, kw, sh, sw, ph, pw)
     return
 
 

@@ -339,6 +339,30 @@ class CythonBackend(Backend):
         _cpu.conv2d_forward(_c(x), _c(w), y, *geom, _threads._num_threads)
         return y
 
+    def conv2d_bias(self, x, w, b, stride, padding, dilation, groups):
+        """conv2d(x, w) + b[None, :, None, None], the bias added in the kernel's epilogue."""
+        x, w, b = _float("conv2d", x, w, b)
+        _ndim("conv2d", "x", x, 4)
+        _ndim("conv2d", "w", w, 4)
+        _ndim("conv2d", "b", b, 1)
+        geom, (oh, ow) = _conv_call("conv2d", x.shape, w.shape, stride, padding, dilation, groups)
+        y = np.empty((x.shape[0], w.shape[0], oh, ow), dtype=x.dtype)
+        _cpu.conv2d_forward_bias(_c(x), _c(w), _c(b), y, *geom, _threads._num_threads)
+        return y
+
+    def conv2d_backward_weight_bias(self, gy, x, w_shape, stride, padding, dilation, groups):
+        """(conv2d_backward_weight(gy, x), gy summed over n, h, w): one pass over gy."""
+        op = "conv2d_backward_weight"
+        gy, x = _float(op, gy, x)
+        _ndim(op, "gy", gy, 4)
+        _ndim(op, "x", x, 4)
+        w_shape = _shape4(op, "w_shape", w_shape)
+        geom, _ = _conv_call(op, x.shape, w_shape, stride, padding, dilation, groups, gy)
+        gw = np.empty(w_shape, dtype=gy.dtype)
+        gb = np.empty(w_shape[0], dtype=gy.dtype)
+        _cpu.conv2d_backward_weight_bias(_c(gy), _c(x), gw, gb, *geom, _threads._num_threads)
+        return gw, gb
+
     def conv2d_backward_input(self, gy, w, x_shape, stride, padding, dilation, groups):
         op = "conv2d_backward_input"
         gy, w = _float(op, gy, w)

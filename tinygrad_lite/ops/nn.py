@@ -131,25 +131,44 @@ def _mm(x, y, ta=False, tb=False):
 
 @register("conv2d")
 class Conv2d(Function):
-    """y[n,o,p,q] = sum_{c,i,j} x_pad[n, c, p*s + i*d, q*s + j*d] * w[o,c,i,j]  (per group);
-    dx = conv2d_backward_input(dy, w), dw = conv2d_backward_weight(dy, x)."""
+    """y[n,o,p,q] = b[o] + sum_{c,i,j} x_pad[n, c, p*s + i*d, q*s + j*d] * w[o,c,i,j]  (per
+    group; the bias b is optional: ``Conv2d.apply(x, w, b, geom=...)``);
+    dx = conv2d_backward_input(dy, w), dw = conv2d_backward_weight(dy, x), db = sum of dy over
+    n, p, q.
+
+    With a bias the Cython backend adds it in the kernel's epilogue (``conv2d_bias``) and sums
+    its gradient in the pass that computes dw (``conv2d_backward_weight_bias``), instead of a
+    separate broadcast add and reduction over the whole output; the values are those of
+    ``conv2d(x, w) + b`` (to rounding for db)."""
 
     array_backward = True
 
     @staticmethod
-    def forward(ctx, x, w, geom):
+    def forward(ctx, x, w, b=None, geom=None):
         ctx.geom = geom
         ctx.x_shape, ctx.w_shape = x.shape, w.shape
         ctx.save(x, w)
-        return ctx.backend.conv2d(x, w, *geom)
+        if b is None:
+            return ctx.backend.conv2d(x, w, *geom)
+        fused = getattr(ctx.backend, "conv2d_bias", None)
+        if fused is not None:
+            return fused(x, w, b, *geom)
+        y = ctx.backend.conv2d(x, w, *geom)
+        y += b.reshape(1, -1, 1, 1)
+        return y
 
     @staticmethod
     def backward(ctx, g):
         x, w = ctx.saved_tensors
-        nx, nw = ctx.needs_input_grad
+        nx, nw, *nb = ctx.needs_input_grad          # nb: [needs db] when applied with a bias
         gx = call(Conv2dBackwardInput, g, w, x_shape=ctx.x_shape, geom=ctx.geom) if nx else None
+        fused = getattr(ctx.backend, "conv2d_backward_weight_bias", None)
+        if nb and nb[0] and nw and fused is not None and isinstance(g, np.ndarray):
+            return (gx, *fused(g, x, ctx.w_shape, *ctx.geom))   # lean walk: dw, db in one pass
         gw = call(Conv2dBackwardWeight, g, x, w_shape=ctx.w_shape, geom=ctx.geom) if nw else None
-        return gx, gw
+        if not nb:
+            return gx, gw
+        return gx, gw, (g.sum(axis=(0, 2, 3)) if nb[0] else None)
 
 
 @register("conv2d_backward_input")
