@@ -21,7 +21,11 @@
 #               stride 1 is the same kernel run on gy: a convolution with the flipped, transposed
 #               weight w'[c, o, kh-1-i, kw-1-j] = w[o, c, i, j] and padding dh*(kh-1) - ph (which
 #               may be negative: a crop). Strided backward-input keeps GEMM + col2im.
-#   auto     -- implicit where it measured faster or equal (_implicit_pays: large column
+#   winograd -- Winograd F(4x4, 3x3) (winograd.pxi, winograd.h): 3x3, stride 1, dilation 1,
+#               one group; forward, backward-input and backward-weight. Forced per call on
+#               another layer it raises; as the global choice it falls back to auto's.
+#   auto     -- winograd where it is eligible and measured faster (_wino_pays); else
+#               implicit where it measured faster or equal (_implicit_pays: large column
 #               buffers, and forward with >= 64 outputs per group); im2col for the rest,
 #               pointwise layers and strided backward-input.
 
@@ -37,13 +41,16 @@ cdef enum:
     CONV_AUTO = 0
     CONV_IM2COL = 1
     CONV_IMPLICIT = 2
+    CONV_WINOGRAD = 3
 
-_CONV_ALGOS = {"auto": CONV_AUTO, "im2col": CONV_IM2COL, "implicit": CONV_IMPLICIT}
+_CONV_ALGOS = {"auto": CONV_AUTO, "im2col": CONV_IM2COL, "implicit": CONV_IMPLICIT,
+               "winograd": CONV_WINOGRAD}
 cdef int _conv_algo = CONV_AUTO
 
 
 def set_conv_algo(name):
-    """Choose the conv2d algorithm: 'auto' (default), 'implicit' or 'im2col' (the reference);
+    """Choose the conv2d algorithm: 'auto' (default), 'implicit', 'winograd' or 'im2col' (the
+    reference);
     returns the previous name. Also TINYGRAD_LITE_CONV_ALGO at import."""
     global _conv_algo
     previous = conv_algo()
@@ -56,7 +63,7 @@ def set_conv_algo(name):
 
 
 def conv_algo():
-    """Name of the conv2d algorithm in use ('auto', 'implicit' or 'im2col')."""
+    """Name of the conv2d algorithm in use ('auto', 'implicit', 'winograd' or 'im2col')."""
     return {v: k for k, v in _CONV_ALGOS.items()}[_conv_algo]
 
 
@@ -421,22 +428,39 @@ cdef bint _implicit_pays(_Geom* g, bint backward) noexcept nogil:
     return g.Cg >= 8 and (g.Og >= 64 or cols * 4 >= (<size_t>4 << 20))
 
 
-cdef int _pick_algo(str op, object algo, bint pointwise, bint strided_bwd) except -1:
-    """The algorithm of one call, CONV_IM2COL or CONV_IMPLICIT: the call's algo ('auto', None,
-    'im2col' or 'implicit'), else set_conv_algo's; auto takes implicit except where nothing is
+cdef int _pick_algo(str op, object algo, bint pointwise, bint strided_bwd,
+                    _Geom* g) except -1:
+    """The algorithm of one call, CONV_IM2COL, CONV_IMPLICIT or CONV_WINOGRAD: the call's algo
+    ('auto', None, 'im2col', 'implicit' or 'winograd'), else set_conv_algo's; auto takes
+    winograd where it fits and pays (_wino_pays), else implicit except where nothing is
     gathered (pointwise) and where im2col wins (the caller passes pointwise=True then), and
-    never for a strided backward-input (not an implicit convolution)."""
+    never for a strided backward-input (not an implicit convolution). A call that forces
+    winograd on a layer it cannot compute raises; the global winograd falls back to auto."""
     cdef int code = _algo_code(op, algo)
+    cdef str why = _wino_unfit(g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.G,
+                               max(<size_t>g.N * g.C * g.H * g.W, <size_t>g.N * g.O * g.OHW))
     if code == CONV_IMPLICIT and strided_bwd:
         raise ValueError(f"{op}: the implicit algorithm computes a stride-1 backward-input "
                          "only; use algo='im2col' or 'auto' for strides > 1")
+    if code == CONV_WINOGRAD and why is not None:
+        raise ValueError(f"{op}: the winograd algorithm {why}; use algo='auto', 'implicit' "
+                         "or 'im2col' for this layer")
     if code == CONV_AUTO:
         code = _conv_algo
+    if why is None and (code == CONV_WINOGRAD or (code == CONV_AUTO and _wino_pays(g))):
+        return CONV_WINOGRAD
+    if code == CONV_WINOGRAD:
+        code = CONV_AUTO
     if code == CONV_IM2COL or strided_bwd:
         return CONV_IM2COL
     if code == CONV_AUTO and pointwise:
         return CONV_IM2COL
     return CONV_IMPLICIT
+
+
+cdef bint _wino_pays(_Geom* g) noexcept nogil:
+    """auto's choice of winograd for an eligible layer (measured: see winograd.pxi)."""
+    return g.kinfo.isa == TGL_ISA_AVX512 and g.C >= 16 and g.O >= 16
 
 
 cdef int _algo_code(str op, object algo) except -1:
@@ -483,8 +507,12 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
     if g.K == 0:
         memset(&y[0, 0, 0, 0], 0, <size_t>g.N * g.O * g.OHW * sizeof(floating))
         return
-    cdef int code = _pick_algo("conv2d_forward", algo, not _implicit_pays(&g, False), False)
+    cdef int code = _pick_algo("conv2d_forward", algo, not _implicit_pays(&g, False), False, &g)
     cdef tgl_conv_geom cg
+    if code == CONV_WINOGRAD:
+        _wino_conv(&x[0, 0, 0, 0], &w[0, 0, 0, 0], &y[0, 0, 0, 0], g.N, g.C, g.H, g.W, g.O,
+                   g.OH, g.OW, g.ph, g.pw, False, threads if threads > 0 else 1, &g.kinfo)
+        return
     if code == CONV_IMPLICIT:
         cg = _cgeom_fwd(&g)
         _iconv_call(&cg, g.N, g.G, &x[0, 0, 0, 0], &w[0, 0, 0, 0], g.Og, &y[0, 0, 0, 0],
@@ -534,10 +562,14 @@ def conv2d_backward_input(const floating[:, :, :, ::1] gy, const floating[:, :, 
         memset(&gx[0, 0, 0, 0], 0, <size_t>g.N * g.C * g.H * g.W * sizeof(floating))
         return
     cdef int code = _pick_algo("conv2d_backward_input", algo, not _implicit_pays(&g, True),
-                               sh != 1 or sw != 1)
+                               sh != 1 or sw != 1, &g)
     cdef tgl_conv_geom cg
     cdef _Workspace wsw
     cdef floating* wt
+    if code == CONV_WINOGRAD:       # the convolution of gy with the flipped w, padding 2 - p
+        _wino_conv(&gy[0, 0, 0, 0], &w[0, 0, 0, 0], &gx[0, 0, 0, 0], g.N, g.O, g.OH, g.OW, g.C,
+                   g.H, g.W, 2 - g.ph, 2 - g.pw, True, threads if threads > 0 else 1, &g.kinfo)
+        return
     if code == CONV_IMPLICIT:
         cg = _cgeom_bwd_input(&g)
         wsw = _Workspace()      # the flipped weight (size of w); the shared one is for GEMM
@@ -572,10 +604,12 @@ def conv2d_backward_input(const floating[:, :, :, ::1] gy, const floating[:, :, 
 
 def conv2d_backward_weight(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,
                            floating[:, :, :, ::1] gw, int sh, int sw, int ph, int pw, int dh,
-                           int dw, int groups, int threads=1):
+                           int dw, int groups, int threads=1, algo=None):
     """gw (O, C/G, kh, kw) = sum over images of gy[n] . cols[n]^T per group; gw is overwritten.
     With several threads each sums its own images into a private partial, then partials add.
-    ValueError on a misfit of gy (N, O, OH, OW), x and gw."""
+    ValueError on a misfit of gy (N, O, OH, OW), x and gw. algo: 'winograd' (see the top of
+    conv.pxi), else (None, 'auto', 'implicit', 'im2col') auto's choice: winograd where it
+    pays, else im2col + GEMM (there is no implicit weight gradient)."""
     _conv_check("conv2d_backward_weight", tuple(x.shape)[:4], tuple(gw.shape)[:4],
                 tuple(gy.shape)[:4], groups)
     _window_check("conv2d_backward_weight", x.shape[2], x.shape[3], <int>gw.shape[2],
@@ -589,6 +623,10 @@ def conv2d_backward_weight(const floating[:, :, :, ::1] gy, const floating[:, :,
         return
     memset(&gw[0, 0, 0, 0], 0, gwn * sizeof(floating))
     if g.N * g.OHW == 0:
+        return
+    if _pick_algo("conv2d_backward_weight", algo, True, False, &g) == CONV_WINOGRAD:
+        _wino_bwd_weight(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], g.N, g.C, g.H, g.W,
+                         g.O, g.OH, g.OW, g.ph, g.pw, threads if threads > 0 else 1, &g.kinfo)
         return
     _split(&g, threads, &outer, &inner)
     cdef size_t colb = 0 if g.pointwise else _round64(<size_t>g.CKK * g.OHW * sizeof(floating))

@@ -1,0 +1,357 @@
+/*
+ * winograd.h -- Winograd F(4x4, 3x3) convolution transforms (float32, float64).
+ *
+ * A 3x3, stride-1 convolution computes each 4x4 block of outputs from a 6x6 block of the
+ * (padded) input. Winograd's minimal filtering does it with 36 multiplies per (input channel,
+ * output channel) pair instead of 144, by working in a transformed space (Lavin & Gray 2016):
+ *
+ *     U = G g G^T          (6x6)  the filter g (3x3), once per call
+ *     V = B^T d B          (6x6)  each input tile d (6x6, rows 4*th - ph .., cols 4*tw - pw ..)
+ *     M[xi] = sum_c U[xi][k, c] V[xi][c, tile]        36 GEMMs, xi = (a, b) in 6x6
+ *     y = A^T M A          (4x4)  each output tile
+ *
+ * with the interpolation points 0, +-1, +-2 and infinity:
+ *
+ *   B^T = [4  0 -5  0 1 0]   G = [ 1/4     0     0]   A^T = [1 1  1 1  1 0]
+ *         [0 -4 -4  1 1 0]       [-1/6  -1/6  -1/6]         [0 1 -1 2 -2 0]
+ *         [0  4 -4 -1 1 0]       [-1/6   1/6  -1/6]         [0 1  1 4  4 0]
+ *         [0 -2 -1  2 1 0]       [1/24  1/12   1/6]         [0 1 -1 8 -8 1]
+ *         [0  2 -1 -2 1 0]       [1/24 -1/12   1/6]
+ *         [0  4  0 -5 0 1]       [   0     0     1]
+ *
+ * The weight gradient is the adjoint of the same bilinear map: with the output-gradient tile
+ * (4x4, zero beyond the output) transformed as  Gy = A gy A^T  (6x6),
+ *
+ *     dU[xi][k, c] = sum over tiles Gy[xi][k, tile] V[xi][c, tile]       36 GEMMs
+ *     dg = G^T dU G        (3x3)
+ *
+ * Float32 error (measured against float64, 32 channels, values ~N(0,1)): about 5e-6 of the
+ * largest output, against about 2e-7 for a direct sum -- the points +-2 and the 1/6, 1/24 of G
+ * amplify rounding. The filter transforms run in double.
+ *
+ * This header holds the transforms; the GEMMs are the micro-kernels of gemm_kernels.h, and the
+ * loops and threads live in winograd.pxi. Tiles are numbered across the batch,
+ * T = (n*TH + th)*TW + tw, and the transforms work on a block of L consecutive tiles at a time,
+ * one tile per vector lane (16 float32 or 8 float64 lanes with AVX-512; a scalar loop
+ * otherwise), so a block of transformed tiles is exactly a packed GEMM panel: V[xi][c][lane].
+ * Inputs are gathered and outputs scattered with per-lane offsets and masks, so any padding
+ * (negative too: a crop), any H, W (partial tiles at the edges) and a block that runs past the
+ * last tile need no special code. Offsets are int32: the caller checks that the arrays hold
+ * fewer than 2^31 values.
+ */
+#ifndef TGL_WINOGRAD_H
+#define TGL_WINOGRAD_H
+
+#include "gemm_kernels.h"
+
+typedef struct {
+    int N, C, H, W;      /* input: N images of C channels of H x W */
+    int K, OH, OW;       /* output: K channels of OH x OW */
+    int ph, pw;          /* padding (may be negative: a crop) */
+    int TH, TW;          /* tiles per image: ceil(OH/4) x ceil(OW/4) */
+} tgl_wino_geom;
+
+static const double tgl_wino_G[6][3] = {
+    {1.0 / 4, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+    {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+
+/* ------------------------------------------------------------------------------------------ */
+/* Filter transforms (plain C, in double)                                                     */
+/* ------------------------------------------------------------------------------------------ */
+/*
+ * filter:  U[xi][ko][ci] = (G g G^T)[a][b], xi = 6a + b, for the filter g = w[k][c] (3x3).
+ *          flip = 0: (ko, ci) = (k, c), U is 36 x K x C.
+ *          flip = 1: g = w[k][c] rotated by 180 degrees and (ko, ci) = (c, k), U is 36 x C x K:
+ *          the filter of the stride-1 backward-input convolution.
+ * grad:    gw[k][c][i][j] = (G^T dU[.][k][c] G)[i][j]   (dU is 36 x K x C)
+ */
+#define TGL_WINO_DEFINE_FILTER(SFX, T)                                                         \
+    static void tgl_wino_filter_##SFX(const T *w, int K, int C, int flip, T *U) {              \
+        int KO = flip ? C : K, CI = flip ? K : C;                                              \
+        for (int k = 0; k < K; k++)                                                            \
+            for (int c = 0; c < C; c++) {                                                      \
+                const T *s = w + ((ptrdiff_t)k * C + c) * 9;                                   \
+                double g[3][3], t[6][3];                                                       \
+                for (int i = 0; i < 3; i++)                                                    \
+                    for (int j = 0; j < 3; j++)                                                \
+                        g[i][j] = flip ? s[(2 - i) * 3 + 2 - j] : s[i * 3 + j];                \
+                for (int a = 0; a < 6; a++)                                                    \
+                    for (int j = 0; j < 3; j++)                                                \
+                        t[a][j] = tgl_wino_G[a][0] * g[0][j] + tgl_wino_G[a][1] * g[1][j] +    \
+                                  tgl_wino_G[a][2] * g[2][j];                                  \
+                ptrdiff_t o = flip ? (ptrdiff_t)c * CI + k : (ptrdiff_t)k * CI + c;            \
+                for (int a = 0; a < 6; a++)                                                    \
+                    for (int b = 0; b < 6; b++)                                                \
+                        U[(ptrdiff_t)(a * 6 + b) * KO * CI + o] =                              \
+                            (T)(t[a][0] * tgl_wino_G[b][0] + t[a][1] * tgl_wino_G[b][1] +      \
+                                t[a][2] * tgl_wino_G[b][2]);                                   \
+            }                                                                                  \
+    }                                                                                          \
+    static void tgl_wino_filter_grad_##SFX(const T *dU, int K, int C, T *gw) {                 \
+        ptrdiff_t KC = (ptrdiff_t)K * C;                                                       \
+        for (ptrdiff_t kc = 0; kc < KC; kc++) {                                                \
+            double t[3][6];                                                                    \
+            for (int i = 0; i < 3; i++)                                                        \
+                for (int b = 0; b < 6; b++) {                                                  \
+                    double s = 0;                                                              \
+                    for (int a = 0; a < 6; a++) s += tgl_wino_G[a][i] * dU[(a * 6 + b) * KC + kc];\
+                    t[i][b] = s;                                                               \
+                }                                                                              \
+            for (int i = 0; i < 3; i++)                                                        \
+                for (int j = 0; j < 3; j++) {                                                  \
+                    double s = 0;                                                              \
+                    for (int b = 0; b < 6; b++) s += t[i][b] * tgl_wino_G[b][j];               \
+                    gw[kc * 9 + i * 3 + j] = (T)s;                                             \
+                }                                                                              \
+        }                                                                                      \
+    }
+
+TGL_WINO_DEFINE_FILTER(f32, float)
+TGL_WINO_DEFINE_FILTER(f64, double)
+
+/* ------------------------------------------------------------------------------------------ */
+/* 1-D transforms on six (or four) values of any arithmetic type VT                           */
+/* ------------------------------------------------------------------------------------------ */
+/* K2, K4, K5, K8: the constants as VT, declared by the caller. */
+
+/* r = B^T d:  r0 = 4d0 - 5d2 + d4,  r1,2 = (d4 - 4d2) -+ (d3 - 4d1),
+               r3,4 = (d4 - d2) +- 2(d3 - d1),  r5 = 4d1 - 5d3 + d5 */
+#define TGL_WINO_BT(VT, d0, d1, d2, d3, d4, d5, r0, r1, r2, r3, r4, r5)                        \
+    do {                                                                                       \
+        VT t1_ = d4 - K4 * d2, t2_ = d3 - K4 * d1, t3_ = d4 - d2, t4_ = K2 * (d3 - d1);        \
+        r0 = K4 * d0 - K5 * d2 + d4;                                                           \
+        r5 = K4 * d1 - K5 * d3 + d5;                                                           \
+        r1 = t1_ + t2_; r2 = t1_ - t2_; r3 = t3_ + t4_; r4 = t3_ - t4_;                        \
+    } while (0)
+
+/* o = A^T m:  o0 = m0 + (m1+m2) + (m3+m4),  o1 = (m1-m2) + 2(m3-m4),
+               o2 = (m1+m2) + 4(m3+m4),      o3 = (m1-m2) + 8(m3-m4) + m5 */
+#define TGL_WINO_AT(VT, m0, m1, m2, m3, m4, m5, o0, o1, o2, o3)                                \
+    do {                                                                                       \
+        VT s12_ = m1 + m2, d12_ = m1 - m2, s34_ = m3 + m4, d34_ = m3 - m4;                     \
+        o0 = m0 + s12_ + s34_; o1 = d12_ + K2 * d34_;                                          \
+        o2 = s12_ + K4 * s34_; o3 = d12_ + K8 * d34_ + m5;                                     \
+    } while (0)
+
+/* u = A g (the adjoint of A^T):  u0 = g0,  u1,2 = (g0+g2) +- (g1+g3),
+                                  u3,4 = (g0+4g2) +- (2g1+8g3),  u5 = g3 */
+#define TGL_WINO_A(VT, g0, g1, g2, g3, u0, u1, u2, u3, u4, u5)                                 \
+    do {                                                                                       \
+        VT e_ = g0 + g2, o_ = g1 + g3, e2_ = g0 + K4 * g2, o2_ = K2 * g1 + K8 * g3;            \
+        u0 = g0; u1 = e_ + o_; u2 = e_ - o_; u3 = e2_ + o2_; u4 = e2_ - o2_; u5 = g3;           \
+    } while (0)
+
+/* ------------------------------------------------------------------------------------------ */
+/* Tile transforms, one tile per lane                                                         */
+/* ------------------------------------------------------------------------------------------ */
+/*
+ * in(t0, L, c0, c1):   for each lane l < L (tile T = t0 + l) and channel c in [c0, c1):
+ *                          V[xi*xs + c*cs + l] = (B^T d B)[xi],  d = x_pad[n, c, 6x6 at tile T]
+ *                      (all zeros for T >= the number of tiles)
+ * out(k0, k1, t0, L):  for each lane l and k in [k0, k1), inside the output only:
+ *                          y[n, k, 4th + r, 4tw + s] = (A^T m A)[r][s],  m[xi] = M[xi*xs + (k-k0)*ks + l]
+ * gy(t0, L, k0, k1):   G[xi*xs + k*ks + l] = (A g A^T)[xi],  g = gy[n, k, 4x4 at tile T] (0 outside)
+ *
+ * Written once over: VT (vector or scalar), VL lanes, IDXT/IDXLOAD (int32 offsets),
+ * MASKT (lane mask), GATHER(ptr, idx, mask) (masked lanes give 0, read nothing),
+ * SCATTER(ptr, idx, mask, v), LOADV/STOREV (VL contiguous values), SET1.
+ * L must be a multiple of VL.
+ */
+#define TGL_WINO_LANES(VL, OFF, ROWM, COLM, NROW, NCOL, ROW0, COL0, HLIM, WLIM, IMG)                \
+    /* per-lane offsets and row/column validity bits for the tiles t0 + l0 .. + VL */           \
+    for (int l = 0; l < VL; l++) {                                                             \
+        ptrdiff_t T_ = t0 + l0 + l;                                                            \
+        if (T_ >= tiles) { OFF[l] = 0; continue; }                                             \
+        int n_ = (int)(T_ / tpi), r_ = (int)(T_ % tpi), th_ = r_ / g->TW, tw_ = r_ % g->TW;    \
+        int row0_ = ROW0, col0_ = COL0;                                                        \
+        OFF[l] = n_ * (IMG) + row0_ * (WLIM) + col0_;                                          \
+        for (int i = 0; i < NROW; i++)                                                         \
+            if (row0_ + i >= 0 && row0_ + i < (HLIM)) ROWM[i] |= 1u << l;                      \
+        for (int j = 0; j < NCOL; j++)                                                         \
+            if (col0_ + j >= 0 && col0_ + j < (WLIM)) COLM[j] |= 1u << l;                      \
+    }
+
+#define TGL_WINO_DEFINE_TILES(SFX, T, ATTR, VT, VL, IDXT, IDXLOAD, MASKT, GATHER, SCATTER,      \
+                              LOADV, STOREV, SET1)                                             \
+    ATTR static void tgl_wino_in_##SFX(const tgl_wino_geom *g, const T *x, ptrdiff_t t0,      \
+                                       int L, int c0, int c1, T *V, ptrdiff_t xs,              \
+                                       ptrdiff_t cs) {                                         \
+        const VT K2 = SET1(2), K4 = SET1(4), K5 = SET1(5);                                     \
+        ptrdiff_t tpi = (ptrdiff_t)g->TH * g->TW, tiles = tpi * g->N;                          \
+        ptrdiff_t HW = (ptrdiff_t)g->H * g->W;                                                 \
+        int W = g->W;                                                                          \
+        for (int l0 = 0; l0 < L; l0 += VL) {                                                   \
+            int off[VL] __attribute__((aligned(64)));                                          \
+            unsigned rowm[6] = {0}, colm[6] = {0};                                             \
+            TGL_WINO_LANES(VL, off, rowm, colm, 6, 6, 4 * th_ - g->ph, 4 * tw_ - g->pw, g->H,      \
+                           g->W, g->C * (int)HW)                                               \
+            IDXT vi = IDXLOAD(off);                                                            \
+            MASKT mm[6][6];                                                                    \
+            for (int i = 0; i < 6; i++)                                                        \
+                for (int j = 0; j < 6; j++) mm[i][j] = (MASKT)(rowm[i] & colm[j]);             \
+            for (int c = c0; c < c1; c++) {                                                    \
+                const T *xc = x + c * HW;                                                      \
+                VT tmp[6][6];                                                                  \
+                for (int j = 0; j < 6; j++) {                                                  \
+                    VT d0 = GATHER(xc + j, vi, mm[0][j]);                                      \
+                    VT d1 = GATHER(xc + W + j, vi, mm[1][j]);                                  \
+                    VT d2 = GATHER(xc + 2 * W + j, vi, mm[2][j]);                              \
+                    VT d3 = GATHER(xc + 3 * W + j, vi, mm[3][j]);                              \
+                    VT d4 = GATHER(xc + 4 * W + j, vi, mm[4][j]);                              \
+                    VT d5 = GATHER(xc + 5 * W + j, vi, mm[5][j]);                              \
+                    TGL_WINO_BT(VT, d0, d1, d2, d3, d4, d5, tmp[0][j], tmp[1][j], tmp[2][j],   \
+                                tmp[3][j], tmp[4][j], tmp[5][j]);                              \
+                }                                                                              \
+                T *v = V + c * cs + l0;                                                        \
+                for (int a = 0; a < 6; a++) {                                                  \
+                    VT r0, r1, r2, r3, r4, r5;                                                 \
+                    TGL_WINO_BT(VT, tmp[a][0], tmp[a][1], tmp[a][2], tmp[a][3], tmp[a][4],     \
+                                tmp[a][5], r0, r1, r2, r3, r4, r5);                            \
+                    T *va = v + (ptrdiff_t)(a * 6) * xs;                                       \
+                    STOREV(va, r0); STOREV(va + xs, r1); STOREV(va + 2 * xs, r2);              \
+                    STOREV(va + 3 * xs, r3); STOREV(va + 4 * xs, r4); STOREV(va + 5 * xs, r5); \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }                                                                                          \
+    ATTR static void tgl_wino_out_##SFX(const tgl_wino_geom *g, const T *M, ptrdiff_t xs,     \
+                                        ptrdiff_t ks, int k0, int k1, ptrdiff_t t0, int L,     \
+                                        T *y) {                                                \
+        const VT K2 = SET1(2), K4 = SET1(4), K8 = SET1(8);                                     \
+        ptrdiff_t tpi = (ptrdiff_t)g->TH * g->TW, tiles = tpi * g->N;                          \
+        ptrdiff_t OHW = (ptrdiff_t)g->OH * g->OW;                                              \
+        int OW = g->OW;                                                                        \
+        for (int l0 = 0; l0 < L; l0 += VL) {                                                   \
+            int off[VL] __attribute__((aligned(64)));                                          \
+            unsigned rowm[4] = {0}, colm[4] = {0};                                             \
+            TGL_WINO_LANES(VL, off, rowm, colm, 4, 4, 4 * th_, 4 * tw_, g->OH, g->OW,              \
+                           g->K * (int)OHW)                                                    \
+            IDXT vi = IDXLOAD(off);                                                            \
+            MASKT mm[4][4];                                                                    \
+            for (int i = 0; i < 4; i++)                                                        \
+                for (int j = 0; j < 4; j++) mm[i][j] = (MASKT)(rowm[i] & colm[j]);             \
+            if (!(rowm[0] & colm[0])) continue;         /* no tile in this lane group */       \
+            for (int k = k0; k < k1; k++) {                                                    \
+                const T *m = M + (ptrdiff_t)(k - k0) * ks + l0;                                \
+                T *yk = y + k * OHW;                                                           \
+                VT tmp[6][4];                                                                  \
+                for (int a = 0; a < 6; a++) {                                                  \
+                    const T *ma = m + (ptrdiff_t)(a * 6) * xs;                                 \
+                    VT m0 = LOADV(ma), m1 = LOADV(ma + xs), m2 = LOADV(ma + 2 * xs);           \
+                    VT m3 = LOADV(ma + 3 * xs), m4 = LOADV(ma + 4 * xs), m5 = LOADV(ma + 5 * xs);\
+                    TGL_WINO_AT(VT, m0, m1, m2, m3, m4, m5, tmp[a][0], tmp[a][1], tmp[a][2],   \
+                                tmp[a][3]);                                                    \
+                }                                                                              \
+                for (int s = 0; s < 4; s++) {                                                  \
+                    VT o0, o1, o2, o3;                                                         \
+                    TGL_WINO_AT(VT, tmp[0][s], tmp[1][s], tmp[2][s], tmp[3][s], tmp[4][s],     \
+                                tmp[5][s], o0, o1, o2, o3);                                    \
+                    SCATTER(yk + s, vi, mm[0][s], o0);                                         \
+                    SCATTER(yk + OW + s, vi, mm[1][s], o1);                                    \
+                    SCATTER(yk + 2 * OW + s, vi, mm[2][s], o2);                                \
+                    SCATTER(yk + 3 * OW + s, vi, mm[3][s], o3);                                \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }                                                                                          \
+    ATTR static void tgl_wino_gy_##SFX(const tgl_wino_geom *g, const T *gy, ptrdiff_t t0,     \
+                                       int L, int k0, int k1, T *G, ptrdiff_t xs,              \
+                                       ptrdiff_t ks) {                                         \
+        const VT K2 = SET1(2), K4 = SET1(4), K8 = SET1(8);                                     \
+        ptrdiff_t tpi = (ptrdiff_t)g->TH * g->TW, tiles = tpi * g->N;                          \
+        ptrdiff_t OHW = (ptrdiff_t)g->OH * g->OW;                                              \
+        int OW = g->OW;                                                                        \
+        for (int l0 = 0; l0 < L; l0 += VL) {                                                   \
+            int off[VL] __attribute__((aligned(64)));                                          \
+            unsigned rowm[4] = {0}, colm[4] = {0};                                             \
+            TGL_WINO_LANES(VL, off, rowm, colm, 4, 4, 4 * th_, 4 * tw_, g->OH, g->OW,              \
+                           g->K * (int)OHW)                                                    \
+            IDXT vi = IDXLOAD(off);                                                            \
+            MASKT mm[4][4];                                                                    \
+            for (int i = 0; i < 4; i++)                                                        \
+                for (int j = 0; j < 4; j++) mm[i][j] = (MASKT)(rowm[i] & colm[j]);             \
+            for (int k = k0; k < k1; k++) {                                                    \
+                const T *gk = gy + k * OHW;                                                    \
+                VT tmp[4][6];                                                                  \
+                for (int r = 0; r < 4; r++) {                                                  \
+                    const T *gr = gk + r * OW;                                                 \
+                    VT g0 = GATHER(gr, vi, mm[r][0]), g1 = GATHER(gr + 1, vi, mm[r][1]);       \
+                    VT g2 = GATHER(gr + 2, vi, mm[r][2]), g3 = GATHER(gr + 3, vi, mm[r][3]);   \
+                    TGL_WINO_A(VT, g0, g1, g2, g3, tmp[r][0], tmp[r][1], tmp[r][2], tmp[r][3], \
+                               tmp[r][4], tmp[r][5]);                                          \
+                }                                                                              \
+                T *o = G + k * ks + l0;                                                        \
+                for (int b = 0; b < 6; b++) {                                                  \
+                    VT u0, u1, u2, u3, u4, u5;                                                 \
+                    TGL_WINO_A(VT, tmp[0][b], tmp[1][b], tmp[2][b], tmp[3][b], u0, u1, u2, u3, \
+                               u4, u5);                                                        \
+                    STOREV(o + (ptrdiff_t)(0 * 6 + b) * xs, u0);                               \
+                    STOREV(o + (ptrdiff_t)(1 * 6 + b) * xs, u1);                               \
+                    STOREV(o + (ptrdiff_t)(2 * 6 + b) * xs, u2);                               \
+                    STOREV(o + (ptrdiff_t)(3 * 6 + b) * xs, u3);                               \
+                    STOREV(o + (ptrdiff_t)(4 * 6 + b) * xs, u4);                               \
+                    STOREV(o + (ptrdiff_t)(5 * 6 + b) * xs, u5);                               \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }
+
+/* Scalar: one lane. */
+#define TGL_W1_IDXLOAD(p) (*(p))
+#define TGL_W1_GATHER(p, i, m) ((m) ? (p)[i] : 0)
+#define TGL_W1_SCATTER(p, i, m, v) do { if (m) (p)[i] = (v); } while (0)
+#define TGL_W1_LOADV(p) (*(p))
+#define TGL_W1_STOREV(p, v) (*(p) = (v))
+#define TGL_W1_SET1_F32(c) ((float)(c))
+#define TGL_W1_SET1_F64(c) ((double)(c))
+TGL_WINO_DEFINE_TILES(generic_f32, float, , float, 1, int, TGL_W1_IDXLOAD, unsigned,
+                      TGL_W1_GATHER, TGL_W1_SCATTER, TGL_W1_LOADV, TGL_W1_STOREV,
+                      TGL_W1_SET1_F32)
+TGL_WINO_DEFINE_TILES(generic_f64, double, , double, 1, int, TGL_W1_IDXLOAD, unsigned,
+                      TGL_W1_GATHER, TGL_W1_SCATTER, TGL_W1_LOADV, TGL_W1_STOREV,
+                      TGL_W1_SET1_F64)
+
+#if TGL_HAVE_SIMD_KERNELS
+/* AVX-512: 16 float32 / 8 float64 lanes, hardware gathers and scatters (masked lanes neither
+   read nor write memory). GCC's vector extensions give +, -, * on __m512 / __m512d, and
+   -ffp-contract=fast (GCC's default outside ISO mode) fuses them into FMAs. */
+#define TGL_WZ_IDX16(p) _mm512_load_si512((const void *)(p))
+#define TGL_WZ_IDX8(p) _mm256_load_si256((const __m256i *)(p))
+#define TGL_WZ_GATHER_PS(p, i, m) _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, i, p, 4)
+#define TGL_WZ_GATHER_PD(p, i, m) _mm512_mask_i32gather_pd(_mm512_setzero_pd(), m, i, p, 8)
+#define TGL_WZ_SCATTER_PS(p, i, m, v) _mm512_mask_i32scatter_ps(p, m, i, v, 4)
+#define TGL_WZ_SCATTER_PD(p, i, m, v) _mm512_mask_i32scatter_pd(p, m, i, v, 8)
+TGL_WINO_DEFINE_TILES(avx512_f32, float, __attribute__((target("avx512f,fma"))), __m512, 16,
+                      __m512i, TGL_WZ_IDX16, __mmask16, TGL_WZ_GATHER_PS, TGL_WZ_SCATTER_PS,
+                      _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps)
+TGL_WINO_DEFINE_TILES(avx512_f64, double, __attribute__((target("avx512f,fma"))), __m512d, 8,
+                      __m256i, TGL_WZ_IDX8, __mmask8, TGL_WZ_GATHER_PD, TGL_WZ_SCATTER_PD,
+                      _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd)
+#endif
+
+/* The transforms for an ISA (tgl_kernel_info.isa): AVX-512 has vector versions, the others run
+   the scalar ones (correct everywhere; auto picks winograd only where it measured faster). */
+#if TGL_HAVE_SIMD_KERNELS
+#define TGL_WINO_PICK(NAME, SFX, ...)                                                          \
+    if (isa == TGL_ISA_AVX512) { NAME##_avx512_##SFX(__VA_ARGS__); return; }                   \
+    NAME##_generic_##SFX(__VA_ARGS__);
+#else
+#define TGL_WINO_PICK(NAME, SFX, ...) NAME##_generic_##SFX(__VA_ARGS__);
+#endif
+#define TGL_WINO_DISPATCH(SFX, T)                                                              \
+    static void tgl_wino_in_##SFX(int isa, const tgl_wino_geom *g, const T *x, ptrdiff_t t0,   \
+                                  int L, int c0, int c1, T *V, ptrdiff_t xs, ptrdiff_t cs) {   \
+        TGL_WINO_PICK(tgl_wino_in, SFX, g, x, t0, L, c0, c1, V, xs, cs)                        \
+    }                                                                                          \
+    static void tgl_wino_out_##SFX(int isa, const tgl_wino_geom *g, const T *M, ptrdiff_t xs,  \
+                                   ptrdiff_t ks, int k0, int k1, ptrdiff_t t0, int L, T *y) {  \
+        TGL_WINO_PICK(tgl_wino_out, SFX, g, M, xs, ks, k0, k1, t0, L, y)                       \
+    }                                                                                          \
+    static void tgl_wino_gy_##SFX(int isa, const tgl_wino_geom *g, const T *gy, ptrdiff_t t0,  \
+                                  int L, int k0, int k1, T *G, ptrdiff_t xs, ptrdiff_t ks) {   \
+        TGL_WINO_PICK(tgl_wino_gy, SFX, g, gy, t0, L, k0, k1, G, xs, ks)                       \
+    }
+TGL_WINO_DISPATCH(f32, float)
+TGL_WINO_DISPATCH(f64, double)
+
+#endif /* TGL_WINOGRAD_H */
