@@ -329,11 +329,223 @@ TGL_WINO_DEFINE_TILES(avx512_f64, double, __attribute__((target("avx512f,fma")))
                       _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd)
 #endif
 
-/* The transforms for an ISA (tgl_kernel_info.isa): AVX-512 has vector versions, the others run
-   the scalar ones (correct everywhere; auto picks winograd only where it measured faster). */
+#if TGL_HAVE_SIMD_KERNELS
+/* ------------------------------------------------------------------------------------------ */
+/* AVX-512 float32 without gathers: four consecutive tiles of a row per 16-float vector       */
+/* ------------------------------------------------------------------------------------------ */
+/*
+ * A lane group is 16 tiles in four quarters of 4 lanes. When each quarter holds 4 consecutive
+ * tiles of one tile row (always when TW is a multiple of 4; checked per group), row i of its
+ * input tiles is 16 + 2 contiguous floats: load them (masked at the image edges) and
+ * deinterleave -- d_j[l] = e[4l + j] -- with permutes; the output rows are interleaved back and
+ * stored as 16 contiguous floats. Gathers and scatters (~16 cycles each on the machine measured)
+ * made up most of the transform time; this path does it with 2 loads and ~2 permutes per row
+ * and column. Other groups take the gather path above.
+ */
+typedef struct {
+    ptrdiff_t off[4];      /* per quarter: offset of its first tile's (row 0, col 0) */
+    __mmask16 m0[4], m4[4];/* columns e (e + 4) of the 16 (18) valid, per quarter; 0: empty */
+    unsigned rows[4];      /* bit i: row i of the quarter's tiles inside the image */
+} tgl_wino_quarters;
+
+/* The quarters of tiles T0 .. T0 + 15; 0 when one straddles two tile rows. in: input side
+   (6 rows, offsets into x, padding); else the output side (4 rows, offsets into y / gy). */
+static int tgl_wino_quarters_of(const tgl_wino_geom *g, ptrdiff_t T0, int in,
+                                tgl_wino_quarters *q) {
+    ptrdiff_t tpi = (ptrdiff_t)g->TH * g->TW, tiles = tpi * g->N;
+    for (int k = 0; k < 4; k++) {
+        ptrdiff_t T = T0 + 4 * k;
+        q->off[k] = 0; q->m0[k] = q->m4[k] = 0; q->rows[k] = 0;
+        if (T >= tiles) continue;
+        int n = (int)(T / tpi), r = (int)(T % tpi), th = r / g->TW, tw = r % g->TW;
+        if (tw + 3 >= g->TW) return 0;
+        int row0 = in ? 4 * th - g->ph : 4 * th, col0 = in ? 4 * tw - g->pw : 4 * tw;
+        int H = in ? g->H : g->OH, W = in ? g->W : g->OW, nr = in ? 6 : 4;
+        q->off[k] = (ptrdiff_t)n * (in ? g->C : g->K) * H * W + (ptrdiff_t)row0 * W + col0;
+        for (int i = 0; i < nr; i++)
+            if (row0 + i >= 0 && row0 + i < H) q->rows[k] |= 1u << i;
+        for (int e = 0; e < 16; e++) {
+            if (col0 + e >= 0 && col0 + e < W) q->m0[k] |= (__mmask16)(1u << e);
+            if (col0 + 4 + e >= 0 && col0 + 4 + e < W) q->m4[k] |= (__mmask16)(1u << e);
+        }
+    }
+    return 1;
+}
+
+/* d_j[l] = e[4l + j], j = J0, J0 + 1, from the 64 values e of v[0..3] (quarter k: e[16k..]) */
+#define TGL_WQ_DEINT2(v, P, dA, dB)                                                            \
+    do {                                                                                       \
+        __m512 t_ = _mm512_permutex2var_ps(v[0], P, v[1]);                                     \
+        __m512 w_ = _mm512_permutex2var_ps(v[2], P, v[3]);                                     \
+        dA = _mm512_shuffle_f32x4(t_, w_, 0x44); dB = _mm512_shuffle_f32x4(t_, w_, 0xEE);      \
+    } while (0)
+
+__attribute__((target("avx512f,fma"))) static void tgl_wino_in_q16_f32(
+    const tgl_wino_geom *g, const tgl_wino_quarters *q, const float *x, int c0, int c1,
+    float *V, ptrdiff_t xs, ptrdiff_t cs) {
+    const __m512 K2 = _mm512_set1_ps(2), K4 = _mm512_set1_ps(4), K5 = _mm512_set1_ps(5);
+    const __m512i P01 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
+    const __m512i P23 = _mm512_setr_epi32(2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
+    ptrdiff_t HW = (ptrdiff_t)g->H * g->W;
+    int W = g->W;
+    for (int c = c0; c < c1; c++) {
+        const float *xc = x + c * HW;
+        __m512 tmp[6][6];
+        for (int i = 0; i < 6; i++) {
+            __m512 v[4], u[4], d0, d1, d2, d3, d4, d5;
+            for (int k = 0; k < 4; k++) {
+                if ((q->rows[k] >> i) & 1) {
+                    const float *p = xc + q->off[k] + (ptrdiff_t)i * W;
+                    v[k] = _mm512_maskz_loadu_ps(q->m0[k], p);
+                    u[k] = _mm512_maskz_loadu_ps(q->m4[k], p + 4);
+                } else {
+                    v[k] = u[k] = _mm512_setzero_ps();
+                }
+            }
+            TGL_WQ_DEINT2(v, P01, d0, d1);
+            TGL_WQ_DEINT2(v, P23, d2, d3);
+            TGL_WQ_DEINT2(u, P01, d4, d5);
+            TGL_WINO_BT(__m512, d0, d1, d2, d3, d4, d5, tmp[i][0], tmp[i][1], tmp[i][2],
+                        tmp[i][3], tmp[i][4], tmp[i][5]);
+        }
+        float *v = V + c * cs;
+        for (int b = 0; b < 6; b++) {
+            __m512 r0, r1, r2, r3, r4, r5;
+            TGL_WINO_BT(__m512, tmp[0][b], tmp[1][b], tmp[2][b], tmp[3][b], tmp[4][b],
+                        tmp[5][b], r0, r1, r2, r3, r4, r5);
+            _mm512_storeu_ps(v + (ptrdiff_t)(0 * 6 + b) * xs, r0);
+            _mm512_storeu_ps(v + (ptrdiff_t)(1 * 6 + b) * xs, r1);
+            _mm512_storeu_ps(v + (ptrdiff_t)(2 * 6 + b) * xs, r2);
+            _mm512_storeu_ps(v + (ptrdiff_t)(3 * 6 + b) * xs, r3);
+            _mm512_storeu_ps(v + (ptrdiff_t)(4 * 6 + b) * xs, r4);
+            _mm512_storeu_ps(v + (ptrdiff_t)(5 * 6 + b) * xs, r5);
+        }
+    }
+}
+
+__attribute__((target("avx512f,fma"))) static void tgl_wino_out_q16_f32(
+    const tgl_wino_geom *g, const tgl_wino_quarters *q, const float *M, ptrdiff_t xs,
+    ptrdiff_t ks, int k0, int k1, float *y) {
+    const __m512 K2 = _mm512_set1_ps(2), K4 = _mm512_set1_ps(4), K8 = _mm512_set1_ps(8);
+    /* z_k[4l + s] = o_s[4k + l]: from (o0 | o1) and (o2 | o3) halves */
+    const __m512i Q0 = _mm512_setr_epi32(0, 8, 16, 24, 1, 9, 17, 25, 2, 10, 18, 26, 3, 11, 19, 27);
+    const __m512i Q1 = _mm512_setr_epi32(4, 12, 20, 28, 5, 13, 21, 29, 6, 14, 22, 30, 7, 15, 23, 31);
+    ptrdiff_t OHW = (ptrdiff_t)g->OH * g->OW;
+    int OW = g->OW;
+    for (int k = k0; k < k1; k++) {
+        const float *m = M + (ptrdiff_t)(k - k0) * ks;
+        float *yk = y + k * OHW;
+        __m512 tmp[6][4], o[4][4];
+        for (int a = 0; a < 6; a++) {
+            const float *ma = m + (ptrdiff_t)(a * 6) * xs;
+            __m512 m0 = _mm512_loadu_ps(ma), m1 = _mm512_loadu_ps(ma + xs);
+            __m512 m2 = _mm512_loadu_ps(ma + 2 * xs), m3 = _mm512_loadu_ps(ma + 3 * xs);
+            __m512 m4 = _mm512_loadu_ps(ma + 4 * xs), m5 = _mm512_loadu_ps(ma + 5 * xs);
+            TGL_WINO_AT(__m512, m0, m1, m2, m3, m4, m5, tmp[a][0], tmp[a][1], tmp[a][2],
+                        tmp[a][3]);
+        }
+        for (int s = 0; s < 4; s++)
+            TGL_WINO_AT(__m512, tmp[0][s], tmp[1][s], tmp[2][s], tmp[3][s], tmp[4][s],
+                        tmp[5][s], o[0][s], o[1][s], o[2][s], o[3][s]);
+        for (int r = 0; r < 4; r++) {
+            __m512 t01 = _mm512_shuffle_f32x4(o[r][0], o[r][1], 0x44);
+            __m512 t23 = _mm512_shuffle_f32x4(o[r][2], o[r][3], 0x44);
+            __m512 h01 = _mm512_shuffle_f32x4(o[r][0], o[r][1], 0xEE);
+            __m512 h23 = _mm512_shuffle_f32x4(o[r][2], o[r][3], 0xEE);
+            __m512 z[4];
+            z[0] = _mm512_permutex2var_ps(t01, Q0, t23);
+            z[1] = _mm512_permutex2var_ps(t01, Q1, t23);
+            z[2] = _mm512_permutex2var_ps(h01, Q0, h23);
+            z[3] = _mm512_permutex2var_ps(h01, Q1, h23);
+            for (int kq = 0; kq < 4; kq++)
+                if ((q->rows[kq] >> r) & 1)
+                    _mm512_mask_storeu_ps(yk + q->off[kq] + (ptrdiff_t)r * OW, q->m0[kq], z[kq]);
+        }
+    }
+}
+
+__attribute__((target("avx512f,fma"))) static void tgl_wino_gy_q16_f32(
+    const tgl_wino_geom *g, const tgl_wino_quarters *q, const float *gy, int k0, int k1,
+    float *G, ptrdiff_t xs, ptrdiff_t ks) {
+    const __m512 K2 = _mm512_set1_ps(2), K4 = _mm512_set1_ps(4), K8 = _mm512_set1_ps(8);
+    const __m512i P01 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
+    const __m512i P23 = _mm512_setr_epi32(2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
+    ptrdiff_t OHW = (ptrdiff_t)g->OH * g->OW;
+    int OW = g->OW;
+    for (int k = k0; k < k1; k++) {
+        const float *gk = gy + k * OHW;
+        __m512 tmp[4][6];
+        for (int r = 0; r < 4; r++) {
+            __m512 v[4], g0, g1, g2, g3;
+            for (int kq = 0; kq < 4; kq++)
+                v[kq] = ((q->rows[kq] >> r) & 1)
+                            ? _mm512_maskz_loadu_ps(q->m0[kq], gk + q->off[kq] + (ptrdiff_t)r * OW)
+                            : _mm512_setzero_ps();
+            TGL_WQ_DEINT2(v, P01, g0, g1);
+            TGL_WQ_DEINT2(v, P23, g2, g3);
+            TGL_WINO_A(__m512, g0, g1, g2, g3, tmp[r][0], tmp[r][1], tmp[r][2], tmp[r][3],
+                       tmp[r][4], tmp[r][5]);
+        }
+        float *o = G + k * ks;
+        for (int b = 0; b < 6; b++) {
+            __m512 u0, u1, u2, u3, u4, u5;
+            TGL_WINO_A(__m512, tmp[0][b], tmp[1][b], tmp[2][b], tmp[3][b], u0, u1, u2, u3, u4,
+                       u5);
+            _mm512_storeu_ps(o + (ptrdiff_t)(0 * 6 + b) * xs, u0);
+            _mm512_storeu_ps(o + (ptrdiff_t)(1 * 6 + b) * xs, u1);
+            _mm512_storeu_ps(o + (ptrdiff_t)(2 * 6 + b) * xs, u2);
+            _mm512_storeu_ps(o + (ptrdiff_t)(3 * 6 + b) * xs, u3);
+            _mm512_storeu_ps(o + (ptrdiff_t)(4 * 6 + b) * xs, u4);
+            _mm512_storeu_ps(o + (ptrdiff_t)(5 * 6 + b) * xs, u5);
+        }
+    }
+}
+
+/* Per 16-lane group: the contiguous path where the quarters allow it, else the gathers. */
+static void tgl_wino_in_avx512q_f32(const tgl_wino_geom *g, const float *x, ptrdiff_t t0, int L,
+                                    int c0, int c1, float *V, ptrdiff_t xs, ptrdiff_t cs) {
+    tgl_wino_quarters q;
+    for (int l0 = 0; l0 < L; l0 += 16) {
+        if (tgl_wino_quarters_of(g, t0 + l0, 1, &q))
+            tgl_wino_in_q16_f32(g, &q, x, c0, c1, V + l0, xs, cs);
+        else
+            tgl_wino_in_avx512_f32(g, x, t0 + l0, 16, c0, c1, V + l0, xs, cs);
+    }
+}
+static void tgl_wino_out_avx512q_f32(const tgl_wino_geom *g, const float *M, ptrdiff_t xs,
+                                     ptrdiff_t ks, int k0, int k1, ptrdiff_t t0, int L, float *y) {
+    tgl_wino_quarters q;
+    for (int l0 = 0; l0 < L; l0 += 16) {
+        if (tgl_wino_quarters_of(g, t0 + l0, 0, &q))
+            tgl_wino_out_q16_f32(g, &q, M + l0, xs, ks, k0, k1, y);
+        else
+            tgl_wino_out_avx512_f32(g, M + l0, xs, ks, k0, k1, t0 + l0, 16, y);
+    }
+}
+static void tgl_wino_gy_avx512q_f32(const tgl_wino_geom *g, const float *gy, ptrdiff_t t0, int L,
+                                    int k0, int k1, float *G, ptrdiff_t xs, ptrdiff_t ks) {
+    tgl_wino_quarters q;
+    for (int l0 = 0; l0 < L; l0 += 16) {
+        if (tgl_wino_quarters_of(g, t0 + l0, 0, &q))
+            tgl_wino_gy_q16_f32(g, &q, gy, k0, k1, G + l0, xs, ks);
+        else
+            tgl_wino_gy_avx512_f32(g, gy, t0 + l0, 16, k0, k1, G + l0, xs, ks);
+    }
+}
+#define tgl_wino_in_avx512f_f32 tgl_wino_in_avx512q_f32
+#define tgl_wino_out_avx512f_f32 tgl_wino_out_avx512q_f32
+#define tgl_wino_gy_avx512f_f32 tgl_wino_gy_avx512q_f32
+#define tgl_wino_in_avx512f_f64 tgl_wino_in_avx512_f64
+#define tgl_wino_out_avx512f_f64 tgl_wino_out_avx512_f64
+#define tgl_wino_gy_avx512f_f64 tgl_wino_gy_avx512_f64
+#endif
+
+/* The transforms for an ISA (tgl_kernel_info.isa): AVX-512 has vector versions (float32: the
+   contiguous path where it applies), the others run the scalar ones (correct everywhere; auto
+   picks winograd only where it measured faster). */
 #if TGL_HAVE_SIMD_KERNELS
 #define TGL_WINO_PICK(NAME, SFX, ...)                                                          \
-    if (isa == TGL_ISA_AVX512) { NAME##_avx512_##SFX(__VA_ARGS__); return; }                   \
+    if (isa == TGL_ISA_AVX512) { NAME##_avx512f_##SFX(__VA_ARGS__); return; }                  \
     NAME##_generic_##SFX(__VA_ARGS__);
 #else
 #define TGL_WINO_PICK(NAME, SFX, ...) NAME##_generic_##SFX(__VA_ARGS__);

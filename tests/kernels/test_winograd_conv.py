@@ -66,6 +66,8 @@ CASES = [
     (1, 2, 3, 3, 2, (4, 3)),          # padding > 2: the backward-input convolution crops
     (2, 17, 9, 10, 13, (1, 1)),       # C, O > MR: several micro-kernel panels, a short last one
     (1, 32, 12, 16, 64, (1, 1)),      # the layer-b channel counts
+    (2, 3, 5, 30, 5, (1, 1)),         # 8 tiles a row: the contiguous AVX-512 path, cut edges
+    (3, 2, 9, 13, 3, (2, 1)),         # 4 tiles a row, odd tile rows, groups over images
 ]
 
 
