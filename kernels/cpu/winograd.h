@@ -31,7 +31,7 @@
  *
  * This header holds the transforms; the GEMMs are the micro-kernels of gemm_kernels.h, and the
  * loops and threads live in winograd.pxi. Tiles are numbered across the batch,
- * T = (n*TH + th)*TW + tw, and the transforms work on a block of L consecutive tiles at a time,
+ * T = (n*TH + th)*TS + tw (TS >= TW: see tgl_wino_geom), and the transforms work on a block of L consecutive tiles at a time,
  * one tile per vector lane (16 float32 or 8 float64 lanes with AVX-512; a scalar loop
  * otherwise), so a block of transformed tiles is exactly a packed GEMM panel: V[xi][c][lane].
  * Inputs are gathered and outputs scattered with per-lane offsets and masks, so any padding
@@ -49,6 +49,9 @@ typedef struct {
     int K, OH, OW;       /* output: K channels of OH x OW */
     int ph, pw;          /* padding (may be negative: a crop) */
     int TH, TW;          /* tiles per image: ceil(OH/4) x ceil(OW/4) */
+    int TS;              /* tile numbers per tile row: TW, or TW rounded up to a multiple of 4
+                            (the tiles tw >= TW are phantoms, masked out everywhere) so that
+                            the float32 AVX-512 path finds every 4 lanes in one row */
 } tgl_wino_geom;
 
 static const double tgl_wino_G[6][3] = {
@@ -63,7 +66,8 @@ static const double tgl_wino_G[6][3] = {
  *          flip = 0: (ko, ci) = (k, c), U is 36 x K x C.
  *          flip = 1: g = w[k][c] rotated by 180 degrees and (ko, ci) = (c, k), U is 36 x C x K:
  *          the filter of the stride-1 backward-input convolution.
- * grad:    gw[k][c][i][j] = (G^T dU[.][k][c] G)[i][j]   (dU is 36 x K x C)
+ * grad:    gw[k][c][i][j] = (G^T dU[.][k][c] G)[i][j]   (dU is 36 x K x C; with trans,
+ *          36 x C x K)
  */
 #define TGL_WINO_DEFINE_FILTER(SFX, T)                                                         \
     static void tgl_wino_filter_##SFX(const T *w, int K, int C, int flip, T *U) {              \
@@ -87,14 +91,15 @@ static const double tgl_wino_G[6][3] = {
                                 t[a][2] * tgl_wino_G[b][2]);                                   \
             }                                                                                  \
     }                                                                                          \
-    static void tgl_wino_filter_grad_##SFX(const T *dU, int K, int C, T *gw) {                 \
+    static void tgl_wino_filter_grad_##SFX(const T *dU, int K, int C, int trans, T *gw) {      \
         ptrdiff_t KC = (ptrdiff_t)K * C;                                                       \
         for (ptrdiff_t kc = 0; kc < KC; kc++) {                                                \
+            ptrdiff_t at = trans ? (kc % C) * K + kc / C : kc;                                 \
             double t[3][6];                                                                    \
             for (int i = 0; i < 3; i++)                                                        \
                 for (int b = 0; b < 6; b++) {                                                  \
                     double s = 0;                                                              \
-                    for (int a = 0; a < 6; a++) s += tgl_wino_G[a][i] * dU[(a * 6 + b) * KC + kc];\
+                    for (int a = 0; a < 6; a++) s += tgl_wino_G[a][i] * dU[(a * 6 + b) * KC + at];\
                     t[i][b] = s;                                                               \
                 }                                                                              \
             for (int i = 0; i < 3; i++)                                                        \
@@ -161,8 +166,8 @@ TGL_WINO_DEFINE_FILTER(f64, double)
     /* per-lane offsets and row/column validity bits for the tiles t0 + l0 .. + VL */           \
     for (int l = 0; l < VL; l++) {                                                             \
         ptrdiff_t T_ = t0 + l0 + l;                                                            \
-        if (T_ >= tiles) { OFF[l] = 0; continue; }                                             \
-        int n_ = (int)(T_ / tpi), r_ = (int)(T_ % tpi), th_ = r_ / g->TW, tw_ = r_ % g->TW;    \
+        int n_ = (int)(T_ / tpi), r_ = (int)(T_ % tpi), th_ = r_ / g->TS, tw_ = r_ % g->TS;    \
+        if (T_ >= tiles || tw_ >= g->TW) { OFF[l] = 0; continue; }                             \
         int row0_ = ROW0, col0_ = COL0;                                                        \
         OFF[l] = n_ * (IMG) + row0_ * (WLIM) + col0_;                                          \
         for (int i = 0; i < NROW; i++)                                                         \
@@ -177,7 +182,7 @@ TGL_WINO_DEFINE_FILTER(f64, double)
                                        int L, int c0, int c1, T *V, ptrdiff_t xs,              \
                                        ptrdiff_t cs) {                                         \
         const VT K2 = SET1(2), K4 = SET1(4), K5 = SET1(5);                                     \
-        ptrdiff_t tpi = (ptrdiff_t)g->TH * g->TW, tiles = tpi * g->N;                          \
+        ptrdiff_t tpi = (ptrdiff_t)g->TH * g->TS, tiles = tpi * g->N;                          \
         ptrdiff_t HW = (ptrdiff_t)g->H * g->W;                                                 \
         int W = g->W;                                                                          \
         for (int l0 = 0; l0 < L; l0 += VL) {                                                   \
@@ -218,7 +223,7 @@ TGL_WINO_DEFINE_FILTER(f64, double)
                                         ptrdiff_t ks, int k0, int k1, ptrdiff_t t0, int L,     \
                                         T *y) {                                                \
         const VT K2 = SET1(2), K4 = SET1(4), K8 = SET1(8);                                     \
-        ptrdiff_t tpi = (ptrdiff_t)g->TH * g->TW, tiles = tpi * g->N;                          \
+        ptrdiff_t tpi = (ptrdiff_t)g->TH * g->TS, tiles = tpi * g->N;                          \
         ptrdiff_t OHW = (ptrdiff_t)g->OH * g->OW;                                              \
         int OW = g->OW;                                                                        \
         for (int l0 = 0; l0 < L; l0 += VL) {                                                   \
@@ -258,7 +263,7 @@ TGL_WINO_DEFINE_FILTER(f64, double)
                                        int L, int k0, int k1, T *G, ptrdiff_t xs,              \
                                        ptrdiff_t ks) {                                         \
         const VT K2 = SET1(2), K4 = SET1(4), K8 = SET1(8);                                     \
-        ptrdiff_t tpi = (ptrdiff_t)g->TH * g->TW, tiles = tpi * g->N;                          \
+        ptrdiff_t tpi = (ptrdiff_t)g->TH * g->TS, tiles = tpi * g->N;                          \
         ptrdiff_t OHW = (ptrdiff_t)g->OH * g->OW;                                              \
         int OW = g->OW;                                                                        \
         for (int l0 = 0; l0 < L; l0 += VL) {                                                   \
@@ -352,13 +357,13 @@ typedef struct {
    (6 rows, offsets into x, padding); else the output side (4 rows, offsets into y / gy). */
 static int tgl_wino_quarters_of(const tgl_wino_geom *g, ptrdiff_t T0, int in,
                                 tgl_wino_quarters *q) {
-    ptrdiff_t tpi = (ptrdiff_t)g->TH * g->TW, tiles = tpi * g->N;
+    ptrdiff_t tpi = (ptrdiff_t)g->TH * g->TS, tiles = tpi * g->N;
     for (int k = 0; k < 4; k++) {
         ptrdiff_t T = T0 + 4 * k;
         q->off[k] = 0; q->m0[k] = q->m4[k] = 0; q->rows[k] = 0;
         if (T >= tiles) continue;
-        int n = (int)(T / tpi), r = (int)(T % tpi), th = r / g->TW, tw = r % g->TW;
-        if (tw + 3 >= g->TW) return 0;
+        int n = (int)(T / tpi), r = (int)(T % tpi), th = r / g->TS, tw = r % g->TS;
+        if (tw + 3 >= g->TS) return 0;      /* (phantom tiles: masked by the columns) */
         int row0 = in ? 4 * th - g->ph : 4 * th, col0 = in ? 4 * tw - g->pw : 4 * tw;
         int H = in ? g->H : g->OH, W = in ? g->W : g->OW, nr = in ? 6 : 4;
         q->off[k] = (ptrdiff_t)n * (in ? g->C : g->K) * H * W + (ptrdiff_t)row0 * W + col0;

@@ -185,23 +185,25 @@ def test_winograd_refused_where_it_does_not_apply(ref, geo, why):
 
 
 def test_auto_choice():
-    """On AVX-512, auto runs winograd for a layer-b-like conv (bitwise the forced result) and
-    keeps the implicit/im2col choice for few channels (layers a and c of the benchmark)."""
+    """On AVX-512, auto runs winograd (bitwise the forced result) where _wino_pays measured it
+    faster -- e.g. the layer-b channels, 8 channels -- and keeps the implicit/im2col choice for
+    3 input channels (layer c of the benchmark), fewer than 8 outputs, and many filters on
+    8x8 images."""
     if "avx512" not in _cpu.supported_isas():
         pytest.skip("auto takes winograd on AVX-512 only (the only ISA it was measured on)")
     previous = _cpu.set_isa("avx512")
     try:
         rng = np.random.default_rng(4)
-        for c, o, want in ((32, 64, "winograd"), (3, 32, "other"), (16, 8, "other")):
-            x = rng.standard_normal((2, c, 12, 12)).astype(np.float32)
+        for c, o, hw, want in ((32, 64, 12, True), (8, 8, 12, True), (3, 32, 12, False),
+                               (16, 4, 12, False), (128, 128, 8, False), (64, 128, 8, True)):
+            x = rng.standard_normal((2, c, hw, hw)).astype(np.float32)
             w = rng.standard_normal((o, c, 3, 3)).astype(np.float32)
             outs = {}
             for algo in ("auto", "winograd", "implicit", "im2col"):
-                outs[algo] = np.empty((2, o, 12, 12), np.float32)
+                outs[algo] = np.empty((2, o, hw, hw), np.float32)
                 _cpu.conv2d_forward(x, w, outs[algo], 1, 1, 1, 1, 1, 1, 1, 1, algo)
-            is_wino = np.array_equal(outs["auto"], outs["winograd"])
-            assert is_wino == (want == "winograd")
-            if want != "winograd":
+            assert np.array_equal(outs["auto"], outs["winograd"]) == want, (c, o, hw)
+            if not want:
                 assert (np.array_equal(outs["auto"], outs["implicit"])
                         or np.array_equal(outs["auto"], outs["im2col"]))
     finally:
