@@ -62,7 +62,8 @@ static const double tgl_wino_G[6][3] = {
 /* Filter transforms (plain C, in double)                                                     */
 /* ------------------------------------------------------------------------------------------ */
 /*
- * filter:  U[xi][ko][ci] = (G g G^T)[a][b], xi = 6a + b, for the filter g = w[k][c] (3x3).
+ * filter:  U[xi][ko][ci] = (G g G^T)[a][b], xi = 6a + b, for the filters g = w[k][c] (3x3),
+ *          k in [k0, k1) (a slice per thread).
  *          flip = 0: (ko, ci) = (k, c), U is 36 x K x C.
  *          flip = 1: g = w[k][c] rotated by 180 degrees and (ko, ci) = (c, k), U is 36 x C x K:
  *          the filter of the stride-1 backward-input convolution.
@@ -70,9 +71,10 @@ static const double tgl_wino_G[6][3] = {
  *          36 x C x K)
  */
 #define TGL_WINO_DEFINE_FILTER(SFX, T)                                                         \
-    static void tgl_wino_filter_##SFX(const T *w, int K, int C, int flip, T *U) {              \
+    static void tgl_wino_filter_##SFX(const T *w, int K, int C, int flip, int k0, int k1,      \
+                                      T *U) {                                                  \
         int KO = flip ? C : K, CI = flip ? K : C;                                              \
-        for (int k = 0; k < K; k++)                                                            \
+        for (int k = k0; k < k1; k++)                                                          \
             for (int c = 0; c < C; c++) {                                                      \
                 const T *s = w + ((ptrdiff_t)k * C + c) * 9;                                   \
                 double g[3][3], t[6][3];                                                       \

@@ -26,8 +26,9 @@
 cdef extern from "winograd.h" nogil:
     ctypedef struct tgl_wino_geom:
         int N, C, H, W, K, OH, OW, ph, pw, TH, TW, TS
-    void tgl_wino_filter_f32(const float* w, int K, int C, int flip, float* U)
-    void tgl_wino_filter_f64(const double* w, int K, int C, int flip, double* U)
+    void tgl_wino_filter_f32(const float* w, int K, int C, int flip, int k0, int k1, float* U)
+    void tgl_wino_filter_f64(const double* w, int K, int C, int flip, int k0, int k1,
+                             double* U)
     void tgl_wino_filter_grad_f32(const float* dU, int K, int C, int trans, float* gw)
     void tgl_wino_filter_grad_f64(const double* dU, int K, int C, int trans, double* gw)
     void tgl_wino_in_f32(int isa, const tgl_wino_geom* g, const float* x, ptrdiff_t t0, int L,
@@ -113,6 +114,31 @@ cdef void _wino_fwd_block(const tgl_wino_geom* wg, const floating* x, const floa
         kp += mr
 
 
+cdef void _wino_filter_slice(const floating* w, floating* U, int C, int KO, bint flip,
+                             int part, int parts) noexcept nogil:
+    """Slice part of parts of U = the transformed filters (36 x KO x C): a range of the
+    original weight's first axis, so either layout (flip or not) splits without overlap."""
+    cdef int Kw = C if flip else KO, Cw = KO if flip else C
+    cdef int k0 = Kw * part // parts, k1 = Kw * (part + 1) // parts
+    if floating is float:
+        tgl_wino_filter_f32(w, Kw, Cw, flip, k0, k1, U)
+    else:
+        tgl_wino_filter_f64(w, Kw, Cw, flip, k0, k1, U)
+
+
+cdef void _wino_pack_slice(floating* U, floating* Upk, int C, int KO, int KOp, int part,
+                           int parts, const tgl_kernel_info* K) noexcept nogil:
+    """Slice part of parts of: Upk[xi] = U[xi] packed in MR panels (a range of xi)."""
+    cdef int xi
+    for xi in range(WINO_XI * part // parts, WINO_XI * (part + 1) // parts):
+        if floating is float:
+            tgl_pack_a_f32(K.pack_simd, K.mr, KO, C, U + <ptrdiff_t>xi * KO * C, C, 1,
+                           Upk + <ptrdiff_t>xi * KOp * C)
+        else:
+            tgl_pack_a_f64(K.pack_simd, K.mr, KO, C, U + <ptrdiff_t>xi * KO * C, C, 1,
+                           Upk + <ptrdiff_t>xi * KOp * C)
+
+
 cdef int _wino_conv(const floating* x, const floating* w, floating* y, int N, int C, int H,
                     int W, int KO, int OH, int OW, int ph, int pw, bint flip, int threads,
                     const tgl_kernel_info* K) except -1:
@@ -129,33 +155,27 @@ cdef int _wino_conv(const floating* x, const floating* w, floating* y, int N, in
     cdef int nblk = _cdiv(tiles, L)
     cdef size_t vb = _round64(<size_t>WINO_XI * C * L * fs)
     cdef size_t per = vb + _round64(<size_t>WINO_XI * mr * L * fs)
-    cdef _Workspace wsu = _Workspace()       # the transformed filter (the shared one: blocks)
-    cdef floating* U = <floating*>wsu.ensure(ub + <size_t>WINO_XI * KOp * C * fs)
-    cdef floating* Upk = <floating*>(<char*>U + ub)
+    cdef size_t pkb = _round64(<size_t>WINO_XI * KOp * C * fs)
+    cdef floating* U
+    cdef floating* Upk
     cdef char* buf
     cdef char* mine
     nthreads = threads if threads < nblk else nblk
-    with nogil:
-        if floating is float:
-            if flip:
-                tgl_wino_filter_f32(w, C, KO, 1, U)
-            else:
-                tgl_wino_filter_f32(w, KO, C, 0, U)
-            for xi in range(WINO_XI):
-                tgl_pack_a_f32(K.pack_simd, mr, KO, C, U + <ptrdiff_t>xi * KO * C, C, 1,
-                               Upk + <ptrdiff_t>xi * KOp * C)
-        else:
-            if flip:
-                tgl_wino_filter_f64(w, C, KO, 1, U)
-            else:
-                tgl_wino_filter_f64(w, KO, C, 0, U)
-            for xi in range(WINO_XI):
-                tgl_pack_a_f64(K.pack_simd, mr, KO, C, U + <ptrdiff_t>xi * KO * C, C, 1,
-                               Upk + <ptrdiff_t>xi * KOp * C)
-    cdef _Workspace ws = _ws_acquire()
+    cdef _Workspace ws = _ws_acquire()   # reused: a fresh buffer per call costs page faults
     try:
-        buf = ws.ensure(per * (nthreads if nthreads > 1 else 1))
-        with nogil:
+        # [U: transformed filters | Upk: packed | per thread: V, Mb]
+        U = <floating*>ws.ensure(ub + pkb + per * (nthreads if nthreads > 1 else 1))
+        Upk = <floating*>(<char*>U + ub)
+        buf = <char*>U + ub + pkb
+        with nogil:             # the filter transform, then its packing, split over threads
+            if threads <= 1:
+                _wino_filter_slice(w, U, C, KO, flip, 0, 1)
+                _wino_pack_slice(U, Upk, C, KO, KOp, 0, 1, K)
+            else:
+                for b in prange(threads, num_threads=threads, schedule="static"):
+                    _wino_filter_slice(w, U, C, KO, flip, b, threads)
+                for b in prange(threads, num_threads=threads, schedule="static"):
+                    _wino_pack_slice(U, Upk, C, KO, KOp, b, threads, K)
             if nthreads <= 1:
                 for b in range(nblk):
                     _wino_fwd_block(&wg, x, Upk, KOp, y, <ptrdiff_t>b * L, <floating*>buf,
