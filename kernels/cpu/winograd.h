@@ -379,6 +379,20 @@ static int tgl_wino_quarters_of(const tgl_wino_geom *g, ptrdiff_t T0, int in,
     return 1;
 }
 
+/* The rows a channel's quarters read, TGL_WQ_AHEAD channels ahead: the transforms stream
+   through x and gy one channel plane at a time, 4 runs per row, too many streams for the
+   hardware prefetchers (the loads were the hot spot). */
+#define TGL_WQ_AHEAD 2
+#define TGL_WQ_PREFETCH(q, base, NROWS, W)                                                     \
+    do {                                                                                       \
+        for (int k_ = 0; k_ < 4; k_++)                                                         \
+            for (int i_ = 0; i_ < NROWS; i_++)                                                 \
+                if (((q)->rows[k_] >> i_) & 1) {                                               \
+                    const char *p_ = (const char *)((base) + (q)->off[k_] + (ptrdiff_t)i_ * (W)); \
+                    _mm_prefetch(p_, _MM_HINT_T0); _mm_prefetch(p_ + 76, _MM_HINT_T0);         \
+                }                                                                              \
+    } while (0)
+
 /* d_j[l] = e[4l + j], j = J0, J0 + 1, from the 64 values e of v[0..3] (quarter k: e[16k..]) */
 #define TGL_WQ_DEINT2(v, P, dA, dB)                                                            \
     do {                                                                                       \
@@ -398,6 +412,7 @@ __attribute__((target("avx512f,fma"))) static void tgl_wino_in_q16_f32(
     for (int c = c0; c < c1; c++) {
         const float *xc = x + c * HW;
         __m512 tmp[6][6];
+        if (c + TGL_WQ_AHEAD < c1) TGL_WQ_PREFETCH(q, xc + TGL_WQ_AHEAD * HW, 6, W);
         for (int i = 0; i < 6; i++) {
             __m512 v[4], u[4], d0, d1, d2, d3, d4, d5;
             for (int k = 0; k < 4; k++) {
@@ -482,6 +497,7 @@ __attribute__((target("avx512f,fma"))) static void tgl_wino_gy_q16_f32(
     for (int k = k0; k < k1; k++) {
         const float *gk = gy + k * OHW;
         __m512 tmp[4][6];
+        if (k + TGL_WQ_AHEAD < k1) TGL_WQ_PREFETCH(q, gk + TGL_WQ_AHEAD * OHW, 4, OW);
         for (int r = 0; r < 4; r++) {
             __m512 v[4], g0, g1, g2, g3;
             for (int kq = 0; kq < 4; kq++)
