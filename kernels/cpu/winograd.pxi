@@ -26,9 +26,8 @@
 cdef extern from "winograd.h" nogil:
     ctypedef struct tgl_wino_geom:
         int N, C, H, W, K, OH, OW, ph, pw, TH, TW, TS
-    void tgl_wino_filter_f32(const float* w, int K, int C, int flip, int k0, int k1, float* U)
-    void tgl_wino_filter_f64(const double* w, int K, int C, int flip, int k0, int k1,
-                             double* U)
+    void tgl_wino_filter_f32(int isa, const float* w, int K, int C, int flip, float* U)
+    void tgl_wino_filter_f64(int isa, const double* w, int K, int C, int flip, double* U)
     void tgl_wino_filter_grad_f32(const float* dU, int K, int C, int trans, float* gw)
     void tgl_wino_filter_grad_f64(const double* dU, int K, int C, int trans, double* gw)
     void tgl_wino_in_f32(int isa, const tgl_wino_geom* g, const float* x, ptrdiff_t t0, int L,
@@ -114,23 +113,23 @@ cdef void _wino_fwd_block(const tgl_wino_geom* wg, const floating* x, const floa
         kp += mr
 
 
-cdef void _wino_filter_slice(const floating* w, floating* U, int C, int KO, bint flip,
-                             int part, int parts) noexcept nogil:
-    """Slice part of parts of U = the transformed filters (36 x KO x C): a range of the
-    original weight's first axis, so either layout (flip or not) splits without overlap."""
-    cdef int Kw = C if flip else KO, Cw = KO if flip else C
-    cdef int k0 = Kw * part // parts, k1 = Kw * (part + 1) // parts
-    if floating is float:
-        tgl_wino_filter_f32(w, Kw, Cw, flip, k0, k1, U)
-    else:
-        tgl_wino_filter_f64(w, Kw, Cw, flip, k0, k1, U)
-
-
-cdef void _wino_pack_slice(floating* U, floating* Upk, int C, int KO, int KOp, int part,
-                           int parts, const tgl_kernel_info* K) noexcept nogil:
-    """Slice part of parts of: Upk[xi] = U[xi] packed in MR panels (a range of xi)."""
+cdef void _wino_filter(const floating* w, floating* U, floating* Upk, int C, int KO, int KOp,
+                       bint flip, const tgl_kernel_info* K) noexcept nogil:
+    """U = the transformed filters (36 x KO x C), then Upk[xi] = U[xi] packed in MR panels.
+    On one thread: vectorized over the filters it is about 1% of a layer-b pass, less than
+    what a second parallel region (one more join) cost on the busy machine measured."""
     cdef int xi
-    for xi in range(WINO_XI * part // parts, WINO_XI * (part + 1) // parts):
+    if floating is float:
+        if flip:
+            tgl_wino_filter_f32(K.isa, w, C, KO, 1, U)
+        else:
+            tgl_wino_filter_f32(K.isa, w, KO, C, 0, U)
+    else:
+        if flip:
+            tgl_wino_filter_f64(K.isa, w, C, KO, 1, U)
+        else:
+            tgl_wino_filter_f64(K.isa, w, KO, C, 0, U)
+    for xi in range(WINO_XI):
         if floating is float:
             tgl_pack_a_f32(K.pack_simd, K.mr, KO, C, U + <ptrdiff_t>xi * KO * C, C, 1,
                            Upk + <ptrdiff_t>xi * KOp * C)
@@ -167,15 +166,8 @@ cdef int _wino_conv(const floating* x, const floating* w, floating* y, int N, in
         U = <floating*>ws.ensure(ub + pkb + per * (nthreads if nthreads > 1 else 1))
         Upk = <floating*>(<char*>U + ub)
         buf = <char*>U + ub + pkb
-        with nogil:             # the filter transform, then its packing, split over threads
-            if threads <= 1:
-                _wino_filter_slice(w, U, C, KO, flip, 0, 1)
-                _wino_pack_slice(U, Upk, C, KO, KOp, 0, 1, K)
-            else:
-                for b in prange(threads, num_threads=threads, schedule="static"):
-                    _wino_filter_slice(w, U, C, KO, flip, b, threads)
-                for b in prange(threads, num_threads=threads, schedule="static"):
-                    _wino_pack_slice(U, Upk, C, KO, KOp, b, threads, K)
+        with nogil:
+            _wino_filter(w, U, Upk, C, KO, KOp, flip, K)
             if nthreads <= 1:
                 for b in range(nblk):
                     _wino_fwd_block(&wg, x, Upk, KOp, y, <ptrdiff_t>b * L, <floating*>buf,
