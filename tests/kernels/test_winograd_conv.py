@@ -8,9 +8,10 @@ inputs through the backend, a float64 gradcheck through autograd, and the algori
 Tolerances. Winograd rounds differently from a direct sum: the transforms multiply by up to 8
 (A^T) and 5 (B^T) and G holds 1/6 and 1/24, so its float32 error is about 10-20x that of a
 direct sum (measured: 5e-6 of the largest output for 32 channels, against 3e-7 for im2col;
-float64: 1e-14 against 1e-15). _tol allows 8 * 20 * eps * sqrt(k) of the largest value, k the
-length of each sum -- a few times the worst error measured over these tests, and still 30-100x
-below what a wrong tile, transform entry or edge would give (errors of order 1)."""
+float64: 1e-14 against 1e-15). _tol allows 40 * eps * sqrt(k) of the largest value, k the
+length of each sum: over 300 random shapes (1-64 channels, paddings 0-4), both dtypes and every
+ISA the worst error measured was 0.25 x that in forward and backward-input and 0.08 x in
+backward-weight; a wrong tile, transform entry or edge gives errors of order 1, far above it."""
 
 import re
 
@@ -24,7 +25,7 @@ from tinygrad_lite import _cpu
 
 def _tol(dtype, k, scale):
     eps = np.finfo(dtype).eps
-    return 8 * 20 * eps * np.sqrt(max(k, 1)) * max(1.0, scale)
+    return 40 * eps * np.sqrt(max(k, 1)) * max(1.0, scale)
 
 
 def _passes(x, w, gy, p, threads, algo):
