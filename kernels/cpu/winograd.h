@@ -31,7 +31,8 @@
  *
  * This header holds the transforms; the GEMMs are the micro-kernels of gemm_kernels.h, and the
  * loops and threads live in winograd.pxi. Tiles are numbered across the batch,
- * T = (n*TH + th)*TS + tw (TS >= TW: see tgl_wino_geom), and the transforms work on a block of L consecutive tiles at a time,
+ * T = (n*TH + th)*TS + tw (TS >= TW: see tgl_wino_geom), and the transforms work on a block of
+ * L consecutive tiles at a time,
  * one tile per vector lane (16 float32 or 8 float64 lanes with AVX-512; a scalar loop
  * otherwise), so a block of transformed tiles is exactly a packed GEMM panel: V[xi][c][lane].
  * Inputs are gathered and outputs scattered with per-lane offsets and masks, so any padding
@@ -186,15 +187,17 @@ TGL_WINO_DEFINE_FILTER(f64, double)
  *                          V[xi*xs + c*cs + l] = (B^T d B)[xi],  d = x_pad[n, c, 6x6 at tile T]
  *                      (all zeros for T >= the number of tiles)
  * out(k0, k1, t0, L):  for each lane l and k in [k0, k1), inside the output only:
- *                          y[n, k, 4th + r, 4tw + s] = (A^T m A)[r][s],  m[xi] = M[xi*xs + (k-k0)*ks + l]
- * gy(t0, L, k0, k1):   G[xi*xs + k*ks + l] = (A g A^T)[xi],  g = gy[n, k, 4x4 at tile T] (0 outside)
+ *                          y[n, k, 4th + r, 4tw + s] = (A^T m A)[r][s],
+ *                          m[xi] = M[xi*xs + (k-k0)*ks + l]
+ * gy(t0, L, k0, k1):   G[xi*xs + k*ks + l] = (A g A^T)[xi],
+ *                          g = gy[n, k, 4x4 at tile T] (0 outside)
  *
  * Written once over: VT (vector or scalar), VL lanes, IDXT/IDXLOAD (int32 offsets),
  * MASKT (lane mask), GATHER(ptr, idx, mask) (masked lanes give 0, read nothing),
  * SCATTER(ptr, idx, mask, v), LOADV/STOREV (VL contiguous values), SET1.
  * L must be a multiple of VL.
  */
-#define TGL_WINO_LANES(VL, OFF, ROWM, COLM, NROW, NCOL, ROW0, COL0, HLIM, WLIM, IMG)                \
+#define TGL_WINO_LANES(VL, OFF, ROWM, COLM, NROW, NCOL, ROW0, COL0, HLIM, WLIM, IMG)         \
     /* per-lane offsets and row/column validity bits for the tiles t0 + l0 .. + VL */           \
     for (int l = 0; l < VL; l++) {                                                             \
         ptrdiff_t T_ = t0 + l0 + l;                                                            \
@@ -435,8 +438,10 @@ __attribute__((target("avx512f,fma"))) static void tgl_wino_in_q16_f32(
     const tgl_wino_geom *g, const tgl_wino_quarters *q, const float *x, int c0, int c1,
     float *V, ptrdiff_t xs, ptrdiff_t cs) {
     const __m512 K2 = _mm512_set1_ps(2), K4 = _mm512_set1_ps(4), K5 = _mm512_set1_ps(5);
-    const __m512i P01 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
-    const __m512i P23 = _mm512_setr_epi32(2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
+    const __m512i P01 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28,
+                                          1, 5, 9, 13, 17, 21, 25, 29);
+    const __m512i P23 = _mm512_setr_epi32(2, 6, 10, 14, 18, 22, 26, 30,
+                                          3, 7, 11, 15, 19, 23, 27, 31);
     ptrdiff_t HW = (ptrdiff_t)g->H * g->W;
     int W = g->W;
     for (int c = c0; c < c1; c++) {
@@ -480,8 +485,10 @@ __attribute__((target("avx512f,fma"))) static void tgl_wino_out_q16_f32(
     ptrdiff_t ks, int k0, int k1, float *y) {
     const __m512 K2 = _mm512_set1_ps(2), K4 = _mm512_set1_ps(4), K8 = _mm512_set1_ps(8);
     /* z_k[4l + s] = o_s[4k + l]: from (o0 | o1) and (o2 | o3) halves */
-    const __m512i Q0 = _mm512_setr_epi32(0, 8, 16, 24, 1, 9, 17, 25, 2, 10, 18, 26, 3, 11, 19, 27);
-    const __m512i Q1 = _mm512_setr_epi32(4, 12, 20, 28, 5, 13, 21, 29, 6, 14, 22, 30, 7, 15, 23, 31);
+    const __m512i Q0 = _mm512_setr_epi32(0, 8, 16, 24, 1, 9, 17, 25,
+                                         2, 10, 18, 26, 3, 11, 19, 27);
+    const __m512i Q1 = _mm512_setr_epi32(4, 12, 20, 28, 5, 13, 21, 29,
+                                         6, 14, 22, 30, 7, 15, 23, 31);
     ptrdiff_t OHW = (ptrdiff_t)g->OH * g->OW;
     int OW = g->OW;
     for (int k = k0; k < k1; k++) {
@@ -520,8 +527,10 @@ __attribute__((target("avx512f,fma"))) static void tgl_wino_gy_q16_f32(
     const tgl_wino_geom *g, const tgl_wino_quarters *q, const float *gy, int k0, int k1,
     float *G, ptrdiff_t xs, ptrdiff_t ks) {
     const __m512 K2 = _mm512_set1_ps(2), K4 = _mm512_set1_ps(4), K8 = _mm512_set1_ps(8);
-    const __m512i P01 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
-    const __m512i P23 = _mm512_setr_epi32(2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
+    const __m512i P01 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28,
+                                          1, 5, 9, 13, 17, 21, 25, 29);
+    const __m512i P23 = _mm512_setr_epi32(2, 6, 10, 14, 18, 22, 26, 30,
+                                          3, 7, 11, 15, 19, 23, 27, 31);
     ptrdiff_t OHW = (ptrdiff_t)g->OH * g->OW;
     int OW = g->OW;
     for (int k = k0; k < k1; k++) {
