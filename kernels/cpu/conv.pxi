@@ -464,7 +464,8 @@ cdef bint _wino_pays(_Geom* g) noexcept nogil:
     <= 8: gathered transforms, few tiles to pay for the filter transform) at most 8192 filters.
     Measured (1 thread, float32, against the faster of implicit and im2col, per pass): 1.6-3.4x
     forward and backward-input and 1.0-3.2x backward-weight for 8-128 channels on 8x8..56x56
-    images; 0.45-1.4x with 3 input channels; 0.6-0.8x for 512 -> 512 channels on 8x8."""
+    images; 0.45-1.4x with 3 input channels; 0.6-0.8x for 512 -> 512 channels on 8x8. float64
+    (gathered transforms): 1.6-2.5x on five of those layers, so the rule ignores the dtype."""
     return (g.kinfo.isa == TGL_ISA_AVX512 and g.C >= 8 and g.O >= 8
             and (g.OW > 8 or <size_t>g.C * g.O <= 8192))
 
