@@ -63,7 +63,10 @@ static const double tgl_wino_G[6][3] = {
 /* Filter transforms (plain C, in double)                                                     */
 /* ------------------------------------------------------------------------------------------ */
 /*
- * filter:  U[xi][ko][ci] = (G g G^T)[a][b], xi = 6a + b, for the filters g = w[k][c] (3x3).
+ * filter:  U[xi](ko, ci) = (G g G^T)[a][b], xi = 6a + b, for the filters g = w[k][c] (3x3),
+ *          stored as the forward GEMM's packed A: per xi, MR-tall panels of ko, each k-major
+ *          (ci-major): U[xi*KOp*CI + (ko/MR)*MR*CI + ci*MR + ko%MR], KOp = KO rounded up to
+ *          MR, the rows ko >= KO zero.
  *          flip = 0: (ko, ci) = (k, c), U is 36 x K x C.
  *          flip = 1: g = w[k][c] rotated by 180 degrees and (ko, ci) = (c, k), U is 36 x C x K:
  *          the filter of the stride-1 backward-input convolution.
@@ -94,8 +97,15 @@ TGL_WINO_DEFINE_FCHUNK(tgl_wino_fchunk_avx512, __attribute__((target("avx512f,fm
 #endif
 
 #define TGL_WINO_DEFINE_FILTER(SFX, T)                                                         \
-    static void tgl_wino_filter_##SFX(int isa, const T *w, int K, int C, int flip, T *U) {     \
-        int KO = flip ? C : K, CI = flip ? K : C;                                              \
+    static void tgl_wino_filter_##SFX(int isa, const T *w, int K, int C, int flip, int mr,     \
+                                      T *U) {                                                  \
+        int KO = flip ? C : K, CI = flip ? K : C, KOp = (KO + mr - 1) / mr * mr;               \
+        if (KOp > KO)                               /* the zero rows of the last panels */     \
+            for (int xi = 0; xi < 36; xi++)                                                    \
+                for (int ci = 0; ci < CI; ci++)                                                \
+                    for (int ko = KO; ko < KOp; ko++)                                          \
+                        U[(ptrdiff_t)xi * KOp * CI + (ptrdiff_t)(ko / mr) * mr * CI +          \
+                          (ptrdiff_t)ci * mr + ko % mr] = 0;                                   \
         double gt[9][TGL_WINO_FCHUNK] __attribute__((aligned(64)));                            \
         double u[36][TGL_WINO_FCHUNK] __attribute__((aligned(64)));                            \
         (void)isa;                                                                             \
@@ -112,8 +122,9 @@ TGL_WINO_DEFINE_FCHUNK(tgl_wino_fchunk_avx512, __attribute__((target("avx512f,fm
                 }                                                                              \
                 TGL_WINO_FCHUNK_RUN(isa, gt, u);                                               \
                 for (int xi = 0; xi < 36; xi++) {                                              \
-                    T *d = U + ((ptrdiff_t)xi * KO + ko) * CI + ci0;                           \
-                    for (int l = 0; l < n; l++) d[l] = (T)u[xi][l];                            \
+                    T *d = U + (ptrdiff_t)xi * KOp * CI + (ptrdiff_t)(ko / mr) * mr * CI +     \
+                           (ptrdiff_t)ci0 * mr + ko % mr;                                      \
+                    for (int l = 0; l < n; l++) d[(ptrdiff_t)l * mr] = (T)u[xi][l];            \
                 }                                                                              \
             }                                                                                  \
     }                                                                                          \

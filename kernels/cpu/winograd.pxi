@@ -9,7 +9,7 @@
 #                        for each MR rows of output channels kp:
 #                            Mb[xi] (MR x L) = Upk[xi][kp] (MR x C) . V[xi]   36 micro-kernels
 #                            y[.., kp rows, tiles of the block] = output transform of Mb
-#                    U = G w G^T is transformed and packed (MR panels) once per call.
+#                    U = G w G^T is transformed once per call, straight into MR panels.
 #   backward-input   the same, on gy with the rotated, transposed filter and padding 2 - p
 #                    (a crop when p > 2): for stride 1 the adjoint is that convolution.
 #   backward-weight  per block of WINO_BW_LANES tiles:
@@ -26,8 +26,9 @@
 cdef extern from "winograd.h" nogil:
     ctypedef struct tgl_wino_geom:
         int N, C, H, W, K, OH, OW, ph, pw, TH, TW, TS
-    void tgl_wino_filter_f32(int isa, const float* w, int K, int C, int flip, float* U)
-    void tgl_wino_filter_f64(int isa, const double* w, int K, int C, int flip, double* U)
+    void tgl_wino_filter_f32(int isa, const float* w, int K, int C, int flip, int mr, float* U)
+    void tgl_wino_filter_f64(int isa, const double* w, int K, int C, int flip, int mr,
+                             double* U)
     void tgl_wino_filter_grad_f32(const float* dU, int K, int C, int trans, float* gw)
     void tgl_wino_filter_grad_f64(const double* dU, int K, int C, int trans, double* gw)
     void tgl_wino_in_f32(int isa, const tgl_wino_geom* g, const float* x, ptrdiff_t t0, int L,
@@ -113,29 +114,21 @@ cdef void _wino_fwd_block(const tgl_wino_geom* wg, const floating* x, const floa
         kp += mr
 
 
-cdef void _wino_filter(const floating* w, floating* U, floating* Upk, int C, int KO, int KOp,
-                       bint flip, const tgl_kernel_info* K) noexcept nogil:
-    """U = the transformed filters (36 x KO x C), then Upk[xi] = U[xi] packed in MR panels.
-    On one thread: vectorized over the filters it is about 1% of a layer-b pass, less than
-    what a second parallel region (one more join) cost on the busy machine measured."""
-    cdef int xi
+cdef void _wino_filter(const floating* w, floating* Upk, int C, int KO, bint flip,
+                       const tgl_kernel_info* K) noexcept nogil:
+    """Upk = the transformed filters, packed in MR panels per xi (winograd.h). On one thread:
+    vectorized over the filters it is about 1% of a layer-b pass, less than what a second
+    parallel region (one more join) cost on the busy machine measured."""
     if floating is float:
         if flip:
-            tgl_wino_filter_f32(K.isa, w, C, KO, 1, U)
+            tgl_wino_filter_f32(K.isa, w, C, KO, 1, K.mr, Upk)
         else:
-            tgl_wino_filter_f32(K.isa, w, KO, C, 0, U)
+            tgl_wino_filter_f32(K.isa, w, KO, C, 0, K.mr, Upk)
     else:
         if flip:
-            tgl_wino_filter_f64(K.isa, w, C, KO, 1, U)
+            tgl_wino_filter_f64(K.isa, w, C, KO, 1, K.mr, Upk)
         else:
-            tgl_wino_filter_f64(K.isa, w, KO, C, 0, U)
-    for xi in range(WINO_XI):
-        if floating is float:
-            tgl_pack_a_f32(K.pack_simd, K.mr, KO, C, U + <ptrdiff_t>xi * KO * C, C, 1,
-                           Upk + <ptrdiff_t>xi * KOp * C)
-        else:
-            tgl_pack_a_f64(K.pack_simd, K.mr, KO, C, U + <ptrdiff_t>xi * KO * C, C, 1,
-                           Upk + <ptrdiff_t>xi * KOp * C)
+            tgl_wino_filter_f64(K.isa, w, KO, C, 0, K.mr, Upk)
 
 
 cdef int _wino_conv(const floating* x, const floating* w, floating* y, int N, int C, int H,
@@ -149,25 +142,22 @@ cdef int _wino_conv(const floating* x, const floating* w, floating* y, int N, in
     cdef int mr = K.mr, L = K.nr if floating is float else K.nr_f64
     cdef int KOp = _cdiv(KO, mr) * mr, xi, b, nthreads
     cdef size_t fs = sizeof(floating)
-    cdef size_t ub = _round64(<size_t>WINO_XI * KO * C * fs)
     cdef ptrdiff_t tiles = <ptrdiff_t>N * wg.TH * wg.TS
     cdef int nblk = _cdiv(tiles, L)
     cdef size_t vb = _round64(<size_t>WINO_XI * C * L * fs)
     cdef size_t per = vb + _round64(<size_t>WINO_XI * mr * L * fs)
     cdef size_t pkb = _round64(<size_t>WINO_XI * KOp * C * fs)
-    cdef floating* U
     cdef floating* Upk
     cdef char* buf
     cdef char* mine
     nthreads = threads if threads < nblk else nblk
     cdef _Workspace ws = _ws_acquire()   # reused: a fresh buffer per call costs page faults
     try:
-        # [U: transformed filters | Upk: packed | per thread: V, Mb]
-        U = <floating*>ws.ensure(ub + pkb + per * (nthreads if nthreads > 1 else 1))
-        Upk = <floating*>(<char*>U + ub)
-        buf = <char*>U + ub + pkb
+        # [Upk: the transformed, packed filters | per thread: V, Mb]
+        Upk = <floating*>ws.ensure(pkb + per * (nthreads if nthreads > 1 else 1))
+        buf = <char*>Upk + pkb
         with nogil:
-            _wino_filter(w, U, Upk, C, KO, KOp, flip, K)
+            _wino_filter(w, Upk, C, KO, flip, K)
             if nthreads <= 1:
                 for b in range(nblk):
                     _wino_fwd_block(&wg, x, Upk, KOp, y, <ptrdiff_t>b * L, <floating*>buf,
