@@ -490,6 +490,7 @@ cdef int _conv_check(str op, tuple x, tuple w, tuple y, int groups) except -1:
 
 
 include "small.pxi"
+include "winograd.pxi"
 include "conv.pxi"
 include "pool.pxi"
 include "optim.pxi"

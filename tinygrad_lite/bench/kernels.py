@@ -2,7 +2,7 @@
 
     tinygrad-lite bench kernels [--quick] [--threads 1,2] [--only SUBSTR,...] [--json PATH]
                                 [--plot PATH] [--md PATH] [--peak GFLOPS] [--clock wall|thread]
-                                [--conv-algo auto|implicit|im2col]
+                                [--conv-algo auto|implicit|winograd|im2col]
     tinygrad-lite bench compare A.json B.json        (two --json runs; see compare.py)
 
 Implementations: the numpy reference backend (OpenBLAS), our cython kernels, and PyTorch CPU when
@@ -559,8 +559,10 @@ def main(argv=None):
     ap.add_argument("--peak", type=float, default=None,
                     help="peak GFLOP/s per thread for the %%peak column (default: the float32 "
                     "FMA peak measured at the start of the run, at each thread count)")
-    ap.add_argument("--conv-algo", default="auto", choices=["auto", "implicit", "im2col"],
-                    help="conv2d algorithm of the cython backend (default auto)")
+    ap.add_argument("--conv-algo", default="auto",
+                    choices=["auto", "implicit", "winograd", "im2col"],
+                    help="conv2d algorithm of the cython backend (default auto; winograd runs "
+                    "3x3 stride-1 layers only, the others take auto's choice)")
     args = ap.parse_args(argv)
     threads = tuple(int(t) for t in args.threads.split(","))
     if args.plot:                      # say so now, not after the whole run
