@@ -26,6 +26,7 @@ from collections.abc import MutableMapping
 
 import numpy as np
 
+from tinygrad_lite import _malloc
 from tinygrad_lite.errors import ShapeError
 
 __all__ = ["Optimizer", "array_module"]
@@ -121,6 +122,7 @@ class Optimizer:
             groups = [{"params": groups}]
         for g in groups:
             self.add_param_group(g)
+        _malloc.tune()   # a process that trains keeps its step arrays' pages (_malloc.py)
 
     # ---- parameter groups -----------------------------------------------------------------
     def add_param_group(self, param_group):
