@@ -28,12 +28,16 @@ from .errors import GraphError, ShapeError
 
 # ------------------------------------------------------------------ grad mode ---
 
-_state = threading.local()
+class _GradMode(threading.local):
+    enabled = True    # the default of every thread (a class attribute: a fast read when unset)
+
+
+_state = _GradMode()
 
 
 def is_grad_enabled():
     """True when operations are recorded for backward (the default)."""
-    return getattr(_state, "enabled", True)
+    return _state.enabled
 
 
 class set_grad_enabled(ContextDecorator):
@@ -152,22 +156,25 @@ class Function:
     def apply(cls, *inputs, **attrs):
         # The algorithm: wrap the inputs as Tensors, run forward on their arrays, and when any
         # input needs a gradient (and grad mode is on) hang a Node on the output. Written for
-        # speed, as it runs once per op: no imports, no Context.__init__ or Tensor.__init__
-        # (object.__new__ and slot stores), the needs_input_grad list only when a Node is made.
+        # speed, as it runs once per op: no imports, no __init__ calls (object.__new__ and slot
+        # stores), the CPU backend read from one global, needs_input_grad only with a Node.
         Tensor = _Tensor or _bind()
-        tensors, needs = inputs, False
+        arrays, needs = [], False
         for t in inputs:
-            if not isinstance(t, Tensor):
-                tensors = tuple(t if isinstance(t, Tensor) else Tensor(t) for t in inputs)
-                needs = any(t._requires_grad for t in tensors)
+            if not isinstance(t, Tensor):     # an array or a number among them: wrap them all
+                inputs = tuple(t if isinstance(t, Tensor) else Tensor(t) for t in inputs)
+                arrays = [t.data for t in inputs]
+                needs = any(t._requires_grad for t in inputs)
                 break
+            arrays.append(t.data)
             if t._requires_grad:
                 needs = True
-        arrays = [t.data for t in tensors]
         if _cuda_seen:            # only once a CUDA tensor exists: one global read until then
             _check_devices(cls, arrays)
         a0 = arrays[0]
-        backend = _cpu_backend() if type(a0) is np.ndarray else _current_for(a0)
+        backend = _cpu_fixed if type(a0) is np.ndarray else None
+        if backend is None:       # a thread chose its own backend (backends.use), or not numpy
+            backend = _current_for(a0)
         ctx = _new(Context)
         ctx.xp, ctx.backend, ctx._saved, ctx.saved_tensors = backend.xp, backend, (), ()
         out_data = cls.forward(ctx, *arrays, **attrs)
@@ -175,15 +182,15 @@ class Function:
             _tape.forward(cls, ctx, arrays, attrs, out_data)
         if _anomaly:              # detect_anomaly() is on (anomaly.py)
             _anomaly_forward(cls, ctx, arrays, out_data)
-        needs = needs and cls.differentiable and getattr(_state, "enabled", True)
         out = _new(Tensor)
         out.data, out.grad, out._retains_grad, out._hooks = out_data, None, False, None
-        out._requires_grad = needs
-        if needs:
-            ctx.needs_input_grad = [t._requires_grad for t in tensors]
-            out._node = Node(cls, ctx, tensors)
+        if needs and cls.differentiable and _state.enabled:
+            ctx.needs_input_grad = [t._requires_grad for t in inputs]
+            node = out._node = _new(Node)
+            node.fn, node.ctx, node.parents, node.freed = cls, ctx, inputs, False
+            out._requires_grad = True
         else:
-            out._node = None
+            out._node, out._requires_grad = None, False
         return out
 
 
@@ -202,7 +209,8 @@ _new = object.__new__
 _cuda_seen = False   # set by tensor._note_cuda when the first CUDA tensor is made
 _Tensor = None
 _current_for = None
-_cpu_backend = None
+_cpu_fixed = None   # the CPU backend of every thread, kept by backends (None while a thread uses
+                    # its own, or before the first lookup): then apply asks backends.current_for
 _tape = None   # a jit.py recorder while it records a training step; None otherwise
 # While it records, jit.py also wraps the lean walk's array steps, which are module functions
 # for that reason: _backward_arrays, sum_to_shape, _add and Tensor._accumulate_grad.
@@ -210,11 +218,11 @@ _tape = None   # a jit.py recorder while it records a training step; None otherw
 
 def _bind():
     """Late-bind Tensor and the backend lookup (they import this module)."""
-    global _Tensor, _current_for, _cpu_backend
+    global _Tensor, _current_for
     from . import backends
     from .tensor import Tensor
 
-    _Tensor, _current_for, _cpu_backend = Tensor, backends.current_for, backends.current
+    _Tensor, _current_for = Tensor, backends.current_for
     return Tensor
 
 
@@ -235,7 +243,9 @@ def call(fn, *args, **attrs):
     if isinstance(args[0], _Tensor or _bind()):
         return fn.apply(*args, **attrs)
     a0 = args[0]
-    backend = _cpu_backend() if type(a0) is np.ndarray else _current_for(a0)
+    backend = _cpu_fixed if type(a0) is np.ndarray else None
+    if backend is None:
+        backend = _current_for(a0)
     ctx = _new(Context)
     ctx.xp, ctx.backend = backend.xp, backend
     return fn.forward(ctx, *args, **attrs)
@@ -413,7 +423,7 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
     captured = {}
     if _tracer is not None:                   # tracing.trace() is on: it names the graph now
         _tracer.begin(outputs, grad_outputs)
-    prev = getattr(_state, "enabled", True)
+    prev = _state.enabled
     _state.enabled = create_graph
     try:
         pending = {}                          # leaf id -> consumers not yet walked
@@ -488,54 +498,131 @@ def _lean_walk(root, g, retain_graph):
     if root._node is None:
         _finish_leaf(root, g, True, None, None, False)
         return None
-    pending = {}
-    order = _topo_order((root,), pending)
-    grads, leaves = {id(root): g}, {}
-    prev = getattr(_state, "enabled", True)
+    chain = _chain(root) if _tape is None else None
+    prev = _state.enabled
     _state.enabled = False
     try:
-        for t in order:
-            g = grads.pop(id(t), None)
-            if g is None:
-                continue
-            node = t._node
-            if node.freed:
-                raise _freed_error(node)
-            if t._hooks:
-                g = _run_hooks(t, g, True)
-            if t._retains_grad:
-                t._accumulate_grad(g, False)
-            ctx, fn = node.ctx, node.fn
-            if fn.array_backward and _tape is None:   # _backward_arrays, inlined (jit records
-                ctx.saved_tensors = ctx._saved        # through that function instead)
-                in_grads = fn.backward(ctx, g)
-                if type(in_grads) is not tuple:
-                    in_grads = (in_grads,)
-            else:
-                in_grads = _backward_arrays(fn, ctx, g)
-            for p, gp in zip(node.parents, in_grads):
-                if gp is not None and p._requires_grad:
-                    if gp.shape != p.data.shape:
-                        gp = sum_to_shape(gp, p.data.shape)
-                    k = id(p)
-                    grads[k] = gp if k not in grads else _add(grads[k], gp)
-                    if p._node is None:
-                        leaves[k] = p
-            if not retain_graph:
-                node.freed = True
-                ctx._saved = ()
-            ctx.saved_tensors = ()
-            for p in node.parents:
-                if p._node is None:
-                    k = id(p)
-                    left = pending[k] = pending[k] - 1
-                    if not left and k in leaves:
-                        _finish_leaf(leaves.pop(k), grads.pop(k), True, None, None, False)
-        for k, t in leaves.items():
-            _finish_leaf(t, grads.pop(k), True, None, None, False)
+        if chain is not None:
+            _walk_chain(chain, g, retain_graph)
+        else:
+            _walk_graph(root, g, retain_graph)
     finally:
         _state.enabled = prev
     return None
+
+
+def _chain(root):
+    """The recorded tensors below ``root`` when they form a chain, else None.
+
+    A chain: every op has at most one non-leaf input (it may be used more than once, as in
+    ``y * y``), and no leaf has a hook. Then each non-leaf is used by the op just above it and
+    by no other, so the chain itself is a topological order: no sort, no per-tensor gradient
+    dict. And with no leaf hook to watch the moment a leaf's gradient is complete, every leaf
+    can be handed its gradient at the end. Small losses (``(a*b).sum()``, an MLP with a fused
+    loss) are chains; anything else takes ``_walk_graph``."""
+    chain = []
+    t = root
+    while t is not None:
+        chain.append(t)
+        below = None
+        for p in t._node.parents:
+            if p._node is not None:
+                if below is not None and below is not p:
+                    return None               # two different non-leaf inputs: a graph
+                below = p
+            elif p._hooks:
+                return None
+        t = below
+    return chain
+
+
+def _walk_chain(chain, g, retain_graph):
+    """The lean walk down a chain (see ``_chain``): ``g`` passes from each op to the one below;
+    leaf gradients are summed per leaf in walk order (as ``_walk_graph`` sums them) and handed
+    over at the end."""
+    leaf_grads = {}                            # id -> (leaf, its gradient so far)
+    for t in chain:
+        node = t._node
+        if node.freed:
+            raise _freed_error(node)
+        if t._hooks:
+            g = _run_hooks(t, g, True)
+        if t._retains_grad:
+            t._accumulate_grad(g, False)
+        ctx, fn = node.ctx, node.fn
+        if fn.array_backward:                  # _backward_arrays, inlined
+            ctx.saved_tensors = ctx._saved
+            in_grads = fn.backward(ctx, g)
+            if type(in_grads) is not tuple:
+                in_grads = (in_grads,)
+        else:
+            in_grads = _backward_arrays(fn, ctx, g)
+        g = None                               # the gradient of the op below, summed here
+        for p, gp in zip(node.parents, in_grads):
+            if gp is not None and p._requires_grad:
+                if gp.shape != p.data.shape:
+                    gp = sum_to_shape(gp, p.data.shape)
+                if p._node is not None:
+                    g = gp if g is None else _add(g, gp)
+                else:
+                    k = id(p)
+                    seen = leaf_grads.get(k)
+                    leaf_grads[k] = (p, gp if seen is None else _add(seen[1], gp))
+        if not retain_graph:
+            node.freed = True
+            ctx._saved = ()
+        ctx.saved_tensors = ()
+        if g is None:                          # nothing flows further down
+            break
+    for p, gp in leaf_grads.values():
+        p._accumulate_grad(gp, False)
+
+
+def _walk_graph(root, g, retain_graph):
+    """The lean walk over any graph: a topological order first, then per tensor the same steps
+    as ``run_backward``'s loop, a leaf handed its gradient right after its last consumer."""
+    pending = {}
+    order = _topo_order((root,), pending)
+    grads, leaves = {id(root): g}, {}
+    for t in order:
+        g = grads.pop(id(t), None)
+        if g is None:
+            continue
+        node = t._node
+        if node.freed:
+            raise _freed_error(node)
+        if t._hooks:
+            g = _run_hooks(t, g, True)
+        if t._retains_grad:
+            t._accumulate_grad(g, False)
+        ctx, fn = node.ctx, node.fn
+        if fn.array_backward and _tape is None:   # _backward_arrays, inlined (jit records
+            ctx.saved_tensors = ctx._saved        # through that function instead)
+            in_grads = fn.backward(ctx, g)
+            if type(in_grads) is not tuple:
+                in_grads = (in_grads,)
+        else:
+            in_grads = _backward_arrays(fn, ctx, g)
+        for p, gp in zip(node.parents, in_grads):
+            if gp is not None and p._requires_grad:
+                if gp.shape != p.data.shape:
+                    gp = sum_to_shape(gp, p.data.shape)
+                k = id(p)
+                grads[k] = gp if k not in grads else _add(grads[k], gp)
+                if p._node is None:
+                    leaves[k] = p
+        if not retain_graph:
+            node.freed = True
+            ctx._saved = ()
+        ctx.saved_tensors = ()
+        for p in node.parents:
+            if p._node is None:
+                k = id(p)
+                left = pending[k] = pending[k] - 1
+                if not left and k in leaves:
+                    _finish_leaf(leaves.pop(k), grads.pop(k), True, None, None, False)
+    for k, t in leaves.items():
+        _finish_leaf(t, grads.pop(k), True, None, None, False)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
