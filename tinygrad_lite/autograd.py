@@ -667,7 +667,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     return tuple(result)
 
 
-_SEEDS = {}   # (dtype, shape) -> a read-only 1: the seed gradient of a scalar, made once
+_SEEDS = {}   # NumPy scalar type or (dtype, shape) -> a read-only 1, the seed of a scalar output
 
 
 def _default_grad(t, g, op, cached=False):
@@ -676,17 +676,19 @@ def _default_grad(t, g, op, cached=False):
     Tensor = _Tensor or _bind()
     if g is None:
         a = t.data
+        if cached:                # a loss is mostly a NumPy scalar (a full sum): its type says all
+            key = type(a) if type(a) is not np.ndarray else (a.dtype, a.shape)
+            one = _SEEDS.get(key)
+            if one is not None:
+                return one
         if a.size != 1:
             raise GraphError(
                 f"{op}: grad can be implicitly created only for scalar outputs, got shape "
                 f"{t.shape}; pass a gradient of that shape, e.g. y.backward(ones_like(y))"
             )
         if cached and isinstance(a, (np.ndarray, np.generic)):
-            key = (a.dtype, a.shape)
-            one = _SEEDS.get(key)
-            if one is None:
-                one = _SEEDS[key] = np.ones(a.shape, dtype=a.dtype)
-                one.flags.writeable = False
+            one = _SEEDS[key] = np.ones(a.shape, dtype=a.dtype)
+            one.flags.writeable = False
             return one                        # the lean walk takes a raw array
         return Tensor._wrap(t.xp.ones(t.shape, dtype=t.dtype), False)
     if not isinstance(g, Tensor):

@@ -8,6 +8,8 @@ Next: indexing.py (flip, roll, diagonals, gather, scatter), then nn.py (softmax,
 conv2d, pooling), the ops neural networks are built from.
 """
 
+import math
+
 import numpy as np
 
 from ..autograd import Function, call, register
@@ -64,22 +66,31 @@ def broadcast_view(x, shape):
     """``np.broadcast_to(x, shape)``: a read-only view, no copy. A one-element ``x`` (a sum's
     gradient, a seed) gets the same zero-stride view built directly, ~10x cheaper on tiny
     arrays."""
-    if x.size == 1 and x.flags.c_contiguous:
+    if x.ndim == 0 or x.size == 1 and x.flags.c_contiguous:
         y = np.ndarray(shape, x.dtype, x, 0, (0,) * len(shape))
         y.flags.writeable = False
         return y
     return np.broadcast_to(x, shape)
 
 
+_FILL_MAX = 4096   # elements; see expand
+
+
 def expand(g, shape):
     """``g`` broadcast to ``shape`` in a backward rule, on Tensors or arrays alike (the shared
     vocabulary, autograd.py): ``call(Expand, ...)``, with the array case done here directly, as
-    it is the gradient of every sum on the lean walk."""
+    it is the gradient of every sum on the lean walk. There a one-element gradient over at most
+    ``_FILL_MAX`` elements becomes a new filled array instead of a zero-stride view: the same
+    values, and NumPy's ops on it (``g * b`` in a product's rule) cost half as much."""
     if g.shape == shape:
         return g
-    if type(g) is np.ndarray:
-        return broadcast_view(g, shape)
-    return call(Expand, g, shape=shape)
+    if type(g) is not np.ndarray:
+        return call(Expand, g, shape=shape)
+    if g.ndim == 0 and math.prod(shape) <= _FILL_MAX:
+        out = np.empty(shape, g.dtype)
+        out.fill(g)
+        return out
+    return broadcast_view(g, shape)
 
 
 def _is_basic(index):
