@@ -138,11 +138,18 @@ class Function:
     ``array_backward = True`` (opt-in) promises that ``backward`` is written in the vocabulary
     that Tensors and arrays share (``*``, ``/``, ``-``, ``.reshape``, ``.sum(axis, keepdims)``,
     ``call(OtherFunction, ...)``, ``const_like``), so the lean walk may run it on raw arrays.
+
+    ``fresh_grads = True`` (opt-in) promises that on the lean walk every array ``backward``
+    returns is new, made by the rule's own arithmetic (``g * b``): not ``g`` itself, not a saved
+    or input array, not a view of one, and not returned twice. The lean walk may then make it a
+    leaf's ``.grad`` as it is, without the copy it otherwise makes (tests/test_ops.py checks the
+    promise of every op that makes it).
     """
 
     op_name = None
     differentiable = True
     array_backward = False
+    fresh_grads = False
 
     @staticmethod
     def forward(ctx, *args, **kwargs):
@@ -540,7 +547,7 @@ def _walk_chain(chain, g, retain_graph):
     """The lean walk down a chain (see ``_chain``): ``g`` passes from each op to the one below;
     leaf gradients are summed per leaf in walk order (as ``_walk_graph`` sums them) and handed
     over at the end."""
-    leaf_grads = {}                            # id -> (leaf, its gradient so far)
+    leaf_grads = {}          # id -> (leaf, its gradient so far, whether that array is fresh)
     for t in chain:
         node = t._node
         if node.freed:
@@ -560,22 +567,29 @@ def _walk_chain(chain, g, retain_graph):
         g = None                               # the gradient of the op below, summed here
         for p, gp in zip(node.parents, in_grads):
             if gp is not None and p._requires_grad:
+                fresh = fn.fresh_grads
                 if gp.shape != p.data.shape:
-                    gp = sum_to_shape(gp, p.data.shape)
+                    gp = sum_to_shape(gp, p.data.shape)   # a new sum (or a view of one)
+                    fresh = True
                 if p._node is not None:
                     g = gp if g is None else _add(g, gp)
                 else:
                     k = id(p)
                     seen = leaf_grads.get(k)
-                    leaf_grads[k] = (p, gp if seen is None else _add(seen[1], gp))
+                    leaf_grads[k] = ((p, gp, fresh) if seen is None else
+                                     (p, _add(seen[1], gp), True))
         if not retain_graph:
             node.freed = True
             ctx._saved = ()
         ctx.saved_tensors = ()
         if g is None:                          # nothing flows further down
             break
-    for p, gp in leaf_grads.values():
-        p._accumulate_grad(gp, False)
+    Tensor = _Tensor
+    for p, gp, fresh in leaf_grads.values():
+        if fresh and p.grad is None and type(gp) is np.ndarray:
+            p.grad = Tensor._wrap(gp, False)   # nothing else holds it: no copy needed
+        else:
+            p._accumulate_grad(gp, False)
 
 
 def _walk_graph(root, g, retain_graph):
