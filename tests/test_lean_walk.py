@@ -98,6 +98,20 @@ def test_chain_walk_runs_hooks_retains_grad_and_stops_where_no_gradient_flows():
     np.testing.assert_array_equal(a.grad.numpy(), a.numpy())
 
 
+def test_hooks_and_tensor_rules_on_the_chain_walk_run_in_no_grad_mode():
+    a = Tensor(np.array([-1.0, 0.5, 2.0]), requires_grad=True)
+    y = a.elu()                                    # ELU's rule is written on Tensors
+    modes = []
+    y.register_hook(lambda g: modes.append(tl.is_grad_enabled()))
+    loss = (y * 2.0).sum()
+    assert autograd._chain(loss) is not None
+    loss.backward()
+    assert modes == [False] and tl.is_grad_enabled()
+    assert a.grad is not None and not a.grad.requires_grad and a.grad._node is None
+    (g,) = tl.grad((a.elu() * 2.0).sum(), a, create_graph=True)
+    np.testing.assert_array_equal(a.grad.numpy(), g.numpy())
+
+
 def test_a_leaf_hook_takes_the_graph_walk_and_sees_its_complete_gradient():
     a, b = _leaves(np.random.default_rng(3), [(4,), (4,)])
     seen = []

@@ -506,13 +506,12 @@ def _lean_walk(root, g, retain_graph):
         _finish_leaf(root, g, True, None, None, False)
         return None
     chain = _chain(root) if _tape is None else None
+    if chain is not None:
+        return _walk_chain(chain, g, retain_graph)
     prev = _state.enabled
     _state.enabled = False
     try:
-        if chain is not None:
-            _walk_chain(chain, g, retain_graph)
-        else:
-            _walk_graph(root, g, retain_graph)
+        _walk_graph(root, g, retain_graph)
     finally:
         _state.enabled = prev
     return None
@@ -546,14 +545,15 @@ def _chain(root):
 def _walk_chain(chain, g, retain_graph):
     """The lean walk down a chain (see ``_chain``): ``g`` passes from each op to the one below;
     leaf gradients are summed per leaf in walk order (as ``_walk_graph`` sums them) and handed
-    over at the end."""
+    over at the end. Only hooks and rules written on Tensors run in no-grad mode: array rules
+    record nothing in any mode, so most chains skip the thread-local mode switch."""
     leaf_grads = {}          # id -> (leaf, its gradient so far, whether that array is fresh)
     for t in chain:
         node = t._node
         if node.freed:
             raise _freed_error(node)
         if t._hooks:
-            g = _run_hooks(t, g, True)
+            g = _without_grad(_run_hooks, t, g, True)
         if t._retains_grad:
             t._accumulate_grad(g, False)
         ctx, fn = node.ctx, node.fn
@@ -563,11 +563,12 @@ def _walk_chain(chain, g, retain_graph):
             if type(in_grads) is not tuple:
                 in_grads = (in_grads,)
         else:
-            in_grads = _backward_arrays(fn, ctx, g)
+            in_grads = _without_grad(_backward_arrays, fn, ctx, g)
         g = None                               # the gradient of the op below, summed here
+        fresh_grads = fn.fresh_grads
         for p, gp in zip(node.parents, in_grads):
             if gp is not None and p._requires_grad:
-                fresh = fn.fresh_grads
+                fresh = fresh_grads
                 if gp.shape != p.data.shape:
                     gp = sum_to_shape(gp, p.data.shape)   # a new sum (or a view of one)
                     fresh = True
@@ -590,6 +591,16 @@ def _walk_chain(chain, g, retain_graph):
             p.grad = Tensor._wrap(gp, False)   # nothing else holds it: no copy needed
         else:
             p._accumulate_grad(gp, False)
+
+
+def _without_grad(f, *args):
+    """``f(*args)`` in no-grad mode (this thread's), restored after."""
+    prev = _state.enabled
+    _state.enabled = False
+    try:
+        return f(*args)
+    finally:
+        _state.enabled = prev
 
 
 def _walk_graph(root, g, retain_graph):

@@ -341,7 +341,7 @@ class Tensor:
                 self.backward(gradient, retain_graph, create_graph)
             return t
         g = autograd._default_grad(self, gradient, "backward", cached=not create_graph)
-        autograd.run_backward([self], [g], retain_graph or create_graph, create_graph)
+        autograd.run_backward((self,), (g,), retain_graph or create_graph, create_graph)
 
     def _accumulate_grad(self, g, create_graph):
         # The first gradient is copied: backward rules may hand the same array to several
