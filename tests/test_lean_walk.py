@@ -99,16 +99,27 @@ def test_chain_walk_runs_hooks_retains_grad_and_stops_where_no_gradient_flows():
 
 
 def test_hooks_and_tensor_rules_on_the_chain_walk_run_in_no_grad_mode():
-    a = Tensor(np.array([-1.0, 0.5, 2.0]), requires_grad=True)
-    y = a.elu()                                    # ELU's rule is written on Tensors
     modes = []
-    y.register_hook(lambda g: modes.append(tl.is_grad_enabled()))
-    loss = (y * 2.0).sum()
+
+    class Probe(autograd.Function):                # a rule written on Tensors (not array_backward)
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2.0
+
+        @staticmethod
+        def backward(ctx, g):
+            modes.append(("rule", tl.is_grad_enabled(), type(g) is Tensor))
+            return (g * 2.0,)
+
+    a = Tensor(np.array([-1.0, 0.5, 2.0]), requires_grad=True)
+    y = Probe.apply(a.elu())                       # ELU's rule is written on Tensors too
+    y.register_hook(lambda g: modes.append(("hook", tl.is_grad_enabled(), type(g) is Tensor)))
+    loss = (y * 3.0).sum()
     assert autograd._chain(loss) is not None
     loss.backward()
-    assert modes == [False] and tl.is_grad_enabled()
-    assert a.grad is not None and not a.grad.requires_grad and a.grad._node is None
-    (g,) = tl.grad((a.elu() * 2.0).sum(), a, create_graph=True)
+    assert modes == [("hook", False, True), ("rule", False, True)] and tl.is_grad_enabled()
+    assert not a.grad.requires_grad and a.grad._node is None
+    (g,) = tl.grad((Probe.apply(a.elu()) * 3.0).sum(), a, create_graph=True)
     np.testing.assert_array_equal(a.grad.numpy(), g.numpy())
 
 
