@@ -167,3 +167,63 @@ def test_random_graphs_backward_equals_the_graph_walk(shapes, ops, seed, reduce)
     build(*leaves).backward()
     for t, w in zip(leaves, want):
         np.testing.assert_array_equal(t.grad.numpy(), w)
+
+
+def test_apply_runs_each_op_on_its_own_threads_backend():
+    """apply reads the CPU backend from one global (autograd._cpu_fixed) that backends keeps only
+    while no thread has chosen its own: per-thread ``use`` and ``set_default`` stay exact."""
+    import threading
+
+    from tinygrad_lite import backends
+
+    mine = backends.current().name      # (a session fixture may hold a `use` in this thread)
+    other = "numpy" if mine != "numpy" else "cython"
+    if other not in backends.names():
+        pytest.skip(f"only one CPU backend is available: {backends.names()}")
+
+    class Which(autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return np.asarray(ctx.backend.name)
+
+    def which():
+        return str(Which.apply(Tensor(np.zeros(2))).data)
+
+    def in_thread(f):
+        out = []
+        t = threading.Thread(target=lambda: out.append(f()))
+        t.start()
+        t.join()
+        return out[0]
+
+    inside, outside = [], []
+    entered, done = threading.Event(), threading.Event()
+
+    def worker():
+        with backends.use(other):
+            entered.set()
+            inside.extend(which() for _ in range(50))
+            done.wait(10)
+        inside.append(which())
+
+    t = threading.Thread(target=worker)
+    t.start()
+    entered.wait(10)
+    outside.extend(which() for _ in range(50))
+    done.set()
+    t.join()
+    default = backends.get_default()
+    assert inside == [other] * 50 + [default] and outside == [mine] * 50
+    assert autograd._cpu_fixed is (None if backends._cpu_overrides else backends.get(default))
+    try:
+        backends.set_default(other)
+        assert in_thread(which) == other
+
+        def nested():
+            with backends.use(default):
+                return which(), autograd._cpu_fixed
+        assert in_thread(nested) == (default, None)
+        assert in_thread(which) == other
+    finally:
+        backends.set_default(default)
+    assert in_thread(which) == default and which() == mine
