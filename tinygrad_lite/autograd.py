@@ -15,6 +15,9 @@ With ``create_graph=False`` (the lean walk, the default) nothing needs recording
 raw arrays, and a Function marked ``array_backward`` runs its very same rule text on arrays
 (the rules use only what Tensors and arrays share: ``*``, ``-``, ``.reshape``, ``call``...);
 other rules run on Tensors in no-grad mode, where Tensor operations are just array math.
+A loss whose graph is a chain (each op with at most one recorded input) is walked in chain
+order with no sort at all (``_walk_chain``), and a rule marked ``fresh_grads`` hands a leaf its
+new array as ``.grad`` without a copy.
 
 Next: tensor.py (the Tensor class and its methods), then ops/.
 """
@@ -493,9 +496,11 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
 
 def _lean_walk(root, g, retain_graph):
     """The fast path of ``run_backward`` for its most common call, ``loss.backward()``: one
-    output, the lean walk, ``.grad`` of the leaves, no anomaly mode. The same steps in the same
-    order as the loop above (so the same arrays), with the branches that cannot apply left out
-    and the two loops over a node's inputs made one."""
+    output, the lean walk, ``.grad`` of the leaves, no anomaly mode, no trace. The same steps in
+    the same order as the loop above (so the same arrays), with the branches that cannot apply
+    left out, in one of two walks: ``_walk_chain`` when the graph is a chain (most small losses:
+    no sort, no dicts per tensor), else ``_walk_graph``. While jit records (``_tape``), always
+    the graph walk, which calls the module functions jit wraps."""
     Tensor = _Tensor or _bind()
     if not root._requires_grad:
         raise GraphError("backward: the tensor does not require grad and has no grad_fn; "
