@@ -1506,3 +1506,42 @@ def test_lean_walk_equals_graph_walk(case, backend, data, seed):
                                                err_msg=msg)
                 else:
                     np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=msg)
+
+
+_FRESH_CASES = [c for c in GRAD_CASES if any(REGISTRY[o].fresh_grads for o in c.ops()
+                                             if o in REGISTRY)]
+
+
+@pytest.mark.parametrize("case", _FRESH_CASES, ids=[c.name for c in _FRESH_CASES])
+@given(data=st.data(), seed=st.integers(0, 2 ** 16))
+def test_fresh_grads_rules_return_new_arrays(case, data, seed):
+    """A Function marked fresh_grads lets the lean walk make its results a leaf's .grad without
+    a copy. Its promise, checked on every recorded node of the case: each array its rule returns
+    on the lean walk is writeable and shares memory with nothing the graph holds (the upstream
+    gradient, the saved and input arrays, ctx attributes) nor with another of its results."""
+    from tinygrad_lite import autograd
+
+    arrays, kw = data.draw(_inputs_strategy(case), label="inputs")
+    tensors = _tensors(arrays, case)
+    assume(any(t.requires_grad for t in tensors))
+    out = case.fn(*tensors, **kw)
+    assume(out.requires_grad)
+    rng = np.random.default_rng(seed)
+    checked = 0
+    for t in autograd._topo_order([out]):
+        node = t._node
+        if not node.fn.fresh_grads:
+            continue
+        g = np.asarray(rng.standard_normal(t.shape), dtype=t.dtype)
+        held = [g, *node.ctx._saved, *(p.data for p in node.parents),
+                *(v for v in getattr(node.ctx, "__dict__", {}).values()
+                  if isinstance(v, np.ndarray))]
+        results = [r for r in autograd._backward_arrays(node.fn, node.ctx, g)
+                   if isinstance(r, np.ndarray)]
+        for i, r in enumerate(results):
+            assert r.flags.writeable, node.fn.op_name
+            for h in held + results[:i]:
+                assert not np.shares_memory(r, h), f"{node.fn.op_name} returned a held array"
+        checked += 1
+    assert checked, f"{case.name}: no fresh_grads node in its graph"
+

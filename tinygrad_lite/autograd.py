@@ -15,6 +15,9 @@ With ``create_graph=False`` (the lean walk, the default) nothing needs recording
 raw arrays, and a Function marked ``array_backward`` runs its very same rule text on arrays
 (the rules use only what Tensors and arrays share: ``*``, ``-``, ``.reshape``, ``call``...);
 other rules run on Tensors in no-grad mode, where Tensor operations are just array math.
+A loss whose graph is a chain (each op with at most one recorded input) is walked in chain
+order with no sort at all (``_walk_chain``), and a rule marked ``fresh_grads`` hands a leaf its
+new array as ``.grad`` without a copy.
 
 Next: tensor.py (the Tensor class and its methods), then ops/.
 """
@@ -28,12 +31,16 @@ from .errors import GraphError, ShapeError
 
 # ------------------------------------------------------------------ grad mode ---
 
-_state = threading.local()
+class _GradMode(threading.local):
+    enabled = True    # the default of every thread (a class attribute: a fast read when unset)
+
+
+_state = _GradMode()
 
 
 def is_grad_enabled():
     """True when operations are recorded for backward (the default)."""
-    return getattr(_state, "enabled", True)
+    return _state.enabled
 
 
 class set_grad_enabled(ContextDecorator):
@@ -134,11 +141,18 @@ class Function:
     ``array_backward = True`` (opt-in) promises that ``backward`` is written in the vocabulary
     that Tensors and arrays share (``*``, ``/``, ``-``, ``.reshape``, ``.sum(axis, keepdims)``,
     ``call(OtherFunction, ...)``, ``const_like``), so the lean walk may run it on raw arrays.
+
+    ``fresh_grads = True`` (opt-in) promises that on the lean walk every array ``backward``
+    returns is new, made by the rule's own arithmetic (``g * b``): not ``g`` itself, not a saved
+    or input array, not a view of one, and not returned twice. The lean walk may then make it a
+    leaf's ``.grad`` as it is, without the copy it otherwise makes (tests/test_ops.py checks the
+    promise of every op that makes it).
     """
 
     op_name = None
     differentiable = True
     array_backward = False
+    fresh_grads = False
 
     @staticmethod
     def forward(ctx, *args, **kwargs):
@@ -152,22 +166,25 @@ class Function:
     def apply(cls, *inputs, **attrs):
         # The algorithm: wrap the inputs as Tensors, run forward on their arrays, and when any
         # input needs a gradient (and grad mode is on) hang a Node on the output. Written for
-        # speed, as it runs once per op: no imports, no Context.__init__ or Tensor.__init__
-        # (object.__new__ and slot stores), the needs_input_grad list only when a Node is made.
+        # speed, as it runs once per op: no imports, no __init__ calls (object.__new__ and slot
+        # stores), the CPU backend read from one global, needs_input_grad only with a Node.
         Tensor = _Tensor or _bind()
-        tensors, needs = inputs, False
+        arrays, needs = [], False
         for t in inputs:
-            if not isinstance(t, Tensor):
-                tensors = tuple(t if isinstance(t, Tensor) else Tensor(t) for t in inputs)
-                needs = any(t._requires_grad for t in tensors)
+            if not isinstance(t, Tensor):     # an array or a number among them: wrap them all
+                inputs = tuple(t if isinstance(t, Tensor) else Tensor(t) for t in inputs)
+                arrays = [t.data for t in inputs]
+                needs = any(t._requires_grad for t in inputs)
                 break
+            arrays.append(t.data)
             if t._requires_grad:
                 needs = True
-        arrays = [t.data for t in tensors]
         if _cuda_seen:            # only once a CUDA tensor exists: one global read until then
             _check_devices(cls, arrays)
         a0 = arrays[0]
-        backend = _cpu_backend() if type(a0) is np.ndarray else _current_for(a0)
+        backend = _cpu_fixed if type(a0) is np.ndarray else None
+        if backend is None:       # a thread chose its own backend (backends.use), or not numpy
+            backend = _current_for(a0)
         ctx = _new(Context)
         ctx.xp, ctx.backend, ctx._saved, ctx.saved_tensors = backend.xp, backend, (), ()
         out_data = cls.forward(ctx, *arrays, **attrs)
@@ -175,15 +192,15 @@ class Function:
             _tape.forward(cls, ctx, arrays, attrs, out_data)
         if _anomaly:              # detect_anomaly() is on (anomaly.py)
             _anomaly_forward(cls, ctx, arrays, out_data)
-        needs = needs and cls.differentiable and getattr(_state, "enabled", True)
         out = _new(Tensor)
         out.data, out.grad, out._retains_grad, out._hooks = out_data, None, False, None
-        out._requires_grad = needs
-        if needs:
-            ctx.needs_input_grad = [t._requires_grad for t in tensors]
-            out._node = Node(cls, ctx, tensors)
+        if needs and cls.differentiable and _state.enabled:
+            ctx.needs_input_grad = [t._requires_grad for t in inputs]
+            node = out._node = _new(Node)
+            node.fn, node.ctx, node.parents, node.freed = cls, ctx, inputs, False
+            out._requires_grad = True
         else:
-            out._node = None
+            out._node, out._requires_grad = None, False
         return out
 
 
@@ -202,7 +219,8 @@ _new = object.__new__
 _cuda_seen = False   # set by tensor._note_cuda when the first CUDA tensor is made
 _Tensor = None
 _current_for = None
-_cpu_backend = None
+_cpu_fixed = None   # the CPU backend of every thread, kept by backends (None while a thread uses
+                    # its own, or before the first lookup): then apply asks backends.current_for
 _tape = None   # a jit.py recorder while it records a training step; None otherwise
 # While it records, jit.py also wraps the lean walk's array steps, which are module functions
 # for that reason: _backward_arrays, sum_to_shape, _add and Tensor._accumulate_grad.
@@ -210,11 +228,11 @@ _tape = None   # a jit.py recorder while it records a training step; None otherw
 
 def _bind():
     """Late-bind Tensor and the backend lookup (they import this module)."""
-    global _Tensor, _current_for, _cpu_backend
+    global _Tensor, _current_for
     from . import backends
     from .tensor import Tensor
 
-    _Tensor, _current_for, _cpu_backend = Tensor, backends.current_for, backends.current
+    _Tensor, _current_for = Tensor, backends.current_for
     return Tensor
 
 
@@ -235,7 +253,9 @@ def call(fn, *args, **attrs):
     if isinstance(args[0], _Tensor or _bind()):
         return fn.apply(*args, **attrs)
     a0 = args[0]
-    backend = _cpu_backend() if type(a0) is np.ndarray else _current_for(a0)
+    backend = _cpu_fixed if type(a0) is np.ndarray else None
+    if backend is None:
+        backend = _current_for(a0)
     ctx = _new(Context)
     ctx.xp, ctx.backend = backend.xp, backend
     return fn.forward(ctx, *args, **attrs)
@@ -413,7 +433,7 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
     captured = {}
     if _tracer is not None:                   # tracing.trace() is on: it names the graph now
         _tracer.begin(outputs, grad_outputs)
-    prev = getattr(_state, "enabled", True)
+    prev = _state.enabled
     _state.enabled = create_graph
     try:
         pending = {}                          # leaf id -> consumers not yet walked
@@ -476,9 +496,11 @@ def run_backward(outputs, grad_outputs, retain_graph=False, create_graph=False, 
 
 def _lean_walk(root, g, retain_graph):
     """The fast path of ``run_backward`` for its most common call, ``loss.backward()``: one
-    output, the lean walk, ``.grad`` of the leaves, no anomaly mode. The same steps in the same
-    order as the loop above (so the same arrays), with the branches that cannot apply left out
-    and the two loops over a node's inputs made one."""
+    output, the lean walk, ``.grad`` of the leaves, no anomaly mode, no trace. The same steps in
+    the same order as the loop above (so the same arrays), with the branches that cannot apply
+    left out, in one of two walks: ``_walk_chain`` when the graph is a chain (most small losses:
+    no sort, no dicts per tensor), else ``_walk_graph``. While jit records (``_tape``), always
+    the graph walk, which calls the module functions jit wraps."""
     Tensor = _Tensor or _bind()
     if not root._requires_grad:
         raise GraphError("backward: the tensor does not require grad and has no grad_fn; "
@@ -488,54 +510,149 @@ def _lean_walk(root, g, retain_graph):
     if root._node is None:
         _finish_leaf(root, g, True, None, None, False)
         return None
-    pending = {}
-    order = _topo_order((root,), pending)
-    grads, leaves = {id(root): g}, {}
-    prev = getattr(_state, "enabled", True)
+    chain = _chain(root) if _tape is None else None
+    if chain is not None:
+        return _walk_chain(chain, g, retain_graph)
+    prev = _state.enabled
     _state.enabled = False
     try:
-        for t in order:
-            g = grads.pop(id(t), None)
-            if g is None:
-                continue
-            node = t._node
-            if node.freed:
-                raise _freed_error(node)
-            if t._hooks:
-                g = _run_hooks(t, g, True)
-            if t._retains_grad:
-                t._accumulate_grad(g, False)
-            ctx, fn = node.ctx, node.fn
-            if fn.array_backward and _tape is None:   # _backward_arrays, inlined (jit records
-                ctx.saved_tensors = ctx._saved        # through that function instead)
-                in_grads = fn.backward(ctx, g)
-                if type(in_grads) is not tuple:
-                    in_grads = (in_grads,)
-            else:
-                in_grads = _backward_arrays(fn, ctx, g)
-            for p, gp in zip(node.parents, in_grads):
-                if gp is not None and p._requires_grad:
-                    if gp.shape != p.data.shape:
-                        gp = sum_to_shape(gp, p.data.shape)
-                    k = id(p)
-                    grads[k] = gp if k not in grads else _add(grads[k], gp)
-                    if p._node is None:
-                        leaves[k] = p
-            if not retain_graph:
-                node.freed = True
-                ctx._saved = ()
-            ctx.saved_tensors = ()
-            for p in node.parents:
-                if p._node is None:
-                    k = id(p)
-                    left = pending[k] = pending[k] - 1
-                    if not left and k in leaves:
-                        _finish_leaf(leaves.pop(k), grads.pop(k), True, None, None, False)
-        for k, t in leaves.items():
-            _finish_leaf(t, grads.pop(k), True, None, None, False)
+        _walk_graph(root, g, retain_graph)
     finally:
         _state.enabled = prev
     return None
+
+
+def _chain(root):
+    """The recorded tensors below ``root`` when they form a chain, else None.
+
+    A chain: every op has at most one non-leaf input (it may be used more than once, as in
+    ``y * y``), and no leaf has a hook. Then each non-leaf is used by the op just above it and
+    by no other, so the chain itself is a topological order: no sort, no per-tensor gradient
+    dict. And with no leaf hook to watch the moment a leaf's gradient is complete, every leaf
+    can be handed its gradient at the end. Small losses (``(a*b).sum()``, an MLP with a fused
+    loss) are chains; anything else takes ``_walk_graph``."""
+    chain = []
+    t = root
+    while t is not None:
+        chain.append(t)
+        below = None
+        for p in t._node.parents:
+            if p._node is not None:
+                if below is not None and below is not p:
+                    return None               # two different non-leaf inputs: a graph
+                below = p
+            elif p._hooks:
+                return None
+        t = below
+    return chain
+
+
+def _walk_chain(chain, g, retain_graph):
+    """The lean walk down a chain (see ``_chain``): ``g`` passes from each op to the one below;
+    leaf gradients are summed per leaf in walk order (as ``_walk_graph`` sums them) and handed
+    over at the end. Only hooks and rules written on Tensors run in no-grad mode: array rules
+    record nothing in any mode, so most chains skip the thread-local mode switch."""
+    leaf_grads = {}          # id -> (leaf, its gradient so far, whether that array is fresh)
+    for t in chain:
+        node = t._node
+        if node.freed:
+            raise _freed_error(node)
+        if t._hooks:
+            g = _without_grad(_run_hooks, t, g, True)
+        if t._retains_grad:
+            t._accumulate_grad(g, False)
+        ctx, fn = node.ctx, node.fn
+        if fn.array_backward:                  # _backward_arrays, inlined
+            ctx.saved_tensors = ctx._saved
+            in_grads = fn.backward(ctx, g)
+            if type(in_grads) is not tuple:
+                in_grads = (in_grads,)
+        else:
+            in_grads = _without_grad(_backward_arrays, fn, ctx, g)
+        g = None                               # the gradient of the op below, summed here
+        fresh_grads = fn.fresh_grads
+        for p, gp in zip(node.parents, in_grads):
+            if gp is not None and p._requires_grad:
+                fresh = fresh_grads
+                if gp.shape != p.data.shape:
+                    gp = sum_to_shape(gp, p.data.shape)   # a new sum (or a view of one)
+                    fresh = True
+                if p._node is not None:
+                    g = gp if g is None else _add(g, gp)
+                else:
+                    k = id(p)
+                    seen = leaf_grads.get(k)
+                    leaf_grads[k] = ((p, gp, fresh) if seen is None else
+                                     (p, _add(seen[1], gp), True))
+        if not retain_graph:
+            node.freed = True
+            ctx._saved = ()
+        ctx.saved_tensors = ()
+        if g is None:                          # nothing flows further down
+            break
+    Tensor = _Tensor
+    for p, gp, fresh in leaf_grads.values():
+        if fresh and p.grad is None and type(gp) is np.ndarray:
+            p.grad = Tensor._wrap(gp, False)   # nothing else holds it: no copy needed
+        else:
+            p._accumulate_grad(gp, False)
+
+
+def _without_grad(f, *args):
+    """``f(*args)`` in no-grad mode (this thread's), restored after."""
+    prev = _state.enabled
+    _state.enabled = False
+    try:
+        return f(*args)
+    finally:
+        _state.enabled = prev
+
+
+def _walk_graph(root, g, retain_graph):
+    """The lean walk over any graph: a topological order first, then per tensor the same steps
+    as ``run_backward``'s loop, a leaf handed its gradient right after its last consumer."""
+    pending = {}
+    order = _topo_order((root,), pending)
+    grads, leaves = {id(root): g}, {}
+    for t in order:
+        g = grads.pop(id(t), None)
+        if g is None:
+            continue
+        node = t._node
+        if node.freed:
+            raise _freed_error(node)
+        if t._hooks:
+            g = _run_hooks(t, g, True)
+        if t._retains_grad:
+            t._accumulate_grad(g, False)
+        ctx, fn = node.ctx, node.fn
+        if fn.array_backward and _tape is None:   # _backward_arrays, inlined (jit records
+            ctx.saved_tensors = ctx._saved        # through that function instead)
+            in_grads = fn.backward(ctx, g)
+            if type(in_grads) is not tuple:
+                in_grads = (in_grads,)
+        else:
+            in_grads = _backward_arrays(fn, ctx, g)
+        for p, gp in zip(node.parents, in_grads):
+            if gp is not None and p._requires_grad:
+                if gp.shape != p.data.shape:
+                    gp = sum_to_shape(gp, p.data.shape)
+                k = id(p)
+                grads[k] = gp if k not in grads else _add(grads[k], gp)
+                if p._node is None:
+                    leaves[k] = p
+        if not retain_graph:
+            node.freed = True
+            ctx._saved = ()
+        ctx.saved_tensors = ()
+        for p in node.parents:
+            if p._node is None:
+                k = id(p)
+                left = pending[k] = pending[k] - 1
+                if not left and k in leaves:
+                    _finish_leaf(leaves.pop(k), grads.pop(k), True, None, None, False)
+    for k, t in leaves.items():
+        _finish_leaf(t, grads.pop(k), True, None, None, False)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
@@ -580,7 +697,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     return tuple(result)
 
 
-_SEEDS = {}   # (dtype, shape) -> a read-only 1: the seed gradient of a scalar, made once
+_SEEDS = {}   # NumPy scalar type or (dtype, shape) -> a read-only 1, the seed of a scalar output
 
 
 def _default_grad(t, g, op, cached=False):
@@ -589,17 +706,19 @@ def _default_grad(t, g, op, cached=False):
     Tensor = _Tensor or _bind()
     if g is None:
         a = t.data
+        if cached:                # a loss is mostly a NumPy scalar (a full sum): its type says all
+            key = type(a) if type(a) is not np.ndarray else (a.dtype, a.shape)
+            one = _SEEDS.get(key)
+            if one is not None:
+                return one
         if a.size != 1:
             raise GraphError(
                 f"{op}: grad can be implicitly created only for scalar outputs, got shape "
                 f"{t.shape}; pass a gradient of that shape, e.g. y.backward(ones_like(y))"
             )
         if cached and isinstance(a, (np.ndarray, np.generic)):
-            key = (a.dtype, a.shape)
-            one = _SEEDS.get(key)
-            if one is None:
-                one = _SEEDS[key] = np.ones(a.shape, dtype=a.dtype)
-                one.flags.writeable = False
+            one = _SEEDS[key] = np.ones(a.shape, dtype=a.dtype)
+            one.flags.writeable = False
             return one                        # the lean walk takes a raw array
         return Tensor._wrap(t.xp.ones(t.shape, dtype=t.dtype), False)
     if not isinstance(g, Tensor):

@@ -21,6 +21,7 @@ from . import autograd
 from .errors import DeviceError, DTypeError, ShapeError
 
 _DEFAULT_FLOAT = np.float32
+_new = object.__new__
 
 
 class _Generator:
@@ -162,14 +163,10 @@ class Tensor:
 
     @classmethod
     def _wrap(cls, data, requires_grad):
-        t = cls.__new__(cls)
-        t.data = data
-        t.grad = None
-        t._node = None
-        t._retains_grad = False
-        t._hooks = None
+        """A Tensor around ``data`` as it is: no checks, no copy (for arrays the library made)."""
+        t = _new(cls)
+        t.data, t.grad, t._node, t._retains_grad, t._hooks = data, None, None, False, None
         t._requires_grad = requires_grad
-        t._hooks = None
         return t
 
     # ---- attributes ---------------------------------------------------------------------
@@ -344,7 +341,7 @@ class Tensor:
                 self.backward(gradient, retain_graph, create_graph)
             return t
         g = autograd._default_grad(self, gradient, "backward", cached=not create_graph)
-        autograd.run_backward([self], [g], retain_graph or create_graph, create_graph)
+        autograd.run_backward((self,), (g,), retain_graph or create_graph, create_graph)
 
     def _accumulate_grad(self, g, create_graph):
         # The first gradient is copied: backward rules may hand the same array to several
@@ -353,7 +350,7 @@ class Tensor:
         if create_graph:
             self.grad = g if self.grad is None else self.grad + g
             return
-        if isinstance(g, Tensor):
+        if type(g) is not np.ndarray and isinstance(g, Tensor):
             g = g.data
         if self.grad is None:
             self.grad = Tensor._wrap(g.copy(order="K") if type(g) is np.ndarray else

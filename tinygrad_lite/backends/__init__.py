@@ -30,6 +30,15 @@ class _ThreadChoice(threading.local):
 
 
 _tls = _ThreadChoice()
+_cpu_overrides = 0   # threads whose `use` chose a CPU backend of their own
+
+
+def _publish():
+    """Hand autograd the CPU backend of every thread (None while some thread uses its own), so
+    each op reads one global instead of asking ``current()``."""
+    from .. import autograd
+
+    autograd._cpu_fixed = _loaded[_active] if _active is not None and not _cpu_overrides else None
 
 
 def _load_all():
@@ -141,6 +150,7 @@ def _default():
                 name = _default_name()
                 _switch(None, _loaded[name])
                 _active = name
+                _publish()
     return _active
 
 
@@ -181,6 +191,7 @@ def set_default(name):
         old = _loaded[_default()]
         _active = name
         _switch(old, backend)
+        _publish()
     else:
         _gpu_active = name
     return backend
@@ -192,6 +203,7 @@ class use:
     ``set_default`` changes the process default."""
 
     def __init__(self, name):
+        global _cpu_overrides
         backend = get(name)
         before = current()
         self._cpu = backend.xp.__name__ == "numpy"
@@ -199,6 +211,10 @@ class use:
         self._prev = getattr(_tls, slot)
         setattr(_tls, slot, name)
         if self._cpu:
+            if self._prev is None:
+                with _lock:
+                    _cpu_overrides += 1
+                    _publish()
             _switch(before, backend)
         self.backend = backend
 
@@ -206,8 +222,13 @@ class use:
         return self.backend
 
     def __exit__(self, *exc):
+        global _cpu_overrides
         if self._cpu:
             _tls.cpu = self._prev
+            if self._prev is None:
+                with _lock:
+                    _cpu_overrides -= 1
+                    _publish()
             _switch(self.backend, current())
         else:
             _tls.gpu = self._prev

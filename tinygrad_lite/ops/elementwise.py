@@ -2,8 +2,11 @@
 
 Each backward returns dL/d(input) = dL/dy * dy/d(input), computed with Tensor operations so that
 it can be differentiated again. Rules marked ``array_backward`` use only what Tensors and arrays
-share, so the lean walk (autograd.py) runs the same text on raw arrays when nothing is recorded. Gradients of broadcast inputs are summed back to the input's
-shape by the engine (autograd.sum_to_shape), so the rules here ignore broadcasting.
+share, so the lean walk (autograd.py) runs the same text on raw arrays when nothing is recorded;
+``fresh_grads`` marks rules whose every result is a new array (``g * b``, never ``g`` itself),
+which the lean walk may hand to a leaf's ``.grad`` without copying it. Gradients of broadcast
+inputs are summed back to the input's shape by the engine (autograd.sum_to_shape), so the rules
+here ignore broadcasting.
 
 Next: pointwise.py (trigonometric, logs, rounding), then reduce.py (sum, max, ...), where one
 output depends on many inputs.
@@ -61,6 +64,7 @@ class Mul(Function):
     """y = a * b;  dy/da = b, dy/db = a."""
 
     array_backward = True
+    fresh_grads = True
 
     @staticmethod
     def forward(ctx, a, b):
@@ -79,6 +83,7 @@ class Div(Function):
     """y = a / b;  dy/da = 1/b, dy/db = -a/b^2."""
 
     array_backward = True
+    fresh_grads = True
 
     @staticmethod
     def forward(ctx, a, b):
@@ -102,6 +107,7 @@ class Pow(Function):
     """
 
     array_backward = True
+    fresh_grads = True
 
     @staticmethod
     def forward(ctx, a, b):
@@ -131,6 +137,7 @@ class Maximum(Function):
     """y = max(a, b);  dy/da = [a > b] + 0.5 [a == b]  (ties split the gradient evenly)."""
 
     array_backward = True
+    fresh_grads = True
 
     @staticmethod
     def forward(ctx, a, b):
@@ -148,6 +155,7 @@ class Minimum(Function):
     """y = min(a, b);  dy/da = [a < b] + 0.5 [a == b]."""
 
     array_backward = True
+    fresh_grads = True
 
     @staticmethod
     def forward(ctx, a, b):
@@ -165,6 +173,7 @@ class Where(Function):
     """y = cond ? a : b;  dy/da = [cond], dy/db = [not cond]; cond gets no gradient."""
 
     array_backward = True
+    fresh_grads = True
 
     @staticmethod
     def forward(ctx, cond, a, b):
@@ -185,6 +194,7 @@ class Neg(Function):
     """y = -x;  dy/dx = -1."""
 
     array_backward = True
+    fresh_grads = True
 
     @staticmethod
     def forward(ctx, x):
@@ -200,6 +210,7 @@ class Exp(Function):
     """y = e^x;  dy/dx = e^x = y  (keep y: the derivative is the output itself)."""
 
     array_backward = True
+    fresh_grads = True
 
     @staticmethod
     def forward(ctx, x):
@@ -218,6 +229,7 @@ class Log(Function):
     """y = ln x;  dy/dx = 1/x  (domain x > 0)."""
 
     array_backward = True
+    fresh_grads = True
 
     @staticmethod
     def forward(ctx, x):
@@ -235,6 +247,7 @@ class Sqrt(Function):
     """y = sqrt(x);  dy/dx = 1 / (2 sqrt(x)) = 1 / (2y)  (domain x > 0)."""
 
     array_backward = True
+    fresh_grads = True
 
     @staticmethod
     def forward(ctx, x):
@@ -253,6 +266,7 @@ class Abs(Function):
     """y = |x|;  dy/dx = sign(x)  (0 at the kink x = 0, as PyTorch)."""
 
     array_backward = True
+    fresh_grads = True
 
     @staticmethod
     def forward(ctx, x):
@@ -269,6 +283,7 @@ class ReLU(Function):
     """y = max(x, 0);  dy/dx = [x > 0]  (0 at the kink x = 0, as PyTorch)."""
 
     array_backward = True
+    fresh_grads = True
 
     @staticmethod
     def forward(ctx, x):
@@ -285,6 +300,7 @@ class LeakyReLU(Function):
     """y = x if x > 0 else s*x;  dy/dx = 1 if x > 0 else s."""
 
     array_backward = True
+    fresh_grads = True
 
     @staticmethod
     def forward(ctx, x, negative_slope=0.01):
@@ -322,6 +338,7 @@ class Sigmoid(Function):
     """y = 1 / (1 + e^-x);  dy/dx = y (1 - y). Computed without overflow for large |x|."""
 
     array_backward = True
+    fresh_grads = True
 
     @staticmethod
     def forward(ctx, x):
@@ -342,6 +359,7 @@ class Tanh(Function):
     """y = tanh(x);  dy/dx = 1 - y^2  (keep y, not x: the derivative needs only the output)."""
 
     array_backward = True
+    fresh_grads = True
 
     @staticmethod
     def forward(ctx, x):
@@ -389,6 +407,7 @@ class Erf(Function):
     """y = erf(x) = 2/sqrt(pi) * integral_0^x e^(-t^2) dt;  dy/dx = 2/sqrt(pi) * e^(-x^2)."""
 
     array_backward = True
+    fresh_grads = True
 
     @staticmethod
     def forward(ctx, x):
@@ -406,6 +425,7 @@ class Clip(Function):
     """y = min(max(x, lo), hi);  dy/dx = [lo <= x <= hi]  (1 at the boundaries)."""
 
     array_backward = True
+    fresh_grads = True
 
     @staticmethod
     def forward(ctx, x, lo=None, hi=None):
@@ -428,6 +448,7 @@ class Cast(Function):
     """y = x converted to ``dtype``;  dy/dx = 1 (the gradient is cast back to x's dtype)."""
 
     array_backward = True
+    fresh_grads = True
 
     @staticmethod
     def forward(ctx, x, dtype):

@@ -8,6 +8,8 @@ Next: indexing.py (flip, roll, diagonals, gather, scatter), then nn.py (softmax,
 conv2d, pooling), the ops neural networks are built from.
 """
 
+import math
+
 import numpy as np
 
 from ..autograd import Function, call, register
@@ -53,17 +55,42 @@ class Expand(Function):
 
     @staticmethod
     def forward(ctx, x, shape):
-        if x.size == 1 and type(x) is np.ndarray and x.flags.c_contiguous:
-            # one element (a sum's gradient, a seed): the same read-only zero-stride view as
-            # np.broadcast_to, built directly (np.broadcast_to costs ~4x more on tiny arrays)
-            y = np.ndarray(shape, x.dtype, x, 0, (0,) * len(shape))
-            y.flags.writeable = False
-            return y
-        return ctx.xp.broadcast_to(x, shape)
+        return broadcast_view(x, shape) if type(x) is np.ndarray else ctx.xp.broadcast_to(x, shape)
 
     @staticmethod
     def backward(ctx, g):
         return (g,)  # autograd.sum_to_shape reduces it to x.shape
+
+
+def broadcast_view(x, shape):
+    """``np.broadcast_to(x, shape)``: a read-only view, no copy. A one-element ``x`` (a sum's
+    gradient, a seed) gets the same zero-stride view built directly, ~10x cheaper on tiny
+    arrays."""
+    if x.ndim == 0 or x.size == 1 and x.flags.c_contiguous:
+        y = np.ndarray(shape, x.dtype, x, 0, (0,) * len(shape))
+        y.flags.writeable = False
+        return y
+    return np.broadcast_to(x, shape)
+
+
+_FILL_MAX = 4096   # elements; see expand
+
+
+def expand(g, shape):
+    """``g`` broadcast to ``shape`` in a backward rule, on Tensors or arrays alike (the shared
+    vocabulary, autograd.py): ``call(Expand, ...)``, with the array case done here directly, as
+    it is the gradient of every sum on the lean walk. There a one-element gradient over at most
+    ``_FILL_MAX`` elements becomes a new filled array instead of a zero-stride view: the same
+    values, and NumPy's ops on it (``g * b`` in a product's rule) cost half as much."""
+    if g.shape == shape:
+        return g
+    if type(g) is not np.ndarray:
+        return call(Expand, g, shape=shape)
+    if g.ndim == 0 and math.prod(shape) <= _FILL_MAX:
+        out = np.empty(shape, g.dtype)
+        out.fill(g)
+        return out
+    return broadcast_view(g, shape)
 
 
 def _is_basic(index):

@@ -9,6 +9,7 @@ indexing), ops that only move elements around.
 
 from ..autograd import Function, call, const_like, register
 from ..errors import AxisError, ShapeError
+from .movement import expand
 
 
 def check_axis(axis, ndim, op):
@@ -57,19 +58,18 @@ class Sum(Function):
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
-        ctx.in_shape = x.shape
-        ctx.kd_shape = keepdims_shape(x.shape, axis)
+        ctx.in_shape, ctx.axis = x.shape, axis
         if not keepdims and len(axis) == x.ndim:   # the full sum: NumPy's cheaper axis=None call
             return x.sum()
         return x.sum(axis=axis, keepdims=keepdims)
 
     @staticmethod
     def backward(ctx, g):
-        from .movement import Expand, Reshape
-
-        if g.ndim and g.shape != ctx.kd_shape:   # a 0-d gradient broadcasts as it is
-            g = call(Reshape, g, shape=ctx.kd_shape)
-        return (call(Expand, g, shape=ctx.in_shape) if g.shape != ctx.in_shape else g,)
+        if g.ndim:                               # a 0-d gradient broadcasts as it is
+            kd_shape = keepdims_shape(ctx.in_shape, ctx.axis)
+            if g.shape != kd_shape:
+                g = g.reshape(kd_shape)
+        return (expand(g, ctx.in_shape),)
 
 
 @register("prod")
