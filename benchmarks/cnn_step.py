@@ -27,9 +27,6 @@ def build(threads):
     import torch
 
     import tinygrad_lite as tl
-    from tinygrad_lite import nn
-    from tinygrad_lite.nn import functional as F
-    from tinygrad_lite.optim import Adam
 
     tl.set_num_threads(threads)
     torch.set_num_threads(threads)
@@ -39,39 +36,9 @@ def build(threads):
         threadpool_limits(threads, "blas")
     except ImportError:
         pass
-    rng = np.random.default_rng(2)
-    x0 = rng.standard_normal((64, 1, 28, 28)).astype(np.float32)
-    y0 = rng.integers(0, 10, 64)
-    tl.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                        nn.Linear(8 * 14 * 14, 10))
-    state = net.state_dict()
-    opt = Adam(net.parameters())
-    x = tl.Tensor(x0)
+    from tinygrad_lite.bench.training import cnn_steps
 
-    def ours():
-        opt.zero_grad()
-        loss = F.cross_entropy(net(x), y0)
-        loss.backward()
-        opt.step()
-        return loss.item()
-
-    tnet = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(),
-                               torch.nn.MaxPool2d(2), torch.nn.Flatten(),
-                               torch.nn.Linear(8 * 14 * 14, 10))
-    tnet.load_state_dict({k: torch.tensor(v) for k, v in state.items()})
-    topt = torch.optim.Adam(tnet.parameters())
-    tx, ty = torch.tensor(x0), torch.tensor(y0)
-
-    def theirs():
-        topt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(tnet(tx), ty)
-        loss.backward()
-        topt.step()
-        return loss.item()
-
-    np.testing.assert_allclose(ours(), theirs(), rtol=1e-4)
-    return ours, theirs
+    return cnn_steps(torch)
 
 
 def main(argv=None):

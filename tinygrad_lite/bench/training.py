@@ -408,7 +408,12 @@ def case_recurrent(kind, repeats):
 
 # ------------------------------------------------------------------ CNN step ---
 
-def case_cnn(repeats):
+def cnn_steps(torch=None):
+    """The small CNN's training step (batch 64 of 1x28x28, Conv2d(1, 8, 3, padding=1), ReLU,
+    MaxPool2d(2), Flatten, Linear(1568, 10), cross-entropy, Adam): ``(ours, theirs)``, each a
+    function that runs one step and returns the loss, both from the same weights and data.
+    ``theirs`` (PyTorch) is None without ``torch``; with it the two first losses are checked
+    equal. Also used by benchmarks/cnn_step.py."""
     rng = np.random.default_rng(2)
     x0 = rng.standard_normal((64, 1, 28, 28)).astype(np.float32)
     y0 = rng.integers(0, 10, 64)
@@ -426,23 +431,30 @@ def case_cnn(repeats):
         opt.step()
         return loss.item()
 
+    if torch is None:
+        return ours, None
+    tnet = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(),
+                               torch.nn.MaxPool2d(2), torch.nn.Flatten(),
+                               torch.nn.Linear(8 * 14 * 14, 10))
+    tnet.load_state_dict({k: torch.tensor(v) for k, v in state.items()})
+    topt = torch.optim.Adam(tnet.parameters())
+    tx, ty = torch.tensor(x0), torch.tensor(y0)
+
+    def theirs():
+        topt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(tnet(tx), ty)
+        loss.backward()
+        topt.step()
+        return loss.item()
+
+    np.testing.assert_allclose(ours(), theirs(), rtol=1e-4)
+    return ours, theirs
+
+
+def case_cnn(repeats):
+    ours, theirs = cnn_steps(torch)
     cands = {"tinygrad_lite": ours}
-    if torch is not None:
-        tnet = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(),
-                                   torch.nn.MaxPool2d(2), torch.nn.Flatten(),
-                                   torch.nn.Linear(8 * 14 * 14, 10))
-        tnet.load_state_dict({k: torch.tensor(v) for k, v in state.items()})
-        topt = torch.optim.Adam(tnet.parameters())
-        tx, ty = torch.tensor(x0), torch.tensor(y0)
-
-        def theirs():
-            topt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(tnet(tx), ty)
-            loss.backward()
-            topt.step()
-            return loss.item()
-
-        np.testing.assert_allclose(ours(), theirs(), rtol=1e-4)
+    if theirs is not None:
         cands["torch"] = theirs
     t = rotate(cands, repeats, 1)
     return {"case": "small CNN train step b64 1x28x28", "unit": "ms/step",
