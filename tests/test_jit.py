@@ -44,6 +44,45 @@ def test_fit_jit_seed_mlp_is_bitwise_equal_to_eager(backend):
     _same(w_jit, w_eager)
 
 
+def test_fit_keeps_its_captured_step_between_calls_while_it_stands(backend):
+    rng = np.random.default_rng(3)
+    x = rng.random((48, 784), dtype=np.float32)
+    y = rng.integers(0, 10, 48)
+
+    def run(jit):
+        tl.manual_seed(0)
+        m = Sequential([Dense(16, activation="relu", input_shape=(784,)),
+                        Dense(10, activation="softmax")])
+        m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        hists, steps = [], []
+
+        def fit():
+            hists.append(m.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0,
+                               jit=jit).history["loss"])
+            steps.append(m.__dict__.get("_jit_cache", (None, None, None))[2])
+
+        fit()
+        fit()                                     # the same step: replays from its first batch
+        for p in m.parameters():                  # new arrays: the step records again
+            p.data = p.data * 0.5
+        fit()
+        for p in m.layers[0].parameters():
+            p.requires_grad = False
+        fit()                                     # a frozen layer: a new step
+        m.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        fit()                                     # a new compile: a new step
+        return hists, [w.copy() for w in m.get_weights()], steps
+
+    h_eager, w_eager, _ = run(False)
+    h_jit, w_jit, steps = run(True)
+    assert h_jit == h_eager                       # every call, every loss, exactly
+    _same(w_jit, w_eager)
+    assert steps[0] is steps[1] is steps[2] and steps[3] is not steps[2]
+    assert steps[4] is not steps[3]
+    # call 1 records twice; call 2 replays all 3 batches; call 3 records twice (new arrays)
+    assert steps[0].recordings == 4 and steps[0].replays == 1 + 3 + 1
+
+
 def test_fit_jit_replays_and_records_per_batch_shape(monkeypatch):
     import importlib
 

@@ -829,7 +829,7 @@ class Sequential(Module):
         why_eager = ("jit=False" if jit is False else
                      "a distributed run" if dsync is not None else
                      None if jit is True else self._jit_unsafe())
-        jit_step = self._jit_step(strict=jit is True) if why_eager is None else None
+        jit_step = self._cached_jit_step(strict=jit is True) if why_eager is None else None
         target = None if jit_step is None else self._jit_targets(out_shape, sw is not None)
         # without shuffling (and not distributed) a batch of C-ordered x is a slice: a view
         # that is C-contiguous itself, no gather
@@ -973,6 +973,22 @@ class Sequential(Module):
             return total, out
 
         return JitFunction(step, modules=[self], fallback=not strict, fixed_tree=True)
+
+    def _cached_jit_step(self, strict):
+        """The model's captured step, kept between fit calls (``for ...: model.fit(x, y,
+        epochs=1)`` records once, not twice per call) for as long as what it recorded stands:
+        the same compile (loss, task), optimizer and layers, the same parameters requiring grad.
+        A replaced weight array (set_weights, load_weights) is caught by the step itself,
+        which records again; so is a change of batch shape, dtype, backend or mode."""
+        same = (self._compiled, self.optimizer)           # compared by identity
+        equal = (strict, tuple(self.layers), tuple(p.requires_grad for p in self.parameters()))
+        cached = self.__dict__.get("_jit_cache")
+        if cached is not None and all(a is b for a, b in zip(cached[0], same)) \
+                and cached[1] == equal:
+            return cached[2]
+        step = self._jit_step(strict)
+        self.__dict__["_jit_cache"] = (same, equal, step)
+        return step
 
     def _jit_unsafe(self):
         """Why fit(jit="auto") runs eagerly from the start, or None. Two recordings that agree
