@@ -180,6 +180,17 @@ def _conv_call(op, x_shape, w_shape, stride, padding, dilation, groups, gy=None)
     return (*stride, *padding, *dilation, groups), out
 
 
+
+def _bwd_weight_args(gy, x, w_shape, stride, padding, dilation, groups):
+    """The checked arguments of a conv2d weight-gradient call: (gy, x, w_shape, geometry)."""
+    op = "conv2d_backward_weight"
+    gy, x = _float(op, gy, x)
+    _ndim(op, "gy", gy, 4)
+    _ndim(op, "x", x, 4)
+    w_shape = _shape4(op, "w_shape", w_shape)
+    geom, _ = _conv_call(op, x.shape, w_shape, stride, padding, dilation, groups, gy)
+    return gy, x, w_shape, geom
+
 class CythonBackend(Backend):
     """Our CPU kernels: packed AVX-512/AVX2 GEMM, im2col conv, direct pooling, OpenMP threads."""
 
@@ -352,12 +363,8 @@ class CythonBackend(Backend):
 
     def conv2d_backward_weight_bias(self, gy, x, w_shape, stride, padding, dilation, groups):
         """(conv2d_backward_weight(gy, x), gy summed over n, h, w): one pass over gy."""
-        op = "conv2d_backward_weight"
-        gy, x = _float(op, gy, x)
-        _ndim(op, "gy", gy, 4)
-        _ndim(op, "x", x, 4)
-        w_shape = _shape4(op, "w_shape", w_shape)
-        geom, _ = _conv_call(op, x.shape, w_shape, stride, padding, dilation, groups, gy)
+        gy, x, w_shape, geom = _bwd_weight_args(gy, x, w_shape, stride, padding, dilation,
+                                                groups)
         gw = np.empty(w_shape, dtype=gy.dtype)
         gb = np.empty(w_shape[0], dtype=gy.dtype)
         _cpu.conv2d_backward_weight_bias(_c(gy), _c(x), gw, gb, *geom, _threads._num_threads)
@@ -375,12 +382,8 @@ class CythonBackend(Backend):
         return gx
 
     def conv2d_backward_weight(self, gy, x, w_shape, stride, padding, dilation, groups):
-        op = "conv2d_backward_weight"
-        gy, x = _float(op, gy, x)
-        _ndim(op, "gy", gy, 4)
-        _ndim(op, "x", x, 4)
-        w_shape = _shape4(op, "w_shape", w_shape)
-        geom, _ = _conv_call(op, x.shape, w_shape, stride, padding, dilation, groups, gy)
+        gy, x, w_shape, geom = _bwd_weight_args(gy, x, w_shape, stride, padding, dilation,
+                                                groups)
         gw = np.empty(w_shape, dtype=gy.dtype)
         _cpu.conv2d_backward_weight(_c(gy), _c(x), gw, *geom, _threads._num_threads)
         return gw
