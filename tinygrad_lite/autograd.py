@@ -590,10 +590,9 @@ def _walk_chain(chain, g, retain_graph):
         ctx.saved_tensors = ()
         if g is None:                          # nothing flows further down
             break
-    Tensor = _Tensor
     for p, gp, fresh in leaf_grads.values():
-        if fresh and p.grad is None and type(gp) is np.ndarray:
-            p.grad = Tensor._wrap(gp, False)   # nothing else holds it: no copy needed
+        if fresh and type(gp) is np.ndarray:   # nothing else holds it: no copy needed
+            p._take_grad(gp)
         else:
             p._accumulate_grad(gp, False)
 

@@ -384,8 +384,8 @@ def _generic(f, args, kw, outs):
 def _hand_over(t, g, create_graph):
     """Tensor._accumulate_grad for a gradient that only this step holds (owned_grads): the
     first one becomes ``.grad`` as it is, without the copy (the same values, one pass less)."""
-    if t.grad is None and not create_graph and g.base is None and g.flags.writeable:
-        t.grad = Tensor._wrap(g, False)
+    if not create_graph and g.base is None and g.flags.writeable:
+        t._take_grad(g)
     else:
         t._accumulate_grad(g, create_graph)
 

@@ -358,6 +358,15 @@ class Tensor:
         else:
             self.grad.data = self.grad.data + g
 
+    def _take_grad(self, g):
+        """``_accumulate_grad`` for a gradient array that nothing else holds (a fresh result
+        of the lean walk or of a replayed step): the first one becomes ``.grad`` as it is,
+        without the copy; later ones are added."""
+        if self.grad is None:
+            self.grad = Tensor._wrap(g, False)
+        else:
+            self._accumulate_grad(g, False)
+
     def zero_(self):
         self.data[...] = 0
         return self
