@@ -184,12 +184,7 @@ def read_model_file(path, max_bytes=MAX_FILE_BYTES):
     ext = os.path.splitext(os.fspath(path))[1].lower()
     if ext not in (".safetensors", ".npz"):
         raise _fail(path, f"unknown model file type {ext!r}; use .safetensors or .npz")
-    try:
-        size = os.path.getsize(path)
-    except OSError as e:
-        raise _fail(path, f"cannot read the file ({e.strerror or e})") from None
-    if size > max_bytes:
-        raise _fail(path, f"file is {size} bytes, over the cap of {max_bytes}")
+    _check_size(path, max_bytes)
     if ext == ".safetensors":
         with open(path, "rb") as f:
             arrays, text, digest = _read_safetensors(path, f.read())
@@ -847,15 +842,20 @@ def _onnx_graph(pb, span, ctx):
     return g
 
 
-def read_onnx(path, max_bytes=MAX_FILE_BYTES):
-    """Parse an ONNX file into ``{"ir_version", "opset", "graph": {nodes, inits, inputs,
-    outputs}, "metadata"}`` with every field checked; ``ModelFormatError`` on anything else."""
+def _check_size(path, max_bytes):
+    """A model file that exists, can be read and is at most ``max_bytes`` long."""
     try:
         size = os.path.getsize(path)
     except OSError as e:
         raise _fail(path, f"cannot read the file ({e.strerror or e})") from None
     if size > max_bytes:
         raise _fail(path, f"file is {size} bytes, over the cap of {max_bytes}")
+
+
+def read_onnx(path, max_bytes=MAX_FILE_BYTES):
+    """Parse an ONNX file into ``{"ir_version", "opset", "graph": {nodes, inits, inputs,
+    outputs}, "metadata"}`` with every field checked; ``ModelFormatError`` on anything else."""
+    _check_size(path, max_bytes)
     try:
         with open(path, "rb") as f:
             blob = f.read()
